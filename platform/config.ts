@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/** Thrown when the environment does not describe a runnable service; its message is one line naming the variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Validates `env` against `schema` once, at start. A missing or malformed variable becomes a
+ * ConfigError whose message names the variable and what was expected, never its value
+ * (a value may be a secret).
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const variable = issue.path.join('.') || '(environment)';
+  throw new ConfigError(`invalid configuration: ${variable}: ${issue.message}`);
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+
+/** A URL with one of the given schemes, e.g. urlWith('redis', 'rediss'). */
+export function urlWith(...schemes: string[]) {
+  return z.string().refine(
+    (value) => {
+      try {
+        return schemes.includes(new URL(value).protocol.replace(/:$/, ''));
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be a ${schemes.map((s) => `${s}://`).join(' or ')} URL` },
+  );
+}
+
+/** A host:port address another service listens on. */
+export const grpcAddress = z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'must be host:port');
+
+/** A base64 value that decodes to exactly `bytes` bytes (keys). */
+export function base64Key(bytes: number) {
+  return z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === bytes, {
+      message: `must be base64 of exactly ${bytes} bytes`,
+    })
+    .transform((v) => Buffer.from(v, 'base64'));
+}
+
+/** Settings every service reads: gRPC listener, TLS and shutdown. */
+export function serverEnv(portVariable: string, defaultPort: number) {
+  return {
+    [portVariable]: port.default(defaultPort),
+    LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    /** `mtls` in the cluster; `off` (plaintext) only for local use. */
+    GRPC_TLS: z.enum(['off', 'mtls']).default('off'),
+    TLS_CA_FILE: z.string().optional(),
+    TLS_CERT_FILE: z.string().optional(),
+    TLS_KEY_FILE: z.string().optional(),
+    /** Longest a call may run when the caller set no deadline. */
+    GRPC_MAX_CALL_MS: z.coerce.number().int().positive().default(10_000),
+    SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
+  } as const;
+}
+
+export const redisEnv = {
+  REDIS_URL: urlWith('redis', 'rediss').default('redis://127.0.0.1:6379'),
+  /** Prefix for every key, so tests and tenants never collide. */
+  REDIS_KEY_PREFIX: z.string().regex(/^[a-z0-9_-]*$/).default('wp'),
+} as const;
+
+export const natsEnv = {
+  NATS_URL: urlWith('nats', 'tls').default('nats://127.0.0.1:4222'),
+  /** Prefix for subjects and stream names, so tests can run side by side. */
+  NATS_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_]*$/).default(''),
+} as const;
+
+export const databaseEnv = {
+  /** A running PostgreSQL; when unset the service uses embedded PGlite in PGLITE_DIR. */
+  DATABASE_URL: urlWith('postgres', 'postgresql').optional(),
+  /** Where embedded PGlite keeps its files; `memory://` keeps nothing. */
+  PGLITE_DIR: z.string().default('memory://'),
+} as const;
+
+export const env = { port, bool };
+
+/** Options for talking to another service over gRPC (deadline per call). */
+export const clientEnv = {
+  GRPC_CLIENT_DEADLINE_MS: z.coerce.number().int().positive().default(5_000),
+} as const;

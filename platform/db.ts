@@ -1,0 +1,126 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pool, types } from 'pg';
+import type { Logger } from './log';
+
+// int8 arrives as a string from pg and as bigint from PGlite; money is int64, so make both bigint.
+types.setTypeParser(types.builtins.INT8, (value) => BigInt(value));
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** Something SQL can be sent to: the database itself or one open transaction. */
+export interface Queryable {
+  query<R = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<R>>;
+}
+
+/**
+ * A service's database: a PostgreSQL pool when DATABASE_URL is set, embedded PGlite otherwise.
+ * Store code is written once against this interface and tested on both.
+ */
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  databaseUrl?: string;
+  pgliteDir?: string;
+  poolSize?: number;
+}
+
+/** Opens the service database named by config (see DbOptions). */
+export async function openDb(options: DbOptions): Promise<Db> {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPglite(options.pgliteDir ?? 'memory://');
+}
+
+function openPostgres(url: string, max: number): Db {
+  const pool = new Pool({ connectionString: url, max });
+  // An idle client losing its connection must not crash the service; the pool replaces it.
+  pool.on('error', () => undefined);
+  const query = async <R>(sql: string, params?: unknown[]) => {
+    const r = await pool.query(sql, params);
+    return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+  };
+  return {
+    kind: 'postgres',
+    query,
+    async tx(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn({
+          query: async <R>(sql: string, params?: unknown[]) => {
+            const r = await client.query(sql, params);
+            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+          },
+        });
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Db> {
+  // Loaded lazily: the WASM build costs start-up time that PostgreSQL users should not pay.
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pg = await PGlite.create(dataDir);
+  const normalise = <R>(r: { rows: unknown[]; affectedRows?: number }) => ({
+    rows: r.rows as R[],
+    rowCount: r.affectedRows || r.rows.length,
+  });
+  return {
+    kind: 'pglite',
+    query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)),
+    tx: (fn) =>
+      pg.transaction((tx) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) })),
+    close: () => pg.close(),
+  };
+}
+
+/**
+ * Applies `dir`'s NNN_name.sql files that have not run yet, in order, each in its own
+ * transaction, under an advisory lock so replicas starting together migrate once.
+ */
+export async function migrate(db: Db, dir: string, log?: Logger): Promise<string[]> {
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .sort();
+  await db.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+  const applied: string[] = [];
+  for (const file of files) {
+    const done = await db.tx(async (q) => {
+      await q.query("SELECT pg_advisory_xact_lock(hashtext('wristpay.schema_migrations'))");
+      const seen = await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [file]);
+      if (seen.rowCount > 0) return false;
+      for (const statement of splitStatements(readFileSync(join(dir, file), 'utf8'))) await q.query(statement);
+      await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [file]);
+      return true;
+    });
+    if (done) {
+      applied.push(file);
+      log?.info({ migration: file }, 'migration applied');
+    }
+  }
+  return applied;
+}
+
+// Parameterised query() takes one statement; migrations hold several. Migrations use no
+// dollar-quoted bodies, so splitting on semicolons at line ends is enough.
+function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;\s*$/m)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter(Boolean);
+}

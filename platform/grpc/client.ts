@@ -1,0 +1,83 @@
+import {
+  Metadata,
+  type CallOptions,
+  type ChannelCredentials,
+  type Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/** Promise form of a ts-proto grpc-js client: `await client.getSession({ deviceId })`. */
+export type PromiseClient<C> = {
+  [K in keyof C as C[K] extends UnaryMethod<any, any> ? K : never]: C[K] extends UnaryMethod<infer Req, infer Res>
+    ? (request: Req, options?: { deadlineMs?: number; metadata?: Metadata }) => Promise<Res>
+    : never;
+} & { close(): void; raw: C };
+
+type ClientConstructor<C> = {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): C;
+  service: ServiceDefinition;
+};
+
+export interface ClientFactoryOptions {
+  credentials: ChannelCredentials;
+  /** Deadline for each call unless the call sets its own. */
+  deadlineMs: number;
+  /**
+   * Methods (ts-proto names, e.g. 'getSession') safe to retry on UNAVAILABLE: reads, and
+   * mutations that carry an idempotency key. Others are never retried by the channel.
+   */
+  retryable: readonly string[];
+  /** Name to check on the server certificate when the address host differs (mTLS). */
+  serverName?: string;
+}
+
+/**
+ * Creates a client whose every call has a deadline and whose listed methods are retried by the
+ * channel on UNAVAILABLE (gRPC's own retry policy, with backoff and a cap of 3 attempts).
+ */
+export function createClient<C extends Client>(Ctor: ClientConstructor<C>, address: string, options: ClientFactoryOptions): PromiseClient<C> {
+  const methods = Object.entries(Ctor.service);
+  const retryNames = methods
+    .filter(([name]) => options.retryable.includes(name))
+    .map(([, def]) => {
+      const [, service, method] = def.path.split('/');
+      return { service, method };
+    });
+  const serviceConfig = {
+    loadBalancingConfig: [{ round_robin: {} }],
+    methodConfig: retryNames.length
+      ? [
+          {
+            name: retryNames,
+            retryPolicy: { maxAttempts: 3, initialBackoff: '0.05s', maxBackoff: '0.5s', backoffMultiplier: 2, retryableStatusCodes: ['UNAVAILABLE'] },
+          },
+        ]
+      : [],
+  };
+  const channelOptions: Partial<ClientOptions> = {
+    'grpc.service_config': JSON.stringify(serviceConfig),
+    'grpc.keepalive_time_ms': 30_000,
+    ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName } : {}),
+  };
+  const raw = new Ctor(address, options.credentials, channelOptions);
+  const wrapped: Record<string, unknown> = { raw, close: () => raw.close() };
+  for (const [name] of methods) {
+    const method = (raw as unknown as Record<string, UnaryMethod<unknown, unknown>>)[name]!.bind(raw);
+    wrapped[name] = (request: unknown, callOptions?: { deadlineMs?: number; metadata?: Metadata }) =>
+      new Promise((resolve, reject) => {
+        const deadline = new Date(Date.now() + (callOptions?.deadlineMs ?? options.deadlineMs));
+        method(request, callOptions?.metadata ?? new Metadata(), { deadline }, (err, res) => (err ? reject(err) : resolve(res)));
+      });
+  }
+  return wrapped as PromiseClient<C>;
+}

@@ -1,0 +1,189 @@
+import { readFileSync } from 'node:fs';
+import {
+  Metadata,
+  Server,
+  status,
+  type handleUnaryCall,
+  type sendUnaryData,
+  type ServerCredentials,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { trace } from '@opentelemetry/api';
+import { HealthImplementation } from 'grpc-health-check';
+import { DomainError, PermissionDenied } from '../errors';
+import type { Logger } from '../log';
+import { repoPath } from '../paths';
+import { ATTR } from '../telemetry/attributes';
+
+/** What a handler knows about the call besides its request. */
+export interface CallContext {
+  /** Full method path, e.g. /wristpay.risk.v1.RiskService/Score. */
+  method: string;
+  /** The caller's identity from its mTLS client certificate (CN), or null on a plaintext listener. */
+  caller: string | null;
+  metadata: Metadata;
+  /** When this call must be answered by: the caller's deadline, capped by the server's maximum. */
+  deadline: Date;
+  /** Aborted when the caller cancels or the deadline passes. */
+  signal: AbortSignal;
+}
+
+export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
+
+/** A service implementation as plain async functions, typed from the ts-proto server interface. */
+export type Handlers<S> = {
+  [K in keyof S]: S[K] extends handleUnaryCall<infer Req, infer Res> ? UnaryHandler<Req, Res> : never;
+};
+
+export interface ServiceRegistration<S> {
+  /** The ts-proto service definition, e.g. RiskServiceService. */
+  definition: ServiceDefinition<S & UntypedServiceImplementation>;
+  handlers: Handlers<S>;
+  /** Methods only some identities may call, e.g. `{ detokenize: ['settlement'] }`. */
+  allowedCallers?: Partial<Record<keyof S, readonly string[]>>;
+}
+
+/** Binds a registration, keeping handler and definition types tied together. */
+export function register<S>(registration: ServiceRegistration<S>): ServiceRegistration<unknown> {
+  return registration as ServiceRegistration<unknown>;
+}
+
+export interface GrpcServerOptions {
+  service: string;
+  log: Logger;
+  credentials: ServerCredentials;
+  /** Deadline applied to calls that arrive without one, and the cap on those that do. */
+  maxCallMs: number;
+  services: ServiceRegistration<unknown>[];
+}
+
+/**
+ * Maps anything thrown by a handler to a gRPC status. Domain errors keep their code and
+ * message; anything else is INTERNAL with a generic message (the stack goes to the log only).
+ */
+export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
+  if (err instanceof DomainError) return { code: err.code, details: err.message, message: err.message };
+  if (err instanceof DeadlineExceeded) return { code: status.DEADLINE_EXCEEDED, details: err.message };
+  const code = (err as Partial<ServiceError>)?.code;
+  if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED) {
+    // A downstream dependency failed transiently: say so, without its internals.
+    return { code: status.UNAVAILABLE, details: 'a dependency is unavailable; retry later' };
+  }
+  log.error({ err, method }, 'unhandled error in handler');
+  return { code: status.INTERNAL, details: 'internal error' };
+}
+
+class DeadlineExceeded extends Error {}
+
+/**
+ * A gRPC server with what every WristPay service needs: grpc.health.v1, server reflection,
+ * error mapping, a deadline on every call, per-method caller allow-lists (from the mTLS
+ * identity) and a graceful drain.
+ */
+export class GrpcServer {
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  readonly health: HealthImplementation;
+  private inFlight = 0;
+
+  constructor(private readonly options: GrpcServerOptions) {
+    const names = options.services.map((s) => serviceName(s.definition));
+    this.health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'NOT_SERVING' as const])));
+    this.health.addToServer(this.server);
+    new ReflectionService(loadFileDescriptorSetFromBuffer(readFileSync(repoPath('gen', 'descriptor.binpb')))).addToServer(this.server);
+    for (const registration of options.services) this.addService(registration);
+  }
+
+  /** Binds and starts serving; resolves with the bound port (useful with port 0 in tests). */
+  async listen(port: number, host = '0.0.0.0'): Promise<number> {
+    const bound = await new Promise<number>((resolve, reject) =>
+      this.server.bindAsync(`${host}:${port}`, this.options.credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    this.setServing(true);
+    return bound;
+  }
+
+  setServing(serving: boolean): void {
+    const state = serving ? 'SERVING' : 'NOT_SERVING';
+    for (const name of ['', ...this.options.services.map((s) => serviceName(s.definition))]) this.health.setStatus(name, state);
+  }
+
+  /**
+   * Stops taking new calls, lets in-flight calls finish for up to `graceMs`, then cuts the rest.
+   * Health turns NOT_SERVING first so load balancers stop sending traffic.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.setServing(false);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.options.log.warn({ inFlight: this.inFlight }, 'drain timed out; cancelling remaining calls');
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private addService(registration: ServiceRegistration<unknown>): void {
+    const implementation: UntypedServiceImplementation = {};
+    const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown>>;
+    for (const [name, def] of Object.entries(registration.definition)) {
+      const handler = handlers[name];
+      if (!handler) throw new Error(`${this.options.service}: no handler for ${def.path}`);
+      const allowed = (registration.allowedCallers as Record<string, readonly string[]> | undefined)?.[name];
+      implementation[name] = this.wrapUnary(def.path, handler, allowed);
+    }
+    this.server.addService(registration.definition, implementation);
+  }
+
+  private wrapUnary(method: string, handler: UnaryHandler<unknown, unknown>, allowed?: readonly string[]): handleUnaryCall<unknown, unknown> {
+    const { log, maxCallMs } = this.options;
+    return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      this.inFlight++;
+      const caller = callerIdentity(call);
+      const callerDeadline = call.getDeadline();
+      const cap = Date.now() + maxCallMs;
+      const deadlineMs = Math.min(typeof callerDeadline === 'number' ? callerDeadline : callerDeadline.getTime(), cap);
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, deadlineMs - Date.now()));
+      call.on('cancelled', () => abort.abort(new DeadlineExceeded('cancelled by the caller')));
+      if (caller) trace.getActiveSpan()?.setAttribute(ATTR.rpcCaller, caller);
+      const ctx: CallContext = { method, caller, metadata: call.metadata, deadline: new Date(deadlineMs), signal: abort.signal };
+      const work = (async () => {
+        if (allowed && (!caller || !allowed.includes(caller))) {
+          throw new PermissionDenied(`${method.split('/').pop()} may only be called by ${allowed.join(', ')}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
+        }
+        return handler(call.request, ctx);
+      })();
+      const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
+      Promise.race([work, timeout])
+        .then(
+          (response) => callback(null, response),
+          (err) => callback(toServiceError(err, log, method) as ServiceError),
+        )
+        .finally(() => {
+          clearTimeout(timer);
+          this.inFlight--;
+        });
+    };
+  }
+}
+
+function serviceName(definition: ServiceDefinition): string {
+  const first = Object.values(definition)[0];
+  return first ? first.path.split('/')[1]! : '';
+}
+
+/** The CN of the verified client certificate; null when the listener is plaintext. */
+function callerIdentity(call: ServerUnaryCall<unknown, unknown>): string | null {
+  const cert = call.getAuthContext?.().sslPeerCertificate;
+  const cn = cert?.subject?.CN;
+  return typeof cn === 'string' && cn ? cn : null;
+}

@@ -1,0 +1,191 @@
+import {
+  context as otelContext,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/nats-core';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { Event } from '../gen/wristpay/events/v1/events';
+import { decodeEvent, encodeEvent, STREAM_AREAS, type StreamArea } from './events';
+import type { Logger } from './log';
+import { ATTR } from './telemetry/attributes';
+
+const tracer = trace.getTracer('wristpay.nats');
+
+const headerSetter: TextMapSetter<MsgHdrs> = { set: (h, k, v) => h.set(k, v) };
+const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
+  get: (h, k) => h?.get(k) || undefined,
+  keys: (h) => (h ? h.keys() : []),
+};
+
+/** A carrier of trace context that can be stored (outbox rows) and turned into NATS headers later. */
+export type TraceCarrier = Record<string, string>;
+
+/** Captures the active trace context as a plain object, e.g. to store beside an outbox row. */
+export function captureTraceContext(ctx: Context = otelContext.active()): TraceCarrier {
+  const carrier: TraceCarrier = {};
+  propagation.inject(ctx, carrier);
+  return carrier;
+}
+
+/** JetStream access for one service: subject prefixing, streams, publish and durable consumers. */
+export class EventBus {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    private readonly prefix: string,
+    private readonly source: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Connects and makes sure every stream exists (creating is idempotent across replicas). */
+  static async connect(options: { url: string; prefix: string; source: string; log: Logger }): Promise<EventBus> {
+    const nc = await connect({ servers: options.url, name: options.source, maxReconnectAttempts: -1 });
+    const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log);
+    await bus.ensureStreams();
+    return bus;
+  }
+
+  subject(type: string): string {
+    return this.prefix ? `${this.prefix}.${type}` : type;
+  }
+
+  streamName(area: StreamArea): string {
+    return `${this.prefix ? `${this.prefix.toUpperCase()}_` : ''}${area.toUpperCase()}`;
+  }
+
+  async ensureStreams(): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    for (const area of STREAM_AREAS) {
+      const config = { name: this.streamName(area), subjects: [this.subject(`${area}.>`)], duplicate_window: 2 * 60 * 1_000_000_000 };
+      try {
+        await jsm.streams.info(config.name);
+      } catch (err) {
+        if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+        try {
+          await jsm.streams.add(config);
+        } catch (addErr) {
+          // Another replica created it between our info and add: that is fine.
+          if (!(addErr instanceof JetStreamApiError)) throw addErr;
+          await jsm.streams.info(config.name);
+        }
+      }
+    }
+  }
+
+  /**
+   * Publishes one event with its id as the message id (JetStream drops a duplicate within the
+   * window) and the trace context in headers; `carrier` overrides the active context (outbox relay).
+   */
+  async publish(event: Event, carrier?: TraceCarrier): Promise<{ seq: number; duplicate: boolean }> {
+    const parent = carrier ? propagation.extract(ROOT_CONTEXT, carrier) : otelContext.active();
+    const subject = this.subject(event.type);
+    return tracer.startActiveSpan(
+      `${event.type} publish`,
+      { kind: SpanKind.PRODUCER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type } },
+      parent,
+      async (span) => {
+        try {
+          const hdrs = natsHeaders();
+          propagation.inject(otelContext.active(), hdrs, headerSetter);
+          hdrs.set('Wp-Event-Type', event.type);
+          const ack = await this.js.publish(subject, encodeEvent(event), { msgID: event.eventId, headers: hdrs });
+          return { seq: ack.seq, duplicate: ack.duplicate };
+        } catch (err) {
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          throw err;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /**
+   * Runs `handler` for each event matching `types` (unprefixed subjects, wildcards allowed) on a
+   * durable pull consumer with explicit ack. A handler that throws gets the message redelivered
+   * after a delay; handlers must be idempotent (redelivery happens). The handler runs inside a
+   * CONSUMER span that continues the publisher's trace.
+   */
+  async consume(options: {
+    area: StreamArea;
+    durable: string;
+    types: string[];
+    handler: (event: Event, msg: JsMsg) => Promise<void>;
+    deliverNew?: boolean;
+  }): Promise<{ stop: () => Promise<void> }> {
+    const jsm = await jetstreamManager(this.nc);
+    const stream = this.streamName(options.area);
+    await jsm.consumers.add(stream, {
+      durable_name: options.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
+      filter_subjects: options.types.map((t) => this.subject(t)),
+      ack_wait: 30 * 1_000_000_000,
+      max_deliver: -1,
+    });
+    const consumer = await this.js.consumers.get(stream, options.durable);
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 64 });
+    const done = (async () => {
+      for await (const msg of messages) await this.handle(msg, options.handler);
+    })();
+    return {
+      stop: async () => {
+        await messages.close();
+        await done;
+      },
+    };
+  }
+
+  private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>): Promise<void> {
+    const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+    let event: Event;
+    try {
+      event = decodeEvent(msg.data);
+    } catch {
+      // A message that is not an Event will never become one: park it rather than loop on it.
+      this.log.error({ subject: msg.subject, seq: msg.seq }, 'undecodable event terminated');
+      msg.term('undecodable');
+      return;
+    }
+    await tracer.startActiveSpan(
+      `${event.type} process`,
+      { kind: SpanKind.CONSUMER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: msg.subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, [ATTR.serviceSource]: this.source } },
+      parent,
+      async (span) => {
+        try {
+          await handler(event, msg);
+          msg.ack();
+        } catch (err) {
+          span.recordException(err as Error);
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          this.log.warn({ err, eventType: event.type, eventId: event.eventId }, 'event handler failed; will redeliver');
+          msg.nak(1000);
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,108 @@
+import type { Event } from '../gen/wristpay/events/v1/events';
+import type { Db, Queryable } from './db';
+import { decodeEvent, encodeEvent } from './events';
+import type { Logger } from './log';
+import { captureTraceContext, type EventBus, type TraceCarrier } from './nats';
+
+/**
+ * DDL every outbox-using service puts in its first migration. `seq` orders delivery; the
+ * event id (the NATS message id) makes a republish after a crash harmless.
+ */
+export const OUTBOX_DDL = `CREATE TABLE outbox (
+  seq bigserial PRIMARY KEY,
+  event_id uuid NOT NULL UNIQUE,
+  event bytea NOT NULL,
+  trace_context jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  published_at timestamptz
+)`;
+
+/**
+ * Writes `event` into the outbox inside the caller's transaction, so the state change and its
+ * event commit or roll back together. The active trace context is stored with it so the
+ * consumers' spans join the trace of the request that caused the event.
+ */
+export async function enqueueEvent(q: Queryable, event: Event): Promise<void> {
+  await q.query('INSERT INTO outbox (event_id, event, trace_context) VALUES ($1, $2, $3)', [
+    event.eventId,
+    Buffer.from(encodeEvent(event)),
+    JSON.stringify(captureTraceContext()),
+  ]);
+}
+
+/**
+ * Moves committed outbox rows to JetStream in order. Publishing happens before the row is
+ * marked, so a crash in between republishes the same message id, which JetStream drops as a
+ * duplicate: each event arrives once. `kick()` after a commit keeps latency low; the poll
+ * interval catches anything a crashed process left behind.
+ */
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly bus: EventBus,
+    private readonly log: Logger,
+    private readonly pollMs = 250,
+    private readonly batch = 100,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.timer = setInterval(() => this.kick(), this.pollMs);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Asks for a relay pass now; passes never overlap. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drain()
+      .then(() => undefined)
+      .catch((err) => this.log.warn({ err }, 'outbox relay pass failed; will retry'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Publishes everything pending; resolves when the outbox is empty. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const sent = await this.relayBatch();
+      total += sent;
+      if (sent < this.batch) return total;
+    }
+  }
+
+  private async relayBatch(): Promise<number> {
+    // No row lock is held while publishing (that would stall PGlite's single connection):
+    // replicas racing on one row both publish it, and JetStream keeps one copy by message id.
+    const { rows } = await this.db.query<{ seq: bigint; event: Uint8Array; trace_context: TraceCarrier }>(
+      'SELECT seq, event, trace_context FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1',
+      [this.batch],
+    );
+    for (const row of rows) {
+      await this.bus.publish(decodeEvent(row.event), row.trace_context);
+      await this.db.query('UPDATE outbox SET published_at = now() WHERE seq = $1', [row.seq]);
+    }
+    return rows.length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+}

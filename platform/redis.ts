@@ -1,0 +1,28 @@
+import Redis from 'ioredis';
+import type { Logger } from './log';
+
+/**
+ * Opens Redis. Commands fail fast while it is down (no offline queue) so callers can fail
+ * closed or fall back instead of hanging; the client keeps reconnecting in the background.
+ */
+export function openRedis(url: string, log: Logger): Redis {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000 });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  return redis;
+}
+
+/** Connects and proves the server answers, so a wrong REDIS_URL stops the service at start. */
+export async function connectRedis(url: string, log: Logger): Promise<Redis> {
+  const redis = openRedis(url, log);
+  await redis.connect();
+  await redis.ping();
+  return redis;
+}
+
+/**
+ * A Redis key whose `{tag}` part is the hash tag: every key of one device, account or token
+ * lands in the same Redis Cluster slot, so multi-key scripts stay legal there.
+ */
+export function taggedKey(prefix: string, kind: string, tag: string, ...rest: string[]): string {
+  return [prefix, kind, `{${tag}}`, ...rest].join(':');
+}
