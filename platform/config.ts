@@ -49,9 +49,10 @@ export function base64Key(bytes: number) {
 }
 
 /** Settings every service reads: gRPC listener, TLS and shutdown. */
-export function serverEnv(portVariable: string, defaultPort: number) {
+export function serverEnv<P extends string>(portVariable: P, defaultPort: number) {
+  const listen = { [portVariable]: port.default(defaultPort) } as { [K in P]: z.ZodDefault<typeof port> };
   return {
-    [portVariable]: port.default(defaultPort),
+    ...listen,
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     /** `mtls` in the cluster; `off` (plaintext) only for local use. */
     GRPC_TLS: z.enum(['off', 'mtls']).default('off'),

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool, types } from 'pg';
 import type { Logger } from './log';
+import { repoPath } from './paths';
 
 // int8 arrives as a string from pg and as bigint from PGlite; money is int64, so make both bigint.
 types.setTypeParser(types.builtins.INT8, (value) => BigInt(value));
@@ -90,27 +91,35 @@ async function openPglite(dataDir: string): Promise<Db> {
 }
 
 /**
- * Applies `dir`'s NNN_name.sql files that have not run yet, in order, each in its own
- * transaction, under an advisory lock so replicas starting together migrate once.
+ * Applies the platform's shared migrations (outbox, idempotency) and then `dir`'s
+ * NNN_name.sql files that have not run yet, in order, each in its own transaction, under an
+ * advisory lock so replicas starting together migrate once.
  */
 export async function migrate(db: Db, dir: string, log?: Logger): Promise<string[]> {
-  const files = readdirSync(dir)
-    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
-    .sort();
+  const sources = [
+    { scope: 'platform', dir: repoPath('platform', 'migrations') },
+    { scope: 'service', dir },
+  ];
   await db.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
   const applied: string[] = [];
-  for (const file of files) {
-    const done = await db.tx(async (q) => {
-      await q.query("SELECT pg_advisory_xact_lock(hashtext('wristpay.schema_migrations'))");
-      const seen = await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [file]);
-      if (seen.rowCount > 0) return false;
-      for (const statement of splitStatements(readFileSync(join(dir, file), 'utf8'))) await q.query(statement);
-      await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [file]);
-      return true;
-    });
-    if (done) {
-      applied.push(file);
-      log?.info({ migration: file }, 'migration applied');
+  for (const source of sources) {
+    const files = readdirSync(source.dir)
+      .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+      .sort();
+    for (const file of files) {
+      const version = `${source.scope}/${file}`;
+      const done = await db.tx(async (q) => {
+        await q.query("SELECT pg_advisory_xact_lock(hashtext('wristpay.schema_migrations'))");
+        const seen = await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
+        if (seen.rowCount > 0) return false;
+        for (const statement of splitStatements(readFileSync(join(source.dir, file), 'utf8'))) await q.query(statement);
+        await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
+        return true;
+      });
+      if (done) {
+        applied.push(version);
+        log?.info({ migration: version }, 'migration applied');
+      }
     }
   }
   return applied;

@@ -2,16 +2,6 @@ import { createHash } from 'node:crypto';
 import type { Db, Queryable } from './db';
 import { IdempotencyKeyReused, InvalidArgument } from './errors';
 
-/** DDL for the idempotency record table; each PostgreSQL-owning service includes it in a migration. */
-export const IDEMPOTENCY_DDL = `CREATE TABLE idempotency_keys (
-  scope text NOT NULL,
-  key text NOT NULL,
-  request_hash bytea NOT NULL,
-  response bytea,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  PRIMARY KEY (scope, key)
-)`;
-
 export interface Codec<T> {
   encode(value: T): { finish(): Uint8Array };
   decode(bytes: Uint8Array): T;

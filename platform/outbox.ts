@@ -5,19 +5,6 @@ import type { Logger } from './log';
 import { captureTraceContext, type EventBus, type TraceCarrier } from './nats';
 
 /**
- * DDL every outbox-using service puts in its first migration. `seq` orders delivery; the
- * event id (the NATS message id) makes a republish after a crash harmless.
- */
-export const OUTBOX_DDL = `CREATE TABLE outbox (
-  seq bigserial PRIMARY KEY,
-  event_id uuid NOT NULL UNIQUE,
-  event bytea NOT NULL,
-  trace_context jsonb NOT NULL DEFAULT '{}',
-  created_at timestamptz NOT NULL DEFAULT now(),
-  published_at timestamptz
-)`;
-
-/**
  * Writes `event` into the outbox inside the caller's transaction, so the state change and its
  * event commit or roll back together. The active trace context is stored with it so the
  * consumers' spans join the trace of the request that caused the event.

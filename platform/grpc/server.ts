@@ -37,7 +37,8 @@ export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise
 
 /** A service implementation as plain async functions, typed from the ts-proto server interface. */
 export type Handlers<S> = {
-  [K in keyof S]: S[K] extends handleUnaryCall<infer Req, infer Res> ? UnaryHandler<Req, Res> : never;
+  // `string extends K` drops the index signature ts-proto's server interfaces inherit.
+  [K in keyof S as string extends K ? never : K]: S[K] extends handleUnaryCall<infer Req, infer Res> ? UnaryHandler<Req, Res> : never;
 };
 
 export interface ServiceRegistration<S> {

@@ -31,7 +31,8 @@ const INT64_MAX = (1n << 63n) - 1n;
  * share an input.
  *
  * @throws RangeError if a field is out of range: token not digits, atc outside uint64,
- *   amount outside int64, currency not three uppercase letters, a field over 65535 bytes.
+ *   amount outside int64, currency not three uppercase letters, merchantId not well-formed
+ *   UTF-16, a field over 65535 bytes.
  */
 export function cryptogramInput(fields: CryptogramFields): Buffer {
   const { tokenNumber, atc, amountMinor, currency, merchantId, terminalNonce } = fields;
@@ -45,7 +46,10 @@ export function cryptogramInput(fields: CryptogramFields): Buffer {
   if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency)) {
     throw new RangeError('cryptogram: currency must be an ISO 4217 alphabetic code');
   }
-  if (typeof merchantId !== 'string') throw new RangeError('cryptogram: merchantId must be a string');
+  // A lone surrogate would encode as U+FFFD and collide with a real U+FFFD, breaking injectivity.
+  if (typeof merchantId !== 'string' || Buffer.from(merchantId, 'utf8').toString('utf8') !== merchantId) {
+    throw new RangeError('cryptogram: merchantId must be well-formed text');
+  }
   if (!Buffer.isBuffer(terminalNonce)) throw new RangeError('cryptogram: terminalNonce must be a Buffer');
 
   const atcBytes = Buffer.alloc(8);

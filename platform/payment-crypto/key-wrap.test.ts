@@ -40,6 +40,15 @@ describe('wrapKeyForDevice / unwrapKeyOnDevice', () => {
     expect(a.ciphertext.equals(b.ciphertext)).toBe(false);
   });
 
+  it('fails on every single-bit flip of the ephemeral key (including the bit X25519 ignores)', () => {
+    const wrapped = wrapKeyForDevice(devicePublic, tokenKey, 'tok_1');
+    for (let bit = 0; bit < 256; bit++) {
+      const eph = Buffer.from(wrapped.ephemeralPublicKey);
+      eph[bit >> 3] ^= 1 << (bit & 7);
+      expect(() => unwrapKeyOnDevice(device.privateKey, { ...wrapped, ephemeralPublicKey: eph }, 'tok_1')).toThrow(KeyUnwrapFailed);
+    }
+  });
+
   it('fails on any single-bit flip in any field', () => {
     const wrapped = wrapKeyForDevice(devicePublic, tokenKey, 'tok_1');
     const names = ['ephemeralPublicKey', 'iv', 'ciphertext', 'tag'] as const;
@@ -52,6 +61,15 @@ describe('wrapKeyForDevice / unwrapKeyOnDevice', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  it('fails on non-canonical encodings of the same ephemeral key', () => {
+    const wrapped = wrapKeyForDevice(devicePublic, tokenKey, 'tok_1');
+    const topBit = Buffer.from(wrapped.ephemeralPublicKey);
+    topBit[31] |= 0x80;
+    expect(() => unwrapKeyOnDevice(device.privateKey, { ...wrapped, ephemeralPublicKey: topBit }, 'tok_1')).toThrow(KeyUnwrapFailed);
+    const uEqualsP = Buffer.from('ed' + 'ff'.repeat(30) + '7f', 'hex');
+    expect(() => unwrapKeyOnDevice(device.privateKey, { ...wrapped, ephemeralPublicKey: uEqualsP }, 'tok_1')).toThrow(KeyUnwrapFailed);
   });
 
   it('fails under another context, on another device, or with truncated fields', () => {

@@ -62,6 +62,9 @@ export function unwrapKeyOnDevice(devicePrivateKey: KeyObject, wrapped: WrappedK
   if (!Buffer.isBuffer(iv) || iv.length !== IV_BYTES || !Buffer.isBuffer(tag) || tag.length !== TAG_BYTES || !Buffer.isBuffer(ciphertext)) {
     throw new KeyUnwrapFailed('wrapped key has malformed fields');
   }
+  // X25519 ignores the top bit and reduces u mod p (RFC 7748 §5), so several encodings give the
+  // same secret; wrapKeyForDevice only emits the canonical one, so anything else was tampered.
+  if (!isCanonicalX25519(ephemeralPublicKey)) throw new KeyUnwrapFailed('wrapped key has a non-canonical ephemeral key');
   try {
     const aesKey = wrapKey(devicePrivateKey, x25519PublicKeyFromRaw(ephemeralPublicKey), context);
     // authTagLength pins the tag size so a truncated tag cannot be accepted.
@@ -80,6 +83,12 @@ function wrapKey(privateKey: KeyObject, publicKey: KeyObject, context: string): 
   const key = Buffer.from(hkdfSync('sha256', shared, SALT, Buffer.from(context, 'utf8'), 32));
   shared.fill(0);
   return key;
+}
+
+function isCanonicalX25519(raw: Buffer): boolean {
+  if (!Buffer.isBuffer(raw) || raw.length !== 32 || raw[31] & 0x80) return false;
+  // u >= p = 2^255 - 19 only when bytes are ed..ff, ff x 30, 7f (little-endian).
+  return !(raw[31] === 0x7f && raw[0] >= 0xed && raw.subarray(1, 31).every((b) => b === 0xff));
 }
 
 function checkContext(context: string): void {

@@ -1,0 +1,51 @@
+import { migrate, openDb } from '../../../platform/db';
+import { serverCredentials } from '../../../platform/grpc/credentials';
+import { GrpcServer } from '../../../platform/grpc/server';
+import type { Logger } from '../../../platform/log';
+import { EventBus } from '../../../platform/nats';
+import { OutboxRelay } from '../../../platform/outbox';
+import { repoPath } from '../../../platform/paths';
+import { connectRedis } from '../../../platform/redis';
+import { dependency, type RunningService } from '../../../platform/service';
+import { SERVICE, type Config } from './config';
+import { deviceRegistryService } from './server';
+import { SessionStore } from './sessions';
+import { DeviceStore } from './store';
+
+/** Composes the device registry from its config and starts serving; `port` is the bound port. */
+export async function startDeviceRegistry(config: Config, log: Logger): Promise<RunningService & { port: number }> {
+  const credentials = serverCredentials(config);
+  const redis = await dependency('Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log));
+  const bus = await dependency('NATS', 'NATS_URL', () => EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source: SERVICE, log }));
+  const db = await dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
+    const opened = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR });
+    await migrate(opened, repoPath('services', SERVICE, 'migrations'), log);
+    return opened;
+  });
+  const relay = new OutboxRelay(db, bus, log);
+  relay.start();
+  const sessions = new SessionStore(redis, config.REDIS_KEY_PREFIX, {
+    challengeMs: config.CHALLENGE_TTL_SECONDS * 1000,
+    sessionMs: config.SESSION_TTL_SECONDS * 1000,
+    maxAgeMs: config.SESSION_MAX_AGE_SECONDS * 1000,
+  });
+  const server = new GrpcServer({
+    service: SERVICE,
+    log,
+    credentials,
+    maxCallMs: config.GRPC_MAX_CALL_MS,
+    services: [deviceRegistryService({ config, db, devices: new DeviceStore(db), sessions, bus, relay, log })],
+  });
+  const port = await server.listen(config.DEVICE_REGISTRY_PORT);
+  log.info({ port, database: db.kind }, 'device-registry listening');
+  return {
+    port,
+    async stop() {
+      await server.shutdown(config.SHUTDOWN_GRACE_MS);
+      await relay.stop();
+      await bus.close();
+      redis.disconnect();
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,27 @@
+import { ForbiddenTransition, transition, type DeviceState, type LifecycleAction } from './lifecycle';
+
+describe('device lifecycle', () => {
+  it.each<[DeviceState, LifecycleAction, DeviceState]>([
+    ['PENDING_PAIRING', 'pair', 'ACTIVE'],
+    ['ACTIVE', 'suspend', 'SUSPENDED'],
+    ['SUSPENDED', 'resume', 'ACTIVE'],
+    ['ACTIVE', 'report_lost', 'LOST'],
+    ['SUSPENDED', 'report_lost', 'LOST'],
+    ['ACTIVE', 'deregister', 'DEREGISTERED'],
+    ['SUSPENDED', 'deregister', 'DEREGISTERED'],
+  ])('%s --%s--> %s', (from, action, to) => {
+    expect(transition(from, action).to).toBe(to);
+  });
+
+  it.each<[DeviceState, LifecycleAction]>([
+    ['LOST', 'resume'],
+    ['LOST', 'pair'],
+    ['DEREGISTERED', 'resume'],
+    ['DEREGISTERED', 'report_lost'],
+    ['PENDING_PAIRING', 'suspend'],
+    ['ACTIVE', 'pair'],
+    ['ACTIVE', 'resume'],
+  ])('refuses %s --%s-->', (from, action) => {
+    expect(() => transition(from, action)).toThrow(ForbiddenTransition);
+  });
+});

@@ -1,0 +1,253 @@
+import { trace } from '@opentelemetry/api';
+import {
+  ChallengePurpose,
+  CreateChallengeResponse,
+  DeregisterRequest,
+  DeregisterResponse,
+  DeviceRegistryServiceService,
+  DeviceStatus,
+  EndSessionResponse,
+  PairDeviceRequest,
+  PairDeviceResponse,
+  RegisterDeviceRequest,
+  RegisterDeviceResponse,
+  ReportLostRequest,
+  ReportLostResponse,
+  ResumeDeviceRequest,
+  ResumeDeviceResponse,
+  StartSessionRequest,
+  StartSessionResponse,
+  SuspendDeviceRequest,
+  SuspendDeviceResponse,
+  type Device,
+  type DeviceRegistryServiceServer,
+  type Session,
+} from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { UnlockMethod } from '../../../gen/wristpay/common/v1/common';
+import type { Db } from '../../../platform/db';
+import { FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable } from '../../../platform/errors';
+import type { EventBus } from '../../../platform/nats';
+import { newEvent } from '../../../platform/events';
+import { once } from '../../../platform/idempotency';
+import type { Logger } from '../../../platform/log';
+import type { OutboxRelay } from '../../../platform/outbox';
+import { register, type Handlers } from '../../../platform/grpc/server';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { challengeMessage, ed25519PublicKeyFromRaw, MalformedKey, verifyChallengeSignature, x25519PublicKeyFromRaw } from '../../../platform/payment-crypto';
+import type { Config } from './config';
+import { canPay, type DeviceState } from './domain/lifecycle';
+import type { LifecycleAction } from './domain/lifecycle';
+import { SessionStore, type ChallengePurpose as Purpose, type LiveSession } from './sessions';
+import { DeviceStore, type DeviceRow } from './store';
+
+export interface RegistryDeps {
+  config: Config;
+  db: Db;
+  devices: DeviceStore;
+  sessions: SessionStore;
+  bus: EventBus;
+  relay: OutboxRelay;
+  log: Logger;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SOURCE = 'device-registry';
+
+function requireId(value: string, field: string): string {
+  if (!UUID.test(value)) throw new InvalidArgument(`${field} must be a UUID`);
+  return value.toLowerCase();
+}
+
+function requireText(value: string, field: string, max = 128): string {
+  const v = value.trim();
+  if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
+  return v;
+}
+
+const statusOf = (state: DeviceState): DeviceStatus => DeviceStatus[`DEVICE_STATUS_${state}`];
+
+export function toDevice(row: DeviceRow): Device {
+  return {
+    deviceId: row.device_id,
+    accountId: row.account_id,
+    model: row.model,
+    serial: row.serial,
+    status: statusOf(row.status),
+    ed25519PublicKey: Buffer.from(row.ed25519_public_key),
+    x25519PublicKey: Buffer.from(row.x25519_public_key),
+    createdAt: row.created_at,
+    pairedAt: row.paired_at ?? undefined,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toSession(deviceId: string, live: LiveSession | undefined): Session {
+  if (!live) return { deviceId, live: false, sessionId: '', unlockMethod: UnlockMethod.UNLOCK_METHOD_UNSPECIFIED, startedAt: undefined, lastHeartbeatAt: undefined, expiresAt: undefined };
+  return { deviceId, live: true, ...live };
+}
+
+const purposeOf = (p: ChallengePurpose): Purpose => {
+  if (p === ChallengePurpose.CHALLENGE_PURPOSE_PAIRING) return 'PAIRING';
+  if (p === ChallengePurpose.CHALLENGE_PURPOSE_SESSION) return 'SESSION';
+  throw new InvalidArgument('purpose must be PAIRING or SESSION');
+};
+
+export class BadSignature extends PermissionDenied {
+  constructor() {
+    super('challenge signature does not verify with the band key');
+  }
+}
+
+export function deviceRegistryService(deps: RegistryDeps) {
+  const { db, devices, sessions, config, relay, bus, log } = deps;
+
+  /** Checks the band signed this registry's nonce; the nonce is spent either way. */
+  async function proveBand(device: DeviceRow, challengeId: string, signature: Uint8Array, purpose: Purpose): Promise<void> {
+    const nonce = await sessions.consumeChallenge(device.device_id, requireId(challengeId, 'challenge_id'), purpose);
+    const message = challengeMessage({ purpose, deviceId: device.device_id, challengeId: challengeId.toLowerCase(), nonce });
+    if (!verifyChallengeSignature(Buffer.from(device.ed25519_public_key), message, Buffer.from(signature))) throw new BadSignature();
+  }
+
+  async function lifecycle<Req extends { idempotencyKey: string; deviceId: string }, Res>(
+    scope: string,
+    request: Req,
+    codecs: { req: { encode(v: Req): { finish(): Uint8Array }; decode(b: Uint8Array): Req }; res: { encode(v: Res): { finish(): Uint8Array }; decode(b: Uint8Array): Res } },
+    action: LifecycleAction,
+    wrap: (device: Device) => Res,
+    reason = '',
+  ): Promise<Res> {
+    const deviceId = requireId(request.deviceId, 'device_id');
+    const result = await once(db, scope, request.idempotencyKey, { codec: codecs.req, value: request }, codecs.res, async (q) =>
+      wrap(toDevice(await devices.apply(q, deviceId, action, reason))),
+    );
+    relay.kick();
+    if (action !== 'resume') {
+      // A band that may no longer pay must not keep a live session: cut it right after commit.
+      await sessions.end(deviceId).catch((err) => log.warn({ err: err.message, deviceId }, 'could not end session after lifecycle change'));
+    }
+    return result;
+  }
+
+  const handlers: Handlers<DeviceRegistryServiceServer> = {
+    async registerDevice(req) {
+      const accountId = requireText(req.accountId, 'account_id');
+      const model = requireText(req.model, 'model', 64);
+      const serial = requireText(req.serial, 'serial', 64);
+      try {
+        ed25519PublicKeyFromRaw(Buffer.from(req.ed25519PublicKey));
+        x25519PublicKeyFromRaw(Buffer.from(req.x25519PublicKey));
+      } catch (err) {
+        if (err instanceof MalformedKey) throw new InvalidArgument(err.message);
+        throw err;
+      }
+      const res = await once(db, 'RegisterDevice', req.idempotencyKey, { codec: RegisterDeviceRequest, value: req }, RegisterDeviceResponse, async (q) => ({
+        device: toDevice(
+          await devices.register(q, { accountId, model, serial, ed25519: Buffer.from(req.ed25519PublicKey), x25519: Buffer.from(req.x25519PublicKey) }, config.MAX_DEVICES_PER_ACCOUNT),
+        ),
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async createChallenge(req) {
+      const purpose = purposeOf(req.purpose);
+      const device = await devices.get(db, requireId(req.deviceId, 'device_id'));
+      if (purpose === 'PAIRING' && device.status !== 'PENDING_PAIRING') throw new FailedPrecondition(`a ${device.status} band cannot be paired`);
+      if (purpose === 'SESSION' && !canPay(device.status)) throw new FailedPrecondition(`a ${device.status} band cannot start a session`);
+      const c = await sessions.createChallenge(device.device_id, purpose);
+      return CreateChallengeResponse.fromPartial(c);
+    },
+
+    async pairDevice(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      const accountId = requireText(req.accountId, 'account_id');
+      const res = await once(db, 'PairDevice', req.idempotencyKey, { codec: PairDeviceRequest, value: req }, PairDeviceResponse, async (q) => {
+        const device = await devices.get(q, deviceId, true);
+        if (device.account_id !== accountId) throw new PermissionDenied('this band belongs to another account');
+        await proveBand(device, req.challengeId, req.signature, 'PAIRING');
+        return { device: toDevice(await devices.apply(q, deviceId, 'pair')) };
+      });
+      relay.kick();
+      return res;
+    },
+
+    async startSession(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      if (req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_PHONE_PIN && req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_BIOMETRIC) {
+        throw new InvalidArgument('unlock_method must be PHONE_PIN or BIOMETRIC');
+      }
+      const res = await once(db, 'StartSession', req.idempotencyKey, { codec: StartSessionRequest, value: req }, StartSessionResponse, async (q) => {
+        // The row lock orders this against ReportLost: a band being reported lost cannot slip a session in.
+        const device = await devices.get(q, deviceId, true);
+        if (!canPay(device.status)) throw new FailedPrecondition(`a ${device.status} band cannot start a session`);
+        await proveBand(device, req.challengeId, req.signature, 'SESSION');
+        const live = await sessions.start(deviceId, req.unlockMethod);
+        return { session: toSession(deviceId, live) };
+      });
+      await bus
+        .publish(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId))
+        .catch((err) => log.warn({ err: err.message, deviceId }, 'session.started event not published'));
+      return res;
+    },
+
+    async heartbeat(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      return { session: toSession(deviceId, await sessions.heartbeat(deviceId, requireId(req.sessionId, 'session_id'))) };
+    },
+
+    async endSession(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      const live = await sessions.get(deviceId);
+      const ended = await sessions.end(deviceId);
+      if (ended && live) {
+        await bus
+          .publish(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason: String(req.reason) } }, `${live.sessionId}.ended`))
+          .catch((err) => log.warn({ err: err.message, deviceId }, 'session.ended event not published'));
+      }
+      return EndSessionResponse.fromPartial({ ended });
+    },
+
+    async getSession(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      const device = await devices.get(db, deviceId);
+      let live: LiveSession | undefined;
+      try {
+        live = canPay(device.status) ? await sessions.get(deviceId) : undefined;
+      } catch (err) {
+        if (!(err instanceof Unavailable)) throw err;
+        log.warn({ deviceId }, 'session store down: answering not live');
+      }
+      trace.getActiveSpan()?.setAttributes({ [ATTR.deviceId]: deviceId, [ATTR.sessionLive]: Boolean(live) });
+      return { session: toSession(deviceId, live), deviceStatus: statusOf(device.status), deviceCreatedAt: device.created_at, accountId: device.account_id };
+    },
+
+    async getDevice(req) {
+      return { device: toDevice(await devices.get(db, requireId(req.deviceId, 'device_id'))) };
+    },
+
+    async listDevices(req) {
+      const accountId = requireText(req.accountId, 'account_id');
+      const pageSize = req.pageSize === 0 ? 50 : req.pageSize;
+      if (pageSize < 1 || pageSize > 200) throw new InvalidArgument('page_size must be between 1 and 200');
+      let after: string | undefined;
+      if (req.pageToken) {
+        after = Buffer.from(req.pageToken, 'base64url').toString();
+        if (!UUID.test(after)) throw new InvalidArgument('page_token is not one this service issued');
+      }
+      const rows = await devices.list(accountId, pageSize + 1, after);
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      const nextPageToken = rows.length > pageSize && last ? Buffer.from(last.device_id).toString('base64url') : '';
+      return { devices: page.map(toDevice), nextPageToken };
+    },
+
+    suspendDevice: (req) =>
+      lifecycle('SuspendDevice', req, { req: SuspendDeviceRequest, res: SuspendDeviceResponse }, 'suspend', (device) => ({ device }), req.reason),
+    resumeDevice: (req) => lifecycle('ResumeDevice', req, { req: ResumeDeviceRequest, res: ResumeDeviceResponse }, 'resume', (device) => ({ device })),
+    reportLost: (req) => lifecycle('ReportLost', req, { req: ReportLostRequest, res: ReportLostResponse }, 'report_lost', (device) => ({ device })),
+    deregister: (req) => lifecycle('Deregister', req, { req: DeregisterRequest, res: DeregisterResponse }, 'deregister', (device) => ({ device })),
+  };
+
+  return register<DeviceRegistryServiceServer>({ definition: DeviceRegistryServiceService, handlers });
+}
+

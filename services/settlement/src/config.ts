@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { databaseEnv, loadConfig, natsEnv, serverEnv } from '../../../platform/config';
+
+export const SERVICE = 'settlement';
+export const PORT_ENV = 'SETTLEMENT_PORT';
+
+export const configSchema = z.object({
+  ...serverEnv(PORT_ENV, 50054),
+  ...natsEnv,
+  ...databaseEnv,
+  /** How long an authorization hold lives before the sweeper expires it. */
+  HOLD_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
+  /** Buyer-protection window after capture before escrow releases to the merchant. */
+  PROTECTION_WINDOW_SECONDS: z.coerce.number().int().positive().default(10 * 24 * 3600),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => loadConfig(configSchema, env);
