@@ -1,0 +1,231 @@
+import { randomUUID } from 'node:crypto';
+import { trace } from '@opentelemetry/api';
+import { Channel } from '../../../gen/wristpay/common/v1/common';
+import type { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import {
+  DeclineReason,
+  GatewayServiceService,
+  PaymentStatus,
+  type AuthorizeRequest,
+  type AuthorizeResponse,
+  type GatewayServiceServer,
+  type Payment,
+} from '../../../gen/wristpay/gateway/v1/gateway';
+import type { RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
+import type { SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
+import type { TokenizationServiceClient, Verification } from '../../../gen/wristpay/tokenization/v1/tokenization';
+import { FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
+import { newEvent } from '../../../platform/events';
+import type { PromiseClient } from '../../../platform/grpc/client';
+import { register, type Handlers } from '../../../platform/grpc/server';
+import type { Logger } from '../../../platform/log';
+import { requireAmount, type Amount } from '../../../platform/money';
+import type { EventBus } from '../../../platform/nats';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { afterDevice, afterHold, afterRisk, afterVerification, eventTypeFor, type Verdict } from './domain/outcome';
+import type { PaymentRecords } from './payments';
+
+export interface Downstream {
+  registry: PromiseClient<DeviceRegistryServiceClient>;
+  tokenization: PromiseClient<TokenizationServiceClient>;
+  risk: PromiseClient<RiskServiceClient>;
+  settlement: PromiseClient<SettlementServiceClient>;
+}
+
+export interface GatewayDeps {
+  downstream: Downstream;
+  records: PaymentRecords;
+  bus: EventBus;
+  log: Logger;
+}
+
+const SOURCE = 'gateway';
+
+function requireText(value: string, field: string, max = 128): string {
+  if (!value || value.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
+  return value;
+}
+
+/** Checks the shape of an Authorize request before anything is called or written. */
+function validate(req: AuthorizeRequest): { amount: Amount; channel: Channel } {
+  requireText(req.merchantId, 'merchant_id');
+  const amount = requireAmount(req.amount);
+  const payload = req.payload;
+  if (!payload) throw new InvalidArgument('payload (tap or qr) is required');
+  if (!/^\d{16,19}$/.test(payload.value.tokenNumber)) throw new InvalidArgument('payload.token_number must be 16-19 digits');
+  if (payload.$case === 'tap') {
+    if (payload.value.atc <= 0n) throw new InvalidArgument('tap.atc must be positive');
+    if (payload.value.cryptogram.length !== 16) throw new InvalidArgument('tap.cryptogram must be 16 bytes');
+    if (payload.value.terminalNonce.length < 4 || payload.value.terminalNonce.length > 32) throw new InvalidArgument('tap.terminal_nonce must be 4-32 bytes');
+    return { amount, channel: Channel.CHANNEL_BAND_TAP };
+  }
+  if (!/^\d{6,10}$/.test(payload.value.offlineCode)) throw new InvalidArgument('qr.offline_code must be 6-10 digits');
+  return { amount, channel: Channel.CHANNEL_BAND_QR };
+}
+
+export function gatewayService(deps: GatewayDeps) {
+  const { downstream, records, bus, log } = deps;
+
+  async function verify(req: AuthorizeRequest, amount: Amount): Promise<Verification> {
+    const payload = req.payload!;
+    const res =
+      payload.$case === 'tap'
+        ? await downstream.tokenization.verifyPayment({
+            tokenNumber: payload.value.tokenNumber,
+            atc: payload.value.atc,
+            amount,
+            merchantId: req.merchantId,
+            terminalNonce: payload.value.terminalNonce,
+            cryptogram: payload.value.cryptogram,
+            channel: Channel.CHANNEL_BAND_TAP,
+          })
+        : await downstream.tokenization.verifyOfflineCode({ tokenNumber: payload.value.tokenNumber, code: payload.value.offlineCode, amount, merchantId: req.merchantId });
+    return res.verification!;
+  }
+
+  /** Runs the four steps of DESIGN.md in order; stops at the first that says no. */
+  async function orchestrate(paymentId: string, req: AuthorizeRequest, amount: Amount, channel: Channel): Promise<{ payment: Payment; verdict: Verdict }> {
+    const payment: Payment = {
+      paymentId,
+      status: PaymentStatus.PAYMENT_STATUS_DECLINED,
+      declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED,
+      merchantId: req.merchantId,
+      amount,
+      holdId: '',
+      deviceId: '',
+      accountId: '',
+      riskScore: 0,
+      riskReasons: [],
+      createdAt: new Date(),
+    };
+    const finish = (verdict: Verdict) => {
+      payment.status = verdict.status;
+      payment.declineReason = verdict.reason;
+      return { payment, verdict };
+    };
+
+    const verification = await verify(req, amount);
+    payment.deviceId = verification.deviceId;
+    payment.accountId = verification.accountId;
+    const credential = afterVerification(verification.result);
+    if (credential) return finish(credential);
+
+    const session = await downstream.registry.getSession({ deviceId: verification.deviceId });
+    const device = afterDevice(session.deviceStatus);
+    if (device) return finish(device);
+
+    const now = Date.now();
+    const risk = await downstream.risk.score({
+      paymentId,
+      accountId: verification.accountId,
+      deviceId: verification.deviceId,
+      tokenId: verification.tokenId,
+      merchantId: req.merchantId,
+      amount,
+      location: req.location,
+      channel,
+      sessionLive: session.session?.live ?? false,
+      sessionAgeSeconds: session.session?.live && session.session.startedAt ? BigInt(Math.floor((now - session.session.startedAt.getTime()) / 1000)) : 0n,
+      deviceAgeSeconds: session.deviceCreatedAt ? BigInt(Math.floor((now - session.deviceCreatedAt.getTime()) / 1000)) : 0n,
+      recentCryptogramFailures: verification.recentFailures,
+      occurredAt: new Date(now),
+    });
+    payment.riskScore = risk.score;
+    payment.riskReasons = risk.reasons.map((r) => r.code);
+    const riskVerdict = afterRisk(risk.decision, payment.riskReasons);
+    if (riskVerdict) return finish(riskVerdict);
+
+    const hold = await downstream.settlement.placeHold({
+      idempotencyKey: `authorize:${paymentId}`,
+      paymentId,
+      accountId: verification.accountId,
+      merchantId: req.merchantId,
+      amount,
+      ttlSeconds: 0n,
+      deviceId: verification.deviceId,
+    });
+    payment.holdId = hold.hold?.holdId ?? '';
+    return finish(afterHold(hold.outcome));
+  }
+
+  const handlers: Handlers<GatewayServiceServer> = {
+    async authorize(req) {
+      const { amount, channel } = validate(req);
+      const span = trace.getActiveSpan();
+      const claim = await records.claim(req, randomUUID());
+      if (claim.kind === 'done') return claim.response;
+      const paymentId = claim.paymentId;
+      span?.setAttributes({ [ATTR.paymentId]: paymentId, [ATTR.merchantId]: req.merchantId, [ATTR.amountMinor]: Number(amount.amountMinor), [ATTR.currency]: amount.currency });
+      let outcome: { payment: Payment; verdict: Verdict };
+      try {
+        outcome = await orchestrate(paymentId, req, amount, channel);
+      } catch (err) {
+        // Nothing was answered: let a retry with the same key run again (downstream keys keep it safe).
+        await records.release(req).catch(() => undefined);
+        throw err;
+      }
+      const { payment, verdict } = outcome;
+      const response: AuthorizeResponse = {
+        paymentId,
+        status: payment.status,
+        declineReason: payment.declineReason,
+        message: verdict.message,
+        holdId: payment.holdId,
+        riskScore: payment.riskScore,
+        riskReasons: payment.riskReasons,
+      };
+      span?.setAttributes({ [ATTR.paymentStatus]: PaymentStatus[payment.status], [ATTR.declineReason]: DeclineReason[payment.declineReason], [ATTR.deviceId]: payment.deviceId });
+      await records.complete(req, payment, response);
+      await bus
+        .publish(
+          newEvent(eventTypeFor(payment.status), SOURCE, {
+            $case: 'payment',
+            value: {
+              paymentId,
+              status: PaymentStatus[payment.status].replace('PAYMENT_STATUS_', ''),
+              declineReason: payment.declineReason ? DeclineReason[payment.declineReason].replace('DECLINE_REASON_', '') : '',
+              amount,
+              merchantId: req.merchantId,
+              accountId: payment.accountId,
+              deviceId: payment.deviceId,
+              holdId: payment.holdId,
+            },
+          }, `${eventTypeFor(payment.status)}.${paymentId}`),
+        )
+        .catch((err) => log.warn({ err: err.message, paymentId }, 'payment event not published'));
+      log.info({ paymentId, status: PaymentStatus[payment.status], declineReason: DeclineReason[payment.declineReason], riskScore: payment.riskScore }, 'payment authorized');
+      return response;
+    },
+
+    async getPayment(req) {
+      const payment = await records.get(requireText(req.paymentId, 'payment_id'));
+      if (!payment) throw new NotFound(`no payment ${req.paymentId}`);
+      return { payment };
+    },
+
+    async capture(req) {
+      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_APPROVED]);
+      await downstream.settlement.capture({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: req.amount ? requireAmount(req.amount) : undefined });
+      payment.status = PaymentStatus.PAYMENT_STATUS_CAPTURED;
+      await records.save(payment);
+      return { payment };
+    },
+
+    async refund(req) {
+      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
+      await downstream.settlement.refund({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: requireAmount(req.amount) });
+      payment.status = PaymentStatus.PAYMENT_STATUS_REFUNDED;
+      await records.save(payment);
+      return { payment };
+    },
+  };
+
+  async function approvedPayment(paymentId: string, allowed: PaymentStatus[]): Promise<Payment> {
+    const payment = await records.get(requireText(paymentId, 'payment_id'));
+    if (!payment) throw new NotFound(`no payment ${paymentId}`);
+    if (!allowed.includes(payment.status)) throw new FailedPrecondition(`payment is ${PaymentStatus[payment.status].replace('PAYMENT_STATUS_', '')}`);
+    return payment;
+  }
+
+  return register<GatewayServiceServer>({ definition: GatewayServiceService, handlers });
+}
