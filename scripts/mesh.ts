@@ -1,0 +1,168 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type Client } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { repoPath } from '../platform/paths';
+
+/** The five services in start order (none needs another up to start: gRPC channels connect lazily). */
+export const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+/** Each service's port variable, as its config.ts reads it. */
+export const PORT_ENV: Record<ServiceName, string> = {
+  'device-registry': 'DEVICE_REGISTRY_PORT',
+  tokenization: 'TOKENIZATION_PORT',
+  risk: 'RISK_PORT',
+  settlement: 'SETTLEMENT_PORT',
+  gateway: 'GATEWAY_PORT',
+};
+
+/** The address variable other services use to reach each one. */
+export const ADDR_ENV: Record<ServiceName, string> = {
+  'device-registry': 'DEVICE_REGISTRY_ADDR',
+  tokenization: 'TOKENIZATION_ADDR',
+  risk: 'RISK_ADDR',
+  settlement: 'SETTLEMENT_ADDR',
+  gateway: 'GATEWAY_ADDR',
+};
+
+export interface MeshOptions {
+  ports: Record<ServiceName, number>;
+  /** Environment every service gets (NATS, Redis, TLS mode, ...). */
+  env: Record<string, string>;
+  /** Extra environment per service (database, certificates, secrets). */
+  perService: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Credentials the health checks use (mTLS needs a client certificate). */
+  credentials?: ChannelCredentials;
+  /** Receives each line a service prints (JSON log lines, or a one-line start failure). */
+  onLine?: (service: ServiceName, line: string, stream: 'stdout' | 'stderr') => void;
+  startTimeoutMs?: number;
+}
+
+export interface Mesh {
+  ports: Record<ServiceName, number>;
+  /** SIGTERM to every service (they drain), SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void>;
+  /** Exit codes of services that stopped on their own. */
+  exited: Partial<Record<ServiceName, number | null>>;
+}
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The compiled entry point and the telemetry preload, as the image runs them. */
+export function serviceCommand(service: ServiceName): string[] {
+  const main = repoPath('dist', 'services', service, 'src', 'main.js');
+  const telemetry = repoPath('dist', 'platform', 'telemetry', 'register.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
+  return ['--require', telemetry, main];
+}
+
+/**
+ * Starts the five services as separate processes and resolves when each answers
+ * grpc.health.v1 SERVING; rejects with the service's own one-line error if one dies first.
+ */
+export async function startMesh(options: MeshOptions): Promise<Mesh> {
+  const children = new Map<ServiceName, ChildProcess>();
+  const exited: Mesh['exited'] = {};
+  const addresses = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], `127.0.0.1:${options.ports[s]}`]));
+  const lastErr = new Map<ServiceName, string>();
+  for (const service of SERVICES) {
+    const child = spawn(process.execPath, serviceCommand(service), {
+      cwd: repoPath(),
+      env: {
+        PATH: process.env.PATH,
+        ...addresses,
+        ...options.env,
+        ...options.perService[service],
+        [PORT_ENV[service]]: String(options.ports[service]),
+        OTEL_SERVICE_NAME: service,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.set(service, child);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      createInterface({ input: child[stream]! }).on('line', (line) => {
+        if (stream === 'stderr') lastErr.set(service, line);
+        options.onLine?.(service, line, stream);
+      });
+    }
+    child.on('exit', (code) => {
+      exited[service] = code;
+    });
+  }
+  const mesh: Mesh = {
+    ports: options.ports,
+    exited,
+    async stop(graceMs = 15_000) {
+      await Promise.all(
+        [...children.values()].map(
+          (child) =>
+            new Promise<void>((resolve) => {
+              if (child.exitCode !== null || child.signalCode !== null) return resolve();
+              const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+              child.once('exit', () => (clearTimeout(kill), resolve()));
+              child.kill('SIGTERM');
+            }),
+        ),
+      );
+    },
+  };
+  try {
+    await Promise.all(
+      SERVICES.map((service) =>
+        waitServing(options.ports[service], options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 60_000, () =>
+          exited[service] !== undefined ? `${service} exited (${exited[service]}): ${lastErr.get(service) ?? 'no output'}` : undefined,
+        ),
+      ),
+    );
+  } catch (err) {
+    await mesh.stop(2_000);
+    throw err;
+  }
+  return mesh;
+}
+
+type HealthClient = Client & { check(req: { service: string }, opts: { deadline: Date }, cb: (err: Error | null, res?: { status: string }) => void): void };
+
+let HealthCtor: (new (addr: string, creds: ChannelCredentials) => HealthClient) | undefined;
+
+/** Polls grpc.health.v1.Health/Check until SERVING, `died()` reports a crash, or time runs out. */
+export async function waitServing(port: number, creds: ChannelCredentials, timeoutMs: number, died: () => string | undefined = () => undefined): Promise<void> {
+  HealthCtor ??= (loadPackageDefinition(loadSync(healthProtoPath, { keepCase: true })) as any).grpc.health.v1.Health;
+  const client = new HealthCtor!(`127.0.0.1:${port}`, creds);
+  const until = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const failure = died();
+      if (failure) throw new Error(failure);
+      const status = await new Promise<string | undefined>((resolve) =>
+        client.check({ service: '' }, { deadline: new Date(Date.now() + 1_000) }, (err, res) => resolve(err ? undefined : res?.status)),
+      );
+      if (status === 'SERVING') return;
+      if (Date.now() > until) throw new Error(`port ${port} did not become SERVING within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    client.close();
+  }
+}
+
+export const certPaths = (dir: string, name: string) => ({
+  TLS_CA_FILE: join(dir, 'ca.crt'),
+  TLS_CERT_FILE: join(dir, `${name}.crt`),
+  TLS_KEY_FILE: join(dir, `${name}.key`),
+});

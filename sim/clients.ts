@@ -1,0 +1,26 @@
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
+import { GatewayServiceClient } from '../gen/wristpay/gateway/v1/gateway';
+import { SettlementServiceClient } from '../gen/wristpay/settlement/v1/settlement';
+import { TokenizationServiceClient } from '../gen/wristpay/tokenization/v1/tokenization';
+import { createClient, type PromiseClient } from '../platform/grpc/client';
+
+/** What the wallet app and a merchant terminal talk to. */
+export interface MeshClients {
+  gateway: PromiseClient<GatewayServiceClient>;
+  registry: PromiseClient<DeviceRegistryServiceClient>;
+  tokenization: PromiseClient<TokenizationServiceClient>;
+  settlement: PromiseClient<SettlementServiceClient>;
+  close(): void;
+}
+
+export function meshClients(addresses: { gateway: string; registry: string; tokenization: string; settlement: string }, credentials: ChannelCredentials): MeshClients {
+  const options = { credentials, deadlineMs: 10_000, retryable: [] };
+  const clients = {
+    gateway: createClient(GatewayServiceClient, addresses.gateway, options),
+    registry: createClient(DeviceRegistryServiceClient, addresses.registry, options),
+    tokenization: createClient(TokenizationServiceClient, addresses.tokenization, options),
+    settlement: createClient(SettlementServiceClient, addresses.settlement, options),
+  };
+  return { ...clients, close: () => Object.values(clients).forEach((c) => c.close()) };
+}

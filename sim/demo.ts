@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto';
+import Table from 'cli-table3';
+import { SessionEndReason } from '../gen/wristpay/device_registry/v1/device_registry';
+import { DeclineReason, PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
+import { formatAmount } from '../platform/money';
+import type { Band } from './band';
+import type { MeshClients } from './clients';
+import { terminalNonce } from './terminal';
+import { onboardBand, pay, type PaymentAttempt } from './wallet';
+
+type Expected = 'APPROVED' | 'DECLINED' | 'CHALLENGE_REQUIRED';
+
+interface Step {
+  scenario: string;
+  band: number;
+  attempt: PaymentAttempt | ((bands: Band[], previous: DemoRow[]) => PaymentAttempt);
+  expect: Expected;
+  /** Something the wallet does first (wrist-off, report lost). */
+  before?: (clients: MeshClients, bands: Band[]) => Promise<void>;
+}
+
+export interface DemoRow {
+  n: number;
+  scenario: string;
+  band: number;
+  merchant: string;
+  amount: string;
+  expected: Expected;
+  outcome: string;
+  detail: string;
+  ms: number;
+  traceId: string;
+  paymentId: string;
+  ok: boolean;
+  idempotencyKey: string;
+  tap?: ReturnType<Band['tap']>;
+}
+
+const MERCHANTS = ['m-coffee-lab', 'm-metro-kiosk', 'm-fruit-stall', 'm-book-nook', 'm-noodle-bar', 'm-pharmacy', 'm-bike-share'];
+const everyday = (band: number, i: number, minor: number): Step => ({
+  scenario: 'band live, no password',
+  band,
+  attempt: { merchantId: MERCHANTS[(i + band) % MERCHANTS.length]!, amountMinor: BigInt(minor) },
+  expect: 'APPROVED',
+});
+
+/** About twenty payments: everyday taps, then each way a payment must not go through. */
+function script(): Step[] {
+  return [
+    everyday(0, 0, 450),
+    everyday(1, 1, 1290),
+    everyday(2, 2, 380),
+    everyday(0, 3, 2750),
+    everyday(1, 4, 660),
+    everyday(2, 5, 1500),
+    everyday(0, 6, 899),
+    everyday(1, 0, 2125),
+    everyday(2, 1, 720),
+    everyday(0, 2, 1399),
+    everyday(1, 3, 310),
+    everyday(0, 4, 1875),
+    { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 45_000n }, expect: 'DECLINED' },
+    {
+      scenario: 'retry, same idempotency key',
+      band: 0,
+      attempt: (_bands, rows) => ({ merchantId: rows[0]!.merchant, amountMinor: 450n, tap: rows[0]!.tap, idempotencyKey: rows[0]!.idempotencyKey }),
+      expect: 'APPROVED',
+    },
+    {
+      scenario: 'copied payment (replayed tap)',
+      band: 1,
+      attempt: (bands) => ({ merchantId: 'm-noodle-bar', amountMinor: 310n, tap: bands[1]!.replayLastTap() }),
+      expect: 'DECLINED',
+    },
+    {
+      scenario: 'terminal alters the amount',
+      band: 1,
+      attempt: (bands) => ({
+        merchantId: 'm-fruit-stall',
+        amountMinor: 500n,
+        presentedAmountMinor: 50_000n,
+        tap: bands[1]!.tap({ amountMinor: 500n, currency: 'EUR', merchantId: 'm-fruit-stall', terminalNonce: terminalNonce() }),
+      }),
+      expect: 'DECLINED',
+    },
+    everyday(2, 6, 990),
+    {
+      scenario: 'wrist off: step-up on the phone',
+      band: 1,
+      before: async (clients, bands) => {
+        await clients.registry.endSession({ idempotencyKey: randomUUID(), deviceId: bands[1]!.deviceId!, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF });
+      },
+      attempt: { merchantId: 'm-pharmacy', amountMinor: 1_150n },
+      expect: 'CHALLENGE_REQUIRED',
+    },
+    {
+      scenario: 'band reported lost',
+      band: 0,
+      before: async (clients, bands) => {
+        await clients.registry.reportLost({ idempotencyKey: randomUUID(), deviceId: bands[0]!.deviceId! });
+      },
+      attempt: { merchantId: 'm-coffee-lab', amountMinor: 520n },
+      expect: 'DECLINED',
+    },
+    everyday(2, 0, 640),
+  ];
+}
+
+/** Pairs three bands, funds their wallets and runs the script; every row says whether it went as expected. */
+export async function runDemo(clients: MeshClients, runId = randomUUID().slice(0, 8)): Promise<{ rows: DemoRow[]; bands: Band[]; accounts: string[] }> {
+  const accounts = [0, 1, 2].map((i) => `acct-demo-${runId}-${i + 1}`);
+  const funding = [20_000n, 20_000n, 8_000n];
+  const bands: Band[] = [];
+  for (const [i, account] of accounts.entries()) bands.push(await onboardBand(clients, account, funding[i]!));
+  const rows: DemoRow[] = [];
+  for (const [i, step] of script().entries()) {
+    await step.before?.(clients, bands);
+    const attempt = typeof step.attempt === 'function' ? step.attempt(bands, rows) : step.attempt;
+    const result = await pay(clients, bands[step.band]!, attempt);
+    const r = result.response;
+    const outcome = PaymentStatus[r.status].replace('PAYMENT_STATUS_', '');
+    const detail =
+      r.status === PaymentStatus.PAYMENT_STATUS_DECLINED
+        ? DeclineReason[r.declineReason].replace('DECLINE_REASON_', '').toLowerCase()
+        : r.riskReasons.length
+          ? r.riskReasons.slice(0, 2).join(', ')
+          : `risk ${r.riskScore}`;
+    rows.push({
+      n: i + 1,
+      scenario: step.scenario,
+      band: step.band + 1,
+      merchant: attempt.merchantId,
+      amount: formatAmount({ amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency: attempt.currency ?? 'EUR' }),
+      expected: step.expect,
+      outcome,
+      detail,
+      ms: result.ms,
+      traceId: result.traceId,
+      paymentId: r.paymentId,
+      ok: outcome === step.expect && (step.scenario !== 'retry, same idempotency key' || r.paymentId === rows[0]?.paymentId),
+      idempotencyKey: result.idempotencyKey,
+      tap: result.tap,
+    });
+  }
+  return { rows, bands, accounts };
+}
+
+export function renderDemo(rows: DemoRow[]): string {
+  const table = new Table({ head: ['#', 'scenario', 'band', 'merchant', 'amount', 'outcome', 'reason / risk', 'ms', 'trace id'], style: { head: [], border: [] } });
+  for (const r of rows) table.push([r.n, r.scenario, r.band, r.merchant, r.amount, `${r.ok ? '✓' : '✗ expected ' + r.expected + ', got'} ${r.outcome}`, r.detail, r.ms.toFixed(1), r.traceId]);
+  const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
+  const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!.toFixed(1);
+  const count = (o: string) => rows.filter((r) => r.outcome === o).length;
+  return `${table.toString()}\n${rows.length} payments: ${count('APPROVED')} approved, ${count('CHALLENGE_REQUIRED')} step-up, ${count('DECLINED')} declined; latency p50 ${pct(50)} ms, p95 ${pct(95)} ms, max ${pct(100)} ms; ${rows.filter((r) => !r.ok).length} unexpected`;
+}

@@ -1,0 +1,98 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Metadata } from '@grpc/grpc-js';
+import { Channel, UnlockMethod } from '../gen/wristpay/common/v1/common';
+import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_registry';
+import type { AuthorizeResponse } from '../gen/wristpay/gateway/v1/gateway';
+import { Band, type TapPayload } from './band';
+import type { MeshClients } from './clients';
+import { terminalNonce } from './terminal';
+
+/**
+ * What the phone wallet does for a band: register, pair, unlock a session, provision a token
+ * and fund the wallet. Used by the demo, the end-to-end tests and the benchmarks.
+ */
+export async function onboardBand(clients: MeshClients, accountId: string, topUpMinor: bigint, currency = 'EUR'): Promise<Band> {
+  const band = Band.create();
+  const { device } = await clients.registry.registerDevice({
+    idempotencyKey: randomUUID(),
+    accountId,
+    model: band.model,
+    serial: band.serial,
+    ed25519PublicKey: band.ed25519PublicKey,
+    x25519PublicKey: band.x25519PublicKey,
+  });
+  band.deviceId = device!.deviceId;
+  const pairing = await clients.registry.createChallenge({ deviceId: band.deviceId, purpose: ChallengePurpose.CHALLENGE_PURPOSE_PAIRING });
+  await clients.registry.pairDevice({
+    idempotencyKey: randomUUID(),
+    deviceId: band.deviceId,
+    accountId,
+    challengeId: pairing.challengeId,
+    signature: band.signChallenge({ purpose: 'PAIRING', challengeId: pairing.challengeId, nonce: Buffer.from(pairing.nonce) }),
+  });
+  await unlock(clients, band);
+  const token = await clients.tokenization.provisionToken({
+    idempotencyKey: randomUUID(),
+    deviceId: band.deviceId,
+    accountId,
+    fundingSource: { source: { $case: 'walletAccountId', value: accountId } },
+    channels: [Channel.CHANNEL_BAND_TAP, Channel.CHANNEL_BAND_QR],
+  });
+  band.installToken({ tokenId: token.token!.tokenId, tokenNumber: token.tokenNumber, wrapped: token.wrappedTokenKey! });
+  if (topUpMinor > 0n) {
+    await clients.settlement.topUp({ idempotencyKey: randomUUID(), accountId, amount: { amountMinor: topUpMinor, currency }, sourceReference: `demo-topup-${randomUUID()}` });
+  }
+  return band;
+}
+
+/** Wrist on, phone unlocked once: a signed session challenge starts a live session. */
+export async function unlock(clients: MeshClients, band: Band, method = UnlockMethod.UNLOCK_METHOD_BIOMETRIC): Promise<void> {
+  const challenge = await clients.registry.createChallenge({ deviceId: band.deviceId!, purpose: ChallengePurpose.CHALLENGE_PURPOSE_SESSION });
+  await clients.registry.startSession({
+    idempotencyKey: randomUUID(),
+    deviceId: band.deviceId!,
+    challengeId: challenge.challengeId,
+    signature: band.signChallenge({ purpose: 'SESSION', challengeId: challenge.challengeId, nonce: Buffer.from(challenge.nonce) }),
+    unlockMethod: method,
+  });
+}
+
+export interface PaymentAttempt {
+  merchantId: string;
+  amountMinor: bigint;
+  currency?: string;
+  /** The tap the terminal forwards; defaults to a fresh tap of `band` for this amount. */
+  tap?: TapPayload;
+  /** What the terminal claims the amount is (differs from the tap's only when tampering). */
+  presentedAmountMinor?: bigint;
+  idempotencyKey?: string;
+}
+
+/** A W3C trace id the caller chooses, so a payment's trace can be found by id afterwards. */
+export function newTraceparent(): { traceId: string; metadata: Metadata } {
+  const traceId = randomBytes(16).toString('hex');
+  const metadata = new Metadata();
+  metadata.set('traceparent', `00-${traceId}-${randomBytes(8).toString('hex')}-01`);
+  return { traceId, metadata };
+}
+
+/** A merchant terminal: the band taps, the terminal calls gateway.Authorize. */
+export async function pay(clients: MeshClients, band: Band, attempt: PaymentAttempt): Promise<{ response: AuthorizeResponse; ms: number; traceId: string; idempotencyKey: string; tap: TapPayload }> {
+  const currency = attempt.currency ?? 'EUR';
+  const tap = attempt.tap ?? band.tap({ amountMinor: attempt.amountMinor, currency, merchantId: attempt.merchantId, terminalNonce: terminalNonce() });
+  const idempotencyKey = attempt.idempotencyKey ?? randomUUID();
+  const { traceId, metadata } = newTraceparent();
+  const started = process.hrtime.bigint();
+  const response = await clients.gateway.authorize(
+    {
+      idempotencyKey,
+      merchantId: attempt.merchantId,
+      amount: { amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency },
+      payload: { $case: 'tap', value: tap },
+      location: { latitude: 31.2304 + Math.random() / 100, longitude: 121.4737 + Math.random() / 100 },
+      terminalId: `pos-${attempt.merchantId}`,
+    },
+    { metadata },
+  );
+  return { response, ms: Number(process.hrtime.bigint() - started) / 1e6, traceId, idempotencyKey, tap };
+}
