@@ -59,6 +59,8 @@ export function serverEnv<P extends string>(portVariable: P, defaultPort: number
     TLS_CA_FILE: z.string().optional(),
     TLS_CERT_FILE: z.string().optional(),
     TLS_KEY_FILE: z.string().optional(),
+    /** Plaintext port serving only grpc.health.v1 for kubelet probes; 0 = none (local runs). */
+    HEALTH_PORT: port.default(0),
     /** Longest a call may run when the caller set no deadline. */
     GRPC_MAX_CALL_MS: z.coerce.number().int().positive().default(10_000),
     SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),
@@ -75,6 +77,8 @@ export const natsEnv = {
   NATS_URL: urlWith('nats', 'tls').default('nats://127.0.0.1:4222'),
   /** Prefix for subjects and stream names, so tests can run side by side. */
   NATS_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_]*$/).default(''),
+  /** Copies JetStream keeps of each stream (3 on the cluster's 3-node JetStream). */
+  NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
 } as const;
 
 export const databaseEnv = {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pool, types } from 'pg';
 import type { Logger } from './log';
@@ -76,6 +76,7 @@ function openPostgres(url: string, max: number): Db {
 async function openPglite(dataDir: string): Promise<Db> {
   // Loaded lazily: the WASM build costs start-up time that PostgreSQL users should not pay.
   const { PGlite } = await import('@electric-sql/pglite');
+  if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
   const pg = await PGlite.create(dataDir);
   const normalise = <R>(r: { rows: unknown[]; affectedRows?: number }) => ({
     rows: r.rows as R[],

@@ -15,6 +15,7 @@ import {
   DeliverPolicy,
   jetstream,
   jetstreamManager,
+  JetStreamApiCodes,
   JetStreamApiError,
   type ConsumerMessages,
   type JetStreamClient,
@@ -52,12 +53,13 @@ export class EventBus {
     private readonly prefix: string,
     private readonly source: string,
     private readonly log: Logger,
+    private readonly replicas: number,
   ) {}
 
   /** Connects and makes sure every stream exists (creating is idempotent across replicas). */
-  static async connect(options: { url: string; prefix: string; source: string; log: Logger }): Promise<EventBus> {
+  static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number }): Promise<EventBus> {
     const nc = await connect({ servers: options.url, name: options.source, maxReconnectAttempts: -1 });
-    const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log);
+    const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1);
     await bus.ensureStreams();
     return bus;
   }
@@ -73,11 +75,11 @@ export class EventBus {
   async ensureStreams(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     for (const area of STREAM_AREAS) {
-      const config = { name: this.streamName(area), subjects: [this.subject(`${area}.>`)], duplicate_window: 2 * 60 * 1_000_000_000 };
+      const config = { name: this.streamName(area), subjects: [this.subject(`${area}.>`)], duplicate_window: 2 * 60 * 1_000_000_000, num_replicas: this.replicas };
       try {
         await jsm.streams.info(config.name);
       } catch (err) {
-        if (!(err instanceof JetStreamApiError) || err.code !== 404) throw err;
+        if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
         try {
           await jsm.streams.add(config);
         } catch (addErr) {
@@ -133,18 +135,25 @@ export class EventBus {
   }): Promise<{ stop: () => Promise<void> }> {
     const jsm = await jetstreamManager(this.nc);
     const stream = this.streamName(options.area);
+    // One filter subject: Debian's nats-server 2.9 has no `filter_subjects`. With several types
+    // the consumer takes the whole area and acks, unhandled, what it does not want.
+    const single = options.types.length === 1;
     await jsm.consumers.add(stream, {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
-      filter_subjects: options.types.map((t) => this.subject(t)),
+      filter_subject: this.subject(single ? options.types[0]! : `${options.area}.>`),
       ack_wait: 30 * 1_000_000_000,
       max_deliver: -1,
     });
+    const wanted = options.types.map((t) => this.subject(t));
     const consumer = await this.js.consumers.get(stream, options.durable);
     const messages: ConsumerMessages = await consumer.consume({ max_messages: 64 });
     const done = (async () => {
-      for await (const msg of messages) await this.handle(msg, options.handler);
+      for await (const msg of messages) {
+        if (single || wanted.some((pattern) => subjectMatches(pattern, msg.subject))) await this.handle(msg, options.handler);
+        else msg.ack();
+      }
     })();
     return {
       stop: async () => {
@@ -188,4 +197,15 @@ export class EventBus {
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/** NATS subject matching: `*` is one token, a final `>` is one or more. */
+export function subjectMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
 }

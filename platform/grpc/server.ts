@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import {
   Metadata,
   Server,
+  ServerCredentials,
   status,
   type handleUnaryCall,
   type sendUnaryData,
-  type ServerCredentials,
   type ServerUnaryCall,
   type ServiceDefinition,
   type ServiceError,
@@ -60,6 +60,11 @@ export interface GrpcServerOptions {
   credentials: ServerCredentials;
   /** Deadline applied to calls that arrive without one, and the cap on those that do. */
   maxCallMs: number;
+  /**
+   * A second, plaintext port that serves only grpc.health.v1, for the kubelet's native gRPC
+   * probes, which cannot present a client certificate to the mTLS port. 0 or unset: none.
+   */
+  healthPort?: number;
   services: ServiceRegistration<unknown>[];
 }
 
@@ -87,7 +92,10 @@ class DeadlineExceeded extends Error {}
  * identity) and a graceful drain.
  */
 export class GrpcServer {
-  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
+  // A maximum connection age makes long-lived client channels reconnect, so replicas added by
+  // an autoscaler receive traffic instead of idling behind established connections.
+  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_connection_age_ms': 5 * 60_000, 'grpc.max_connection_age_grace_ms': 30_000 });
+  private readonly healthServer = new Server();
   readonly health: HealthImplementation;
   private inFlight = 0;
 
@@ -104,6 +112,12 @@ export class GrpcServer {
     const bound = await new Promise<number>((resolve, reject) =>
       this.server.bindAsync(`${host}:${port}`, this.options.credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
+    if (this.options.healthPort) {
+      this.health.addToServer(this.healthServer);
+      await new Promise<number>((resolve, reject) =>
+        this.healthServer.bindAsync(`${host}:${this.options.healthPort}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+    }
     this.setServing(true);
     return bound;
   }
@@ -130,6 +144,7 @@ export class GrpcServer {
         resolve();
       });
     });
+    this.healthServer.forceShutdown();
   }
 
   private addService(registration: ServiceRegistration<unknown>): void {

@@ -1,0 +1,125 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
+import { PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
+import { repoPath } from '../../platform/paths';
+import type { SpanRecord } from '../../platform/telemetry/file-exporter';
+import { certPaths, freePort, SERVICES, startMesh, type Mesh, type ServiceName } from '../../scripts/mesh';
+import { meshClients, type MeshClients } from '../../sim/clients';
+import { onboardBand, pay } from '../../sim/wallet';
+import { watchEvents } from '../support/events';
+import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
+
+const SPAN_KIND_SERVER = 1;
+const SPAN_KIND_CONSUMER = 4;
+
+/**
+ * One real payment across all five services, each its own process started as in production
+ * (telemetry preloaded, mTLS between them), on real PostgreSQL, Redis and NATS JetStream.
+ */
+describe('one payment end to end', () => {
+  const prefix = uniqueName('e2e');
+  const work = mkdtempSync(join(tmpdir(), 'wp-e2e-'));
+  const databases: Array<Awaited<ReturnType<typeof freshDatabase>>> = [];
+  let mesh: Mesh | undefined;
+  let clients: MeshClients;
+  let events: Awaited<ReturnType<typeof watchEvents>>;
+  const logs: string[] = [];
+
+  beforeAll(async () => {
+    await requireServers('PostgreSQL', 'Redis', 'NATS');
+    execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), join(work, 'certs')], { stdio: 'pipe' });
+    const ports = {} as Record<ServiceName, number>;
+    for (const s of SERVICES) ports[s] = await freePort();
+    const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
+    for (const s of SERVICES) {
+      perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
+      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement') {
+        const db = await freshDatabase();
+        databases.push(db);
+        perService[s]!.DATABASE_URL = db.url;
+      }
+    }
+    perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
+    events = await watchEvents(prefix);
+    const ca = readFileSync(join(work, 'certs', 'ca.crt'));
+    const demo = credentials.createSsl(ca, readFileSync(join(work, 'certs', 'demo.key')), readFileSync(join(work, 'certs', 'demo.crt')));
+    mesh = await startMesh({
+      ports,
+      env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'info' },
+      perService,
+      credentials: demo,
+      onLine: (service, line) => logs.push(`${service} ${line}`),
+    });
+    const at = (s: ServiceName) => `127.0.0.1:${ports[s]}`;
+    clients = meshClients({ gateway: at('gateway'), registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, demo);
+  }, 120_000);
+
+  afterAll(async () => {
+    clients?.close();
+    await mesh?.stop();
+    await events?.close();
+    for (const db of databases) await db.drop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  function spansOf(traceId: string): SpanRecord[] {
+    return SERVICES.flatMap((s) => {
+      const file = join(work, 'traces', `${s}.jsonl`);
+      if (!existsSync(file)) return [];
+      return readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as SpanRecord)
+        .filter((span) => span.traceId === traceId);
+    });
+  }
+
+  it('approves a live band, holds the money exactly once, publishes each step and keeps one trace', async () => {
+    const accountId = uniqueName('acct');
+    const band = await onboardBand(clients, accountId, 10_000n);
+    const first = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 1_234n });
+    expect(first.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+    const paymentId = first.response.paymentId;
+
+    // A retry of the same request returns the first answer and moves nothing.
+    const retry = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 1_234n, tap: first.tap, idempotencyKey: first.idempotencyKey });
+    expect(retry.response.paymentId).toBe(paymentId);
+    const balance = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    expect(balance.held!.amountMinor).toBe(1_234n);
+    expect(balance.available!.amountMinor).toBe(10_000n - 1_234n);
+
+    const forPayment = (type: string) => events.ofType(type).filter((e) => JSON.stringify(e.event.payload?.value ?? {}, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).includes(paymentId));
+    await events.waitFor(() => ['risk.scored', 'payment.hold.placed', 'payment.authorized'].every((t) => forPayment(t).length > 0), 10_000, 'the payment events');
+    await new Promise((r) => setTimeout(r, 500));
+    for (const type of ['risk.scored', 'payment.hold.placed', 'payment.authorized']) expect(forPayment(type)).toHaveLength(1);
+    expect(events.ofType('token.payment.verified').filter((e) => e.event.payload?.$case === 'verification' && e.event.payload.value.deviceId === band.deviceId)).toHaveLength(1);
+
+    // Every service's spans of this payment, and a NATS consumer's, carry the trace id the terminal started.
+    let spans: SpanRecord[] = [];
+    const until = Date.now() + 10_000;
+    const complete = () => SERVICES.every((s) => spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER)) && spans.some((sp) => sp.kind === SPAN_KIND_CONSUMER);
+    while (Date.now() < until && !complete()) {
+      await new Promise((r) => setTimeout(r, 200));
+      spans = spansOf(first.traceId);
+    }
+    const summary = spans.map((s) => `${s.service}:${s.name}:${s.kind}`);
+    expect(SERVICES.filter((s) => !spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER))).toEqual([]);
+    expect(summary.some((s) => s.endsWith(`:${SPAN_KIND_CONSUMER}`))).toBe(true);
+    expect(mesh!.exited).toEqual({});
+  });
+
+  it('declines a replayed tap and moves no money for it', async () => {
+    const accountId = uniqueName('acct');
+    const band = await onboardBand(clients, accountId, 5_000n);
+    const ok = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 700n });
+    expect(ok.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+    const replay = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 700n, tap: band.replayLastTap(), idempotencyKey: randomUUID() });
+    expect(replay.response.status).toBe(PaymentStatus.PAYMENT_STATUS_DECLINED);
+    const balance = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    expect(balance.held!.amountMinor).toBe(700n);
+  });
+});

@@ -1,0 +1,56 @@
+import { z } from 'zod';
+import * as deviceRegistry from '../../services/device-registry/src/config';
+import * as gateway from '../../services/gateway/src/config';
+import * as risk from '../../services/risk/src/config';
+import * as settlement from '../../services/settlement/src/config';
+import * as tokenization from '../../services/tokenization/src/config';
+
+/** What the manifests must agree with, read from each service's own config.ts. */
+export interface ServiceSpec {
+  name: string;
+  portEnv: string;
+  schema: z.ZodObject;
+  /** The PostgreSQL database this service owns (DESIGN.md: one per owning service). */
+  database?: string;
+}
+
+export const SERVICES: readonly ServiceSpec[] = [
+  { name: deviceRegistry.SERVICE, portEnv: deviceRegistry.PORT_ENV, schema: deviceRegistry.configSchema, database: 'registry' },
+  { name: tokenization.SERVICE, portEnv: tokenization.PORT_ENV, schema: tokenization.configSchema, database: 'vault' },
+  { name: risk.SERVICE, portEnv: risk.PORT_ENV, schema: risk.configSchema },
+  { name: settlement.SERVICE, portEnv: settlement.PORT_ENV, schema: settlement.configSchema, database: 'ledger' },
+  { name: gateway.SERVICE, portEnv: gateway.PORT_ENV, schema: gateway.configSchema },
+];
+
+export const SERVICE_NAMES = SERVICES.map((s) => s.name);
+
+/** The keys a service reads. */
+export function schemaKeys(spec: ServiceSpec): string[] {
+  return Object.keys(spec.schema.shape);
+}
+
+/** Keys with no default that are not optional: the service refuses to start without them. */
+export function requiredKeys(spec: ServiceSpec): string[] {
+  return schemaKeys(spec).filter((key) => !z.safeParse(spec.schema.shape[key]!, undefined).success);
+}
+
+/**
+ * Keys whose default only makes sense on a laptop (127.0.0.1 addresses, embedded PGlite when
+ * DATABASE_URL is unset): in the cluster they must be set, or the service silently talks to
+ * nothing, or keeps payments in memory.
+ */
+export function clusterRequiredKeys(spec: ServiceSpec): string[] {
+  return schemaKeys(spec).filter((key) => /_(URL|ADDR)$/.test(key) || key === spec.portEnv);
+}
+
+/** Keys whose values are secrets: they may only come from a Secret, never a ConfigMap or a literal. */
+export function isSecretKey(key: string): boolean {
+  return /(KEY|KEKS|SECRET|PASSWORD|TOKEN|CREDENTIALS)$/.test(key) || key === 'DATABASE_URL' || key === 'REDIS_URL';
+}
+
+/** The first issue of a schema parse, naming the variable but never echoing its value. */
+export function configIssues(spec: ServiceSpec, env: Record<string, string>): string[] {
+  const parsed = spec.schema.safeParse(env);
+  if (parsed.success) return [];
+  return parsed.error.issues.map((issue) => `${issue.path.join('.') || '(environment)'}: ${issue.message}`);
+}
