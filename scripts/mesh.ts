@@ -78,7 +78,7 @@ export function serviceCommand(service: ServiceName): string[] {
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
   const children = new Map<ServiceName, ChildProcess>();
   const exited: Mesh['exited'] = {};
-  const addresses = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], `127.0.0.1:${options.ports[s]}`]));
+  const addresses = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], `localhost:${options.ports[s]}`]));
   const lastErr = new Map<ServiceName, string>();
   for (const service of SERVICES) {
     const child = spawn(process.execPath, serviceCommand(service), {
@@ -142,8 +142,8 @@ let HealthCtor: (new (addr: string, creds: ChannelCredentials) => HealthClient) 
 
 /** Polls grpc.health.v1.Health/Check until SERVING, `died()` reports a crash, or time runs out. */
 export async function waitServing(port: number, creds: ChannelCredentials, timeoutMs: number, died: () => string | undefined = () => undefined): Promise<void> {
-  HealthCtor ??= (loadPackageDefinition(loadSync(healthProtoPath, { keepCase: true })) as any).grpc.health.v1.Health;
-  const client = new HealthCtor!(`127.0.0.1:${port}`, creds);
+  HealthCtor ??= (loadPackageDefinition(loadSync(healthProtoPath, { keepCase: true, enums: String })) as any).grpc.health.v1.Health;
+  const client = new HealthCtor!(`localhost:${port}`, creds);
   const until = Date.now() + timeoutMs;
   try {
     for (;;) {

@@ -78,10 +78,10 @@ async function main(): Promise<void> {
 
   const clients = meshClients(
     {
-      gateway: `127.0.0.1:${DEFAULT_PORTS.gateway}`,
-      registry: `127.0.0.1:${DEFAULT_PORTS['device-registry']}`,
-      tokenization: `127.0.0.1:${DEFAULT_PORTS.tokenization}`,
-      settlement: `127.0.0.1:${DEFAULT_PORTS.settlement}`,
+      gateway: `localhost:${DEFAULT_PORTS.gateway}`,
+      registry: `localhost:${DEFAULT_PORTS['device-registry']}`,
+      tokenization: `localhost:${DEFAULT_PORTS.tokenization}`,
+      settlement: `localhost:${DEFAULT_PORTS.settlement}`,
     },
     demoCredentials,
   );

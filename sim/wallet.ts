@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
 import { Channel, UnlockMethod } from '../gen/wristpay/common/v1/common';
 import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_registry';
@@ -76,6 +76,12 @@ export function newTraceparent(): { traceId: string; metadata: Metadata } {
   return { traceId, metadata };
 }
 
+/** Where a merchant's terminal stands: a fixed spot in Shanghai per merchant, so a retry is the same request. */
+export function merchantLocation(merchantId: string): { latitude: number; longitude: number } {
+  const h = createHash('sha256').update(merchantId).digest();
+  return { latitude: 31.2 + h[0]! / 2560, longitude: 121.45 + h[1]! / 2560 };
+}
+
 /** A merchant terminal: the band taps, the terminal calls gateway.Authorize. */
 export async function pay(clients: MeshClients, band: Band, attempt: PaymentAttempt): Promise<{ response: AuthorizeResponse; ms: number; traceId: string; idempotencyKey: string; tap: TapPayload }> {
   const currency = attempt.currency ?? 'EUR';
@@ -89,7 +95,7 @@ export async function pay(clients: MeshClients, band: Band, attempt: PaymentAtte
       merchantId: attempt.merchantId,
       amount: { amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency },
       payload: { $case: 'tap', value: tap },
-      location: { latitude: 31.2304 + Math.random() / 100, longitude: 121.4737 + Math.random() / 100 },
+      location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
     },
     { metadata },

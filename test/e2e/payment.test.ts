@@ -54,7 +54,7 @@ describe('one payment end to end', () => {
       credentials: demo,
       onLine: (service, line) => logs.push(`${service} ${line}`),
     });
-    const at = (s: ServiceName) => `127.0.0.1:${ports[s]}`;
+    const at = (s: ServiceName) => `localhost:${ports[s]}`;
     clients = meshClients({ gateway: at('gateway'), registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, demo);
   }, 120_000);
 

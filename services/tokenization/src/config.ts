@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { base64Key, clientEnv, databaseEnv, grpcAddress, loadConfig, natsEnv, serverEnv } from '../../../platform/config';
+import { base64Key, clientEnv, ConfigError, databaseEnv, grpcAddress, loadConfig, natsEnv, serverEnv } from '../../../platform/config';
+import { Keyring, KeyringError } from './domain/envelope';
 
 export const SERVICE = 'tokenization';
 export const PORT_ENV = 'TOKENIZATION_PORT';
@@ -20,7 +21,26 @@ export const configSchema = z.object({
   TOKEN_BIN: z.string().regex(/^\d{6,8}$/, 'must be 6 to 8 digits').default('489537'),
   TOKEN_LENGTH: z.coerce.number().int().min(16).max(19).default(16),
   OFFLINE_CODE_STEP_SECONDS: z.coerce.number().int().positive().default(30),
+  /** Records re-wrapped per transaction by RotateKeys: small enough that a payment on the same row waits only milliseconds. */
+  VAULT_REWRAP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(200),
 });
 
 export type Config = z.infer<typeof configSchema>;
-export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => loadConfig(configSchema, env);
+
+/** The vault keyring from VAULT_KEKS and VAULT_ACTIVE_KEY_VERSION; a ConfigError naming the variable when they do not fit. */
+export function vaultKeyring(config: Pick<Config, 'VAULT_KEKS' | 'VAULT_ACTIVE_KEY_VERSION'>): Keyring {
+  try {
+    return Keyring.parse(config.VAULT_KEKS, config.VAULT_ACTIVE_KEY_VERSION);
+  } catch (err) {
+    if (!(err instanceof KeyringError)) throw err;
+    const variable = /^active/.test(err.message) ? 'VAULT_ACTIVE_KEY_VERSION' : 'VAULT_KEKS';
+    throw new ConfigError(`invalid configuration: ${variable}: ${err.message}`);
+  }
+}
+
+/** Reads and validates the environment once, keys included, so a bad keyring stops the service at start. */
+export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => {
+  const config = loadConfig(configSchema, env);
+  vaultKeyring(config);
+  return config;
+};
