@@ -10,8 +10,15 @@ export const configSchema = z.object({
   ...databaseEnv,
   /** How long an authorization hold lives before the sweeper expires it. */
   HOLD_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
+  /** The longest ttl_seconds a PlaceHold may ask for. */
+  HOLD_MAX_TTL_SECONDS: z.coerce.number().int().positive().default(31 * 24 * 3600),
   /** Buyer-protection window after capture before escrow releases to the merchant. */
   PROTECTION_WINDOW_SECONDS: z.coerce.number().int().positive().default(10 * 24 * 3600),
+  /** How often the sweeper expires lapsed holds and releases escrow past its window. */
+  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+  SWEEP_BATCH: z.coerce.number().int().positive().max(10_000).default(100),
+  /** PostgreSQL connections per replica (PlaceHold holds one for the length of its transaction). */
+  DATABASE_POOL_SIZE: z.coerce.number().int().positive().max(200).default(10),
 });
 
 export type Config = z.infer<typeof configSchema>;

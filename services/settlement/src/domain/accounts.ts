@@ -1,0 +1,48 @@
+import { InvalidArgument } from '../../../../platform/errors';
+
+/** What an account is for; decides which balance rules apply to it (see 001_ledger.sql). */
+export type AccountKind = 'WALLET' | 'ESCROW' | 'PAYABLE' | 'EXTERNAL';
+
+/**
+ * Ids of buyers, merchants, bands and payments as other services send them. No ':' so a ledger
+ * account name (`merchant:<id>:payable`) always parses back to one owner.
+ */
+const ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+export function requireId(value: string, field: string): string {
+  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ @ + - (no spaces or colons)`);
+  return value;
+}
+
+export const FUNDING = 'external:funding';
+export const PAYOUTS = 'external:payouts';
+export const walletOf = (accountId: string): string => `wallet:${accountId}`;
+export const escrowOf = (merchantId: string): string => `merchant:${merchantId}:escrow`;
+export const payableOf = (merchantId: string): string => `merchant:${merchantId}:payable`;
+
+export interface AccountName {
+  name: string;
+  kind: AccountKind;
+  owner: string;
+}
+
+/** Parses a ledger account name; undefined when it is not one this ledger uses. */
+export function parseAccount(name: string): AccountName | undefined {
+  if (name === FUNDING || name === PAYOUTS) return { name, kind: 'EXTERNAL', owner: '' };
+  const wallet = /^wallet:([^:]+)$/.exec(name);
+  if (wallet && ID.test(wallet[1]!)) return { name, kind: 'WALLET', owner: wallet[1]! };
+  const merchant = /^merchant:([^:]+):(escrow|payable)$/.exec(name);
+  if (merchant && ID.test(merchant[1]!)) return { name, kind: merchant[2] === 'escrow' ? 'ESCROW' : 'PAYABLE', owner: merchant[1]! };
+  return undefined;
+}
+
+/**
+ * What GetBalance's account_id names: a bare buyer id means that buyer's wallet; anything with
+ * a ':' must be a full ledger account name (`merchant:m-1:payable`, `external:funding`).
+ */
+export function resolveBalanceAccount(accountId: string): AccountName {
+  if (!accountId.includes(':')) return { name: walletOf(requireId(accountId, 'account_id')), kind: 'WALLET', owner: accountId };
+  const parsed = parseAccount(accountId);
+  if (!parsed) throw new InvalidArgument('account_id must be a buyer id or a ledger account (wallet:<id>, merchant:<id>:escrow, merchant:<id>:payable, external:funding, external:payouts)');
+  return parsed;
+}

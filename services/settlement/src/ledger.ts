@@ -1,0 +1,251 @@
+import type { LedgerMoved } from '../../../gen/wristpay/events/v1/events';
+import type { Queryable } from '../../../platform/db';
+import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
+import { newEvent } from '../../../platform/events';
+import { enqueueEvent } from '../../../platform/outbox';
+import { escrowOf, FUNDING, payableOf, PAYOUTS, walletOf } from './domain/accounts';
+import { assertDisputable, assertVoidable, planCapture, planDisputeRefund, planRefund, planRelease, type EscrowChange } from './domain/hold';
+import { toMoney, type Amount } from './domain/money';
+import { payoutReport } from './domain/payout-report';
+import { move } from './domain/postings';
+import { holdMoney, LedgerStore, type DisputeRow, type HoldRow, type PayoutRow, type TransferView } from './store';
+
+const SOURCE = 'settlement';
+
+export type HoldOutcome = 'PLACED' | 'INSUFFICIENT_FUNDS' | 'ACCOUNT_FROZEN';
+
+export interface PlaceHoldInput {
+  paymentId: string;
+  accountId: string;
+  merchantId: string;
+  deviceId: string;
+  amount: Amount;
+  ttlSeconds: number;
+}
+
+export interface LedgerOptions {
+  /** Buyer-protection window after capture before escrow releases to the merchant. */
+  protectionWindowSeconds: number;
+}
+
+export interface Balance {
+  posted: bigint;
+  held: bigint;
+  available: bigint;
+}
+
+/**
+ * Every money movement the settlement service makes. Each method runs inside the caller's
+ * transaction (usually `once`'s), writes its postings and its events to the outbox there, and
+ * throws a DomainError when the request cannot be honoured, which rolls everything back.
+ */
+export class Ledger {
+  readonly store = new LedgerStore();
+
+  constructor(private readonly options: LedgerOptions) {}
+
+  async topUp(q: Queryable, input: { accountId: string; amount: Amount; sourceReference: string }): Promise<TransferView> {
+    const wallet = walletOf(input.accountId);
+    const transfer = await this.store.post(q, { kind: 'topup', reference: input.sourceReference, legs: move(FUNDING, wallet, input.amount.currency, input.amount.minor) });
+    await this.emit(q, 'payment.topup.completed', {
+      transferId: transfer.transferId,
+      holdId: '',
+      paymentId: '',
+      accountId: input.accountId,
+      merchantId: '',
+      amount: toMoney(input.amount.minor, input.amount.currency),
+    });
+    return transfer;
+  }
+
+  /**
+   * Reserves money on the buyer's wallet. The wallet row is locked first, so concurrent holds on
+   * one wallet queue and each sees the reservations committed before it: together they never
+   * reserve more than the wallet has. A missing wallet has nothing in it.
+   */
+  async placeHold(q: Queryable, input: PlaceHoldInput): Promise<{ outcome: HoldOutcome; hold?: HoldRow }> {
+    if (await this.store.isFrozen(q, input.deviceId)) return { outcome: 'ACCOUNT_FROZEN' };
+    const existing = await this.store.holdByPayment(q, input.paymentId);
+    if (existing) throw new AlreadyExists(`payment ${input.paymentId} already has hold ${existing.holdId}`);
+    const { currency, minor } = input.amount;
+    const wallet = await this.store.account(q, walletOf(input.accountId), currency, true);
+    const available = wallet ? wallet.posted - wallet.held : 0n;
+    if (minor > available) return { outcome: 'INSUFFICIENT_FUNDS' };
+    const hold = await this.store.insertHold(q, { ...input, currency, amount: minor });
+    // A concurrent PlaceHold for the same payment committed first.
+    if (!hold) throw new AlreadyExists(`payment ${input.paymentId} already has a hold`);
+    await this.store.changeHeld(q, wallet!.account, currency, minor);
+    await this.emit(q, 'payment.hold.placed', holdEvent(hold, hold.amount));
+    return { outcome: 'PLACED', hold };
+  }
+
+  /** Ends a hold by moving `amount` (default all of it) from the wallet into the merchant's escrow; the rest of the reservation is released. */
+  async capture(q: Queryable, input: { holdId: string; amount?: Amount }): Promise<{ hold: HoldRow; transfer: TransferView }> {
+    const hold = await this.lockedHold(q, input.holdId);
+    if (input.amount) requireSameCurrency(hold, input.amount);
+    const captured = planCapture(holdMoney(hold), input.amount?.minor);
+    const wallet = walletOf(hold.accountId);
+    const transfer = await this.store.post(q, {
+      kind: 'capture',
+      reference: hold.paymentId,
+      holdId: hold.holdId,
+      legs: move(wallet, escrowOf(hold.merchantId), hold.currency, captured),
+      held: { account: wallet, currency: hold.currency, amount: -hold.amount },
+    });
+    const after = await this.store.markCaptured(q, hold.holdId, captured, this.options.protectionWindowSeconds);
+    await this.emit(q, 'payment.hold.captured', holdEvent(after, captured, transfer.transferId));
+    await this.emit(q, 'escrow.funded', holdEvent(after, captured, transfer.transferId));
+    return { hold: after, transfer };
+  }
+
+  async void(q: Queryable, holdId: string): Promise<HoldRow> {
+    const hold = await this.lockedHold(q, holdId);
+    assertVoidable(holdMoney(hold));
+    return this.end(q, hold, 'VOIDED');
+  }
+
+  /** The sweeper's step for one hold; false when it is not (or no longer) due, or another transaction has it. */
+  async expire(q: Queryable, holdId: string): Promise<boolean> {
+    const hold = await this.store.hold(q, holdId, 'skipLocked');
+    if (!hold || hold.status !== 'PENDING' || !hold.lapsed) return false;
+    await this.end(q, hold, 'EXPIRED');
+    return true;
+  }
+
+  /** Buyer confirmed delivery: the escrow goes to the merchant's payable. */
+  async confirmDelivery(q: Queryable, holdId: string): Promise<TransferView> {
+    const hold = await this.lockedHold(q, holdId);
+    return this.release(q, hold, planRelease(holdMoney(hold)), `delivery:${hold.paymentId}`);
+  }
+
+  /** The sweeper's step for escrow whose protection window has passed; false when not due. */
+  async autoRelease(q: Queryable, holdId: string): Promise<boolean> {
+    const hold = await this.store.hold(q, holdId, 'skipLocked');
+    if (!hold || hold.escrowStatus !== 'HELD' || !hold.escrowDue) return false;
+    await this.release(q, hold, planRelease(holdMoney(hold)), `protection-window:${hold.paymentId}`);
+    return true;
+  }
+
+  async refund(q: Queryable, input: { holdId: string; amount: Amount }): Promise<TransferView> {
+    const hold = await this.lockedHold(q, input.holdId);
+    requireSameCurrency(hold, input.amount);
+    const change = planRefund(holdMoney(hold), input.amount.minor);
+    return this.moveBack(q, hold, change, `refund:${hold.paymentId}`);
+  }
+
+  async openDispute(q: Queryable, input: { holdId: string; reason: string }): Promise<DisputeRow> {
+    const hold = await this.lockedHold(q, input.holdId);
+    assertDisputable(holdMoney(hold));
+    const dispute = await this.store.insertDispute(q, hold.holdId, input.reason);
+    const after = await this.store.setEscrow(q, hold.holdId, { ...hold, escrowStatus: 'DISPUTED' });
+    await this.emit(q, 'escrow.frozen', holdEvent(after, after.escrow));
+    return dispute;
+  }
+
+  async resolveDispute(q: Queryable, input: { disputeId: string; outcome: 'REFUND_BUYER' | 'RELEASE_TO_MERCHANT' }): Promise<TransferView> {
+    const found = await this.store.dispute(q, input.disputeId);
+    if (!found) throw new NotFound(`no dispute ${input.disputeId}`);
+    // Hold first, then the dispute: the same order OpenDispute uses.
+    const hold = await this.lockedHold(q, found.holdId);
+    const dispute = (await this.store.dispute(q, input.disputeId, true))!;
+    if (dispute.status !== 'OPEN') throw new FailedPrecondition(`dispute was already resolved (${dispute.outcome})`);
+    const transfer =
+      input.outcome === 'REFUND_BUYER'
+        ? await this.moveBack(q, hold, planDisputeRefund(holdMoney(hold)), `dispute:${dispute.disputeId}`)
+        : await this.release(q, hold, planRelease(holdMoney(hold), true), `dispute:${dispute.disputeId}`);
+    await this.store.resolveDispute(q, dispute.disputeId, input.outcome, transfer.transferId);
+    return transfer;
+  }
+
+  async balance(q: Queryable, account: string, currency: string): Promise<Balance> {
+    const row = await this.store.account(q, account, currency);
+    if (!row) return { posted: 0n, held: 0n, available: 0n };
+    return { posted: row.posted, held: row.held, available: row.posted - row.held };
+  }
+
+  async transfer(q: Queryable, transferId: string): Promise<TransferView> {
+    const transfer = await this.store.transfer(q, transferId);
+    if (!transfer) throw new NotFound(`no transfer ${transferId}`);
+    return transfer;
+  }
+
+  /**
+   * Pays each merchant the net of its payable transfers committed before the end of
+   * `businessDate` (UTC; now, for today) and not paid out yet: one payout per merchant, currency
+   * and date. A net that refunds made zero or negative is carried to the next payout. Runs are
+   * serialised so two never pay the same transfer.
+   */
+  async runPayouts(q: Queryable, businessDate: string): Promise<{ payouts: PayoutRow[]; report: string }> {
+    await q.query("SELECT pg_advisory_xact_lock(hashtext('settlement.payouts'))");
+    const { cutoff, future } = await this.store.payoutCutoff(q, businessDate);
+    if (future) throw new FailedPrecondition(`business_date ${businessDate} has not begun (UTC)`);
+    const candidates = await this.store.payoutCandidates(q, businessDate, cutoff);
+    // Lock in the global account order: external:payouts sorts before merchant:*.
+    for (const currency of new Set(candidates.map((c) => c.currency))) await this.store.lockOrCreate(q, PAYOUTS, currency);
+    for (const c of candidates) await this.store.lockOrCreate(q, c.account, c.currency);
+    let carried = 0;
+    for (const c of candidates) {
+      const { net, transfers } = await this.store.unpaidNet(q, c.account, c.currency, cutoff);
+      if (net <= 0n) {
+        carried++;
+        continue;
+      }
+      const transfer = await this.store.post(q, { kind: 'payout', reference: `payout:${businessDate}:${c.merchantId}`, legs: move(payableOf(c.merchantId), PAYOUTS, c.currency, net) });
+      await this.store.insertPayout(q, { merchantId: c.merchantId, currency: c.currency, businessDate, amount: net, transferId: transfer.transferId, transfers, account: c.account, cutoff });
+    }
+    const payouts = await this.store.payouts(q, businessDate);
+    return { payouts, report: payoutReport(businessDate, cutoff, payouts, carried) };
+  }
+
+  /** Consumes device.lost: from now on PlaceHold for this band answers ACCOUNT_FROZEN. Idempotent per event. */
+  async freezeDevice(q: Queryable, input: { eventId: string; deviceId: string; accountId: string }): Promise<boolean> {
+    if (!(await this.store.markProcessed(q, input.eventId))) return false;
+    await this.store.freezeDevice(q, input.deviceId, input.accountId, input.eventId);
+    return true;
+  }
+
+  private async lockedHold(q: Queryable, holdId: string): Promise<HoldRow> {
+    const hold = await this.store.hold(q, holdId, 'update');
+    if (!hold) throw new NotFound(`no hold ${holdId}`);
+    return hold;
+  }
+
+  private async end(q: Queryable, hold: HoldRow, status: 'VOIDED' | 'EXPIRED'): Promise<HoldRow> {
+    const after = await this.store.endHold(q, hold.holdId, status);
+    await this.store.changeHeld(q, walletOf(hold.accountId), hold.currency, -hold.amount);
+    await this.emit(q, status === 'VOIDED' ? 'payment.hold.voided' : 'payment.hold.expired', holdEvent(after, hold.amount));
+    return after;
+  }
+
+  private async release(q: Queryable, hold: HoldRow, change: EscrowChange, reference: string): Promise<TransferView> {
+    const transfer = await this.store.post(q, { kind: 'release', reference, holdId: hold.holdId, legs: move(escrowOf(hold.merchantId), payableOf(hold.merchantId), hold.currency, change.fromEscrow) });
+    const after = await this.store.setEscrow(q, hold.holdId, change);
+    await this.emit(q, 'escrow.released', holdEvent(after, change.fromEscrow, transfer.transferId));
+    return transfer;
+  }
+
+  /** Money back to the buyer's wallet, from escrow or (after release) from the merchant's payable. */
+  private async moveBack(q: Queryable, hold: HoldRow, change: EscrowChange, reference: string): Promise<TransferView> {
+    const wallet = walletOf(hold.accountId);
+    const legs = [
+      ...(change.fromEscrow > 0n ? move(escrowOf(hold.merchantId), wallet, hold.currency, change.fromEscrow) : []),
+      ...(change.fromPayable > 0n ? move(payableOf(hold.merchantId), wallet, hold.currency, change.fromPayable) : []),
+    ];
+    const transfer = await this.store.post(q, { kind: 'refund', reference, holdId: hold.holdId, legs });
+    const after = await this.store.setEscrow(q, hold.holdId, change);
+    await this.emit(q, 'payment.refunded', holdEvent(after, change.fromEscrow + change.fromPayable, transfer.transferId));
+    return transfer;
+  }
+
+  private async emit(q: Queryable, type: string, value: LedgerMoved): Promise<void> {
+    await enqueueEvent(q, newEvent(type, SOURCE, { $case: 'ledger', value }));
+  }
+}
+
+function holdEvent(hold: HoldRow, amount: bigint, transferId = ''): LedgerMoved {
+  return { transferId, holdId: hold.holdId, paymentId: hold.paymentId, accountId: hold.accountId, merchantId: hold.merchantId, amount: toMoney(amount, hold.currency) };
+}
+
+function requireSameCurrency(hold: HoldRow, amount: Amount): void {
+  if (amount.currency !== hold.currency) throw new InvalidArgument(`amount.currency must be the hold's currency (${hold.currency})`);
+}

@@ -1,0 +1,243 @@
+import { trace } from '@opentelemetry/api';
+import {
+  CaptureRequest,
+  CaptureResponse,
+  ConfirmDeliveryRequest,
+  ConfirmDeliveryResponse,
+  DisputeOutcome,
+  HoldOutcome,
+  HoldStatus,
+  OpenDisputeRequest,
+  OpenDisputeResponse,
+  PlaceHoldRequest,
+  PlaceHoldResponse,
+  RefundRequest,
+  RefundResponse,
+  ResolveDisputeRequest,
+  ResolveDisputeResponse,
+  RunPayoutsRequest,
+  RunPayoutsResponse,
+  SettlementServiceService,
+  TopUpRequest,
+  TopUpResponse,
+  VoidRequest,
+  VoidResponse,
+  type Hold,
+  type SettlementServiceServer,
+  type Transfer,
+} from '../../../gen/wristpay/settlement/v1/settlement';
+import type { Db } from '../../../platform/db';
+import { InvalidArgument } from '../../../platform/errors';
+import { register, type Handlers } from '../../../platform/grpc/server';
+import { once } from '../../../platform/idempotency';
+import type { Logger } from '../../../platform/log';
+import type { OutboxRelay } from '../../../platform/outbox';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import type { Config } from './config';
+import { requireId, resolveBalanceAccount } from './domain/accounts';
+import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
+import type { Ledger } from './ledger';
+import type { HoldRow, TransferView } from './store';
+
+export interface SettlementDeps {
+  config: Config;
+  db: Db;
+  ledger: Ledger;
+  relay: OutboxRelay;
+  log: Logger;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+function requireUuid(value: string, field: string): string {
+  if (!UUID.test(value)) throw new InvalidArgument(`${field} must be a UUID`);
+  return value.toLowerCase();
+}
+
+function requireText(value: string, field: string, max: number): string {
+  const v = value.trim();
+  if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
+  return v;
+}
+
+/** A real calendar day as YYYY-MM-DD (rejects 2024-02-30). */
+function requireDate(value: string, field: string): string {
+  const m = DATE.exec(value);
+  const d = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : undefined;
+  if (!d || d.toISOString().slice(0, 10) !== value) throw new InvalidArgument(`${field} must be a date as YYYY-MM-DD`);
+  return value;
+}
+
+export function toTransfer(t: TransferView): Transfer {
+  return {
+    transferId: t.transferId,
+    kind: t.kind,
+    reference: t.reference,
+    createdAt: t.createdAt,
+    postings: t.postings.map((p) => ({ account: p.account, amountMinor: p.amount, currency: p.currency })),
+  };
+}
+
+export function toHold(h: HoldRow): Hold {
+  return {
+    holdId: h.holdId,
+    paymentId: h.paymentId,
+    accountId: h.accountId,
+    merchantId: h.merchantId,
+    amount: toMoney(h.amount, h.currency),
+    status: HoldStatus[`HOLD_STATUS_${h.status}`],
+    expiresAt: h.expiresAt,
+    captured: toMoney(h.captured, h.currency),
+  };
+}
+
+function annotate(attributes: { holdId?: string; paymentId?: string; accountId?: string; merchantId?: string; amount?: Amount }): void {
+  const span = trace.getActiveSpan();
+  if (!span) return;
+  if (attributes.holdId) span.setAttribute(ATTR.holdId, attributes.holdId);
+  if (attributes.paymentId) span.setAttribute(ATTR.paymentId, attributes.paymentId);
+  if (attributes.accountId) span.setAttribute(ATTR.accountId, attributes.accountId);
+  if (attributes.merchantId) span.setAttribute(ATTR.merchantId, attributes.merchantId);
+  if (attributes.amount) span.setAttributes({ [ATTR.amountMinor]: Number(attributes.amount.minor), [ATTR.currency]: attributes.amount.currency });
+}
+
+/**
+ * The gRPC edge of settlement: validates each request completely before anything is written
+ * (bad input → INVALID_ARGUMENT with no trace in the database, not even an idempotency key),
+ * runs the movement inside `once` so a retried key returns the first answer, and kicks the
+ * outbox relay after commit.
+ */
+export function settlementService(deps: SettlementDeps) {
+  const { config, db, ledger, relay, log } = deps;
+
+  function ttlOf(ttlSeconds: bigint): number {
+    if (ttlSeconds < 0n || ttlSeconds > BigInt(config.HOLD_MAX_TTL_SECONDS)) throw new InvalidArgument(`ttl_seconds must be between 0 (service default) and ${config.HOLD_MAX_TTL_SECONDS}`);
+    return ttlSeconds === 0n ? config.HOLD_TTL_SECONDS : Number(ttlSeconds);
+  }
+
+  const handlers: Handlers<SettlementServiceServer> = {
+    async topUp(req) {
+      const accountId = requireId(req.accountId, 'account_id');
+      const amount = requirePositive(req.amount, 'amount');
+      const sourceReference = requireText(req.sourceReference, 'source_reference', 200);
+      annotate({ accountId, amount });
+      const res = await once(db, 'TopUp', req.idempotencyKey, { codec: TopUpRequest, value: req }, TopUpResponse, async (q) => ({
+        transfer: toTransfer(await ledger.topUp(q, { accountId, amount, sourceReference })),
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async placeHold(req) {
+      const input = {
+        paymentId: requireId(req.paymentId, 'payment_id'),
+        accountId: requireId(req.accountId, 'account_id'),
+        merchantId: requireId(req.merchantId, 'merchant_id'),
+        deviceId: requireId(req.deviceId, 'device_id'),
+        amount: requirePositive(req.amount, 'amount'),
+        ttlSeconds: ttlOf(req.ttlSeconds),
+      };
+      annotate(input);
+      const res = await once(db, 'PlaceHold', req.idempotencyKey, { codec: PlaceHoldRequest, value: req }, PlaceHoldResponse, async (q) => {
+        const placed = await ledger.placeHold(q, input);
+        return { outcome: HoldOutcome[`HOLD_OUTCOME_${placed.outcome}`], hold: placed.hold ? toHold(placed.hold) : undefined };
+      });
+      relay.kick();
+      if (res.hold) annotate({ holdId: res.hold.holdId });
+      log.info({ paymentId: input.paymentId, outcome: HoldOutcome[res.outcome], holdId: res.hold?.holdId }, 'hold decided');
+      return res;
+    },
+
+    async capture(req) {
+      const holdId = requireUuid(req.holdId, 'hold_id');
+      const amount = req.amount ? requirePositive(req.amount, 'amount') : undefined;
+      annotate({ holdId, amount });
+      const res = await once(db, 'Capture', req.idempotencyKey, { codec: CaptureRequest, value: req }, CaptureResponse, async (q) => {
+        const { hold, transfer } = await ledger.capture(q, { holdId, amount });
+        return { hold: toHold(hold), transfer: toTransfer(transfer) };
+      });
+      relay.kick();
+      return res;
+    },
+
+    async void(req) {
+      const holdId = requireUuid(req.holdId, 'hold_id');
+      annotate({ holdId });
+      const res = await once(db, 'Void', req.idempotencyKey, { codec: VoidRequest, value: req }, VoidResponse, async (q) => ({ hold: toHold(await ledger.void(q, holdId)) }));
+      relay.kick();
+      return res;
+    },
+
+    async confirmDelivery(req) {
+      const holdId = requireUuid(req.holdId, 'hold_id');
+      annotate({ holdId });
+      const res = await once(db, 'ConfirmDelivery', req.idempotencyKey, { codec: ConfirmDeliveryRequest, value: req }, ConfirmDeliveryResponse, async (q) => ({
+        transfer: toTransfer(await ledger.confirmDelivery(q, holdId)),
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async refund(req) {
+      const holdId = requireUuid(req.holdId, 'hold_id');
+      const amount = requirePositive(req.amount, 'amount');
+      annotate({ holdId, amount });
+      const res = await once(db, 'Refund', req.idempotencyKey, { codec: RefundRequest, value: req }, RefundResponse, async (q) => ({
+        transfer: toTransfer(await ledger.refund(q, { holdId, amount })),
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async openDispute(req) {
+      const holdId = requireUuid(req.holdId, 'hold_id');
+      const reason = requireText(req.reason, 'reason', 500);
+      annotate({ holdId });
+      const res = await once(db, 'OpenDispute', req.idempotencyKey, { codec: OpenDisputeRequest, value: req }, OpenDisputeResponse, async (q) => ({
+        disputeId: (await ledger.openDispute(q, { holdId, reason })).disputeId,
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async resolveDispute(req) {
+      const disputeId = requireUuid(req.disputeId, 'dispute_id');
+      const outcome =
+        req.outcome === DisputeOutcome.DISPUTE_OUTCOME_REFUND_BUYER ? 'REFUND_BUYER' : req.outcome === DisputeOutcome.DISPUTE_OUTCOME_RELEASE_TO_MERCHANT ? 'RELEASE_TO_MERCHANT' : undefined;
+      if (!outcome) throw new InvalidArgument('outcome must be REFUND_BUYER or RELEASE_TO_MERCHANT');
+      const res = await once(db, 'ResolveDispute', req.idempotencyKey, { codec: ResolveDisputeRequest, value: req }, ResolveDisputeResponse, async (q) => ({
+        transfer: toTransfer(await ledger.resolveDispute(q, { disputeId, outcome })),
+      }));
+      relay.kick();
+      return res;
+    },
+
+    async getBalance(req) {
+      const account = resolveBalanceAccount(req.accountId);
+      const currency = requireCurrency(req.currency);
+      const b = await ledger.balance(db, account.name, currency);
+      return { accountId: req.accountId, available: toMoney(b.available, currency), held: toMoney(b.held, currency), posted: toMoney(b.posted, currency) };
+    },
+
+    async runPayouts(req) {
+      const businessDate = requireDate(req.businessDate, 'business_date');
+      const res = await once(db, 'RunPayouts', req.idempotencyKey, { codec: RunPayoutsRequest, value: req }, RunPayoutsResponse, async (q) => {
+        const { payouts, report } = await ledger.runPayouts(q, businessDate);
+        return {
+          payouts: payouts.map((p) => ({ payoutId: p.payoutId, merchantId: p.merchantId, amount: toMoney(p.amount, p.currency), transfers: p.transfers })),
+          report,
+        };
+      });
+      relay.kick();
+      log.info({ businessDate, payouts: res.payouts.length }, 'payouts run');
+      return res;
+    },
+
+    async getTransfer(req) {
+      return { transfer: toTransfer(await ledger.transfer(db, requireUuid(req.transferId, 'transfer_id'))) };
+    },
+  };
+
+  return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers });
+}
