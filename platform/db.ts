@@ -77,7 +77,8 @@ async function openPglite(dataDir: string): Promise<Db> {
   // Loaded lazily: the WASM build costs start-up time that PostgreSQL users should not pay.
   const { PGlite } = await import('@electric-sql/pglite');
   if (!dataDir.includes('://')) mkdirSync(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir);
+  // Same int8 contract as the pg pool: always bigint (PGlite alone gives a number when it fits).
+  const pg = await PGlite.create(dataDir, { parsers: { 20: (value: string) => BigInt(value) } });
   const normalise = <R>(r: { rows: unknown[]; affectedRows?: number }) => ({
     rows: r.rows as R[],
     rowCount: r.affectedRows || r.rows.length,
