@@ -15,6 +15,10 @@ interface Step {
   band: number;
   attempt: PaymentAttempt | ((bands: Band[], previous: DemoRow[]) => PaymentAttempt);
   expect: Expected;
+  /** A retry: the answer must carry the payment id of this earlier step (0-based). */
+  samePaymentAs?: number;
+  /** For a decline, the reason it must carry. */
+  reason?: DeclineReason;
   /** Something the wallet does first (wrist-off, report lost). */
   before?: (clients: MeshClients, bands: Band[]) => Promise<void>;
 }
@@ -59,18 +63,20 @@ function script(): Step[] {
     everyday(0, 2, 1399),
     everyday(1, 3, 310),
     everyday(0, 4, 1875),
-    { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 45_000n }, expect: 'DECLINED' },
+    { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 45_000n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS },
     {
       scenario: 'retry, same idempotency key',
       band: 0,
       attempt: (_bands, rows) => ({ merchantId: rows[0]!.merchant, amountMinor: 450n, tap: rows[0]!.tap, idempotencyKey: rows[0]!.idempotencyKey }),
       expect: 'APPROVED',
+      samePaymentAs: 0,
     },
     {
       scenario: 'copied payment (replayed tap)',
       band: 1,
       attempt: (bands) => ({ merchantId: 'm-noodle-bar', amountMinor: 310n, tap: bands[1]!.replayLastTap() }),
       expect: 'DECLINED',
+      reason: DeclineReason.DECLINE_REASON_REPLAY,
     },
     {
       scenario: 'terminal alters the amount',
@@ -82,6 +88,7 @@ function script(): Step[] {
         tap: bands[1]!.tap({ amountMinor: 500n, currency: 'EUR', merchantId: 'm-fruit-stall', terminalNonce: terminalNonce() }),
       }),
       expect: 'DECLINED',
+      reason: DeclineReason.DECLINE_REASON_CRYPTOGRAM_INVALID,
     },
     everyday(2, 6, 990),
     {
@@ -137,7 +144,10 @@ export async function runDemo(clients: MeshClients, runId = randomUUID().slice(0
       ms: result.ms,
       traceId: result.traceId,
       paymentId: r.paymentId,
-      ok: outcome === step.expect && (step.scenario !== 'retry, same idempotency key' || r.paymentId === rows[0]?.paymentId),
+      ok:
+        outcome === step.expect &&
+        (step.reason === undefined || r.declineReason === step.reason) &&
+        (step.samePaymentAs === undefined || r.paymentId === rows[step.samePaymentAs]?.paymentId),
       idempotencyKey: result.idempotencyKey,
       tap: result.tap,
     });
