@@ -45,16 +45,19 @@ export function runService(service: string, start: (log: Logger) => Promise<Runn
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 
-  start(log).then(
-    (svc) => {
-      running = svc;
-    },
-    async (err: unknown) => {
-      const oneLine = err instanceof ConfigError || err instanceof StartupError ? err.message : `failed to start: ${(err as Error).message}`;
-      process.stderr.write(`${service}: ${oneLine}\n`);
-      if (!(err instanceof ConfigError || err instanceof StartupError)) log.error({ err }, 'failed to start');
-      await shutdownTelemetry();
-      process.exit(err instanceof ConfigError ? 78 : 1);
-    },
-  );
+  // Through a promise, so a synchronous throw (readConfig) takes the same one-line path.
+  Promise.resolve()
+    .then(() => start(log))
+    .then(
+      (svc) => {
+        running = svc;
+      },
+      async (err: unknown) => {
+        const expected = err instanceof ConfigError || err instanceof StartupError;
+        process.stderr.write(`${service}: ${expected ? (err as Error).message : `failed to start: ${(err as Error).message}`}\n`);
+        if (!expected) log.error({ err }, 'failed to start');
+        await shutdownTelemetry();
+        process.exit(err instanceof ConfigError ? 78 : 1);
+      },
+    );
 }
