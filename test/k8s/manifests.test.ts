@@ -303,7 +303,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
       expect(problems).toEqual([]);
     });
 
-    it('exposes port "grpc" at the value of its PORT_ENV, and probes it with native gRPC probes', () => {
+    it('exposes port "grpc" at the value of its PORT_ENV on its Service, and only that port', () => {
       const w = deployment(rendered(overlay), name);
       const c = serverContainer(w);
       const problems: string[] = [];
@@ -311,6 +311,38 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
       const grpc = namedPort(c, 'grpc');
       if (!grpc) problems.push(`${name}: no container port named grpc`);
       else if (grpc.containerPort !== port) problems.push(`${name}: container port grpc is ${grpc.containerPort} but ${spec.portEnv} is ${port}`);
+      const svc = rendered(overlay).find<IService>('Service', name);
+      const svcPort = svc?.spec?.ports?.find((p) => p.name === 'grpc');
+      if (!svc) problems.push(`${name}: no Service named ${name}`);
+      else if (!svcPort) problems.push(`${name}: Service has no port named grpc`);
+      else if (svcPort.port !== port) problems.push(`${name}: Service port grpc is ${svcPort.port}, want ${port} (clients dial the same port in and out of the cluster)`);
+      const health = namedPort(c, 'health');
+      for (const p of svc?.spec?.ports ?? []) {
+        const target = p.targetPort ?? p.port;
+        if (target === 'health' || (health && target === health.containerPort)) {
+          problems.push(`${name}: Service port ${p.name ?? p.port} exposes the plaintext health port; only the kubelet probes it, so keep it off the Service`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+
+    it('probes a plaintext health port (HEALTH_PORT, container port "health") with native gRPC probes, since port grpc is mTLS-only', () => {
+      const w = deployment(rendered(overlay), name);
+      const c = serverContainer(w);
+      const problems: string[] = [];
+      const values = envValues(serviceEnv(overlay, spec));
+      const grpcPort = Number(values[spec.portEnv]);
+      const healthPort = values.HEALTH_PORT === undefined ? undefined : Number(values.HEALTH_PORT);
+      if (healthPort === undefined || healthPort === 0) {
+        problems.push(`${name}: HEALTH_PORT is ${healthPort ?? 'unset'}, so no health server listens: set it (the kubelet's grpc probe has no client certificate for the mTLS port)`);
+      } else if (healthPort === grpcPort) {
+        problems.push(`${name}: HEALTH_PORT ${healthPort} equals ${spec.portEnv}: the health port must be a second, plaintext port`);
+      }
+      const health = namedPort(c, 'health');
+      if (!health) problems.push(`${name}: no container port named health`);
+      else if (healthPort !== undefined && health.containerPort !== healthPort) {
+        problems.push(`${name}: container port health is ${health.containerPort} but HEALTH_PORT is ${healthPort}`);
+      }
       for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) {
         const probe = c[kind];
         if (!probe) {
@@ -318,14 +350,14 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
           continue;
         }
         const handlers = probeHandlers(probe);
-        if (handlers.length !== 1 || handlers[0] !== 'grpc') problems.push(`${name}: ${kind} uses ${handlers.join('+') || 'nothing'}, want grpc (grpc.health.v1)`);
-        else if (probe.grpc!.port !== port) problems.push(`${name}: ${kind} probes port ${probe.grpc!.port}, want ${spec.portEnv}=${port}`);
+        if (handlers.length !== 1 || handlers[0] !== 'grpc') {
+          problems.push(`${name}: ${kind} uses ${handlers.join('+') || 'nothing'}, want grpc (grpc.health.v1)`);
+          continue;
+        }
+        const probed = probe.grpc!.port;
+        if (probed === grpcPort) problems.push(`${name}: ${kind} probes the mTLS grpc port ${probed}, which the kubelet cannot reach; want HEALTH_PORT=${healthPort ?? 'unset'}`);
+        else if (probed !== healthPort) problems.push(`${name}: ${kind} probes port ${probed}, want HEALTH_PORT=${healthPort ?? 'unset'}`);
       }
-      const svc = rendered(overlay).find<IService>('Service', name);
-      const svcPort = svc?.spec?.ports?.find((p) => p.name === 'grpc');
-      if (!svc) problems.push(`${name}: no Service named ${name}`);
-      else if (!svcPort) problems.push(`${name}: Service has no port named grpc`);
-      else if (svcPort.port !== port) problems.push(`${name}: Service port grpc is ${svcPort.port}, want ${port} (clients dial the same port in and out of the cluster)`);
       expect(problems).toEqual([]);
     });
 
@@ -477,6 +509,26 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
       const headless = r.find<IService>('Service', sts.spec.serviceName);
       if (headless?.spec?.clusterIP !== 'None' || headless.spec.publishNotReadyAddresses !== true) {
         problems.push(`Service ${sts.spec.serviceName}: must be headless with publishNotReadyAddresses (peers route before they are ready)`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('NATS: no service asks for more JetStream stream replicas (NATS_STREAM_REPLICAS) than the StatefulSet runs', () => {
+    const r = rendered(overlay);
+    const sts = r.find<{ spec: { replicas?: number } }>('StatefulSet', 'nats');
+    if (!sts) {
+      expect(['no StatefulSet nats']).toEqual([]);
+      return;
+    }
+    const servers = sts.spec.replicas ?? 1;
+    const problems: string[] = [];
+    for (const spec of SERVICES) {
+      const parsed = spec.schema.safeParse(envValues(serviceEnv(overlay, spec)));
+      if (!parsed.success) continue; // reported by the configSchema test
+      const streamReplicas = Number((parsed.data as Record<string, unknown>).NATS_STREAM_REPLICAS);
+      if (!(streamReplicas <= servers)) {
+        problems.push(`${spec.name}: NATS_STREAM_REPLICAS is ${streamReplicas} but StatefulSet nats runs ${servers} server(s): JetStream could not place the streams`);
       }
     }
     expect(problems).toEqual([]);
