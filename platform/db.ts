@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Pool, types } from 'pg';
 import type { Logger } from './log';
 import { repoPath } from './paths';
+import { dependency } from './service';
 
 // int8 arrives as a string from pg and as bigint from PGlite; money is int64, so make both bigint.
 types.setTypeParser(types.builtins.INT8, (value) => BigInt(value));
@@ -134,4 +135,27 @@ function splitStatements(sql: string): string[] {
     .split(/;\s*$/m)
     .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
     .filter(Boolean);
+}
+
+/** The database settings a PostgreSQL-owning service reads (platform/config.ts databaseEnv). */
+export interface DatabaseConfig {
+  DATABASE_URL?: string | undefined;
+  PGLITE_DIR: string;
+}
+
+/**
+ * Opens a service's own database and brings its schema up to date (platform migrations, then
+ * services/<service>/migrations). A failure names the variable to fix and stops the start.
+ */
+export async function openServiceDb(config: DatabaseConfig, service: string, log: Logger, poolSize?: number): Promise<Db> {
+  return dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
+    const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize });
+    try {
+      await migrate(db, repoPath('services', service, 'migrations'), log);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    return db;
+  });
 }

@@ -25,6 +25,7 @@ import { connect } from '@nats-io/transport-node';
 import type { Event } from '../gen/wristpay/events/v1/events';
 import { decodeEvent, encodeEvent, STREAM_AREAS, type StreamArea } from './events';
 import type { Logger } from './log';
+import { dependency } from './service';
 import { ATTR } from './telemetry/attributes';
 
 const tracer = trace.getTracer('wristpay.nats');
@@ -34,6 +35,20 @@ const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
   get: (h, k) => h?.get(k) || undefined,
   keys: (h) => (h ? h.keys() : []),
 };
+
+/** The NATS settings every service reads (platform/config.ts natsEnv). */
+export interface NatsConfig {
+  NATS_URL: string;
+  NATS_SUBJECT_PREFIX: string;
+  NATS_STREAM_REPLICAS: number;
+}
+
+/** Connects a service to JetStream from its config; a failure names NATS_URL and stops the start. */
+export function connectEventBus(config: NatsConfig, source: string, log: Logger): Promise<EventBus> {
+  return dependency('NATS', 'NATS_URL', () =>
+    EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source, log, replicas: config.NATS_STREAM_REPLICAS }),
+  );
+}
 
 /** A carrier of trace context that can be stored (outbox rows) and turned into NATS headers later. */
 export type TraceCarrier = Record<string, string>;

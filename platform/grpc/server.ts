@@ -16,6 +16,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
 import { DomainError, PermissionDenied } from '../errors';
+import { serverCredentials, type TlsConfig } from './credentials';
 import type { Logger } from '../log';
 import { repoPath } from '../paths';
 import { ATTR } from '../telemetry/attributes';
@@ -52,6 +53,12 @@ export interface ServiceRegistration<S> {
 /** Binds a registration, keeping handler and definition types tied together. */
 export function register<S>(registration: ServiceRegistration<S>): ServiceRegistration<unknown> {
   return registration as ServiceRegistration<unknown>;
+}
+
+/** The listener settings every service reads (platform/config.ts serverEnv). */
+export interface ServerConfig extends TlsConfig {
+  GRPC_MAX_CALL_MS: number;
+  HEALTH_PORT: number;
 }
 
 export interface GrpcServerOptions {
@@ -98,6 +105,11 @@ export class GrpcServer {
   private readonly healthServer = new Server();
   readonly health: HealthImplementation;
   private inFlight = 0;
+
+  /** The usual way to build one: credentials, call cap and health port from the service's config. */
+  static fromConfig(config: ServerConfig, options: { service: string; log: Logger; services: ServiceRegistration<unknown>[] }): GrpcServer {
+    return new GrpcServer({ ...options, credentials: serverCredentials(config), maxCallMs: config.GRPC_MAX_CALL_MS, healthPort: config.HEALTH_PORT });
+  }
 
   constructor(private readonly options: GrpcServerOptions) {
     const names = options.services.map((s) => serviceName(s.definition));

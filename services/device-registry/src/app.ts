@@ -1,10 +1,8 @@
-import { migrate, openDb } from '../../../platform/db';
-import { serverCredentials } from '../../../platform/grpc/credentials';
+import { openServiceDb } from '../../../platform/db';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { EventBus } from '../../../platform/nats';
+import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
-import { repoPath } from '../../../platform/paths';
 import { connectRedis } from '../../../platform/redis';
 import { dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
@@ -14,14 +12,9 @@ import { DeviceStore } from './store';
 
 /** Composes the device registry from its config and starts serving; `port` is the bound port. */
 export async function startDeviceRegistry(config: Config, log: Logger): Promise<RunningService & { port: number }> {
-  const credentials = serverCredentials(config);
   const redis = await dependency('Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log));
-  const bus = await dependency('NATS', 'NATS_URL', () => EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source: SERVICE, log }));
-  const db = await dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
-    const opened = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR });
-    await migrate(opened, repoPath('services', SERVICE, 'migrations'), log);
-    return opened;
-  });
+  const bus = await connectEventBus(config, SERVICE, log);
+  const db = await openServiceDb(config, SERVICE, log);
   const relay = new OutboxRelay(db, bus, log);
   relay.start();
   const sessions = new SessionStore(redis, config.REDIS_KEY_PREFIX, {
@@ -29,11 +22,9 @@ export async function startDeviceRegistry(config: Config, log: Logger): Promise<
     sessionMs: config.SESSION_TTL_SECONDS * 1000,
     maxAgeMs: config.SESSION_MAX_AGE_SECONDS * 1000,
   });
-  const server = new GrpcServer({
+  const server = GrpcServer.fromConfig(config, {
     service: SERVICE,
     log,
-    credentials,
-    maxCallMs: config.GRPC_MAX_CALL_MS,
     services: [deviceRegistryService({ config, db, devices: new DeviceStore(db), sessions, bus, relay, log })],
   });
   const port = await server.listen(config.DEVICE_REGISTRY_PORT);

@@ -3,10 +3,10 @@ import { RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
 import { SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
 import { TokenizationServiceClient } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { createClient } from '../../../platform/grpc/client';
-import { channelCredentials, serverCredentials } from '../../../platform/grpc/credentials';
+import { channelCredentials } from '../../../platform/grpc/credentials';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { EventBus } from '../../../platform/nats';
+import { connectEventBus } from '../../../platform/nats';
 import { connectRedis } from '../../../platform/redis';
 import { dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
@@ -15,10 +15,9 @@ import { gatewayService, type Downstream } from './server';
 
 /** Composes the gateway: four downstream clients, Redis for payment records, NATS for outcomes. */
 export async function startGateway(config: Config, log: Logger): Promise<RunningService & { port: number }> {
-  const serverCreds = serverCredentials(config);
   const creds = channelCredentials(config);
   const redis = await dependency('Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log));
-  const bus = await dependency('NATS', 'NATS_URL', () => EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source: SERVICE, log }));
+  const bus = await connectEventBus(config, SERVICE, log);
   const common = { credentials: creds, deadlineMs: config.GRPC_CLIENT_DEADLINE_MS };
   // Retried on UNAVAILABLE: reads, and calls whose effect is keyed (payment id, idempotency key).
   // VerifyPayment is not: it spends the band's ATC, so a blind retry would look like a replay.
@@ -28,11 +27,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     risk: createClient(RiskServiceClient, config.RISK_ADDR, { ...common, retryable: ['score', 'explain'] }),
     settlement: createClient(SettlementServiceClient, config.SETTLEMENT_ADDR, { ...common, retryable: ['placeHold', 'capture', 'refund', 'getBalance'] }),
   };
-  const server = new GrpcServer({
+  const server = GrpcServer.fromConfig(config, {
     service: SERVICE,
     log,
-    credentials: serverCreds,
-    maxCallMs: config.GRPC_MAX_CALL_MS,
     services: [gatewayService({ downstream, records: new PaymentRecords(redis, config.REDIS_KEY_PREFIX, config.PAYMENT_RECORD_TTL_SECONDS), bus, log })],
   });
   const port = await server.listen(config.GATEWAY_PORT);

@@ -1,12 +1,10 @@
 import { ConfigError } from '../../../platform/config';
-import { migrate, openDb } from '../../../platform/db';
-import { serverCredentials } from '../../../platform/grpc/credentials';
+import { openServiceDb } from '../../../platform/db';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { EventBus } from '../../../platform/nats';
+import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
-import { repoPath } from '../../../platform/paths';
-import { dependency, type RunningService } from '../../../platform/service';
+import type { RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { consumeDeviceLost } from './device-lost';
 import { HoldSweeper } from './hold-expiry';
@@ -16,25 +14,17 @@ import { settlementService } from './server';
 /** Composes the settlement service from its config and starts serving; `port` is the bound port. */
 export async function startSettlement(config: Config, log: Logger): Promise<RunningService & { port: number }> {
   if (config.HOLD_TTL_SECONDS > config.HOLD_MAX_TTL_SECONDS) throw new ConfigError('invalid configuration: HOLD_TTL_SECONDS: must not exceed HOLD_MAX_TTL_SECONDS');
-  const credentials = serverCredentials(config);
-  const bus = await dependency('NATS', 'NATS_URL', () => EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source: SERVICE, log, replicas: config.NATS_STREAM_REPLICAS }));
-  const db = await dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
-    const opened = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize: config.DATABASE_POOL_SIZE });
-    await migrate(opened, repoPath('services', SERVICE, 'migrations'), log);
-    return opened;
-  });
+  const bus = await connectEventBus(config, SERVICE, log);
+  const db = await openServiceDb(config, SERVICE, log, config.DATABASE_POOL_SIZE);
   const relay = new OutboxRelay(db, bus, log);
   relay.start();
   const ledger = new Ledger({ protectionWindowSeconds: config.PROTECTION_WINDOW_SECONDS });
   const sweeper = new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH);
   sweeper.start();
   const deviceLost = await consumeDeviceLost(bus, db, ledger, log);
-  const server = new GrpcServer({
+  const server = GrpcServer.fromConfig(config, {
     service: SERVICE,
     log,
-    credentials,
-    maxCallMs: config.GRPC_MAX_CALL_MS,
-    healthPort: config.HEALTH_PORT,
     services: [settlementService({ config, db, ledger, relay, log })],
   });
   const port = await server.listen(config.SETTLEMENT_PORT);

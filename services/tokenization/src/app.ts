@@ -1,10 +1,8 @@
-import { migrate, openDb } from '../../../platform/db';
-import { serverCredentials } from '../../../platform/grpc/credentials';
+import { openServiceDb } from '../../../platform/db';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { EventBus } from '../../../platform/nats';
+import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
-import { repoPath } from '../../../platform/paths';
 import { dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, vaultKeyring, type Config } from './config';
 import { DeviceDirectory } from './devices';
@@ -14,7 +12,6 @@ import { TokenStore } from './store';
 
 /** Composes the tokenization service from its config and starts serving; `port` is the bound port. */
 export async function startTokenization(config: Config, log: Logger, options: { now?: () => number } = {}): Promise<RunningService & { port: number }> {
-  const credentials = serverCredentials(config);
   const keyring = vaultKeyring(config);
   // What is open so far, closed in reverse order on stop, or at once when start-up fails half way
   // (so a failed start does not hold the process, or a test run, open).
@@ -23,14 +20,10 @@ export async function startTokenization(config: Config, log: Logger, options: { 
     for (const close of opened.reverse()) await Promise.resolve(close()).catch((err) => log.warn({ err }, 'error while closing'));
   };
   try {
-    const bus = await dependency('NATS', 'NATS_URL', () => EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source: SERVICE, log }));
+    const bus = await connectEventBus(config, SERVICE, log);
     opened.push(() => bus.close());
-    const db = await dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
-      const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR });
-      opened.push(() => db.close());
-      await migrate(db, repoPath('services', SERVICE, 'migrations'), log);
-      return db;
-    });
+    const db = await openServiceDb(config, SERVICE, log);
+    opened.push(() => db.close());
     const relay = new OutboxRelay(db, bus, log);
     relay.start();
     opened.push(() => relay.stop());
@@ -39,11 +32,9 @@ export async function startTokenization(config: Config, log: Logger, options: { 
     const tokens = new TokenStore(db, keyring, { bin: config.TOKEN_BIN, length: config.TOKEN_LENGTH });
     const consumer = await dependency('NATS JetStream', 'NATS_URL', () => consumeDeviceEvents({ bus, tokens, relay, log }));
     opened.push(() => consumer.stop());
-    const server = new GrpcServer({
+    const server = GrpcServer.fromConfig(config, {
       service: SERVICE,
       log,
-      credentials,
-      maxCallMs: config.GRPC_MAX_CALL_MS,
       services: [tokenizationService({ config, db, tokens, devices, keyring, relay, log, now: options.now })],
     });
     opened.push(() => server.shutdown(config.SHUTDOWN_GRACE_MS));
