@@ -1,20 +1,49 @@
 import { z } from 'zod';
-import { loadConfig, natsEnv, redisEnv, serverEnv } from '../../../platform/config';
+import { env as envTypes, loadConfig, natsEnv, redisEnv, serverEnv } from '../../../platform/config';
+import { repoPath } from '../../../platform/paths';
 
 export const SERVICE = 'risk';
 export const PORT_ENV = 'RISK_PORT';
 
-export const configSchema = z.object({
-  ...serverEnv(PORT_ENV, 50053),
-  ...redisEnv,
-  ...natsEnv,
-  /** Score at or above which a payment needs step-up on the phone. */
-  RISK_CHALLENGE_THRESHOLD: z.coerce.number().int().min(0).max(1000).default(400),
-  /** Score at or above which a payment is declined. */
-  RISK_DECLINE_THRESHOLD: z.coerce.number().int().min(0).max(1000).default(800),
-  /** Largest amount (minor units) the degraded mode may approve without features. */
-  RISK_FALLBACK_MAX_APPROVE_MINOR: z.coerce.number().int().nonnegative().default(5_000),
-});
+const positiveInt = z.coerce.number().int().positive();
+
+export const configSchema = z
+  .object({
+    ...serverEnv(PORT_ENV, 50053),
+    ...redisEnv,
+    ...natsEnv,
+    /** Score at or above which a payment needs step-up on the phone. */
+    RISK_CHALLENGE_THRESHOLD: z.coerce.number().int().min(0).max(1000).default(400),
+    /** Score at or above which a payment is declined. */
+    RISK_DECLINE_THRESHOLD: z.coerce.number().int().min(0).max(1000).default(800),
+    /** Largest amount (minor units) the degraded mode may approve without features. */
+    RISK_FALLBACK_MAX_APPROVE_MINOR: z.coerce.number().int().nonnegative().default(5_000),
+    /** The rule set (YAML or JSON); reloaded on change when RISK_RULES_WATCH is on. */
+    RISK_RULES_FILE: z.string().min(1).default(repoPath('services', 'risk', 'rules', 'default.yaml')),
+    /** The logistic model's weights (YAML or JSON); reloaded like the rules. */
+    RISK_MODEL_FILE: z.string().min(1).default(repoPath('services', 'risk', 'rules', 'model.yaml')),
+    RISK_RULES_WATCH: envTypes.bool.default(true),
+    /** Consume device.*, token.* and payment.declined into features (band/token blocked, refusals, declines). */
+    RISK_CONSUMERS: envTypes.bool.default(true),
+    /** How many reasons a decision returns (most important first). */
+    RISK_MAX_REASONS: positiveInt.max(20).default(5),
+    /** Longest Score waits for the feature store before answering with the degraded fallback. */
+    RISK_REDIS_TIMEOUT_MS: positiveInt.default(100),
+    /** How long a decision and its features stay available to Explain and Feedback. */
+    RISK_DECISION_TTL_DAYS: positiveInt.default(30),
+    /** How long a scored payment id is remembered so a retry is not counted twice. */
+    RISK_DEDUPE_TTL_HOURS: positiveInt.default(48),
+    /** How long an account remembers the merchants it paid (for "first payment at this merchant"). */
+    RISK_MERCHANT_MEMORY_DAYS: positiveInt.default(180),
+    /** How long an account's amount statistics and last place live without a payment. */
+    RISK_PROFILE_TTL_DAYS: positiveInt.default(365),
+    /** Most payments one band or account window keeps; bounds memory and script time under a burst. */
+    RISK_WINDOW_MAX_EVENTS: positiveInt.max(100_000).default(2_000),
+  })
+  .refine((c) => c.RISK_DECLINE_THRESHOLD > c.RISK_CHALLENGE_THRESHOLD, {
+    path: ['RISK_DECLINE_THRESHOLD'],
+    message: 'must be greater than RISK_CHALLENGE_THRESHOLD',
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => loadConfig(configSchema, env);

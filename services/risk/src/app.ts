@@ -1,0 +1,94 @@
+import { ConfigError } from '../../../platform/config';
+import { GrpcServer } from '../../../platform/grpc/server';
+import type { Logger } from '../../../platform/log';
+import { connectEventBus } from '../../../platform/nats';
+import { openRedis } from '../../../platform/redis';
+import type { RunningService } from '../../../platform/service';
+import { SERVICE, type Config } from './config';
+import { DecisionStore } from './decision-store';
+import { RiskEvents } from './events';
+import { startConsumers } from './consumers';
+import { FeatureStore } from './feature-store';
+import { RuleBook } from './rulebook';
+import { Scorer } from './scorer';
+import { riskService } from './server';
+import { SignalStore } from './signals';
+
+export interface RiskOptions {
+  /** ms since the epoch; tests inject one to walk feature windows to their edges. */
+  clock?: () => number;
+}
+
+export interface RunningRisk extends RunningService {
+  port: number;
+  rules: RuleBook;
+}
+
+/**
+ * Composes the risk service and starts serving; `port` is the bound port. Risk must answer (in
+ * degraded mode) while Redis is down, so an unreachable Redis does not stop it from starting;
+ * a malformed REDIS_URL is still a config error.
+ * NATS must answer at start, like everywhere else.
+ */
+export async function startRisk(config: Config, log: Logger, options: RiskOptions = {}): Promise<RunningRisk> {
+  const clock = options.clock ?? Date.now;
+  const rules = await RuleBook.open({ rules: config.RISK_RULES_FILE, model: config.RISK_MODEL_FILE }, log).catch((err: Error) => {
+    throw new ConfigError(`invalid configuration: RISK_RULES_FILE or RISK_MODEL_FILE: ${err.message}`);
+  });
+  const bus = await connectEventBus(config, SERVICE, log);
+  const redis = openRedis(config.REDIS_URL, log);
+  try {
+    // Wait for Redis (at most its connect timeout) so the first payments are not scored degraded
+    // for nothing; if it does not answer, start anyway: the client keeps reconnecting.
+    await redis.connect().catch((err: Error) => log.warn({ err: err.message }, 'Redis unreachable at start; scoring in degraded mode until it answers'));
+
+    const decisions = new DecisionStore(redis, config.REDIS_KEY_PREFIX, config.RISK_DECISION_TTL_DAYS);
+    const events = new RiskEvents(bus, log);
+    const scorer = new Scorer({
+      features: new FeatureStore(redis, config.REDIS_KEY_PREFIX, {
+        dedupeMs: config.RISK_DEDUPE_TTL_HOURS * 3_600_000,
+        maxEvents: config.RISK_WINDOW_MAX_EVENTS,
+        merchantMemoryMs: config.RISK_MERCHANT_MEMORY_DAYS * 86_400_000,
+        profileMs: config.RISK_PROFILE_TTL_DAYS * 86_400_000,
+      }),
+      decisions,
+      book: rules,
+      events,
+      policy: { challengeAt: config.RISK_CHALLENGE_THRESHOLD, declineAt: config.RISK_DECLINE_THRESHOLD, maxReasons: config.RISK_MAX_REASONS },
+      fallbackMaxApproveMinor: config.RISK_FALLBACK_MAX_APPROVE_MINOR,
+      redisTimeoutMs: config.RISK_REDIS_TIMEOUT_MS,
+      clock,
+      log,
+    });
+    if (config.RISK_RULES_WATCH) rules.watch();
+    // While Redis is down a handler fails and JetStream redelivers later: nothing is lost.
+    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, new SignalStore(redis, config.REDIS_KEY_PREFIX), log) : undefined;
+
+    const server = GrpcServer.fromConfig(config, {
+      service: SERVICE,
+      log,
+      services: [riskService({ scorer, decisions, clock, log })],
+    });
+    const port = await server.listen(config.RISK_PORT);
+    const { rules: set, model } = rules.current();
+    log.info({ port, rulesetVersion: set.version, modelVersion: model.version }, 'risk listening');
+    return {
+      port,
+      rules,
+      async stop() {
+        await server.shutdown(config.SHUTDOWN_GRACE_MS);
+        await rules.close();
+        await consumers?.stop();
+        await events.drain();
+        await bus.close();
+        redis.disconnect();
+      },
+    };
+  } catch (err) {
+    // Half-started: release what was opened so the failure is the only thing left.
+    await rules.close();
+    await bus.close();
+    redis.disconnect();
+    throw err;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Score throughput and latency over gRPC, next to a plain pipelined Redis round trip on the same
+ * machine (the floor under any Redis-backed scorer). Starts risk in this process on port 0 with a
+ * throwaway key prefix and subject prefix, and removes both afterwards.
+ *
+ *   node dist/services/risk/src/bench.js [--calls 20000] [--concurrency 32] [--accounts 2000]
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { credentials } from '@grpc/grpc-js';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import Redis from 'ioredis';
+import { Channel } from '../../../gen/wristpay/common/v1/common';
+import { RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
+import { STREAM_AREAS } from '../../../platform/events';
+import { createClient } from '../../../platform/grpc/client';
+import { createLogger } from '../../../platform/log';
+import { startRisk } from './app';
+import { readConfig } from './config';
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+async function run(calls: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<{ perSecond: number; p50: number; p99: number; max: number }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < calls) {
+        const i = next++;
+        const t = process.hrtime.bigint();
+        await one(i);
+        latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { perSecond: calls / seconds, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]! };
+}
+
+async function main(): Promise<void> {
+  const calls = arg('calls', 20_000);
+  const concurrency = arg('concurrency', 32);
+  const accounts = arg('accounts', 2_000);
+  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const config = readConfig({ ...process.env, RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
+  const service = await startRisk(config, createLogger('risk', 'warn'));
+  const client = createClient(RiskServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: [] });
+  const redis = new Redis(config.REDIS_URL);
+  const request = (i: number): ScoreRequest => ({
+    paymentId: randomUUID(),
+    accountId: `${prefix}-a${i % accounts}`,
+    deviceId: `${prefix}-d${i % accounts}`,
+    tokenId: `${prefix}-t${i % accounts}`,
+    merchantId: `m${i % 97}`,
+    amount: { amountMinor: BigInt(500 + (i % 3000)), currency: 'EUR' },
+    location: { latitude: 48.85 + (i % 10) / 1000, longitude: 2.35 },
+    channel: Channel.CHANNEL_BAND_TAP,
+    sessionLive: true,
+    sessionAgeSeconds: 600n,
+    deviceAgeSeconds: 8_000_000n,
+    recentCryptogramFailures: 0,
+    occurredAt: new Date(),
+  });
+  try {
+    await run(500, concurrency, (i) => client.score(request(i))); // warm-up: connections, script cache, JIT
+    const score = await run(calls, concurrency, (i) => client.score(request(i)));
+    await redis.set(`${prefix}:bench`, 'x');
+    const redisTrip = await run(calls, concurrency, () => redis.get(`${prefix}:bench`));
+    const line = (name: string, r: typeof score) =>
+      `${name.padEnd(36)} ${Math.round(r.perSecond).toString().padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
+    process.stdout.write(
+      [
+        `${calls} calls, ${concurrency} in flight, ${accounts} accounts/bands, client and server in one process`,
+        line('risk.Score over gRPC (2 Lua scripts)', score),
+        line('Redis GET, pipelined (same client)', redisTrip),
+      ].join('\n') + '\n',
+    );
+  } finally {
+    client.close();
+    await service.stop();
+    let cursor = '0';
+    do {
+      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = nextCursor;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== '0');
+    redis.disconnect();
+    const nc = await connect({ servers: config.NATS_URL });
+    const jsm = await jetstreamManager(nc);
+    for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
+    await nc.close();
+  }
+}
+
+if (require.main === module) {
+  main().then(
+    () => process.exit(0),
+    (err: Error) => {
+      process.stderr.write(`bench: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,137 @@
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
+import { AckPolicy, DeliverPolicy, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { MsgHdrs } from '@nats-io/nats-core';
+import type { Event } from '../../../gen/wristpay/events/v1/events';
+import { decodeEvent, type StreamArea } from '../../../platform/events';
+import type { Logger } from '../../../platform/log';
+import type { EventBus } from '../../../platform/nats';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { SERVICE } from './config';
+import type { SignalStore } from './signals';
+
+/** Band lifecycle events and the status each leaves the band in. */
+export const DEVICE_STATUS: Readonly<Record<string, string>> = {
+  'device.suspended': 'SUSPENDED',
+  'device.lost': 'LOST',
+  'device.deregistered': 'DEREGISTERED',
+  'device.resumed': 'ACTIVE',
+};
+
+/** Token lifecycle events and the status each leaves the token in. */
+export const TOKEN_STATUS: Readonly<Record<string, string>> = {
+  'token.suspended': 'SUSPENDED',
+  'token.deleted': 'DELETED',
+  'token.resumed': 'ACTIVE',
+};
+
+/** Durable consumer names; replicas share them, so each event is handled by one replica. */
+export const CONSUMERS = { device: 'risk-device-signals', token: 'risk-token-signals', payment: 'risk-payment-signals' } as const;
+
+// Ids become parts of Redis keys: the same rule as the gRPC edge (no braces, no spaces).
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+/**
+ * Applies one event to the signal store. Every write is idempotent (statuses keep the newest by
+ * event time; counters are sets keyed by event or payment id), so redelivery is harmless.
+ * Returns what it did, for logs and tests.
+ */
+export async function applyEvent(event: Event, signals: SignalStore): Promise<string> {
+  const at = (event.occurredAt ?? new Date()).getTime();
+  const p = event.payload;
+  if (p?.$case === 'device' && DEVICE_STATUS[event.type]) {
+    if (!ID.test(p.value.deviceId)) return 'skipped: no usable device id';
+    return (await signals.deviceStatus(p.value.deviceId, DEVICE_STATUS[event.type]!, at)) ? 'device status' : 'stale device status';
+  }
+  if (p?.$case === 'token' && TOKEN_STATUS[event.type]) {
+    if (!ID.test(p.value.deviceId) || !ID.test(p.value.tokenId)) return 'skipped: no usable device or token id';
+    return (await signals.tokenStatus(p.value.deviceId, p.value.tokenId, TOKEN_STATUS[event.type]!, at)) ? 'token status' : 'stale token status';
+  }
+  if (p?.$case === 'verification' && event.type === 'token.payment.refused') {
+    if (!ID.test(p.value.deviceId)) return 'skipped: no usable device id';
+    await signals.refusal(p.value.deviceId, event.eventId, at);
+    return 'refusal';
+  }
+  if (p?.$case === 'payment' && event.type === 'payment.declined') {
+    if (!ID.test(p.value.accountId) || !ID.test(p.value.paymentId)) return 'skipped: no usable account or payment id';
+    await signals.decline(p.value.accountId, p.value.paymentId, at);
+    return 'decline';
+  }
+  return 'ignored';
+}
+
+/** Starts the durable consumers feeding the signal store; `stop()` closes them. */
+export async function startConsumers(bus: EventBus, signals: SignalStore, log: Logger): Promise<{ stop: () => Promise<void> }> {
+  const handler = async (event: Event) => {
+    const what = await applyEvent(event, signals);
+    log.debug({ eventType: event.type, eventId: event.eventId, what }, 'risk signal');
+  };
+  const running = [
+    await consumeArea(bus, log, { area: 'device', durable: CONSUMERS.device, handler }),
+    await consumeArea(bus, log, { area: 'token', durable: CONSUMERS.token, handler }),
+    await consumeArea(bus, log, { area: 'payment', durable: CONSUMERS.payment, handler }),
+  ];
+  return {
+    async stop() {
+      await Promise.all(running.map((c) => c.stop()));
+    },
+  };
+}
+
+const tracer = trace.getTracer('wristpay.risk.consumers');
+const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
+  get: (h, k) => h?.get(k) || undefined,
+  keys: (h) => (h ? h.keys() : []),
+};
+
+/**
+ * A durable pull consumer on a whole area's stream (applyEvent ignores the types it does not
+ * use), with explicit ack, redelivery after a failed handler and a CONSUMER span continuing the
+ * publisher's trace: what EventBus.consume does, without a subject filter.
+ *
+ * Workaround: EventBus.consume always sends `filter_subjects`, which nats-server < 2.10 rejects
+ * ("'filter_subjects' requires server 2.10.0"); the Debian package in CI and dev is 2.9.10.
+ * Once platform/nats.ts sends `filter_subject` (or nothing) there, use bus.consume instead.
+ */
+async function consumeArea(bus: EventBus, log: Logger, options: { area: StreamArea; durable: string; handler: (event: Event) => Promise<void> }): Promise<{ stop: () => Promise<void> }> {
+  const jsm = await jetstreamManager(bus.nc);
+  const stream = bus.streamName(options.area);
+  await jsm.consumers.add(stream, { durable_name: options.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1_000_000_000, max_deliver: -1 });
+  const consumer = await bus.js.consumers.get(stream, options.durable);
+  const messages = await consumer.consume({ max_messages: 64 });
+  const done = (async () => {
+    for await (const msg of messages) await handle(msg, options.handler, log);
+  })();
+  return {
+    stop: async () => {
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+async function handle(msg: JsMsg, handler: (event: Event) => Promise<void>, log: Logger): Promise<void> {
+  let event: Event;
+  try {
+    event = decodeEvent(msg.data);
+  } catch {
+    // A message that is not an Event will never become one: park it rather than loop on it.
+    log.error({ subject: msg.subject, seq: msg.seq }, 'undecodable event terminated');
+    msg.term('undecodable');
+    return;
+  }
+  const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+  const attributes = { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: msg.subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, [ATTR.serviceSource]: SERVICE };
+  await tracer.startActiveSpan(`${event.type} process`, { kind: SpanKind.CONSUMER, attributes }, parent, async (span) => {
+    try {
+      await handler(event);
+      msg.ack();
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      log.warn({ err: (err as Error).message, eventType: event.type, eventId: event.eventId }, 'risk signal failed; will redeliver');
+      msg.nak(1000);
+    } finally {
+      span.end();
+    }
+  });
+}

@@ -1,0 +1,96 @@
+import type Redis from 'ioredis';
+import { IdempotencyKeyReused, NotFound } from '../../../platform/errors';
+import { taggedKey } from '../../../platform/redis';
+import type { Features } from './domain/features';
+import type { Verdict } from './domain/decision';
+
+export type StoredLabel = 'FRAUD' | 'LEGIT';
+
+export interface StoredDecision {
+  verdict: Verdict;
+  features: Features;
+  scoredAt: Date;
+  label: StoredLabel | undefined;
+  labelSource: string | undefined;
+}
+
+/*
+ * <p>:risk-decision:{payment}  HASH  verdict (JSON), features (JSON), scored_at (ms),
+ *                                    label, label_source, labeled_at, fb:<idempotency key> → "label|source"
+ * One key per payment, tagged by the payment id, kept RISK_DECISION_TTL_DAYS.
+ */
+
+// KEYS: decision. ARGV: idempotency key, label, source, now ms.
+// Returns 'missing', 'reused' (same key, other request) or 'ok'. A later label with another key
+// replaces the label (a dispute outcome may overrule a first report); the same key changes nothing.
+const LABEL = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local field = 'fb:' .. ARGV[1]
+local request = ARGV[2] .. '|' .. ARGV[3]
+local prior = redis.call('HGET', KEYS[1], field)
+if prior then
+  if prior == request then return 'ok' end
+  return 'reused'
+end
+redis.call('HSET', KEYS[1], field, request, 'label', ARGV[2], 'label_source', ARGV[3], 'labeled_at', ARGV[4])
+return 'ok'
+`;
+
+export class NoDecision extends NotFound {
+  constructor(paymentId: string, ttlDays: number) {
+    super(`no risk decision is stored for payment ${paymentId} (decisions are kept ${ttlDays} days)`);
+  }
+}
+
+interface LabelRedis extends Redis {
+  riskLabel(key: string, ...argv: Array<string | number>): Promise<'missing' | 'reused' | 'ok'>;
+}
+
+/** Each decision with its features, for Explain, Feedback and later training. */
+export class DecisionStore {
+  private readonly redis: LabelRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlDays: number,
+  ) {
+    if (!('riskLabel' in redis)) redis.defineCommand('riskLabel', { numberOfKeys: 1, lua: LABEL });
+    this.redis = redis as LabelRedis;
+  }
+
+  key = (paymentId: string) => taggedKey(this.prefix, 'risk-decision', paymentId);
+
+  /** Stores (or, on a rescore, replaces) the decision; a label already recorded is kept. */
+  async save(paymentId: string, decision: Pick<StoredDecision, 'verdict' | 'features' | 'scoredAt'>): Promise<void> {
+    const key = this.key(paymentId);
+    await this.redis
+      .multi()
+      .hset(key, { verdict: JSON.stringify(decision.verdict), features: JSON.stringify(decision.features), scored_at: decision.scoredAt.getTime() })
+      .pexpire(key, this.ttlDays * 86_400_000)
+      .exec()
+      .then((replies) => {
+        const failed = replies?.find(([err]) => err);
+        if (failed) throw failed[0];
+      });
+  }
+
+  async get(paymentId: string): Promise<StoredDecision> {
+    const h = await this.redis.hgetall(this.key(paymentId));
+    if (!h.verdict || !h.features) throw new NoDecision(paymentId, this.ttlDays);
+    return {
+      verdict: JSON.parse(h.verdict) as StoredDecision['verdict'],
+      features: JSON.parse(h.features) as Features,
+      scoredAt: new Date(Number(h.scored_at)),
+      label: h.label === 'FRAUD' || h.label === 'LEGIT' ? h.label : undefined,
+      labelSource: h.label_source || undefined,
+    };
+  }
+
+  /** Records a label on a stored decision, once per idempotency key. */
+  async label(paymentId: string, idempotencyKey: string, label: StoredLabel, source: string, now: number): Promise<void> {
+    const result = await this.redis.riskLabel(this.key(paymentId), idempotencyKey, label, source, now);
+    if (result === 'missing') throw new NoDecision(paymentId, this.ttlDays);
+    if (result === 'reused') throw new IdempotencyKeyReused();
+  }
+}

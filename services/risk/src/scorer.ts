@@ -1,0 +1,89 @@
+import type { Logger } from '../../../platform/log';
+import { decide, degrade, type Policy, type Verdict } from './domain/decision';
+import { degradedFeatures, deriveFeatures, type Features, type ScoreInput } from './domain/features';
+import type { DecisionStore } from './decision-store';
+import type { RiskEvents } from './events';
+import type { FeatureStore } from './feature-store';
+import type { RuleBook } from './rulebook';
+
+export interface ScorerDeps {
+  features: FeatureStore;
+  decisions: DecisionStore;
+  book: RuleBook;
+  events: RiskEvents;
+  policy: Policy;
+  fallbackMaxApproveMinor: number;
+  redisTimeoutMs: number;
+  /** ms since the epoch; injectable so tests can walk windows to their edges. */
+  clock: () => number;
+  log: Logger;
+}
+
+export interface Scored {
+  verdict: Verdict;
+  features: Features;
+  scoredAt: Date;
+  degraded: boolean;
+}
+
+class StoreTimeout extends Error {
+  constructor(ms: number) {
+    super(`feature store did not answer within ${ms} ms`);
+  }
+}
+
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreTimeout(ms)), ms);
+  });
+  // A late failure of the abandoned call must not become an unhandled rejection.
+  work.catch(() => undefined);
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Scores one payment: record it in the feature store (once per payment id), derive features,
+ * apply the rule set and model in force, store the decision for Explain, publish it. When the
+ * feature store is unreachable or slow the answer is the degraded fallback, never an error.
+ */
+export class Scorer {
+  private degradedCount = 0;
+  private degradedLoggedAt = 0;
+
+  constructor(private readonly deps: ScorerDeps) {}
+
+  /** One warning per 10 s while degraded, with how many decisions were, not one per payment. */
+  private noteDegraded(err: Error, paymentId: string): void {
+    this.degradedCount++;
+    const now = Date.now();
+    if (now - this.degradedLoggedAt < 10_000) return;
+    this.deps.log.warn({ err: err.message, paymentId, degradedDecisions: this.degradedCount }, 'feature store unavailable; degraded decisions');
+    this.degradedLoggedAt = now;
+    this.degradedCount = 0;
+  }
+
+  async score(input: ScoreInput): Promise<Scored> {
+    const { features: store, decisions, book, events, policy, log } = this.deps;
+    const now = this.deps.clock();
+    const { rules, model } = book.current();
+    let scored: Scored;
+    try {
+      const { history } = await within(store.record(input, now), this.deps.redisTimeoutMs);
+      const features = deriveFeatures(input, history);
+      scored = { verdict: decide(features, rules, model, policy), features, scoredAt: new Date(history.at), degraded: false };
+    } catch (err) {
+      this.noteDegraded(err as Error, input.paymentId);
+      const features = degradedFeatures(input);
+      const verdict = degrade(decide(features, rules, model, policy), features, this.deps.fallbackMaxApproveMinor, policy.maxReasons);
+      scored = { verdict, features, scoredAt: new Date(now), degraded: true };
+    }
+    if (!scored.degraded) {
+      await within(decisions.save(input.paymentId, { verdict: scored.verdict, features: scored.features, scoredAt: scored.scoredAt }), this.deps.redisTimeoutMs).catch((err: Error) =>
+        log.warn({ err: err.message, paymentId: input.paymentId }, 'decision not stored; Explain will not find it'),
+      );
+    }
+    events.publish(input, scored.verdict);
+    return scored;
+  }
+}

@@ -1,0 +1,154 @@
+import { trace } from '@opentelemetry/api';
+import { Channel } from '../../../gen/wristpay/common/v1/common';
+import {
+  Decision,
+  Label,
+  RiskServiceService,
+  type ExplainResponse,
+  type RiskServiceServer,
+  type ScoreRequest,
+  type ScoreResponse,
+} from '../../../gen/wristpay/risk/v1/risk';
+import { DomainError, InvalidArgument, Unavailable } from '../../../platform/errors';
+import { register, type Handlers } from '../../../platform/grpc/server';
+import type { Logger } from '../../../platform/log';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import type { DecisionName, Verdict } from './domain/decision';
+import type { ScoreInput } from './domain/features';
+import { type DecisionStore, type StoredLabel } from './decision-store';
+import type { Scorer } from './scorer';
+
+export interface RiskDeps {
+  scorer: Scorer;
+  decisions: DecisionStore;
+  clock: () => number;
+  log: Logger;
+}
+
+// Ids become parts of Redis keys: no braces (they would break the Cluster hash tag), no spaces.
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+const CURRENCY = /^[A-Z]{3}$/;
+
+function requireId(value: string, field: string): string {
+  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ : @ -`);
+  return value;
+}
+
+function optionalId(value: string, field: string): string {
+  return value === '' ? '' : requireId(value, field);
+}
+
+function nonNegative(value: bigint | number, field: string): number {
+  if (value < 0) throw new InvalidArgument(`${field} must not be negative`);
+  return Number(value > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : value);
+}
+
+/** Validates a ScoreRequest into plain numbers; every problem is INVALID_ARGUMENT naming the field. */
+export function toScoreInput(req: ScoreRequest): ScoreInput {
+  const paymentId = requireId(req.paymentId, 'payment_id');
+  const accountId = requireId(req.accountId, 'account_id');
+  const deviceId = requireId(req.deviceId, 'device_id');
+  const tokenId = optionalId(req.tokenId, 'token_id');
+  const merchantId = optionalId(req.merchantId, 'merchant_id');
+  if (!req.amount) throw new InvalidArgument('amount is required');
+  if (req.amount.amountMinor <= 0n) throw new InvalidArgument('amount.amount_minor must be positive');
+  if (req.amount.amountMinor > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidArgument('amount.amount_minor is too large');
+  if (!CURRENCY.test(req.amount.currency)) throw new InvalidArgument('amount.currency must be an ISO 4217 code (three upper-case letters)');
+  let location: ScoreInput['location'];
+  if (req.location) {
+    const { latitude: lat, longitude: lon } = req.location;
+    if (!Number.isFinite(lat) || lat < -90 || lat > 90 || !Number.isFinite(lon) || lon < -180 || lon > 180) {
+      throw new InvalidArgument('location must have latitude in [-90, 90] and longitude in [-180, 180]');
+    }
+    location = { lat, lon };
+  }
+  return {
+    paymentId,
+    accountId,
+    deviceId,
+    tokenId,
+    merchantId,
+    amountMinor: Number(req.amount.amountMinor),
+    currency: req.amount.currency,
+    location,
+    channelQr: req.channel === Channel.CHANNEL_BAND_QR,
+    sessionLive: req.sessionLive,
+    sessionAgeSeconds: nonNegative(req.sessionAgeSeconds, 'session_age_seconds'),
+    deviceAgeSeconds: nonNegative(req.deviceAgeSeconds, 'device_age_seconds'),
+    cryptogramFailures: nonNegative(req.recentCryptogramFailures, 'recent_cryptogram_failures'),
+  };
+}
+
+const DECISION: Record<DecisionName, Decision> = {
+  APPROVE: Decision.DECISION_APPROVE,
+  CHALLENGE: Decision.DECISION_CHALLENGE,
+  DECLINE: Decision.DECISION_DECLINE,
+};
+
+export function toScoreResponse(v: Verdict): ScoreResponse {
+  return {
+    decision: DECISION[v.decision],
+    score: v.score,
+    reasons: v.reasons.map((r) => ({ code: r.code, description: r.description, points: r.points })),
+    rulesetVersion: v.rulesetVersion,
+    modelVersion: v.modelVersion,
+  };
+}
+
+const LABEL_IN: Partial<Record<Label, StoredLabel>> = { [Label.LABEL_FRAUD]: 'FRAUD', [Label.LABEL_LEGIT]: 'LEGIT' };
+const LABEL_OUT: Record<StoredLabel, Label> = { FRAUD: Label.LABEL_FRAUD, LEGIT: Label.LABEL_LEGIT };
+
+/** Redis errors on Explain/Feedback are UNAVAILABLE (retryable); only Score has a fallback. */
+async function guard<T>(op: () => Promise<T>, log: Logger): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof DomainError) throw err;
+    log.warn({ err: (err as Error).message }, 'decision store call failed');
+    throw new Unavailable('risk decision store (Redis) is unavailable; retry later');
+  }
+}
+
+export function riskService(deps: RiskDeps) {
+  const { scorer, decisions, clock, log } = deps;
+
+  const handlers: Handlers<RiskServiceServer> = {
+    async score(req) {
+      const input = toScoreInput(req);
+      const { verdict } = await scorer.score(input);
+      trace.getActiveSpan()?.setAttributes({
+        [ATTR.paymentId]: input.paymentId,
+        [ATTR.riskDecision]: verdict.decision,
+        [ATTR.riskScore]: verdict.score,
+        [ATTR.riskReasons]: verdict.reasons.map((r) => r.code),
+      });
+      return toScoreResponse(verdict);
+    },
+
+    async explain(req): Promise<ExplainResponse> {
+      const paymentId = requireId(req.paymentId, 'payment_id');
+      const stored = await guard(() => decisions.get(paymentId), log);
+      trace.getActiveSpan()?.setAttribute(ATTR.paymentId, paymentId);
+      return {
+        decision: toScoreResponse(stored.verdict),
+        features: stored.features,
+        scoredAt: stored.scoredAt,
+        label: stored.label ? LABEL_OUT[stored.label] : Label.LABEL_UNSPECIFIED,
+      };
+    },
+
+    async feedback(req) {
+      const key = req.idempotencyKey;
+      if (!key || key.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
+      const paymentId = requireId(req.paymentId, 'payment_id');
+      const label = LABEL_IN[req.label];
+      if (!label) throw new InvalidArgument('label must be FRAUD or LEGIT');
+      if (req.source.length > 64) throw new InvalidArgument('source must be at most 64 characters');
+      await guard(() => decisions.label(paymentId, key, label, req.source || 'feedback', clock()), log);
+      trace.getActiveSpan()?.setAttribute(ATTR.paymentId, paymentId);
+      return {};
+    },
+  };
+
+  return register<RiskServiceServer>({ definition: RiskServiceService, handlers });
+}

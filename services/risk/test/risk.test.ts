@@ -1,0 +1,439 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import Redis from 'ioredis';
+import { Channel } from '../../../gen/wristpay/common/v1/common';
+import { Decision, Label, RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
+import { ConfigError } from '../../../platform/config';
+import { newEvent } from '../../../platform/events';
+import { EventBus } from '../../../platform/nats';
+import { watchEvents } from '../../../test/support/events';
+import { requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../../../test/support/servers';
+import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
+import { startRisk } from '../src/app';
+import { readConfig } from '../src/config';
+
+const PARIS = { latitude: 48.8566, longitude: 2.3522 };
+const NEW_YORK = { latitude: 40.7128, longitude: -74.006 };
+const MIN = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+/** A live, established band paying a small amount; each call gets fresh ids unless told otherwise. */
+function payment(over: Partial<ScoreRequest> = {}): ScoreRequest {
+  return {
+    paymentId: randomUUID(),
+    accountId: 'acct-x',
+    deviceId: 'dev-x',
+    tokenId: 'tok-1',
+    merchantId: 'merchant-1',
+    amount: { amountMinor: 1_250n, currency: 'EUR' },
+    location: PARIS,
+    channel: Channel.CHANNEL_BAND_TAP,
+    sessionLive: true,
+    sessionAgeSeconds: 600n,
+    deviceAgeSeconds: BigInt(90 * 86_400),
+    recentCryptogramFailures: 0,
+    occurredAt: new Date(),
+    ...over,
+  };
+}
+
+describe('risk against real Redis and NATS', () => {
+  const prefix = uniqueName();
+  const clock = { now: Date.now() };
+  let service: Awaited<ReturnType<typeof startRisk>>;
+  let client: ReturnType<typeof testClient<RiskServiceClient>>;
+  let events: Awaited<ReturnType<typeof watchEvents>>;
+  let redis: Redis;
+
+  /** Fresh account and band ids for one test, so tests never share features. */
+  const ids = () => ({ accountId: uniqueName('acct'), deviceId: uniqueName('dev') });
+
+  beforeAll(async () => {
+    await requireServers('Redis', 'NATS');
+    events = await watchEvents(prefix);
+    service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'), { clock: () => clock.now });
+    client = testClient(RiskServiceClient, service.port);
+    redis = new Redis(TEST_REDIS_URL);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await service?.stop();
+    await events?.close();
+    redis?.disconnect();
+  });
+
+  it('approves a normal small payment from a live session and explains it', async () => {
+    clock.now = Date.now();
+    const req = payment(ids());
+    const res = await client.score(req);
+    expect(res.decision).toBe(Decision.DECISION_APPROVE);
+    expect(res.score).toBeLessThan(400);
+    expect(res.rulesetVersion).toMatch(/^default-\d+\+[0-9a-f]{8}$/);
+    expect(res.modelVersion).toMatch(/^logit-\d+\+[0-9a-f]{8}$/);
+
+    const explained = await client.explain({ paymentId: req.paymentId });
+    expect(explained.decision).toEqual(res);
+    expect(explained.scoredAt!.getTime()).toBe(clock.now);
+    expect(explained.label).toBe(Label.LABEL_UNSPECIFIED);
+    expect(explained.features).toMatchObject({ amount_minor: 1250, session_live: 1, device_count_1m: 1, account_count_24h: 1, merchant_first: 1, account_merchants_1h: 1, geo_known: 0, degraded: 0 });
+  });
+
+  it('challenges a payment without a live session, SESSION_NOT_LIVE first', async () => {
+    const res = await client.score(payment({ ...ids(), sessionLive: false, sessionAgeSeconds: 0n }));
+    expect(res.decision).toBe(Decision.DECISION_CHALLENGE);
+    expect(res.reasons[0]).toMatchObject({ code: 'SESSION_NOT_LIVE', description: expect.stringContaining('live') });
+  });
+
+  it('escalates a burst on one band: approve, challenge, decline within a minute', async () => {
+    const who = ids();
+    const start = Date.now();
+    const decisions: Decision[] = [];
+    for (let i = 0; i < 10; i++) {
+      clock.now = start + i * 2_000;
+      decisions.push((await client.score(payment({ ...who, merchantId: 'vending-1', amount: { amountMinor: 100n, currency: 'EUR' } }))).decision);
+    }
+    expect(decisions.slice(0, 2)).toEqual([Decision.DECISION_APPROVE, Decision.DECISION_APPROVE]);
+    expect(decisions[4]).toBe(Decision.DECISION_CHALLENGE);
+    expect(decisions[9]).toBe(Decision.DECISION_DECLINE);
+    // Monotone: once challenged, the burst never goes back to a silent approve.
+    const firstChallenge = decisions.indexOf(Decision.DECISION_CHALLENGE);
+    expect(decisions.slice(firstChallenge).every((d) => d !== Decision.DECISION_APPROVE)).toBe(true);
+  });
+
+  it('challenges impossible travel: Paris, then New York an hour later', async () => {
+    const who = ids();
+    clock.now = Date.now();
+    expect((await client.score(payment({ ...who, location: PARIS }))).decision).toBe(Decision.DECISION_APPROVE);
+    clock.now += HOUR;
+    const req = payment({ ...who, location: NEW_YORK, merchantId: 'merchant-ny' });
+    const res = await client.score(req);
+    expect(res.decision).toBe(Decision.DECISION_CHALLENGE);
+    expect(res.reasons.map((r) => r.code)).toContain('IMPOSSIBLE_TRAVEL');
+    const { features } = await client.explain({ paymentId: req.paymentId });
+    expect(features.geo_distance_km).toBeCloseTo(5837, -1);
+    expect(features.geo_elapsed_s).toBe(3600);
+    expect(features.geo_speed_kmh).toBeCloseTo(5837, -1);
+    // The next payment in New York is a short hop from the last one, but Paris was 70 minutes ago.
+    clock.now += 10 * MIN;
+    const next = await client.score(payment({ ...who, location: { latitude: 40.75, longitude: -73.99 }, merchantId: 'merchant-ny-2' }));
+    expect(next.reasons.map((r) => r.code)).toContain('IMPOSSIBLE_TRAVEL');
+  });
+
+  it('rescoring the same payment id counts it once and answers the same', async () => {
+    const who = ids();
+    clock.now = Date.now();
+    const first = payment(who);
+    const a = await client.score(first);
+    clock.now += 1_000;
+    await client.score(payment(who));
+    clock.now += 1_000;
+    const again = await client.score(first);
+    expect(again).toEqual(a);
+    const [x, y] = await Promise.all([client.score(first), client.score(first)]);
+    expect(x).toEqual(a);
+    expect(y).toEqual(a);
+    clock.now += 1_000;
+    const third = payment(who);
+    await client.score(third);
+    const { features } = await client.explain({ paymentId: third.paymentId });
+    expect(features).toMatchObject({ device_count_1m: 3, account_count_1m: 3, account_sum_1m: 3 * 1250, amount_history_n: 2 });
+    expect((await client.explain({ paymentId: first.paymentId })).features.device_count_1m).toBe(1);
+  });
+
+  it('publishes risk.scored once per payment with a stable id, and risk.alert for a decline', async () => {
+    const who = ids();
+    clock.now = Date.now();
+    const req = payment(who);
+    const first = await client.score(req);
+    await client.score(req);
+    const declined = payment({ ...who, recentCryptogramFailures: 7 });
+    const res = await client.score(declined);
+    expect(res.decision).toBe(Decision.DECISION_DECLINE);
+    const mine = (type: string, id: string) => events.ofType(type).filter((e) => e.event.payload?.$case === 'risk' && e.event.payload.value.paymentId === id);
+    await events.waitFor(() => mine('risk.scored', req.paymentId).length >= 1 && mine('risk.alert', declined.paymentId).length === 1, 5_000, 'risk events');
+    await new Promise((r) => setTimeout(r, 300));
+    const scored = mine('risk.scored', req.paymentId);
+    expect(scored).toHaveLength(1);
+    expect(scored[0]!.msgId).toBe(`risk.scored.${req.paymentId}`);
+    expect(scored[0]!.event.payload).toEqual({
+      $case: 'risk',
+      value: { paymentId: req.paymentId, decision: 'APPROVE', score: first.score, reasons: first.reasons.map((r) => r.code), accountId: who.accountId, deviceId: who.deviceId, rulesetVersion: first.rulesetVersion, modelVersion: first.modelVersion },
+    });
+    expect(mine('risk.scored', declined.paymentId)).toHaveLength(1);
+    const alert = mine('risk.alert', declined.paymentId)[0]!;
+    expect(alert.event.payload?.$case === 'risk' && alert.event.payload.value).toMatchObject({ decision: 'DECLINE', reasons: expect.arrayContaining(['CRYPTOGRAM_FAILURES_EXTREME']) });
+    expect(mine('risk.alert', req.paymentId)).toHaveLength(0);
+  });
+
+  it('records feedback labels once per idempotency key', async () => {
+    clock.now = Date.now();
+    const req = payment(ids());
+    await client.score(req);
+    const key = randomUUID();
+    await client.feedback({ idempotencyKey: key, paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: 'support' });
+    await client.feedback({ idempotencyKey: key, paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: 'support' });
+    expect((await client.explain({ paymentId: req.paymentId })).label).toBe(Label.LABEL_FRAUD);
+    await expectStatus(client.feedback({ idempotencyKey: key, paymentId: req.paymentId, label: Label.LABEL_LEGIT, source: 'support' }), status.ALREADY_EXISTS, /idempotency key/);
+    // A later outcome under its own key overrules the first label.
+    await client.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_LEGIT, source: 'dispute' });
+    expect((await client.explain({ paymentId: req.paymentId })).label).toBe(Label.LABEL_LEGIT);
+    await expectStatus(client.feedback({ idempotencyKey: randomUUID(), paymentId: 'never-scored', label: Label.LABEL_FRAUD, source: '' }), status.NOT_FOUND, /never-scored/);
+    await expectStatus(client.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_UNSPECIFIED, source: '' }), status.INVALID_ARGUMENT, /label/);
+    await expectStatus(client.feedback({ idempotencyKey: '', paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
+  });
+
+  it('explains only what it scored', async () => {
+    await expectStatus(client.explain({ paymentId: 'no-such-payment' }), status.NOT_FOUND, /no-such-payment/);
+    await expectStatus(client.explain({ paymentId: '' }), status.INVALID_ARGUMENT, /payment_id/);
+  });
+
+  it.each<[string, Partial<ScoreRequest>, RegExp]>([
+    ['no payment id', { paymentId: '' }, /payment_id/],
+    ['no account id', { accountId: '' }, /account_id/],
+    ['no device id', { deviceId: '' }, /device_id/],
+    ['a hash-tag brace in an id', { accountId: 'a}b' }, /account_id/],
+    ['no amount', { amount: undefined }, /amount is required/],
+    ['a zero amount', { amount: { amountMinor: 0n, currency: 'EUR' } }, /positive/],
+    ['a negative amount', { amount: { amountMinor: -5n, currency: 'EUR' } }, /positive/],
+    ['a lower-case currency', { amount: { amountMinor: 100n, currency: 'eur' } }, /currency/],
+    ['no currency', { amount: { amountMinor: 100n, currency: '' } }, /currency/],
+    ['a latitude off the globe', { location: { latitude: 91, longitude: 0 } }, /latitude/],
+    ['a negative device age', { deviceAgeSeconds: -1n }, /device_age_seconds/],
+  ])('refuses %s with INVALID_ARGUMENT and counts nothing', async (_what, over, message) => {
+    const who = ids();
+    await expectStatus(client.score(payment({ ...who, ...over })), status.INVALID_ARGUMENT, message);
+    expect(await redis.keys(`${prefix}:risk-*:{${who.deviceId}}*`)).toEqual([]);
+  });
+
+  describe('feature arithmetic at window edges', () => {
+    const t0 = Date.UTC(2030, 0, 1);
+
+    async function featuresAt(at: number, over: Partial<ScoreRequest>) {
+      clock.now = at;
+      const req = payment(over);
+      await client.score(req);
+      return (await client.explain({ paymentId: req.paymentId })).features;
+    }
+
+    it('windows are (now - W, now]: a payment exactly W old has left', async () => {
+      const who = ids();
+      const eur = (n: number) => ({ amountMinor: BigInt(n), currency: 'EUR' });
+      await featuresAt(t0, { ...who, amount: eur(100) });
+      expect(await featuresAt(t0 + MIN - 1, { ...who, amount: eur(200) })).toMatchObject({ device_count_1m: 2, device_sum_1m: 300, account_count_1m: 2 });
+      // t0 is now exactly one minute old: out of the minute, still in the hour.
+      expect(await featuresAt(t0 + MIN, { ...who, amount: eur(400) })).toMatchObject({ device_count_1m: 2, device_sum_1m: 600, device_count_1h: 3, device_sum_1h: 700 });
+      expect(await featuresAt(t0 + HOUR - 1, { ...who, amount: eur(800) })).toMatchObject({ device_count_1m: 1, device_count_1h: 4, device_sum_1h: 1500 });
+      expect(await featuresAt(t0 + HOUR, { ...who, amount: eur(1600) })).toMatchObject({ device_count_1m: 2, device_count_1h: 4, device_sum_1h: 3000, device_count_24h: 5, device_sum_24h: 3100 });
+      expect(await featuresAt(t0 + DAY, { ...who, amount: eur(3200) })).toMatchObject({ device_count_1m: 1, device_count_1h: 1, device_count_24h: 5, device_sum_24h: 200 + 400 + 800 + 1600 + 3200, account_count_24h: 5 });
+      // Trimmed out of Redis too, not only out of the count.
+      expect(await redis.zcard(`${prefix}:risk-device:{${who.deviceId}}:payments`)).toBe(5);
+    });
+
+    it('counts every currency but sums only the payment’s own', async () => {
+      const who = ids();
+      await featuresAt(t0, { ...who, amount: { amountMinor: 500n, currency: 'EUR' } });
+      await featuresAt(t0 + 1, { ...who, amount: { amountMinor: 9_000n, currency: 'JPY' } });
+      expect(await featuresAt(t0 + 2, { ...who, amount: { amountMinor: 700n, currency: 'EUR' } })).toMatchObject({ device_count_1m: 3, device_sum_1m: 1200, account_sum_24h: 1200, amount_history_n: 1, amount_mean: 500 });
+    });
+
+    it('band and account windows are separate: a second band on the account', async () => {
+      const who = ids();
+      await featuresAt(t0, who);
+      await featuresAt(t0 + 1, who);
+      expect(await featuresAt(t0 + 2, { ...who, deviceId: uniqueName('dev') })).toMatchObject({ device_count_1m: 1, account_count_1m: 3 });
+    });
+
+    it('distinct merchants in the last hour and the first payment at a merchant', async () => {
+      const who = ids();
+      expect(await featuresAt(t0, { ...who, merchantId: 'm-a' })).toMatchObject({ account_merchants_1h: 1, merchant_first: 1 });
+      expect(await featuresAt(t0 + 10, { ...who, merchantId: 'm-b' })).toMatchObject({ account_merchants_1h: 2, merchant_first: 1 });
+      expect(await featuresAt(t0 + 20, { ...who, merchantId: 'm-a' })).toMatchObject({ account_merchants_1h: 2, merchant_first: 0 });
+      // m-b's last payment is exactly an hour old: it has left the hour; m-a (t0 + 20) has not.
+      expect(await featuresAt(t0 + 10 + HOUR, { ...who, merchantId: 'm-c' })).toMatchObject({ account_merchants_1h: 2, merchant_first: 1 });
+      // Still remembered a day later: not a first payment.
+      expect(await featuresAt(t0 + 2 * DAY, { ...who, merchantId: 'm-b' })).toMatchObject({ account_merchants_1h: 1, merchant_first: 0 });
+    });
+
+    it('running mean and variance of the account’s amounts (Welford) before this payment', async () => {
+      const who = ids();
+      for (const [i, amount] of [1_000, 2_000, 3_000].entries()) await featuresAt(t0 + i * HOUR, { ...who, amount: { amountMinor: BigInt(amount), currency: 'EUR' } });
+      const f = await featuresAt(t0 + 3 * HOUR, { ...who, amount: { amountMinor: 6_000n, currency: 'EUR' } });
+      expect(f).toMatchObject({ amount_history_n: 3, amount_mean: 2_000, amount_std: 1_000, amount_zscore: 4, amount_ratio: 3 });
+    });
+
+    it('geo-velocity uses the last located payment; a payment without a place keeps it', async () => {
+      const who = ids();
+      await featuresAt(t0, { ...who, location: PARIS });
+      expect(await featuresAt(t0 + HOUR, { ...who, location: undefined })).toMatchObject({ geo_known: 0, geo_speed_kmh: 0 });
+      const f = await featuresAt(t0 + 2 * HOUR, { ...who, location: NEW_YORK });
+      expect(f.geo_known).toBe(1);
+      expect(f.geo_elapsed_s).toBe(7200);
+      expect(f.geo_speed_kmh).toBeCloseTo(5837 / 2, -1);
+    });
+  });
+
+  describe('signals from other services on NATS', () => {
+    let bus: EventBus;
+    beforeAll(async () => {
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+    });
+    afterAll(async () => {
+      await bus?.close();
+    });
+
+    async function until(predicate: () => Promise<boolean>, what: string) {
+      const deadline = Date.now() + 5_000;
+      while (!(await predicate())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    const codes = async (req: ScoreRequest) => (await client.score(req)).reasons.map((r) => r.code);
+
+    it('declines a band reported lost, and approves it again once resumed (a stale event changes nothing)', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      const device = (type: string, at: Date) => ({ ...newEvent(type, 'device-registry', { $case: 'device' as const, value: { deviceId: who.deviceId, accountId: who.accountId, status: '', previousStatus: '', reason: '' } }), occurredAt: at });
+      await bus.publish(device('device.lost', new Date()));
+      await until(async () => (await codes(payment(who))).includes('DEVICE_BLOCKED'), 'device.lost to reach risk');
+      const res = await client.score(payment(who));
+      expect(res.decision).toBe(Decision.DECISION_DECLINE);
+      expect(res.reasons[0]!.code).toBe('DEVICE_BLOCKED');
+      await bus.publish(device('device.resumed', new Date(Date.now() + 1_000)));
+      await until(async () => !(await codes(payment(who))).includes('DEVICE_BLOCKED'), 'device.resumed to reach risk');
+      // A late copy of an older suspension does not undo the newer resume.
+      const stale = device('device.suspended', new Date(Date.now() - 60_000));
+      await bus.publish(stale);
+      await until(async () => (await redis.hget(`${prefix}:risk-device:{${who.deviceId}}:status`, 'status')) === 'ACTIVE', 'the status to settle');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await codes(payment(who))).not.toContain('DEVICE_BLOCKED');
+    });
+
+    it('declines a suspended token; counts tokenization refusals and gateway declines', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      await bus.publish(newEvent('token.suspended', 'tokenization', { $case: 'token', value: { tokenId: 'tok-9', deviceId: who.deviceId, accountId: who.accountId, status: 'SUSPENDED', reason: '', tokenLast4: '' } }));
+      await until(async () => (await codes(payment({ ...who, tokenId: 'tok-9' }))).includes('TOKEN_BLOCKED'), 'token.suspended to reach risk');
+      expect(await codes(payment({ ...who, tokenId: 'tok-other' }))).not.toContain('TOKEN_BLOCKED');
+
+      const refused = () => newEvent('token.payment.refused', 'tokenization', { $case: 'verification', value: { tokenId: 'tok-1', deviceId: who.deviceId, result: 'BAD_CRYPTOGRAM', amount: undefined, merchantId: 'm', atc: 1n, channel: Channel.CHANNEL_BAND_TAP } });
+      const declined = () => newEvent('payment.declined', 'gateway', { $case: 'payment', value: { paymentId: randomUUID(), status: 'DECLINED', declineReason: 'risk', amount: undefined, merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: '' } });
+      const once = refused();
+      for (const e of [once, once, refused(), refused(), declined(), declined(), declined()]) await bus.publish(e);
+      await until(async () => {
+        const req = payment(who);
+        await client.score(req);
+        const { features } = await client.explain({ paymentId: req.paymentId });
+        return features.device_refusals_1h === 3 && features.account_declines_1h === 3;
+      }, 'refusals and declines to be counted');
+      const c = await codes(payment(who));
+      expect(c).toEqual(expect.arrayContaining(['VERIFY_REFUSALS_1H', 'ACCOUNT_DECLINES_1H']));
+    });
+  });
+
+  describe('degraded mode', () => {
+    let degraded: Awaited<ReturnType<typeof startRisk>>;
+    let dclient: ReturnType<typeof testClient<RiskServiceClient>>;
+
+    beforeAll(async () => {
+      // Nothing listens on port 1: the service must still start and answer.
+      degraded = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', REDIS_URL: 'redis://127.0.0.1:1' })), testLogger('risk'));
+      dclient = testClient(RiskServiceClient, degraded.port);
+    });
+
+    afterAll(async () => {
+      dclient?.close();
+      await degraded?.stop();
+    });
+
+    it('approves only small live payments, flagged REDIS_UNAVAILABLE', async () => {
+      const small = await dclient.score(payment({ ...ids(), amount: { amountMinor: 5_000n, currency: 'EUR' } }));
+      expect(small.decision).toBe(Decision.DECISION_APPROVE);
+      expect(small.reasons[0]!.code).toBe('REDIS_UNAVAILABLE');
+      const large = await dclient.score(payment({ ...ids(), amount: { amountMinor: 5_001n, currency: 'EUR' } }));
+      expect(large.decision).toBe(Decision.DECISION_CHALLENGE);
+      expect(large.reasons.map((r) => r.code)).toEqual(expect.arrayContaining(['REDIS_UNAVAILABLE', 'FALLBACK_AMOUNT_LIMIT']));
+      const notLive = await dclient.score(payment({ ...ids(), sessionLive: false, amount: { amountMinor: 100n, currency: 'EUR' } }));
+      expect(notLive.decision).toBe(Decision.DECISION_CHALLENGE);
+      expect(notLive.reasons.map((r) => r.code)).toEqual(expect.arrayContaining(['REDIS_UNAVAILABLE', 'SESSION_NOT_LIVE']));
+      // Request-only rules still apply.
+      expect((await dclient.score(payment({ ...ids(), recentCryptogramFailures: 9 }))).decision).toBe(Decision.DECISION_DECLINE);
+    });
+
+    it('still publishes its decisions, and says UNAVAILABLE for Explain and Feedback', async () => {
+      const req = payment(ids());
+      await dclient.score(req);
+      await events.waitFor(() => events.ofType('risk.scored').some((e) => e.event.payload?.$case === 'risk' && e.event.payload.value.paymentId === req.paymentId), 5_000, 'degraded risk.scored');
+      await expectStatus(dclient.explain({ paymentId: req.paymentId }), status.UNAVAILABLE);
+      await expectStatus(dclient.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: '' }), status.UNAVAILABLE);
+    });
+
+    it('a malformed REDIS_URL is still a configuration error', () => {
+      expect(() => readConfig(testEnv(prefix, { REDIS_URL: 'not a url' }))).toThrow(ConfigError);
+      expect(() => readConfig(testEnv(prefix, { REDIS_URL: 'http://127.0.0.1:6379' }))).toThrow(/REDIS_URL/);
+    });
+  });
+
+  describe('rule and model reload', () => {
+    let dir: string;
+    let live: Awaited<ReturnType<typeof startRisk>>;
+    let lclient: ReturnType<typeof testClient<RiskServiceClient>>;
+    const shipped = readFileSync(join(__dirname, '..', 'rules', 'default.yaml'), 'utf8');
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'risk-rules-'));
+      writeFileSync(join(dir, 'rules.yaml'), shipped);
+      writeFileSync(join(dir, 'model.yaml'), readFileSync(join(__dirname, '..', 'rules', 'model.yaml'), 'utf8'));
+      live = await startRisk(
+        readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_FILE: join(dir, 'rules.yaml'), RISK_MODEL_FILE: join(dir, 'model.yaml') })),
+        testLogger('risk'),
+        { clock: () => clock.now },
+      );
+      lclient = testClient(RiskServiceClient, live.port);
+    });
+
+    afterAll(async () => {
+      lclient?.close();
+      await live?.stop();
+    });
+
+    async function until(predicate: () => Promise<boolean>, what: string) {
+      const deadline = Date.now() + 5_000;
+      while (!(await predicate())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
+    it('takes a good edit without a restart and refuses a broken one, keeping the last good', async () => {
+      clock.now = Date.now();
+      const before = await lclient.score(payment({ ...ids(), amount: { amountMinor: 777n, currency: 'EUR' } }));
+      expect(before.decision).toBe(Decision.DECISION_APPROVE);
+      // A new rule: challenge exactly 7.77.
+      const edited = shipped.replace(/^version: .*$/m, 'version: reload-test') + '  - id: LUCKY_SEVENS\n    description: test rule\n    when: { feature: amount_minor, op: eq, value: 777 }\n    effect: { force: CHALLENGE }\n';
+      writeFileSync(join(dir, 'rules.yaml'), edited);
+      await until(async () => (await lclient.score(payment(ids()))).rulesetVersion.startsWith('reload-test+'), 'the edited rules');
+      const after = await lclient.score(payment({ ...ids(), amount: { amountMinor: 777n, currency: 'EUR' } }));
+      expect(after.decision).toBe(Decision.DECISION_CHALLENGE);
+      expect(after.reasons[0]!.code).toBe('LUCKY_SEVENS');
+
+      writeFileSync(join(dir, 'rules.yaml'), edited.replace('op: eq, value: 777', 'op: equals, value: 777'));
+      await until(async () => live.rules.lastError !== undefined, 'the broken file to be refused');
+      expect(live.rules.lastError).toMatch(/rules\.yaml: rules\.\d+\.when/);
+      const still = await lclient.score(payment({ ...ids(), amount: { amountMinor: 777n, currency: 'EUR' } }));
+      expect(still.rulesetVersion).toBe(after.rulesetVersion);
+      expect(still.decision).toBe(Decision.DECISION_CHALLENGE);
+    });
+
+    it('refuses to start on a broken rules file, naming the variable', async () => {
+      const broken = join(dir, 'broken.yaml');
+      writeFileSync(broken, 'version: x\nrules: [{ id: NOPE }]\n');
+      await expect(startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_FILE: broken })), testLogger('risk'))).rejects.toThrow(/RISK_RULES_FILE.*broken\.yaml/);
+    });
+  });
+});
