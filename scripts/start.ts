@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   );
   let ok = false;
   try {
-    const { rows } = await runDemo(clients);
+    const { rows } = await runDemo(clients, (ms) => console.log(`demo: waiting ${Math.round(ms / 1000)} s before the next round of everyday taps (set DEMO_PAUSE_MS to change)`));
     console.log(`\n${renderDemo(rows)}`);
     console.log(`traces: ${traceNote} (find a payment by the trace id above)`);
     ok = rows.every((r) => r.ok);
