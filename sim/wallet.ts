@@ -12,28 +12,12 @@ import { terminalNonce } from './terminal';
  * and fund the wallet. Used by the demo, the end-to-end tests and the benchmarks.
  */
 export async function onboardBand(clients: MeshClients, accountId: string, topUpMinor: bigint, currency = 'EUR'): Promise<Band> {
-  const band = Band.create();
-  const { device } = await clients.registry.registerDevice({
-    idempotencyKey: randomUUID(),
-    accountId,
-    model: band.model,
-    serial: band.serial,
-    ed25519PublicKey: band.ed25519PublicKey,
-    x25519PublicKey: band.x25519PublicKey,
-  });
-  band.deviceId = device!.deviceId;
-  const pairing = await clients.registry.createChallenge({ deviceId: band.deviceId, purpose: ChallengePurpose.CHALLENGE_PURPOSE_PAIRING });
-  await clients.registry.pairDevice({
-    idempotencyKey: randomUUID(),
-    deviceId: band.deviceId,
-    accountId,
-    challengeId: pairing.challengeId,
-    signature: band.signChallenge({ purpose: 'PAIRING', challengeId: pairing.challengeId, nonce: Buffer.from(pairing.nonce) }),
-  });
+  const band = await registerBand(clients.registry, accountId);
+  await pairBand(clients.registry, band, accountId);
   await unlock(clients, band);
   const token = await clients.tokenization.provisionToken({
     idempotencyKey: randomUUID(),
-    deviceId: band.deviceId,
+    deviceId: band.deviceId!,
     accountId,
     fundingSource: { source: { $case: 'walletAccountId', value: accountId } },
     channels: [Channel.CHANNEL_BAND_TAP, Channel.CHANNEL_BAND_QR],
@@ -45,16 +29,40 @@ export async function onboardBand(clients: MeshClients, accountId: string, topUp
   return band;
 }
 
-/** Wrist on, phone unlocked once: a signed session challenge starts a live session. */
-export async function unlock(clients: MeshClients, band: Band, method = UnlockMethod.UNLOCK_METHOD_BIOMETRIC): Promise<void> {
-  const challenge = await clients.registry.createChallenge({ deviceId: band.deviceId!, purpose: ChallengePurpose.CHALLENGE_PURPOSE_SESSION });
-  await clients.registry.startSession({
+type Registry = MeshClients['registry'];
+
+/** A new band registered to `accountId` (PENDING_PAIRING), its device id set. */
+export async function registerBand(registry: Registry, accountId: string): Promise<Band> {
+  const band = Band.create();
+  const { device } = await registry.registerDevice({
     idempotencyKey: randomUUID(),
-    deviceId: band.deviceId!,
-    challengeId: challenge.challengeId,
-    signature: band.signChallenge({ purpose: 'SESSION', challengeId: challenge.challengeId, nonce: Buffer.from(challenge.nonce) }),
-    unlockMethod: method,
+    accountId,
+    model: band.model,
+    serial: band.serial,
+    ed25519PublicKey: band.ed25519PublicKey,
+    x25519PublicKey: band.x25519PublicKey,
   });
+  band.deviceId = device!.deviceId;
+  return band;
+}
+
+/** Asks the registry for a challenge and has the band sign it. */
+export async function signedChallenge(registry: Registry, band: Band, purpose: 'PAIRING' | 'SESSION'): Promise<{ challengeId: string; signature: Buffer }> {
+  const challenge = await registry.createChallenge({
+    deviceId: band.deviceId!,
+    purpose: purpose === 'PAIRING' ? ChallengePurpose.CHALLENGE_PURPOSE_PAIRING : ChallengePurpose.CHALLENGE_PURPOSE_SESSION,
+  });
+  return { challengeId: challenge.challengeId, signature: band.signChallenge({ purpose, challengeId: challenge.challengeId, nonce: Buffer.from(challenge.nonce) }) };
+}
+
+/** The wallet confirms the pairing with the band's signature: the band becomes ACTIVE. */
+export async function pairBand(registry: Registry, band: Band, accountId: string): Promise<void> {
+  await registry.pairDevice({ idempotencyKey: randomUUID(), deviceId: band.deviceId!, accountId, ...(await signedChallenge(registry, band, 'PAIRING')) });
+}
+
+/** Wrist on, phone unlocked once: a signed session challenge starts a live session. */
+export async function unlock(clients: Pick<MeshClients, 'registry'>, band: Band, method = UnlockMethod.UNLOCK_METHOD_BIOMETRIC): Promise<void> {
+  await clients.registry.startSession({ idempotencyKey: randomUUID(), deviceId: band.deviceId!, unlockMethod: method, ...(await signedChallenge(clients.registry, band, 'SESSION')) });
 }
 
 export interface PaymentAttempt {

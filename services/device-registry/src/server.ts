@@ -39,6 +39,7 @@ import { canPay, type DeviceState } from './domain/lifecycle';
 import type { LifecycleAction } from './domain/lifecycle';
 import { SessionStore, type ChallengePurpose as Purpose, type LiveSession } from './sessions';
 import { DeviceStore, type DeviceRow } from './store';
+import { isUuid, requireText, requireUuid } from '../../../platform/validate';
 
 export interface RegistryDeps {
   config: Config;
@@ -50,19 +51,7 @@ export interface RegistryDeps {
   log: Logger;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SOURCE = 'device-registry';
-
-function requireId(value: string, field: string): string {
-  if (!UUID.test(value)) throw new InvalidArgument(`${field} must be a UUID`);
-  return value.toLowerCase();
-}
-
-function requireText(value: string, field: string, max = 128): string {
-  const v = value.trim();
-  if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
-  return v;
-}
 
 const statusOf = (state: DeviceState): DeviceStatus => DeviceStatus[`DEVICE_STATUS_${state}`];
 
@@ -103,7 +92,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
   /** Checks the band signed this registry's nonce; the nonce is spent either way. */
   async function proveBand(device: DeviceRow, challengeId: string, signature: Uint8Array, purpose: Purpose): Promise<void> {
-    const nonce = await sessions.consumeChallenge(device.device_id, requireId(challengeId, 'challenge_id'), purpose);
+    const nonce = await sessions.consumeChallenge(device.device_id, requireUuid(challengeId, 'challenge_id'), purpose);
     const message = challengeMessage({ purpose, deviceId: device.device_id, challengeId: challengeId.toLowerCase(), nonce });
     if (!verifyChallengeSignature(Buffer.from(device.ed25519_public_key), message, Buffer.from(signature))) throw new BadSignature();
   }
@@ -116,7 +105,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     wrap: (device: Device) => Res,
     reason = '',
   ): Promise<Res> {
-    const deviceId = requireId(request.deviceId, 'device_id');
+    const deviceId = requireUuid(request.deviceId, 'device_id');
     const result = await once(db, scope, request.idempotencyKey, { codec: codecs.req, value: request }, codecs.res, async (q) =>
       wrap(toDevice(await devices.apply(q, deviceId, action, reason))),
     );
@@ -151,7 +140,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
     async createChallenge(req) {
       const purpose = purposeOf(req.purpose);
-      const device = await devices.get(db, requireId(req.deviceId, 'device_id'));
+      const device = await devices.get(db, requireUuid(req.deviceId, 'device_id'));
       if (purpose === 'PAIRING' && device.status !== 'PENDING_PAIRING') throw new FailedPrecondition(`a ${device.status} band cannot be paired`);
       if (purpose === 'SESSION' && !canPay(device.status)) throw new FailedPrecondition(`a ${device.status} band cannot start a session`);
       const c = await sessions.createChallenge(device.device_id, purpose);
@@ -159,7 +148,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async pairDevice(req) {
-      const deviceId = requireId(req.deviceId, 'device_id');
+      const deviceId = requireUuid(req.deviceId, 'device_id');
       const accountId = requireText(req.accountId, 'account_id');
       const res = await once(db, 'PairDevice', req.idempotencyKey, { codec: PairDeviceRequest, value: req }, PairDeviceResponse, async (q) => {
         const device = await devices.get(q, deviceId, true);
@@ -172,7 +161,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async startSession(req) {
-      const deviceId = requireId(req.deviceId, 'device_id');
+      const deviceId = requireUuid(req.deviceId, 'device_id');
       if (req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_PHONE_PIN && req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_BIOMETRIC) {
         throw new InvalidArgument('unlock_method must be PHONE_PIN or BIOMETRIC');
       }
@@ -191,12 +180,12 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async heartbeat(req) {
-      const deviceId = requireId(req.deviceId, 'device_id');
-      return { session: toSession(deviceId, await sessions.heartbeat(deviceId, requireId(req.sessionId, 'session_id'))) };
+      const deviceId = requireUuid(req.deviceId, 'device_id');
+      return { session: toSession(deviceId, await sessions.heartbeat(deviceId, requireUuid(req.sessionId, 'session_id'))) };
     },
 
     async endSession(req) {
-      const deviceId = requireId(req.deviceId, 'device_id');
+      const deviceId = requireUuid(req.deviceId, 'device_id');
       const live = await sessions.get(deviceId);
       const ended = await sessions.end(deviceId);
       if (ended && live) {
@@ -208,7 +197,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async getSession(req) {
-      const deviceId = requireId(req.deviceId, 'device_id');
+      const deviceId = requireUuid(req.deviceId, 'device_id');
       const device = await devices.get(db, deviceId);
       let live: LiveSession | undefined;
       try {
@@ -222,7 +211,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async getDevice(req) {
-      return { device: toDevice(await devices.get(db, requireId(req.deviceId, 'device_id'))) };
+      return { device: toDevice(await devices.get(db, requireUuid(req.deviceId, 'device_id'))) };
     },
 
     async listDevices(req) {
@@ -232,7 +221,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
       let after: string | undefined;
       if (req.pageToken) {
         after = Buffer.from(req.pageToken, 'base64url').toString();
-        if (!UUID.test(after)) throw new InvalidArgument('page_token is not one this service issued');
+        if (!isUuid(after)) throw new InvalidArgument('page_token is not one this service issued');
       }
       const rows = await devices.list(accountId, pageSize + 1, after);
       const page = rows.slice(0, pageSize);

@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { ChallengePurpose as Purpose, DeviceRegistryServiceClient, DeviceStatus } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { UnlockMethod } from '../../../gen/wristpay/common/v1/common';
 import { Band } from '../../../sim/band';
+import { registerBand, signedChallenge } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { freshDatabase, requireServers } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
@@ -32,23 +33,11 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
   });
 
   async function registered(accountId = uniqueName('acct')) {
-    const band = Band.create();
-    const { device } = await client.registerDevice({
-      idempotencyKey: randomUUID(),
-      accountId,
-      model: band.model,
-      serial: band.serial,
-      ed25519PublicKey: band.ed25519PublicKey,
-      x25519PublicKey: band.x25519PublicKey,
-    });
-    band.deviceId = device!.deviceId;
-    return { band, accountId, deviceId: device!.deviceId };
+    const band = await registerBand(client, accountId);
+    return { band, accountId, deviceId: band.deviceId! };
   }
 
-  async function signed(band: Band, purpose: Purpose) {
-    const c = await client.createChallenge({ deviceId: band.deviceId!, purpose });
-    return { challengeId: c.challengeId, signature: band.signChallenge({ purpose: purpose === Purpose.CHALLENGE_PURPOSE_PAIRING ? 'PAIRING' : 'SESSION', challengeId: c.challengeId, nonce: Buffer.from(c.nonce) }) };
-  }
+  const signed = (band: Band, purpose: Purpose) => signedChallenge(client, band, purpose === Purpose.CHALLENGE_PURPOSE_PAIRING ? 'PAIRING' : 'SESSION');
 
   async function paired() {
     const r = await registered();

@@ -38,6 +38,7 @@ import { requireId, resolveBalanceAccount } from './domain/accounts';
 import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
 import type { Ledger } from './ledger';
 import type { HoldRow, TransferView } from './store';
+import { requireText, requireUuid } from '../../../platform/validate';
 
 export interface SettlementDeps {
   config: Config;
@@ -47,19 +48,7 @@ export interface SettlementDeps {
   log: Logger;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-
-function requireUuid(value: string, field: string): string {
-  if (!UUID.test(value)) throw new InvalidArgument(`${field} must be a UUID`);
-  return value.toLowerCase();
-}
-
-function requireText(value: string, field: string, max: number): string {
-  const v = value.trim();
-  if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
-  return v;
-}
 
 /** A real calendar day as YYYY-MM-DD (rejects 2024-02-30). */
 function requireDate(value: string, field: string): string {

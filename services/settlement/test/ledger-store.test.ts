@@ -75,7 +75,7 @@ describe('ledger store code on both databases', () => {
     // PGlite cannot start inside jest's sandbox (it dynamically imports node builtins), so the
     // same scenario runs under plain node with the TypeScript compiled by SWC.
     const here = join(repoRoot(), 'services', 'settlement', 'test', 'support');
-    const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(here, 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
+    const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
       cwd: repoRoot(),
       env: { ...process.env, DATABASE_URL: '' },
       timeout: 110_000,

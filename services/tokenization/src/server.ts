@@ -44,6 +44,7 @@ import {
   type VerifyOutcome,
 } from './domain/verification';
 import { assertKeksHeld, type TokenRow, type TokenStore, type VerificationRecord } from './store';
+import { requireText, requireUuid } from '../../../platform/validate';
 
 export interface TokenizationDeps {
   config: Config;
@@ -57,18 +58,6 @@ export interface TokenizationDeps {
   now?: () => number;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function requireId(value: string, field: string): string {
-  if (!UUID.test(value)) throw new InvalidArgument(`${field} must be a UUID`);
-  return value.toLowerCase();
-}
-
-function requireText(value: string, field: string, max = 128): string {
-  const v = value.trim();
-  if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
-  return v;
-}
 
 function optionalText(value: string, field: string, max = 200): string {
   const v = value.trim();
@@ -144,7 +133,7 @@ export function tokenizationService(deps: TokenizationDeps) {
     ctx: CallContext,
     wrap: (token: Token) => Res,
   ): Promise<Res> {
-    const tokenId = requireId(request.tokenId, 'token_id');
+    const tokenId = requireUuid(request.tokenId, 'token_id');
     const result = await once(db, scope, request.idempotencyKey, { codec: codecs.req, value: request }, codecs.res, async (q) => {
       if (action === 'resume') {
         // A token may pay again only on a band that may: check it with device-registry, under
@@ -163,7 +152,7 @@ export function tokenizationService(deps: TokenizationDeps) {
 
   const handlers: Handlers<TokenizationServiceServer> = {
     async provisionToken(req, ctx) {
-      const deviceId = requireId(req.deviceId, 'device_id');
+      const deviceId = requireUuid(req.deviceId, 'device_id');
       const accountId = requireText(req.accountId, 'account_id');
       const funding = validateFunding(req.fundingSource);
       const channels = parseChannels(req.channels);
@@ -212,7 +201,7 @@ export function tokenizationService(deps: TokenizationDeps) {
     },
 
     async issueOfflineCode(req) {
-      const tokenId = requireId(req.tokenId, 'token_id');
+      const tokenId = requireUuid(req.tokenId, 'token_id');
       const token = await tokens.get(db, tokenId);
       if (token.status !== 'ACTIVE') throw new FailedPrecondition(`a ${token.status} token cannot issue offline codes`);
       if (!token.channels.includes('BAND_QR')) throw new FailedPrecondition('this token is not provisioned for BAND_QR');
@@ -244,7 +233,7 @@ export function tokenizationService(deps: TokenizationDeps) {
     },
 
     async getToken(req) {
-      return { token: toToken(await tokens.get(db, requireId(req.tokenId, 'token_id'))) };
+      return { token: toToken(await tokens.get(db, requireUuid(req.tokenId, 'token_id'))) };
     },
 
     suspendToken: (req, ctx) =>
@@ -253,7 +242,7 @@ export function tokenizationService(deps: TokenizationDeps) {
     deleteToken: (req, ctx) => lifecycle('DeleteToken', req, { req: DeleteTokenRequest, res: DeleteTokenResponse }, 'delete', '', ctx, (token) => ({ token })),
 
     async detokenize(req, ctx) {
-      const tokenId = requireId(req.tokenId, 'token_id');
+      const tokenId = requireUuid(req.tokenId, 'token_id');
       const fundingSource = await tokens.funding(db, tokenId);
       annotate({ [ATTR.tokenId]: tokenId });
       // An audit line for every disclosure: who asked for which token (never what was disclosed).

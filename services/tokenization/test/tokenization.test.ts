@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
-import { ChallengePurpose, DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { encodeEvent } from '../../../platform/events';
 import {
   TokenizationServiceClient,
@@ -18,6 +18,7 @@ import { createLogger } from '../../../platform/log';
 import { repoRoot } from '../../../platform/paths';
 import { deriveTokenKey, isLuhnValid } from '../../../platform/payment-crypto';
 import { Band } from '../../../sim/band';
+import { pairBand, registerBand } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { freshDatabase, requireServers } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
@@ -94,27 +95,12 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     client = testClient(TokenizationServiceClient, service.port);
   }
 
-  async function signed(band: Band, purpose: ChallengePurpose) {
-    const c = await registryClient.createChallenge({ deviceId: band.deviceId!, purpose });
-    const name = purpose === ChallengePurpose.CHALLENGE_PURPOSE_PAIRING ? 'PAIRING' : 'SESSION';
-    return { challengeId: c.challengeId, signature: band.signChallenge({ purpose: name, challengeId: c.challengeId, nonce: Buffer.from(c.nonce) }) };
-  }
-
   /** A band registered with device-registry; paired (ACTIVE) unless `pair` is false. */
   async function newBand(pair = true) {
-    const band = Band.create();
     const accountId = uniqueName('acct');
-    const { device } = await registryClient.registerDevice({
-      idempotencyKey: randomUUID(),
-      accountId,
-      model: band.model,
-      serial: band.serial,
-      ed25519PublicKey: band.ed25519PublicKey,
-      x25519PublicKey: band.x25519PublicKey,
-    });
-    band.deviceId = device!.deviceId;
-    if (pair) await registryClient.pairDevice({ idempotencyKey: randomUUID(), deviceId: band.deviceId, accountId, ...(await signed(band, ChallengePurpose.CHALLENGE_PURPOSE_PAIRING)) });
-    return { band, accountId, deviceId: band.deviceId };
+    const band = await registerBand(registryClient, accountId);
+    if (pair) await pairBand(registryClient, band, accountId);
+    return { band, accountId, deviceId: band.deviceId! };
   }
 
   const provisionRequest = (b: { accountId: string; deviceId: string }, extra: Partial<ProvisionTokenRequest> = {}): ProvisionTokenRequest => ({
@@ -449,7 +435,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     it('provisions, verifies, refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
       // PGlite cannot start inside jest's sandbox, so the scenario runs under plain node (SWC-compiled).
       const here = join(repoRoot(), 'services', 'tokenization', 'test', 'support');
-      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(here, 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
+      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
         cwd: repoRoot(),
         env: { ...process.env, DATABASE_URL: '', REGISTRY_DATABASE_URL: pgliteRegistryDb.url, SCENARIO_PREFIX: pglitePrefix },
         timeout: 60_000,

@@ -1,7 +1,7 @@
-// Lets a plain `node` child process load the TypeScript sources, compiled on the fly by the same
-// SWC that jest uses. Embedded PGlite cannot start inside jest's module sandbox (it dynamically
-// imports node builtins, which jest refuses without --experimental-vm-modules).
-// Same as services/settlement/test/support/register-ts.js; both belong in test/support.
+// Lets a plain `node` child process load the TypeScript sources, compiled on the fly by the
+// same SWC that jest uses. Needed because embedded PGlite cannot start inside jest's module
+// sandbox (it dynamically imports node builtins, which jest refuses without
+// --experimental-vm-modules); used by the settlement and tokenization PGlite scenarios.
 const { readFileSync } = require('node:fs');
 const { transformSync } = require('@swc/core');
 
