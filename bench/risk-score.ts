@@ -3,45 +3,21 @@
  * machine (the floor under any Redis-backed scorer). Starts risk in this process on port 0 with a
  * throwaway key prefix and subject prefix, and removes both afterwards.
  *
- *   node dist/services/risk/src/bench.js [--calls 20000] [--concurrency 32] [--accounts 2000]
+ *   node dist/bench/risk-score.js [--calls 20000] [--concurrency 32] [--accounts 2000]
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
-import { Channel } from '../../../gen/wristpay/common/v1/common';
-import { RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
-import { STREAM_AREAS } from '../../../platform/events';
-import { createClient } from '../../../platform/grpc/client';
-import { createLogger } from '../../../platform/log';
-import { startRisk } from './app';
-import { readConfig } from './config';
-
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
-
-async function run(calls: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<{ perSecond: number; p50: number; p99: number; max: number }> {
-  const latencies: number[] = [];
-  let next = 0;
-  const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < calls) {
-        const i = next++;
-        const t = process.hrtime.bigint();
-        await one(i);
-        latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
-      }
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { perSecond: calls / seconds, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]! };
-}
+import { Channel } from '../gen/wristpay/common/v1/common';
+import { RiskServiceClient, type ScoreRequest } from '../gen/wristpay/risk/v1/risk';
+import { STREAM_AREAS } from '../platform/events';
+import { createClient } from '../platform/grpc/client';
+import { createLogger } from '../platform/log';
+import { startRisk } from '../services/risk/src/app';
+import { readConfig } from '../services/risk/src/config';
+import { arg, run } from './load';
 
 async function main(): Promise<void> {
   const calls = arg('calls', 20_000);

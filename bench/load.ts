@@ -1,0 +1,35 @@
+/** A closed-loop load runner shared by the benchmarks: `concurrency` workers, `calls` in all. */
+export interface LoadResult {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+
+export async function run(calls: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < calls) {
+        const i = next++;
+        const t = process.hrtime.bigint();
+        await one(i);
+        latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+      }
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { perSecond: calls / seconds, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]! };
+}
+
+export const formatResult = (label: string, r: LoadResult): string =>
+  `${label.padEnd(40)} ${r.perSecond.toFixed(0).padStart(6)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
