@@ -110,6 +110,14 @@ describe('one payment end to end', () => {
     expect(SERVICES.filter((s) => !spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER))).toEqual([]);
     expect(summary.some((s) => s.endsWith(`:${SPAN_KIND_CONSUMER}`))).toBe(true);
     expect(mesh!.exited).toEqual({});
+
+    // The merchant captures through the gateway: the hold becomes escrow, and a second capture is refused.
+    const captured = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, amount: undefined });
+    expect(captured.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
+    const after = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    expect({ held: after.held!.amountMinor, available: after.available!.amountMinor, posted: after.posted!.amountMinor }).toEqual({ held: 0n, available: 10_000n - 1_234n, posted: 10_000n - 1_234n });
+    await expect(clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, amount: undefined })).rejects.toMatchObject({ code: 9 /* FAILED_PRECONDITION */ });
+    expect((await clients.gateway.getPayment({ paymentId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
   });
 
   it('declines a replayed tap and moves no money for it', async () => {

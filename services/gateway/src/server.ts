@@ -193,7 +193,7 @@ export function gatewayService(deps: GatewayDeps) {
           }, `${eventTypeFor(payment.status)}.${paymentId}`),
         )
         .catch((err) => log.warn({ err: err.message, paymentId }, 'payment event not published'));
-      log.info({ paymentId, status: PaymentStatus[payment.status], declineReason: DeclineReason[payment.declineReason], riskScore: payment.riskScore }, 'payment authorized');
+      log.info({ paymentId, status: PaymentStatus[payment.status], declineReason: DeclineReason[payment.declineReason], riskScore: payment.riskScore }, 'payment decided');
       return response;
     },
 
