@@ -24,6 +24,9 @@ export const REDACTED_FIELDS = [
   'offline_code',
   'password',
   'authorization',
+  // PostgreSQL errors echo the offending row ("Key (col)=(value)"), which may be a secret.
+  'detail',
+  'where',
 ];
 
 /**

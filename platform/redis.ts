@@ -24,5 +24,7 @@ export async function connectRedis(url: string, log: Logger): Promise<Redis> {
  * lands in the same Redis Cluster slot, so multi-key scripts stay legal there.
  */
 export function taggedKey(prefix: string, kind: string, tag: string, ...rest: string[]): string {
+  // A brace inside the tag would move the hash-tag boundary and split one owner across slots.
+  if (/[{}]/.test(tag)) throw new Error(`hash tag must not contain braces: ${JSON.stringify(tag)}`);
   return [prefix, kind, `{${tag}}`, ...rest].join(':');
 }

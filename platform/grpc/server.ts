@@ -83,6 +83,10 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   if (err instanceof DomainError) return { code: err.code, details: err.message, message: err.message };
   if (err instanceof DeadlineExceeded) return { code: status.DEADLINE_EXCEEDED, details: err.message };
   const code = (err as Partial<ServiceError>)?.code;
+  if (isConnectionFailure(err)) {
+    log.warn({ method, cause: (err as { code?: unknown }).code }, 'storage unavailable');
+    return { code: status.UNAVAILABLE, details: 'storage is unavailable; retry later' };
+  }
   if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED) {
     // A downstream dependency failed transiently: say so, without its internals.
     return { code: status.UNAVAILABLE, details: 'a dependency is unavailable; retry later' };
@@ -92,6 +96,14 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
 }
 
 class DeadlineExceeded extends Error {}
+
+// Socket errors, and PostgreSQL's connection-exception (08xxx) and operator-intervention (57Pxx)
+// classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
+function isConnectionFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^08...$/.test(code) || /^57P0[123]$/.test(code));
+}
 
 /**
  * A gRPC server with what every WristPay service needs: grpc.health.v1, server reflection,
