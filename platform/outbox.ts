@@ -80,9 +80,16 @@ export class OutboxRelay {
       'SELECT seq, event, trace_context FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1',
       [this.batch],
     );
-    for (const row of rows) {
-      await this.bus.publish(decodeEvent(row.event), row.trace_context);
-      await this.db.query('UPDATE outbox SET published_at = now() WHERE seq = $1', [row.seq]);
+    // Publish in order, then mark what went out in one statement (one commit per batch, not per
+    // row). A crash in between republishes those rows; their message ids make that harmless.
+    const published: string[] = [];
+    try {
+      for (const row of rows) {
+        await this.bus.publish(decodeEvent(row.event), row.trace_context);
+        published.push(String(row.seq));
+      }
+    } finally {
+      if (published.length) await this.db.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [published]);
     }
     return rows.length;
   }
