@@ -124,7 +124,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
   try {
     await Promise.all(
       SERVICES.map((service) =>
-        waitServing(options.ports[service], options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 60_000, () =>
+        waitServing(options.ports[service], options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 120_000, () =>
           exited[service] !== undefined ? `${service} exited (${exited[service]}): ${lastErr.get(service) ?? 'no output'}` : undefined,
         ),
       ),

@@ -1,17 +1,20 @@
 /**
  * `npm start`: brings the whole mesh up locally on real Redis and NATS JetStream (started or
  * installed when missing), embedded PGlite unless DATABASE_URL is set, mTLS between the services
- * with a local dev CA, then runs the demo. `npm start -- --once` exits after the demo: 0 when
- * every payment went as expected, 1 otherwise. Otherwise the mesh stays up until Ctrl-C.
+ * with a local dev CA, then runs the demo: the payments, the escrow steps and the day's payouts.
+ * `npm start -- --once` then stops the mesh, runs the ledger checker on settlement's database and
+ * exits 0 when every payment, every escrow step and the checker went as expected, 1 otherwise.
+ * Otherwise the mesh stays up until Ctrl-C (and the checker's command is printed).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { repoPath } from '../platform/paths';
 import { meshClients } from '../sim/clients';
-import { renderDemo, runDemo } from '../sim/demo';
+import { renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
 import { certPaths, SERVICES, startMesh, type ServiceName } from './mesh';
 import { printLogLine } from './pretty-log';
 
@@ -45,6 +48,27 @@ async function databaseEnv(service: ServiceName): Promise<Record<string, string>
   await admin.end();
   url.pathname = `/${database}`;
   return { DATABASE_URL: url.toString() };
+}
+
+/** The checker settlement's `npm run ledger:check` runs (services/settlement/src/ledger-check.ts). */
+const LEDGER_CHECK = repoPath('dist', 'services', 'settlement', 'src', 'ledger-check.js');
+
+/** Runs the ledger checker on settlement's database (PGLITE_DIR or DATABASE_URL); its verdict and whether it is sound. */
+function ledgerCheck(settlementDb: Record<string, string>): { ok: boolean; text: string } {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...settlementDb };
+  // Exactly the database settlement used: PGlite files, or its own database on the server.
+  if (!settlementDb.DATABASE_URL) delete env.DATABASE_URL;
+  const run = spawnSync(process.execPath, [LEDGER_CHECK], { env, encoding: 'utf8', timeout: 120_000 });
+  const text = [run.stdout, run.stderr].map((t) => (t ?? '').trim()).filter(Boolean).join('\n') || (run.error ? `ledger-check: ${run.error.message}` : `ledger-check exited ${run.status ?? run.signal}`);
+  return { ok: run.status === 0, text };
+}
+
+/** The command to check the ledger by hand (a DATABASE_URL's password is not printed). */
+function ledgerCheckCommand(settlementDb: Record<string, string>): string {
+  if (settlementDb.PGLITE_DIR) return `PGLITE_DIR=${relative(process.cwd(), settlementDb.PGLITE_DIR) || '.'} npm run ledger:check`;
+  const url = new URL(settlementDb.DATABASE_URL!);
+  if (url.password) url.password = '***';
+  return `DATABASE_URL='${url.toString()}' npm run ledger:check`;
 }
 
 async function main(): Promise<void> {
@@ -85,22 +109,36 @@ async function main(): Promise<void> {
     },
     demoCredentials,
   );
-  let ok = false;
+  /** What did not go as expected; empty when everything did. */
+  const failures: string[] = [];
   try {
-    const { rows } = await runDemo(clients, (ms) => console.log(`demo: waiting ${Math.round(ms / 1000)} s before the next round of everyday taps (set DEMO_PAUSE_MS to change)`));
-    console.log(`\n${renderDemo(rows)}`);
+    const demo = await runDemo(clients, (ms) => console.log(`demo: waiting ${Math.round(ms / 1000)} s before the next round of everyday taps (set DEMO_PAUSE_MS to change)`));
+    console.log(`\n${renderDemo(demo.rows)}`);
     console.log(`traces: ${traceNote} (find a payment by the trace id above)`);
-    ok = rows.every((r) => r.ok);
+    for (const r of demo.rows.filter((row) => !row.ok)) failures.push(`payment #${r.n} (${r.scenario}): expected ${r.expected}, got ${r.outcome} (${r.detail})`);
+    const escrow = await runEscrow(clients, demo);
+    console.log(`\n${renderEscrow(escrow.rows, escrow.report)}`);
+    for (const r of escrow.rows.filter((row) => !row.ok)) failures.push(`escrow step ${r.n} (${r.step}): expected ${r.expected}, got ${r.outcome} (${r.detail})`);
   } catch (err) {
     console.error(`demo failed: ${(err as Error).message}`);
+    failures.push(`the demo stopped: ${(err as Error).message}`);
   } finally {
     clients.close();
   }
 
+  const settlementDb = perService.settlement ?? {};
+  const checkDb = Object.fromEntries(Object.entries(settlementDb).filter(([k]) => k === 'PGLITE_DIR' || k === 'DATABASE_URL'));
   if (once) {
+    // Settlement's embedded PGlite opens in one process at a time: check once the mesh has stopped.
     await mesh.stop();
-    process.exit(ok ? 0 : 1);
+    const verdict = ledgerCheck(checkDb);
+    console.log(`\n${verdict.ok ? '✓' : '✗'} ${verdict.text}`);
+    if (!verdict.ok) failures.push(`ledger check: ${verdict.text.split('\n')[0]}`);
+    console.log(failures.length === 0 ? '\ndemo: every payment, escrow step and the ledger check went as expected' : `\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
+    process.exit(failures.length === 0 ? 0 : 1);
   }
+  if (failures.length) console.log(`\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
+  console.log(`\nledger check: stop the mesh (Ctrl-C), then run  ${ledgerCheckCommand(checkDb)}`);
   console.log('\nthe mesh stays up; press Ctrl-C to stop it');
   const shutdown = async () => {
     console.log('stopping the mesh');

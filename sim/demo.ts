@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import Table from 'cli-table3';
 import { SessionEndReason } from '../gen/wristpay/device_registry/v1/device_registry';
-import { DeclineReason, PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
+import { DeclineReason, PaymentStatus, type QrPayload } from '../gen/wristpay/gateway/v1/gateway';
+import { DisputeOutcome } from '../gen/wristpay/settlement/v1/settlement';
 import { formatAmount } from '../platform/money';
 import type { Band } from './band';
 import type { MeshClients } from './clients';
 import { terminalNonce } from './terminal';
-import { onboardBand, pay, type PaymentAttempt } from './wallet';
+import { onboardBand, pay, qrCode, type PaymentAttempt } from './wallet';
 
 type Expected = 'APPROVED' | 'DECLINED' | 'CHALLENGE_REQUIRED';
 
@@ -21,6 +23,8 @@ interface Step {
   reason?: DeclineReason;
   /** Something the wallet does first (wrist-off, report lost). */
   before?: (clients: MeshClients, bands: Band[]) => Promise<void>;
+  /** A name later steps (and the escrow section) find this payment by. */
+  key?: string;
 }
 
 export interface DemoRow {
@@ -37,7 +41,20 @@ export interface DemoRow {
   paymentId: string;
   ok: boolean;
   idempotencyKey: string;
-  tap?: ReturnType<Band['tap']>;
+  tap?: ReturnType<Band['tap']> | undefined;
+  qr?: QrPayload | undefined;
+  key?: string | undefined;
+  status: PaymentStatus;
+  holdId: string;
+  amountMinor: bigint;
+  currency: string;
+}
+
+/** The row of the payment a step named `key`; throws when the script has none (a bug in the script). */
+function rowByKey(rows: DemoRow[], key: string): DemoRow {
+  const row = rows.find((r) => r.key === key);
+  if (!row) throw new Error(`demo script: no payment named ${key}`);
+  return row;
 }
 
 const everyday = (band: number, merchantId: string, minor: number): Step => ({
@@ -61,16 +78,26 @@ function cardTestingBurst(band: number, taps: number): Step[] {
 
 /**
  * About twenty payments: everyday taps in two rounds a minute apart (people do not tap one band
- * three times a minute, and the risk model knows it), then each way a payment must not go
- * through without the phone, or at all.
+ * three times a minute, and the risk model knows it; a QR payment with the band's offline code
+ * counts as one of band 2's two in the second round), then each way a payment must not go
+ * through without the phone, or at all. Band 2's payments named `delivered` and `qr` are the
+ * ones the escrow section captures.
  */
 function script(): Array<Step | 'pause'> {
   return [
     everyday(0, 'm-coffee-lab', 450),
-    everyday(1, 'm-fruit-stall', 1290),
+    { ...everyday(1, 'm-fruit-stall', 1290), key: 'delivered' },
     { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 1_200n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS },
     'pause',
     everyday(0, 'm-coffee-lab', 380),
+    // Band 2's first payment this round: a QR code with the band's offline code (TOTP), no tap.
+    {
+      scenario: 'QR code, band offline code',
+      band: 1,
+      key: 'qr',
+      attempt: (bands) => ({ merchantId: 'm-fruit-stall', amountMinor: 840n, qr: qrCode(bands[1]!) }),
+      expect: 'APPROVED',
+    },
     everyday(1, 'm-fruit-stall', 660),
     {
       scenario: 'wrist off: step-up on the phone',
@@ -94,6 +121,14 @@ function script(): Array<Step | 'pause'> {
       attempt: (bands) => ({ merchantId: 'm-fruit-stall', amountMinor: 660n, tap: bands[1]!.replayLastTap() }),
       expect: 'DECLINED',
       reason: DeclineReason.DECLINE_REASON_REPLAY,
+    },
+    {
+      // After band 2's last payment that risk scores, so this refusal cannot step up a later one.
+      scenario: 'copied QR code (shown again)',
+      band: 1,
+      attempt: (_bands, rows) => ({ merchantId: 'm-fruit-stall', amountMinor: 840n, qr: rowByKey(rows, 'qr').qr! }),
+      expect: 'DECLINED',
+      reason: DeclineReason.DECLINE_REASON_OFFLINE_CODE_INVALID,
     },
     {
       scenario: 'terminal alters the amount',
@@ -166,6 +201,12 @@ export async function runDemo(clients: MeshClients, onPause?: (ms: number) => vo
         (step.samePaymentAs === undefined || r.paymentId === rows[step.samePaymentAs]?.paymentId),
       idempotencyKey: result.idempotencyKey,
       tap: result.tap,
+      qr: attempt.qr,
+      key: step.key,
+      status: r.status,
+      holdId: r.holdId,
+      amountMinor: attempt.amountMinor,
+      currency: attempt.currency ?? 'EUR',
     });
   }
   return { rows, bands, accounts };
@@ -178,4 +219,151 @@ export function renderDemo(rows: DemoRow[]): string {
   const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!.toFixed(1);
   const count = (o: string) => rows.filter((r) => r.outcome === o).length;
   return `${table.toString()}\n${rows.length} payments: ${count('APPROVED')} approved, ${count('CHALLENGE_REQUIRED')} step-up, ${count('DECLINED')} declined; latency p50 ${pct(50)} ms, p95 ${pct(95)} ms, max ${pct(100)} ms; ${rows.filter((r) => !r.ok).length} unexpected`;
+}
+
+export interface EscrowRow {
+  n: number;
+  step: string;
+  payment: string;
+  call: string;
+  expected: string;
+  outcome: string;
+  detail: string;
+  ms: number;
+  ok: boolean;
+}
+
+/** What one escrow step saw: its outcome, a readable detail, and whether the ledger moved as it should. */
+interface StepResult {
+  outcome: string;
+  detail: string;
+  ok: boolean;
+}
+
+/** A gRPC error as `CODE: message`; anything else as its message. */
+function describeError(err: unknown): string {
+  const e = err as { code?: number; details?: string; message?: string };
+  if (typeof e.code === 'number' && GrpcStatus[e.code] !== undefined) return `${GrpcStatus[e.code]}: ${e.details || e.message}`;
+  return e.message ?? String(err);
+}
+
+const money = (amountMinor: bigint, currency = 'EUR') => formatAmount({ amountMinor, currency });
+const signed = (amountMinor: bigint, currency = 'EUR') => `${amountMinor >= 0n ? '+' : ''}${money(amountMinor, currency)}`;
+
+/** YYYY-MM-DD in UTC, the business date RunPayouts takes. */
+export function utcDate(at = new Date()): string {
+  return at.toISOString().slice(0, 10);
+}
+
+/**
+ * The money path of approved payments: the merchant captures two of band 2's payments into escrow
+ * through the gateway; one is delivered (escrow released to the merchant), the other disputed and
+ * refunded to the buyer; then the day's payouts. Every step checks the ledger balances it should
+ * move, and a failed call is a row of its own (✗), never an exception.
+ */
+export async function runEscrow(clients: MeshClients, demo: { rows: DemoRow[]; accounts: string[] }): Promise<{ rows: EscrowRow[]; report: string }> {
+  const rows: EscrowRow[] = [];
+  const delivered = rowByKey(demo.rows, 'delivered');
+  const disputed = rowByKey(demo.rows, 'qr');
+  const merchant = delivered.merchant;
+  const escrowAccount = `merchant:${merchant}:escrow`;
+  const payableAccount = `merchant:${merchant}:payable`;
+  const posted = async (accountId: string, currency = 'EUR') => (await clients.settlement.getBalance({ accountId, currency })).posted?.amountMinor ?? 0n;
+  const label = (p: DemoRow) => `#${p.n} ${p.amount} ${p.merchant}`;
+  /** The hold of an approved payment; a payment that was not approved stops the step with a clear message. */
+  const holdOf = (p: DemoRow) => {
+    if (p.status !== PaymentStatus.PAYMENT_STATUS_APPROVED || !p.holdId) throw new Error(`payment #${p.n} was not approved (${p.outcome}): nothing to move`);
+    return p.holdId;
+  };
+
+  async function step(name: string, payment: string, call: string, expected: string, run: () => Promise<StepResult>): Promise<void> {
+    const started = process.hrtime.bigint();
+    let result: StepResult;
+    try {
+      result = await run();
+    } catch (err) {
+      result = { outcome: 'ERROR', detail: describeError(err), ok: false };
+    }
+    // The call answered as hoped but the balances did not move by the payment's amount.
+    if (!result.ok && expected.includes(result.outcome)) result = { ...result, detail: `${result.detail}: not what the ledger should show` };
+    rows.push({ n: rows.length + 1, step: name, payment, call, expected, ...result, ms: Number(process.hrtime.bigint() - started) / 1e6 });
+  }
+
+  for (const p of [delivered, disputed]) {
+    await step('capture into escrow', label(p), 'gateway.Capture', 'CAPTURED', async () => {
+      holdOf(p);
+      const before = await posted(escrowAccount, p.currency);
+      const { payment } = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId: p.paymentId, amount: undefined });
+      const moved = (await posted(escrowAccount, p.currency)) - before;
+      const outcome = PaymentStatus[payment!.status].replace('PAYMENT_STATUS_', '');
+      return { outcome, detail: `${escrowAccount} ${signed(moved, p.currency)}`, ok: outcome === 'CAPTURED' && moved === p.amountMinor };
+    });
+  }
+
+  await step('goods arrived: delivery confirmed', label(delivered), 'settlement.ConfirmDelivery', 'RELEASED', async () => {
+    const holdId = holdOf(delivered);
+    const [escrowBefore, payableBefore] = [await posted(escrowAccount), await posted(payableAccount)];
+    const { transfer } = await clients.settlement.confirmDelivery({ idempotencyKey: randomUUID(), holdId });
+    const [escrowMoved, payableMoved] = [(await posted(escrowAccount)) - escrowBefore, (await posted(payableAccount)) - payableBefore];
+    return {
+      outcome: 'RELEASED',
+      detail: `escrow ${signed(escrowMoved)} → ${payableAccount} ${signed(payableMoved)} (${transfer?.kind ?? 'transfer'})`,
+      ok: escrowMoved === -delivered.amountMinor && payableMoved === delivered.amountMinor,
+    };
+  });
+
+  let disputeId = '';
+  await step('buyer opens a dispute', label(disputed), 'settlement.OpenDispute', 'FROZEN', async () => {
+    const holdId = holdOf(disputed);
+    const before = await posted(escrowAccount);
+    const opened = await clients.settlement.openDispute({ idempotencyKey: randomUUID(), holdId, reason: 'goods not received' });
+    disputeId = opened.disputeId;
+    const moved = (await posted(escrowAccount)) - before;
+    return { outcome: 'FROZEN', detail: `dispute ${disputeId.slice(0, 8)}…, ${disputed.amount} stays in escrow`, ok: Boolean(disputeId) && moved === 0n };
+  });
+
+  await step('dispute resolved for the buyer', label(disputed), 'settlement.ResolveDispute', 'REFUNDED', async () => {
+    if (!disputeId) throw new Error('no dispute was opened');
+    const wallet = demo.accounts[disputed.band - 1]!;
+    const [escrowBefore, walletBefore] = [await posted(escrowAccount), await posted(wallet)];
+    await clients.settlement.resolveDispute({ idempotencyKey: randomUUID(), disputeId, outcome: DisputeOutcome.DISPUTE_OUTCOME_REFUND_BUYER });
+    const [escrowMoved, walletMoved] = [(await posted(escrowAccount)) - escrowBefore, (await posted(wallet)) - walletBefore];
+    return {
+      outcome: 'REFUNDED',
+      detail: `escrow ${signed(escrowMoved)} → buyer wallet ${signed(walletMoved)}`,
+      ok: escrowMoved === -disputed.amountMinor && walletMoved === disputed.amountMinor,
+    };
+  });
+
+  let report = '';
+  const date = utcDate();
+  await step(`payouts for ${date}`, '—', 'settlement.RunPayouts', 'PAID OUT (or PAID EARLIER TODAY)', async () => {
+    const before = await posted(payableAccount);
+    const res = await clients.settlement.runPayouts({ idempotencyKey: randomUUID(), businessDate: date });
+    report = res.report;
+    const after = await posted(payableAccount);
+    const mine = res.payouts.find((p) => p.merchantId === merchant && p.amount?.currency === delivered.currency);
+    const count = `${res.payouts.length} payout${res.payouts.length === 1 ? '' : 's'}`;
+    if (!mine) return { outcome: 'NO PAYOUT', detail: `${count}, none for ${merchant}`, ok: false };
+    if (after === 0n) {
+      return { outcome: 'PAID OUT', detail: `${count}; ${merchant} ${money(mine.amount!.amountMinor, delivered.currency)} (${mine.transfers} transfer${mine.transfers === 1 ? '' : 's'})`, ok: true };
+    }
+    // One payout per merchant, day and currency: an earlier run today already paid this merchant,
+    // so what was released since waits on the payable for tomorrow's run.
+    return {
+      outcome: 'PAID EARLIER TODAY',
+      detail: `${count}; ${merchant} was paid ${money(mine.amount!.amountMinor)} by an earlier run, ${money(after)} waits for tomorrow`,
+      ok: after === before && after >= delivered.amountMinor,
+    };
+  });
+
+  return { rows, report };
+}
+
+export function renderEscrow(rows: EscrowRow[], report: string): string {
+  const table = new Table({ head: ['#', 'escrow step', 'payment', 'call', 'outcome', 'detail', 'ms'], style: { head: [], border: [] } });
+  const mark = (r: EscrowRow) => (r.ok ? '✓' : r.expected.includes(r.outcome) ? '✗' : `✗ expected ${r.expected}, got`);
+  for (const r of rows) table.push([r.n, r.step, r.payment, r.call, `${mark(r)} ${r.outcome}`, r.detail, r.ms.toFixed(1)]);
+  const bad = rows.filter((r) => !r.ok).length;
+  return `${table.toString()}\n${rows.length} escrow steps; ${bad} unexpected${report ? `\n\n${report.trimEnd()}` : ''}`;
 }

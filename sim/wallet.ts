@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
 import { Channel, UnlockMethod } from '../gen/wristpay/common/v1/common';
 import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_registry';
-import type { AuthorizeResponse } from '../gen/wristpay/gateway/v1/gateway';
+import type { AuthorizeRequest, AuthorizeResponse, QrPayload } from '../gen/wristpay/gateway/v1/gateway';
 import { Band, type TapPayload } from './band';
 import type { MeshClients } from './clients';
 import { terminalNonce } from './terminal';
@@ -23,6 +23,7 @@ export async function onboardBand(clients: MeshClients, accountId: string, topUp
     channels: [Channel.CHANNEL_BAND_TAP, Channel.CHANNEL_BAND_QR],
   });
   band.installToken({ tokenId: token.token!.tokenId, tokenNumber: token.tokenNumber, wrapped: token.wrappedTokenKey! });
+  tokenNumbers.set(band, token.tokenNumber);
   if (topUpMinor > 0n) {
     await clients.settlement.topUp({ idempotencyKey: randomUUID(), accountId, amount: { amountMinor: topUpMinor, currency }, sourceReference: `demo-topup-${randomUUID()}` });
   }
@@ -30,6 +31,19 @@ export async function onboardBand(clients: MeshClients, accountId: string, topUp
 }
 
 type Registry = MeshClients['registry'];
+
+/** The token number each onboarded band carries (the Band keeps it private; the wallet knows it from provisioning). */
+const tokenNumbers = new WeakMap<Band, string>();
+
+/**
+ * What the band shows for a QR/offline payment: its token number and the current 8-digit
+ * offline code (TOTP from the token key, 30 s step). Each code pays once.
+ */
+export function qrCode(band: Band, unixSeconds?: number): QrPayload {
+  const tokenNumber = tokenNumbers.get(band);
+  if (tokenNumber === undefined) throw new Error('band has no token provisioned by onboardBand');
+  return { tokenNumber, offlineCode: band.offlineCode(unixSeconds) };
+}
 
 /** A new band registered to `accountId` (PENDING_PAIRING), its device id set. */
 export async function registerBand(registry: Registry, accountId: string): Promise<Band> {
@@ -71,6 +85,8 @@ export interface PaymentAttempt {
   currency?: string;
   /** The tap the terminal forwards; defaults to a fresh tap of `band` for this amount. */
   tap?: TapPayload;
+  /** A QR code the terminal scans (see `qrCode`) instead of a tap. */
+  qr?: QrPayload;
   /** What the terminal claims the amount is (differs from the tap's only when tampering). */
   presentedAmountMinor?: bigint;
   idempotencyKey?: string;
@@ -90,10 +106,24 @@ export function merchantLocation(merchantId: string): { latitude: number; longit
   return { latitude: 31.2 + h[0]! / 2560, longitude: 121.45 + h[1]! / 2560 };
 }
 
-/** A merchant terminal: the band taps, the terminal calls gateway.Authorize. */
-export async function pay(clients: MeshClients, band: Band, attempt: PaymentAttempt): Promise<{ response: AuthorizeResponse; ms: number; traceId: string; idempotencyKey: string; tap: TapPayload }> {
+/**
+ * A merchant terminal: the band taps (or shows a QR code, when `attempt.qr` is set), the terminal
+ * calls gateway.Authorize. `tap` is what was forwarded for a tap, undefined for a QR payment.
+ */
+export async function pay(
+  clients: MeshClients,
+  band: Band,
+  attempt: PaymentAttempt,
+): Promise<{ response: AuthorizeResponse; ms: number; traceId: string; idempotencyKey: string; tap: TapPayload | undefined }> {
   const currency = attempt.currency ?? 'EUR';
-  const tap = attempt.tap ?? band.tap({ amountMinor: attempt.amountMinor, currency, merchantId: attempt.merchantId, terminalNonce: terminalNonce() });
+  let tap: TapPayload | undefined;
+  let payload: NonNullable<AuthorizeRequest['payload']>;
+  if (attempt.qr) {
+    payload = { $case: 'qr', value: attempt.qr };
+  } else {
+    tap = attempt.tap ?? band.tap({ amountMinor: attempt.amountMinor, currency, merchantId: attempt.merchantId, terminalNonce: terminalNonce() });
+    payload = { $case: 'tap', value: tap };
+  }
   const idempotencyKey = attempt.idempotencyKey ?? randomUUID();
   const { traceId, metadata } = newTraceparent();
   const started = process.hrtime.bigint();
@@ -102,7 +132,7 @@ export async function pay(clients: MeshClients, band: Band, attempt: PaymentAtte
       idempotencyKey,
       merchantId: attempt.merchantId,
       amount: { amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency },
-      payload: { $case: 'tap', value: tap },
+      payload,
       location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
     },
