@@ -19,6 +19,7 @@ import {
   StartSessionResponse,
   SuspendDeviceRequest,
   SuspendDeviceResponse,
+  sessionEndReasonToJSON,
   type Device,
   type DeviceRegistryServiceServer,
   type Session,
@@ -52,6 +53,15 @@ export interface RegistryDeps {
 }
 
 const SOURCE = 'device-registry';
+
+/** Why a lifecycle change ended the band's live session, as device.session.ended says it. */
+const END_REASON: Record<LifecycleAction, string> = {
+  pair: '',
+  resume: '',
+  suspend: 'DEVICE_SUSPENDED',
+  report_lost: 'DEVICE_LOST',
+  deregister: 'DEVICE_DEREGISTERED',
+};
 
 const statusOf = (state: DeviceState): DeviceStatus => DeviceStatus[`DEVICE_STATUS_${state}`];
 
@@ -112,9 +122,20 @@ export function deviceRegistryService(deps: RegistryDeps) {
     relay.kick();
     if (action !== 'resume') {
       // A band that may no longer pay must not keep a live session: cut it right after commit.
-      await sessions.end(deviceId).catch((err) => log.warn({ err: err.message, deviceId }, 'could not end session after lifecycle change'));
+      // (GetSession also answers not live for a non-ACTIVE band, so a failure here still fails closed.)
+      const ended = await sessions.end(deviceId).catch((err) => {
+        log.warn({ err: err.message, deviceId }, 'could not end session after lifecycle change');
+        return undefined;
+      });
+      if (ended) await sessionEnded(deviceId, ended, END_REASON[action]);
     }
     return result;
+  }
+
+  async function sessionEnded(deviceId: string, live: LiveSession, reason: string): Promise<void> {
+    await bus
+      .publish(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason } }, `${live.sessionId}.ended`))
+      .catch((err) => log.warn({ err: err.message, deviceId }, 'session.ended event not published'));
   }
 
   const handlers: Handlers<DeviceRegistryServiceServer> = {
@@ -186,14 +207,9 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
     async endSession(req) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
-      const live = await sessions.get(deviceId);
       const ended = await sessions.end(deviceId);
-      if (ended && live) {
-        await bus
-          .publish(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason: String(req.reason) } }, `${live.sessionId}.ended`))
-          .catch((err) => log.warn({ err: err.message, deviceId }, 'session.ended event not published'));
-      }
-      return EndSessionResponse.fromPartial({ ended });
+      if (ended) await sessionEnded(deviceId, ended, sessionEndReasonToJSON(req.reason).replace('SESSION_END_REASON_', ''));
+      return EndSessionResponse.fromPartial({ ended: Boolean(ended) });
     },
 
     async getSession(req) {

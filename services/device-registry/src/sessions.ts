@@ -93,21 +93,21 @@ export class SessionStore {
     return live;
   }
 
-  /** Ends the band's session now; true when there was one. */
-  async end(deviceId: string): Promise<boolean> {
-    return (await this.guard(() => this.redis.del(this.sessionKey(deviceId)))) > 0;
+  /**
+   * Ends the band's session now and returns the session it ended (undefined when there was none).
+   * Read and delete are one MULTI, so of two racing calls exactly one gets the session back and
+   * publishes its device.session.ended.
+   */
+  async end(deviceId: string): Promise<LiveSession | undefined> {
+    const key = this.sessionKey(deviceId);
+    const replies = await this.guard(() => this.redis.multi().hgetall(key).del(key).exec());
+    const [err, h] = replies?.[0] ?? [null, {}];
+    if (err) throw new Unavailable('session store (Redis) is unavailable; the band is treated as not live');
+    return toLive(h as Record<string, string>);
   }
 
   async get(deviceId: string): Promise<LiveSession | undefined> {
-    const h = await this.guard(() => this.redis.hgetall(this.sessionKey(deviceId)));
-    if (!h.session_id) return undefined;
-    return {
-      sessionId: h.session_id,
-      unlockMethod: Number(h.unlock_method),
-      startedAt: new Date(Number(h.started_at)),
-      lastHeartbeatAt: new Date(Number(h.last_heartbeat_at)),
-      expiresAt: new Date(Number(h.expires_at)),
-    };
+    return toLive(await this.guard(() => this.redis.hgetall(this.sessionKey(deviceId))));
   }
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {
@@ -117,4 +117,15 @@ export class SessionStore {
       throw new Unavailable('session store (Redis) is unavailable; the band is treated as not live');
     }
   }
+}
+
+function toLive(h: Record<string, string>): LiveSession | undefined {
+  if (!h.session_id) return undefined;
+  return {
+    sessionId: h.session_id,
+    unlockMethod: Number(h.unlock_method),
+    startedAt: new Date(Number(h.started_at)),
+    lastHeartbeatAt: new Date(Number(h.last_heartbeat_at)),
+    expiresAt: new Date(Number(h.expires_at)),
+  };
 }

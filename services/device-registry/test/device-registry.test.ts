@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { ChallengePurpose as Purpose, DeviceRegistryServiceClient, DeviceStatus } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import Redis from 'ioredis';
+import { ChallengePurpose as Purpose, DeviceRegistryServiceClient, DeviceStatus, SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { UnlockMethod } from '../../../gen/wristpay/common/v1/common';
 import { Band } from '../../../sim/band';
 import { registerBand, signedChallenge } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
-import { freshDatabase, requireServers } from '../../../test/support/servers';
+import { freshDatabase, requireServers, TEST_REDIS_URL } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startDeviceRegistry } from '../src/app';
 import { readConfig } from '../src/config';
@@ -112,5 +113,242 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     expect(second.devices[0]!.deviceId).not.toBe(first.devices[0]!.deviceId);
     expect(second.nextPageToken).toBe('');
     await expectStatus(client.listDevices({ accountId, pageSize: 1, pageToken: 'garbage' }), status.INVALID_ARGUMENT);
+  });
+
+  // ---- live sessions ----
+
+  const startSession = async (band: Band, deviceId: string, challenge?: { challengeId: string; signature: Buffer }, idempotencyKey = randomUUID()) =>
+    client.startSession({ idempotencyKey, deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_PHONE_PIN, ...(challenge ?? (await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION))) });
+
+  /** This device's events of one type, as JetStream delivered them. */
+  const eventsOf = (deviceId: string, type: string) => events.ofType(type).filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId);
+
+  /** Waits until `expected` counts are reached, then a little longer to catch a duplicate arriving late. */
+  async function expectEventCounts(deviceId: string, expected: Record<string, number>): Promise<void> {
+    const counts = () => Object.fromEntries(Object.keys(expected).map((t) => [t, eventsOf(deviceId, t).length]));
+    await events.waitFor(() => Object.entries(expected).every(([t, n]) => eventsOf(deviceId, t).length >= n), 5_000, `events of ${deviceId}: ${JSON.stringify(expected)}`);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(counts()).toEqual(expected);
+    const ids = events.seen.filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId).map((e) => e.event.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+  }
+
+  it('two StartSession calls racing with two fresh challenges both succeed and leave exactly one live session', async () => {
+    const { band, deviceId } = await paired();
+    const [c1, c2] = [await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION), await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION)];
+    const [a, b] = await Promise.all([startSession(band, deviceId, c1), startSession(band, deviceId, c2)]);
+    const ids = [a.session!.sessionId, b.session!.sessionId];
+    expect(ids[0]).not.toBe(ids[1]);
+    const got = await client.getSession({ deviceId });
+    expect(got.session!.live).toBe(true);
+    expect(ids).toContain(got.session!.sessionId);
+    // The replaced session is gone: a heartbeat with its id is refused.
+    const replaced = ids.find((id) => id !== got.session!.sessionId)!;
+    await expectStatus(client.heartbeat({ deviceId, sessionId: replaced }), status.FAILED_PRECONDITION, /no live session/);
+    expect((await client.heartbeat({ deviceId, sessionId: got.session!.sessionId })).session!.live).toBe(true);
+    await expectEventCounts(deviceId, { 'device.session.started': 2 });
+  });
+
+  it('two StartSession calls racing with the SAME challenge: exactly one succeeds, and its session is the live one', async () => {
+    const { band, deviceId } = await paired();
+    const challenge = await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION);
+    const results = await Promise.allSettled([startSession(band, deviceId, challenge), startSession(band, deviceId, challenge), startSession(band, deviceId, challenge)]);
+    const won = results.filter((r): r is PromiseFulfilledResult<Awaited<ReturnType<typeof startSession>>> => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    for (const r of lost) expect({ code: r.reason.code, details: r.reason.details }).toEqual({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/challenge/) });
+    const got = await client.getSession({ deviceId });
+    expect(got.session!.live).toBe(true);
+    expect(got.session!.sessionId).toBe(won[0]!.value.session!.sessionId);
+    await expectEventCounts(deviceId, { 'device.session.started': 1 });
+  });
+
+  it('a StartSession retried with the same idempotency key answers the first session and publishes it once', async () => {
+    const { band, deviceId } = await paired();
+    const challenge = await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION);
+    const key = randomUUID();
+    const [a, b] = await Promise.all([startSession(band, deviceId, challenge, key), startSession(band, deviceId, challenge, key)]);
+    expect(a.session!.sessionId).toBe(b.session!.sessionId);
+    expect((await client.getSession({ deviceId })).session!.sessionId).toBe(a.session!.sessionId);
+    await expectEventCounts(deviceId, { 'device.session.started': 1 });
+  });
+
+  it('refuses a session challenge presented for pairing, and a pairing challenge presented for a session', async () => {
+    const { band, deviceId } = await paired();
+    const c = await client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION });
+    // The signed message names its purpose, so a pairing signature over a session nonce does not verify.
+    const asPairing = band.signChallenge({ purpose: 'PAIRING', challengeId: c.challengeId, nonce: Buffer.from(c.nonce) });
+    await expectStatus(startSession(band, deviceId, { challengeId: c.challengeId, signature: asPairing }), status.PERMISSION_DENIED, /signature/);
+    await expectStatus(client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING }), status.FAILED_PRECONDITION, /ACTIVE band cannot be paired/);
+    await expectStatus(startSession(band, deviceId, { challengeId: randomUUID(), signature: Buffer.alloc(64) }), status.FAILED_PRECONDITION, /challenge/);
+    expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+  });
+
+  it('wrist-off (EndSession) ends the session at once, exactly one session.ended, and the old id cannot heartbeat', async () => {
+    const { band, deviceId } = await paired();
+    const { session } = await startSession(band, deviceId);
+    const [first, second] = await Promise.all([
+      client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
+      client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
+    ]);
+    expect([first.ended, second.ended].sort()).toEqual([false, true]);
+    const got = await client.getSession({ deviceId });
+    expect(got.session!.live).toBe(false);
+    expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
+    await expectStatus(client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
+    await expectEventCounts(deviceId, { 'device.session.started': 1, 'device.session.ended': 1 });
+    const ended = eventsOf(deviceId, 'device.session.ended')[0]!.event.payload!.value as { sessionId: string; reason: string };
+    expect(ended).toMatchObject({ sessionId: session!.sessionId, reason: 'WRIST_OFF' });
+  });
+
+  it('Redis losing the session (this test’s keys deleted) means not live: the registry fails closed', async () => {
+    const { band, deviceId } = await paired();
+    const { session } = await startSession(band, deviceId);
+    expect((await client.getSession({ deviceId })).session!.live).toBe(true);
+    // Never FLUSHALL: other tests share this Redis. Deleting every key under this test's prefix is the flush.
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      let cursor = '0';
+      let deleted = 0;
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) deleted += await redis.del(...keys);
+      } while (cursor !== '0');
+      expect(deleted).toBeGreaterThan(0);
+    } finally {
+      redis.disconnect();
+    }
+    const got = await client.getSession({ deviceId });
+    expect(got.session!.live).toBe(false);
+    expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
+    await expectStatus(client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
+    // The band recovers the ordinary way: a new signed challenge starts a new session.
+    expect((await startSession(band, deviceId)).session!.live).toBe(true);
+  });
+
+  // ---- lifecycle through the gRPC API ----
+
+  const act = {
+    suspend: (deviceId: string, idempotencyKey = randomUUID()) => client.suspendDevice({ idempotencyKey, deviceId, reason: 'support ticket 42' }),
+    resume: (deviceId: string, idempotencyKey = randomUUID()) => client.resumeDevice({ idempotencyKey, deviceId }),
+    lost: (deviceId: string, idempotencyKey = randomUUID()) => client.reportLost({ idempotencyKey, deviceId }),
+    deregister: (deviceId: string, idempotencyKey = randomUUID()) => client.deregister({ idempotencyKey, deviceId }),
+  };
+  const statusOf = async (deviceId: string) => (await client.getDevice({ deviceId })).device!.status;
+
+  it('walks PENDING_PAIRING → ACTIVE ⇄ SUSPENDED → LOST, ending the session on suspend, one event per transition', async () => {
+    const { band, deviceId } = await registered();
+    expect(await statusOf(deviceId)).toBe(DeviceStatus.DEVICE_STATUS_PENDING_PAIRING);
+    await client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId: (await client.getDevice({ deviceId })).device!.accountId, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_PAIRING)) });
+    expect(await statusOf(deviceId)).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
+    await startSession(band, deviceId);
+
+    const suspended = await act.suspend(deviceId);
+    expect(suspended.device!.status).toBe(DeviceStatus.DEVICE_STATUS_SUSPENDED);
+    const got = await client.getSession({ deviceId });
+    expect({ live: got.session!.live, status: got.deviceStatus }).toEqual({ live: false, status: DeviceStatus.DEVICE_STATUS_SUSPENDED });
+    await expectStatus(client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION }), status.FAILED_PRECONDITION, /SUSPENDED band cannot start a session/);
+
+    expect((await act.resume(deviceId)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
+    // Resuming does not bring the old session back: the wearer unlocks again.
+    expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+    await startSession(band, deviceId);
+    await act.suspend(deviceId);
+    const lostKey = randomUUID();
+    expect((await act.lost(deviceId, lostKey)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_LOST);
+    // A retried ReportLost answers the first result (not "a LOST device cannot be reported lost") and publishes nothing more.
+    expect((await act.lost(deviceId, lostKey)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_LOST);
+
+    await expectEventCounts(deviceId, {
+      'device.registered': 1,
+      'device.paired': 1,
+      'device.suspended': 2,
+      'device.resumed': 1,
+      'device.lost': 1,
+      'device.deregistered': 0,
+      'device.session.started': 2,
+      'device.session.ended': 2,
+    });
+    const transitions = events.seen
+      .filter((e) => e.event.payload?.$case === 'device' && e.event.payload.value.deviceId === deviceId)
+      .map((e) => {
+        const v = e.event.payload!.value as { previousStatus: string; status: string };
+        return `${v.previousStatus || '-'}→${v.status}`;
+      });
+    expect(transitions).toEqual(['-→PENDING_PAIRING', 'PENDING_PAIRING→ACTIVE', 'ACTIVE→SUSPENDED', 'SUSPENDED→ACTIVE', 'ACTIVE→SUSPENDED', 'SUSPENDED→LOST']);
+    expect(eventsOf(deviceId, 'device.suspended')[0]!.event.payload!.value).toMatchObject({ reason: 'support ticket 42' });
+    expect(eventsOf(deviceId, 'device.session.ended').map((e) => (e.event.payload!.value as { reason: string }).reason)).toEqual(['DEVICE_SUSPENDED', 'DEVICE_SUSPENDED']);
+  });
+
+  it('ACTIVE → LOST, ACTIVE → DEREGISTERED and SUSPENDED → DEREGISTERED, each killing the live session with its reason', async () => {
+    const lostBand = await paired();
+    await startSession(lostBand.band, lostBand.deviceId);
+    await act.lost(lostBand.deviceId);
+    const activeGone = await paired();
+    await startSession(activeGone.band, activeGone.deviceId);
+    expect((await act.deregister(activeGone.deviceId)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_DEREGISTERED);
+    const suspendedGone = await paired();
+    await act.suspend(suspendedGone.deviceId);
+    expect((await act.deregister(suspendedGone.deviceId)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_DEREGISTERED);
+    for (const { deviceId } of [lostBand, activeGone, suspendedGone]) expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+
+    await expectEventCounts(lostBand.deviceId, { 'device.lost': 1, 'device.session.ended': 1 });
+    expect(eventsOf(lostBand.deviceId, 'device.session.ended')[0]!.event.payload!.value).toMatchObject({ reason: 'DEVICE_LOST' });
+    await expectEventCounts(activeGone.deviceId, { 'device.deregistered': 1, 'device.session.ended': 1 });
+    expect(eventsOf(activeGone.deviceId, 'device.session.ended')[0]!.event.payload!.value).toMatchObject({ reason: 'DEVICE_DEREGISTERED' });
+    await expectEventCounts(suspendedGone.deviceId, { 'device.suspended': 1, 'device.deregistered': 1, 'device.session.ended': 0 });
+  });
+
+  it('refuses every forbidden transition with FAILED_PRECONDITION, changing nothing and publishing nothing', async () => {
+    const pending = await registered();
+    const active = await paired();
+    const suspended = await paired();
+    await act.suspend(suspended.deviceId);
+    const lost = await paired();
+    await startSession(lost.band, lost.deviceId);
+    await act.lost(lost.deviceId);
+    const gone = await paired();
+    await act.deregister(gone.deviceId);
+    const before = new Map<string, { status: DeviceStatus; updatedAt: Date | undefined }>();
+    for (const { deviceId } of [pending, active, suspended, lost, gone]) {
+      const { device } = await client.getDevice({ deviceId });
+      before.set(deviceId, { status: device!.status, updatedAt: device!.updatedAt });
+    }
+    await expectEventCounts(gone.deviceId, { 'device.registered': 1, 'device.paired': 1, 'device.deregistered': 1 });
+    const eventsBefore = events.seen.length;
+
+    const forbidden: Array<[typeof pending, keyof typeof act, RegExp]> = [
+      [pending, 'suspend', /PENDING_PAIRING device cannot be suspended/],
+      [pending, 'resume', /PENDING_PAIRING device cannot be resumed/],
+      [pending, 'lost', /PENDING_PAIRING device cannot be reported lost/],
+      [pending, 'deregister', /PENDING_PAIRING device cannot be deregistered/],
+      [active, 'resume', /ACTIVE device cannot be resumed/],
+      [suspended, 'suspend', /SUSPENDED device cannot be suspended/],
+      [lost, 'resume', /LOST device cannot be resumed/],
+      [lost, 'suspend', /LOST device cannot be suspended/],
+      [lost, 'lost', /LOST device cannot be reported lost/],
+      [lost, 'deregister', /LOST device cannot be deregistered/],
+      [gone, 'resume', /DEREGISTERED device cannot be resumed/],
+      [gone, 'suspend', /DEREGISTERED device cannot be suspended/],
+      [gone, 'lost', /DEREGISTERED device cannot be reported lost/],
+      [gone, 'deregister', /DEREGISTERED device cannot be deregistered/],
+    ];
+    for (const [device, action, message] of forbidden) await expectStatus(act[action](device.deviceId), status.FAILED_PRECONDITION, message);
+    // Nor can a LOST or DEREGISTERED band be paired again or unlock a session.
+    for (const { deviceId } of [lost, gone]) {
+      for (const purpose of [Purpose.CHALLENGE_PURPOSE_PAIRING, Purpose.CHALLENGE_PURPOSE_SESSION]) {
+        await expectStatus(client.createChallenge({ deviceId, purpose }), status.FAILED_PRECONDITION, /cannot be paired|cannot start a session/);
+      }
+    }
+    await expectStatus(act.lost(randomUUID()), status.NOT_FOUND, /no device/);
+    await expectStatus(act.suspend('not-a-uuid'), status.INVALID_ARGUMENT, /device_id/);
+
+    for (const { deviceId } of [pending, active, suspended, lost, gone]) {
+      const { device } = await client.getDevice({ deviceId });
+      expect({ status: device!.status, updatedAt: device!.updatedAt }).toEqual(before.get(deviceId));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    expect(events.seen.slice(eventsBefore).filter((e) => [pending, active, suspended, lost, gone].some((d) => JSON.stringify(e.event.payload?.value ?? {}).includes(d.deviceId)))).toEqual([]);
   });
 });

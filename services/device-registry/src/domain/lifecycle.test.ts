@@ -24,4 +24,9 @@ describe('device lifecycle', () => {
   ])('refuses %s --%s-->', (from, action) => {
     expect(() => transition(from, action)).toThrow(ForbiddenTransition);
   });
+
+  it('names the refused action in plain words', () => {
+    expect(() => transition('LOST', 'report_lost')).toThrow('a LOST device cannot be reported lost');
+    expect(() => transition('DEREGISTERED', 'resume')).toThrow('a DEREGISTERED device cannot be resumed');
+  });
 });

@@ -12,9 +12,11 @@ const TRANSITIONS: Record<LifecycleAction, { from: readonly DeviceState[]; to: D
   deregister: { from: ['ACTIVE', 'SUSPENDED'], to: 'DEREGISTERED', event: 'device.deregistered' },
 };
 
+const DONE: Record<LifecycleAction, string> = { pair: 'paired', suspend: 'suspended', resume: 'resumed', report_lost: 'reported lost', deregister: 'deregistered' };
+
 export class ForbiddenTransition extends FailedPrecondition {
   constructor(from: DeviceState, action: LifecycleAction) {
-    super(`a ${from} device cannot be ${action.replace('_', ' ')}${action.endsWith('e') ? 'd' : 'ed'}`);
+    super(`a ${from} device cannot be ${DONE[action]}`);
   }
 }
 
