@@ -62,7 +62,7 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     });
     if (config.RISK_RULES_WATCH) rules.watch();
     // While Redis is down a handler fails and JetStream redelivers later: nothing is lost.
-    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, new SignalStore(redis, config.REDIS_KEY_PREFIX), log) : undefined;
+    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, clock }, log) : undefined;
 
     const server = GrpcServer.fromConfig(config, {
       service: SERVICE,

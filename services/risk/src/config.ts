@@ -23,7 +23,7 @@ export const configSchema = z
     /** The logistic model's weights (YAML or JSON); reloaded like the rules. */
     RISK_MODEL_FILE: z.string().min(1).default(repoPath('services', 'risk', 'rules', 'model.yaml')),
     RISK_RULES_WATCH: envTypes.bool.default(true),
-    /** Consume device.*, token.* and payment.declined into features (band/token blocked, refusals, declines). */
+    /** Consume device.*, token.* and payment.declined into features (band/token blocked, refusals, declines), and payment.dispute.resolved into labels. */
     RISK_CONSUMERS: envTypes.bool.default(true),
     /** How many reasons a decision returns (most important first). */
     RISK_MAX_REASONS: positiveInt.max(20).default(5),

@@ -7,6 +7,7 @@ import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import { SERVICE } from './config';
+import type { DecisionStore, LabelFromEvent, StoredLabel } from './decision-store';
 import type { SignalStore } from './signals';
 
 /** Band lifecycle events and the status each leaves the band in. */
@@ -25,7 +26,16 @@ export const TOKEN_STATUS: Readonly<Record<string, string>> = {
 };
 
 /** Durable consumer names; replicas share them, so each event is handled by one replica. */
-export const CONSUMERS = { device: 'risk-device-signals', token: 'risk-token-signals', payment: 'risk-payment-signals' } as const;
+export const CONSUMERS = { device: 'risk-device-signals', token: 'risk-token-signals', payment: 'risk-payment-signals', disputes: 'risk-dispute-labels' } as const;
+
+/** Settlement's dispute decision; its outcome becomes the payment's label. */
+export const DISPUTE_RESOLVED = 'payment.dispute.resolved';
+
+/** A dispute refunded to the buyer was fraud against them; one released to the merchant was a legitimate payment. */
+export const DISPUTE_LABEL: Readonly<Record<string, StoredLabel>> = { REFUND_BUYER: 'FRAUD', RELEASE_TO_MERCHANT: 'LEGIT' };
+
+/** The label source recorded for labels that came from a dispute outcome. */
+export const DISPUTE_SOURCE = 'dispute';
 
 // Ids become parts of Redis keys: the same rule as the gRPC edge (no braces, no spaces).
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
@@ -59,16 +69,49 @@ export async function applyEvent(event: Event, signals: SignalStore): Promise<st
   return 'ignored';
 }
 
-/** Starts the durable consumers feeding the signal store; `stop()` closes them. */
-export async function startConsumers(bus: EventBus, signals: SignalStore, log: Logger): Promise<{ stop: () => Promise<void> }> {
+/**
+ * Applies one payment.dispute.resolved: labels the stored decision of its payment (REFUND_BUYER →
+ * FRAUD, RELEASE_TO_MERCHANT → LEGIT, source "dispute"), once per event id. A redelivery finds its
+ * own record and changes nothing, so it cannot undo a later Feedback. Anything that cannot ever
+ * apply (no stored decision, an unknown outcome, an unusable id) is reported, not thrown: retrying
+ * would not help. Redis failures throw, and JetStream redelivers.
+ */
+export async function applyDisputeOutcome(event: Event, decisions: DecisionStore, now: number): Promise<LabelFromEvent | `skipped: ${string}`> {
+  const p = event.payload;
+  if (p?.$case !== 'dispute') return 'skipped: not a dispute payload';
+  if (!ID.test(p.value.paymentId)) return 'skipped: no usable payment id';
+  const label = DISPUTE_LABEL[p.value.outcome];
+  if (!label) return `skipped: unknown outcome ${JSON.stringify(p.value.outcome.slice(0, 40))}`;
+  return decisions.labelFromEvent(p.value.paymentId, event.eventId, label, DISPUTE_SOURCE, now);
+}
+
+export interface ConsumerDeps {
+  signals: SignalStore;
+  decisions: DecisionStore;
+  clock: () => number;
+}
+
+/** Starts the durable consumers feeding the signal store and the dispute labels; `stop()` closes them. */
+export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Logger): Promise<{ stop: () => Promise<void> }> {
+  const { signals, decisions, clock } = deps;
   const handler = async (event: Event) => {
     const what = await applyEvent(event, signals);
     log.debug({ eventType: event.type, eventId: event.eventId, what }, 'risk signal');
+  };
+  const disputes = async (event: Event) => {
+    const what = await applyDisputeOutcome(event, decisions, clock());
+    const fields = { eventId: event.eventId, paymentId: event.payload?.$case === 'dispute' ? event.payload.value.paymentId : undefined, what };
+    // Acked either way: a decision that is gone (expired, or scored before risk kept decisions)
+    // will not come back, and one event id carrying two outcomes is settlement's bug to look at.
+    if (what === 'labelled' || what === 'already labelled') log.info(fields, 'dispute outcome labelled');
+    else log.warn(fields, 'dispute outcome not labelled');
   };
   const running = [
     await consumeArea(bus, log, { area: 'device', durable: CONSUMERS.device, handler }),
     await consumeArea(bus, log, { area: 'token', durable: CONSUMERS.token, handler }),
     await consumeArea(bus, log, { area: 'payment', durable: CONSUMERS.payment, handler }),
+    // One subject, so the platform consumer can filter on the server (filter_subject, nats-server 2.9 safe).
+    await bus.consume({ area: 'payment', durable: CONSUMERS.disputes, types: [DISPUTE_RESOLVED], handler: disputes }),
   ];
   return {
     async stop() {

@@ -6,6 +6,9 @@ import type { Verdict } from './domain/decision';
 
 export type StoredLabel = 'FRAUD' | 'LEGIT';
 
+/** What a label carried by an event did: applied, a redelivery (nothing changed), nothing to label, or the same event id with another outcome. */
+export type LabelFromEvent = 'labelled' | 'already labelled' | 'no decision' | 'conflict';
+
 export interface StoredDecision {
   verdict: Verdict;
   features: Features;
@@ -16,20 +19,25 @@ export interface StoredDecision {
 
 /*
  * <p>:risk-decision:{payment}  HASH  verdict (JSON), features (JSON), scored_at (ms),
- *                                    label, label_source, labeled_at, fb:<idempotency key> → "label|source"
+ *                                    label, label_source, labeled_at,
+ *                                    fb:<idempotency key> → "label|source"   (Feedback)
+ *                                    ev:<event id> → "label|source"          (payment.dispute.resolved)
  * One key per payment, tagged by the payment id, kept RISK_DECISION_TTL_DAYS.
  */
 
-// KEYS: decision. ARGV: idempotency key, label, source, now ms.
-// Returns 'missing', 'reused' (same key, other request) or 'ok'. A later label with another key
-// replaces the label (a dispute outcome may overrule a first report); the same key changes nothing.
+// KEYS: decision. ARGV: request field (fb:<key> or ev:<event id>), label, source, now ms.
+// Returns 'missing', 'reused' (same field, other request), 'same' (already applied) or 'ok'.
+// A label under a new field replaces the label: the latest outcome wins, whichever way it came (a
+// dispute outcome overrules a first report; an analyst's later Feedback overrules the dispute).
+// The same field changes nothing, so a retried Feedback or a redelivered event cannot bring back
+// an overruled label.
 const LABEL = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local field = 'fb:' .. ARGV[1]
+local field = ARGV[1]
 local request = ARGV[2] .. '|' .. ARGV[3]
 local prior = redis.call('HGET', KEYS[1], field)
 if prior then
-  if prior == request then return 'ok' end
+  if prior == request then return 'same' end
   return 'reused'
 end
 redis.call('HSET', KEYS[1], field, request, 'label', ARGV[2], 'label_source', ARGV[3], 'labeled_at', ARGV[4])
@@ -43,7 +51,7 @@ export class NoDecision extends NotFound {
 }
 
 interface LabelRedis extends Redis {
-  riskLabel(key: string, ...argv: Array<string | number>): Promise<'missing' | 'reused' | 'ok'>;
+  riskLabel(key: string, ...argv: Array<string | number>): Promise<'missing' | 'reused' | 'same' | 'ok'>;
 }
 
 /** Each decision with its features, for Explain, Feedback and later training. */
@@ -87,10 +95,20 @@ export class DecisionStore {
     };
   }
 
-  /** Records a label on a stored decision, once per idempotency key. */
+  /** Records a label on a stored decision, once per idempotency key (Feedback). */
   async label(paymentId: string, idempotencyKey: string, label: StoredLabel, source: string, now: number): Promise<void> {
-    const result = await this.redis.riskLabel(this.key(paymentId), idempotencyKey, label, source, now);
+    const result = await this.redis.riskLabel(this.key(paymentId), `fb:${idempotencyKey}`, label, source, now);
     if (result === 'missing') throw new NoDecision(paymentId, this.ttlDays);
     if (result === 'reused') throw new IdempotencyKeyReused();
+  }
+
+  /**
+   * Records a label that an event carried (a dispute outcome), once per event id; kept apart
+   * from Feedback's idempotency keys. 'missing' when no decision is stored (never scored here,
+   * or expired), 'conflict' when this event id already labelled the payment differently.
+   */
+  async labelFromEvent(paymentId: string, eventId: string, label: StoredLabel, source: string, now: number): Promise<LabelFromEvent> {
+    const result = await this.redis.riskLabel(this.key(paymentId), `ev:${eventId}`, label, source, now);
+    return ({ ok: 'labelled', same: 'already labelled', missing: 'no decision', reused: 'conflict' } as const)[result];
   }
 }

@@ -3,16 +3,18 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import Redis from 'ioredis';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
 import { Decision, Label, RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
 import { ConfigError } from '../../../platform/config';
-import { newEvent } from '../../../platform/events';
+import { encodeEvent, newEvent } from '../../../platform/events';
 import { EventBus } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
 import { requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startRisk } from '../src/app';
+import { CONSUMERS } from '../src/consumers';
 import { readConfig } from '../src/config';
 
 const PARIS = { latitude: 48.8566, longitude: 2.3522 };
@@ -333,6 +335,95 @@ describe('risk against real Redis and NATS', () => {
       }, 'refusals and declines to be counted');
       const c = await codes(payment(who));
       expect(c).toEqual(expect.arrayContaining(['VERIFY_REFUSALS_1H', 'ACCOUNT_DECLINES_1H']));
+    });
+  });
+
+  describe('dispute outcomes from settlement become labels', () => {
+    let bus: EventBus;
+    beforeAll(async () => {
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+    });
+    afterAll(async () => {
+      await bus?.close();
+    });
+
+    const disputeResolved = (paymentId: string, outcome: string) =>
+      newEvent('payment.dispute.resolved', 'settlement', {
+        $case: 'dispute',
+        value: { disputeId: randomUUID(), holdId: randomUUID(), paymentId, accountId: 'acct-x', merchantId: 'merchant-1', amount: { amountMinor: 1_250n, currency: 'EUR' }, outcome, reason: 'item never arrived', transferId: randomUUID() },
+      }, randomUUID());
+
+    async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const value = await read();
+        if (ok(value)) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last saw ${JSON.stringify(value)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
+    /** Resolves once the dispute consumer has acked everything up to stream sequence `seq`. */
+    async function handledUpTo(seq: number): Promise<void> {
+      const jsm = await jetstreamManager(bus.nc);
+      await until(async () => (await jsm.consumers.info(bus.streamName('payment'), CONSUMERS.disputes)).ack_floor.stream_seq, (floor) => floor >= seq, `the dispute consumer to ack seq ${seq}`);
+    }
+
+    /** A copy of `event` under the same message id, past JetStream's duplicate window: what a redelivery looks like to the handler. */
+    const redeliver = async (event: ReturnType<typeof disputeResolved>) => (await bus.js.publish(bus.subject(event.type), encodeEvent(event))).seq;
+
+    const labelled = (paymentId: string) => until(async () => (await client.explain({ paymentId })).label, (l) => l !== Label.LABEL_UNSPECIFIED, `a label on ${paymentId}`);
+
+    it('REFUND_BUYER labels the payment FRAUD and RELEASE_TO_MERCHANT labels it LEGIT, source "dispute"', async () => {
+      clock.now = Date.now();
+      const refunded = payment(ids());
+      const released = payment(ids());
+      await client.score(refunded);
+      await client.score(released);
+      await bus.publish(disputeResolved(refunded.paymentId, 'REFUND_BUYER'));
+      await bus.publish(disputeResolved(released.paymentId, 'RELEASE_TO_MERCHANT'));
+      expect(await labelled(refunded.paymentId)).toBe(Label.LABEL_FRAUD);
+      expect(await labelled(released.paymentId)).toBe(Label.LABEL_LEGIT);
+      const stored = await redis.hgetall(`${prefix}:risk-decision:{${refunded.paymentId}}`);
+      expect(stored).toMatchObject({ label: 'FRAUD', label_source: 'dispute', labeled_at: String(clock.now) });
+      // The decision itself is untouched: Explain still returns what was scored.
+      expect((await client.explain({ paymentId: refunded.paymentId })).decision!.decision).toBe(Decision.DECISION_APPROVE);
+    });
+
+    it('a redelivered outcome changes nothing, so a later Feedback overrules the dispute and stays', async () => {
+      clock.now = Date.now();
+      const req = payment(ids());
+      await client.score(req);
+      const event = disputeResolved(req.paymentId, 'REFUND_BUYER');
+      await bus.publish(event);
+      expect(await labelled(req.paymentId)).toBe(Label.LABEL_FRAUD);
+      const key = `${prefix}:risk-decision:{${req.paymentId}}`;
+      const firstLabelledAt = await redis.hget(key, 'labeled_at');
+
+      clock.now += 1_000;
+      await handledUpTo(await redeliver(event));
+      expect(await redis.hget(key, 'labeled_at')).toBe(firstLabelledAt);
+
+      // An analyst's Feedback after the dispute is the latest word; the dispute's copy does not undo it.
+      await client.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_LEGIT, source: 'analyst' });
+      await handledUpTo(await redeliver(event));
+      expect((await client.explain({ paymentId: req.paymentId })).label).toBe(Label.LABEL_LEGIT);
+      expect(await redis.hget(key, 'label_source')).toBe('analyst');
+    });
+
+    it('an outcome for a payment with no stored decision is acked and stores nothing; the next one still lands', async () => {
+      clock.now = Date.now();
+      const unknown = `never-scored-${randomUUID()}`;
+      const first = await bus.publish(disputeResolved(unknown, 'REFUND_BUYER'));
+      const odd = await bus.publish(disputeResolved(randomUUID(), 'SPLIT_THE_DIFFERENCE'));
+      await handledUpTo(Math.max(first.seq, odd.seq));
+      expect(await redis.exists(`${prefix}:risk-decision:{${unknown}}`)).toBe(0);
+      await expectStatus(client.explain({ paymentId: unknown }), status.NOT_FOUND, /never-scored/);
+
+      const req = payment(ids());
+      await client.score(req);
+      await bus.publish(disputeResolved(req.paymentId, 'RELEASE_TO_MERCHANT'));
+      expect(await labelled(req.paymentId)).toBe(Label.LABEL_LEGIT);
     });
   });
 

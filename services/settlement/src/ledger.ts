@@ -1,8 +1,9 @@
-import type { LedgerMoved } from '../../../gen/wristpay/events/v1/events';
+import type { DisputeResolved, LedgerMoved } from '../../../gen/wristpay/events/v1/events';
 import type { Queryable } from '../../../platform/db';
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
 import { enqueueEvent } from '../../../platform/outbox';
+import { disputeResolvedEventId } from './domain/event-ids';
 import { escrowOf, FUNDING, payableOf, PAYOUTS, walletOf } from './domain/accounts';
 import { assertDisputable, assertVoidable, planCapture, planDisputeRefund, planRefund, planRelease, type EscrowChange } from './domain/hold';
 import { toMoney, type Amount } from './domain/money';
@@ -11,6 +12,7 @@ import { move } from './domain/postings';
 import { holdMoney, LedgerStore, type DisputeRow, type HoldRow, type PayoutRow, type TransferView } from './store';
 
 const SOURCE = 'settlement';
+const DISPUTE_RESOLVED = 'payment.dispute.resolved';
 
 export type HoldOutcome = 'PLACED' | 'INSUFFICIENT_FUNDS' | 'ACCOUNT_FROZEN';
 
@@ -149,11 +151,26 @@ export class Ledger {
     const hold = await this.lockedHold(q, found.holdId);
     const dispute = (await this.store.dispute(q, input.disputeId, true))!;
     if (dispute.status !== 'OPEN') throw new FailedPrecondition(`dispute was already resolved (${dispute.outcome})`);
-    const transfer =
-      input.outcome === 'REFUND_BUYER'
-        ? await this.moveBack(q, hold, planDisputeRefund(holdMoney(hold)), `dispute:${dispute.disputeId}`)
-        : await this.release(q, hold, planRelease(holdMoney(hold), true), `dispute:${dispute.disputeId}`);
+    const refund = input.outcome === 'REFUND_BUYER';
+    const change = refund ? planDisputeRefund(holdMoney(hold)) : planRelease(holdMoney(hold), true);
+    const reference = `dispute:${dispute.disputeId}`;
+    const transfer = refund ? await this.moveBack(q, hold, change, reference) : await this.release(q, hold, change, reference);
     await this.store.resolveDispute(q, dispute.disputeId, input.outcome, transfer.transferId);
+    // Besides the ledger event (payment.refunded / escrow.released, which look like any other),
+    // say that a dispute was decided and how: risk labels the payment from it. Same transaction,
+    // and an id per dispute, so it is published once however often the call is retried.
+    const value: DisputeResolved = {
+      disputeId: dispute.disputeId,
+      holdId: hold.holdId,
+      paymentId: hold.paymentId,
+      accountId: hold.accountId,
+      merchantId: hold.merchantId,
+      amount: toMoney(change.fromEscrow + change.fromPayable, hold.currency),
+      outcome: input.outcome,
+      reason: dispute.reason,
+      transferId: transfer.transferId,
+    };
+    await enqueueEvent(q, newEvent(DISPUTE_RESOLVED, SOURCE, { $case: 'dispute', value }, disputeResolvedEventId(dispute.disputeId)));
     return transfer;
   }
 

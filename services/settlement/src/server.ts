@@ -199,6 +199,7 @@ export function settlementService(deps: SettlementDeps) {
         transfer: toTransfer(await ledger.resolveDispute(q, { disputeId, outcome })),
       }));
       relay.kick();
+      log.info({ disputeId, outcome, transferId: res.transfer?.transferId }, 'dispute resolved');
       return res;
     },
 

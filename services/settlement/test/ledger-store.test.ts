@@ -52,8 +52,8 @@ const EXPECTED = {
   ],
   getTransfer: 'refund',
   unknownTransfer: expect.stringMatching(/^NotFound: no transfer /),
-  // topup ×2, placed ×5, captured+funded ×3, voided, refunded ×3, released ×2, frozen, expired
-  outboxEvents: 2 + 5 + 6 + 1 + 3 + 2 + 1 + 1,
+  // topup ×2, placed ×5, captured+funded ×3, voided, refunded ×3, released ×2, frozen, expired, dispute.resolved
+  outboxEvents: 2 + 5 + 6 + 1 + 3 + 2 + 1 + 1 + 1,
   check: { ok: true, violations: [], counts: { accounts: 8, transfers: 12, postings: 24, holds: 5 } },
   brokenRules: ['stored balance equals postings', 'transfer balances', 'wallet held equals pending holds'],
 };

@@ -5,6 +5,7 @@ import { decodeEvent, newEvent } from '../../../platform/events';
 import { EventBus } from '../../../platform/nats';
 import { TEST_NATS_URL } from '../../../test/support/servers';
 import { expectStatus, testLogger } from '../../../test/support/services';
+import { disputeResolvedEventId } from '../src/domain/event-ids';
 import { Ledger } from '../src/ledger';
 import { eur, idempotencyRecords, startHarness, uniqueName, type Harness } from './support/settlement-harness';
 
@@ -322,6 +323,53 @@ describe('settlement against real PostgreSQL and NATS', () => {
       await expectStatus(h.client.openDispute({ idempotencyKey: randomUUID(), holdId: b.hold.holdId, reason: ' ' }), status.INVALID_ARGUMENT, /reason/);
       await expectStatus(h.client.resolveDispute({ idempotencyKey: randomUUID(), disputeId: randomUUID(), outcome: DisputeOutcome.DISPUTE_OUTCOME_REFUND_BUYER }), status.NOT_FOUND, /no dispute/);
       await h.events.waitFor(() => h.about('escrow.frozen', a.hold.holdId).length === 1 && h.about('escrow.frozen', b.hold.holdId).length === 1, 5_000, 'escrow.frozen');
+    });
+
+    it('ResolveDispute publishes payment.dispute.resolved once, with the outcome; a retry publishes nothing new', async () => {
+      const resolvedEvents = (disputeId: string) =>
+        h.events.ofType('payment.dispute.resolved').filter((e) => e.event.payload?.$case === 'dispute' && e.event.payload.value.disputeId === disputeId);
+
+      const a = await captured(1_000);
+      const opened = await h.client.openDispute({ idempotencyKey: randomUUID(), holdId: a.hold.holdId, reason: 'item never arrived' });
+      const resolve = { idempotencyKey: randomUUID(), disputeId: opened.disputeId, outcome: DisputeOutcome.DISPUTE_OUTCOME_REFUND_BUYER };
+      const refunded = await h.client.resolveDispute(resolve);
+      await h.events.waitFor(() => resolvedEvents(opened.disputeId).length === 1, 5_000, 'payment.dispute.resolved');
+      const [seen] = resolvedEvents(opened.disputeId);
+      expect(seen!.event.source).toBe('settlement');
+      expect(seen!.event.eventId).toBe(disputeResolvedEventId(opened.disputeId));
+      expect(seen!.msgId).toBe(seen!.event.eventId);
+      expect(seen!.event.payload).toEqual({
+        $case: 'dispute',
+        value: {
+          disputeId: opened.disputeId,
+          holdId: a.hold.holdId,
+          paymentId: a.hold.paymentId,
+          accountId: a.buyer,
+          merchantId: a.merchantId,
+          amount: eur(1_000),
+          outcome: 'REFUND_BUYER',
+          reason: 'item never arrived',
+          transferId: refunded.transfer!.transferId,
+        },
+      });
+      // The ledger event of the same resolution is there too, and is a plain refund.
+      await h.events.waitFor(() => h.about('payment.refunded', a.hold.holdId).length === 1, 5_000, 'payment.refunded');
+
+      // Retried with the same key: the first answer, nothing new in the outbox or on the stream.
+      const outboxRows = async () => Number((await h.ledgerDb.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox WHERE event_id = $1', [seen!.event.eventId])).rows[0]!.n);
+      expect(await h.client.resolveDispute(resolve)).toEqual(refunded);
+      await expectStatus(h.client.resolveDispute({ ...resolve, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /already resolved/);
+      expect(await outboxRows()).toBe(1);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(resolvedEvents(opened.disputeId)).toHaveLength(1);
+      expect(h.about('payment.refunded', a.hold.holdId)).toHaveLength(1);
+
+      const b = await captured(700);
+      const second = await h.client.openDispute({ idempotencyKey: randomUUID(), holdId: b.hold.holdId, reason: 'damaged' });
+      const released = await h.client.resolveDispute({ idempotencyKey: randomUUID(), disputeId: second.disputeId, outcome: DisputeOutcome.DISPUTE_OUTCOME_RELEASE_TO_MERCHANT });
+      await h.events.waitFor(() => resolvedEvents(second.disputeId).length === 1, 5_000, 'payment.dispute.resolved (release)');
+      const value = resolvedEvents(second.disputeId)[0]!.event.payload;
+      expect(value).toMatchObject({ $case: 'dispute', value: { outcome: 'RELEASE_TO_MERCHANT', paymentId: b.hold.paymentId, amount: eur(700), reason: 'damaged', transferId: released.transfer!.transferId } });
     });
 
     it('RunPayouts nets each merchant’s released funds into one payout per day, idempotently, with a report', async () => {

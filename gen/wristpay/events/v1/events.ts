@@ -43,6 +43,7 @@ export interface Event {
     | { $case: "risk"; value: RiskScored }
     | { $case: "payment"; value: PaymentOutcome }
     | { $case: "ledger"; value: LedgerMoved }
+    | { $case: "dispute"; value: DisputeResolved }
     | undefined;
 }
 
@@ -122,6 +123,29 @@ export interface LedgerMoved {
   amount: Money | undefined;
 }
 
+/**
+ * payment.dispute.resolved (settlement; once per dispute: the event id is derived from dispute_id).
+ * Published with the ledger movement that settles it (payment.refunded or escrow.released), so a
+ * consumer can tell a dispute refund from a merchant refund; risk turns the outcome into a label.
+ */
+export interface DisputeResolved {
+  disputeId: string;
+  holdId: string;
+  paymentId: string;
+  accountId: string;
+  merchantId: string;
+  /** What the dispute moved: to the buyer (REFUND_BUYER) or to the merchant (RELEASE_TO_MERCHANT). */
+  amount:
+    | Money
+    | undefined;
+  /** "REFUND_BUYER" or "RELEASE_TO_MERCHANT" (wristpay.settlement.v1.DisputeOutcome without its prefix). */
+  outcome: string;
+  /** The reason the buyer gave when opening the dispute. */
+  reason: string;
+  /** The ledger transfer that carried out the outcome. */
+  transferId: string;
+}
+
 function createBaseEvent(): Event {
   return { eventId: "", type: "", occurredAt: undefined, source: "", payload: undefined };
 }
@@ -161,6 +185,9 @@ export const Event: MessageFns<Event> = {
         break;
       case "ledger":
         LedgerMoved.encode(message.payload.value, writer.uint32(130).fork()).join();
+        break;
+      case "dispute":
+        DisputeResolved.encode(message.payload.value, writer.uint32(138).fork()).join();
         break;
     }
     return writer;
@@ -267,6 +294,14 @@ export const Event: MessageFns<Event> = {
             message.payload = { $case: "ledger", value: LedgerMoved.decode(reader, reader.uint32()) };
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.payload = { $case: "dispute", value: DisputeResolved.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -307,6 +342,8 @@ export const Event: MessageFns<Event> = {
         ? { $case: "payment", value: PaymentOutcome.fromJSON(object.payment) }
         : isSet(object.ledger)
         ? { $case: "ledger", value: LedgerMoved.fromJSON(object.ledger) }
+        : isSet(object.dispute)
+        ? { $case: "dispute", value: DisputeResolved.fromJSON(object.dispute) }
         : undefined,
     };
   },
@@ -339,6 +376,8 @@ export const Event: MessageFns<Event> = {
       obj.payment = PaymentOutcome.toJSON(message.payload.value);
     } else if (message.payload?.$case === "ledger") {
       obj.ledger = LedgerMoved.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "dispute") {
+      obj.dispute = DisputeResolved.toJSON(message.payload.value);
     }
     return obj;
   },
@@ -392,6 +431,12 @@ export const Event: MessageFns<Event> = {
       case "ledger": {
         if (object.payload?.value !== undefined && object.payload?.value !== null) {
           message.payload = { $case: "ledger", value: LedgerMoved.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "dispute": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "dispute", value: DisputeResolved.fromPartial(object.payload.value) };
         }
         break;
       }
@@ -1614,6 +1659,239 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     message.amount = (object.amount !== undefined && object.amount !== null)
       ? Money.fromPartial(object.amount)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseDisputeResolved(): DisputeResolved {
+  return {
+    disputeId: "",
+    holdId: "",
+    paymentId: "",
+    accountId: "",
+    merchantId: "",
+    amount: undefined,
+    outcome: "",
+    reason: "",
+    transferId: "",
+  };
+}
+
+export const DisputeResolved: MessageFns<DisputeResolved> = {
+  encode(message: DisputeResolved, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.disputeId !== "") {
+      writer.uint32(10).string(message.disputeId);
+    }
+    if (message.holdId !== "") {
+      writer.uint32(18).string(message.holdId);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(26).string(message.paymentId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(34).string(message.accountId);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(42).string(message.merchantId);
+    }
+    if (message.amount !== undefined) {
+      Money.encode(message.amount, writer.uint32(50).fork()).join();
+    }
+    if (message.outcome !== "") {
+      writer.uint32(58).string(message.outcome);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    if (message.transferId !== "") {
+      writer.uint32(74).string(message.transferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DisputeResolved {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDisputeResolved();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.disputeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.holdId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.amount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DisputeResolved {
+    return {
+      disputeId: isSet(object.disputeId)
+        ? globalThis.String(object.disputeId)
+        : isSet(object.dispute_id)
+        ? globalThis.String(object.dispute_id)
+        : "",
+      holdId: isSet(object.holdId)
+        ? globalThis.String(object.holdId)
+        : isSet(object.hold_id)
+        ? globalThis.String(object.hold_id)
+        : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DisputeResolved): unknown {
+    const obj: any = {};
+    if (message.disputeId !== "") {
+      obj.disputeId = message.disputeId;
+    }
+    if (message.holdId !== "") {
+      obj.holdId = message.holdId;
+    }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.amount !== undefined) {
+      obj.amount = Money.toJSON(message.amount);
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DisputeResolved>, I>>(base?: I): DisputeResolved {
+    return DisputeResolved.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DisputeResolved>, I>>(object: I): DisputeResolved {
+    const message = createBaseDisputeResolved();
+    message.disputeId = object.disputeId ?? "";
+    message.holdId = object.holdId ?? "";
+    message.paymentId = object.paymentId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.merchantId = object.merchantId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null)
+      ? Money.fromPartial(object.amount)
+      : undefined;
+    message.outcome = object.outcome ?? "";
+    message.reason = object.reason ?? "";
+    message.transferId = object.transferId ?? "";
     return message;
   },
 };
