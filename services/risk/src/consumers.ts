@@ -131,9 +131,9 @@ const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
  * use), with explicit ack, redelivery after a failed handler and a CONSUMER span continuing the
  * publisher's trace: what EventBus.consume does, without a subject filter.
  *
- * Workaround: EventBus.consume always sends `filter_subjects`, which nats-server < 2.10 rejects
- * ("'filter_subjects' requires server 2.10.0"); the Debian package in CI and dev is 2.9.10.
- * Once platform/nats.ts sends `filter_subject` (or nothing) there, use bus.consume instead.
+ * These durables were created without a filter; EventBus.consume would now ask for one
+ * (`<area>.>`), and nats-server 2.9 refuses to change an existing durable's filter. Moving them to
+ * bus.consume needs new durable names (and the old ones deleted), a step for a later change.
  */
 async function consumeArea(bus: EventBus, log: Logger, options: { area: StreamArea; durable: string; handler: (event: Event) => Promise<void> }): Promise<{ stop: () => Promise<void> }> {
   const jsm = await jetstreamManager(bus.nc);
