@@ -1,12 +1,6 @@
-import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type TextMapGetter } from '@opentelemetry/api';
-import { AckPolicy, DeliverPolicy, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { MsgHdrs } from '@nats-io/nats-core';
 import type { Event } from '../../../gen/wristpay/events/v1/events';
-import { decodeEvent, type StreamArea } from '../../../platform/events';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
-import { ATTR } from '../../../platform/telemetry/attributes';
-import { SERVICE } from './config';
 import type { DecisionStore, LabelFromEvent, StoredLabel } from './decision-store';
 import type { SignalStore } from './signals';
 
@@ -107,10 +101,9 @@ export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Log
     else log.warn(fields, 'dispute outcome not labelled');
   };
   const running = [
-    await consumeArea(bus, log, { area: 'device', durable: CONSUMERS.device, handler }),
-    await consumeArea(bus, log, { area: 'token', durable: CONSUMERS.token, handler }),
-    await consumeArea(bus, log, { area: 'payment', durable: CONSUMERS.payment, handler }),
-    // One subject, so the platform consumer can filter on the server (filter_subject, nats-server 2.9 safe).
+    await bus.consume({ area: 'device', durable: CONSUMERS.device, types: ['device.>'], handler }),
+    await bus.consume({ area: 'token', durable: CONSUMERS.token, types: ['token.>'], handler }),
+    await bus.consume({ area: 'payment', durable: CONSUMERS.payment, types: ['payment.>'], handler }),
     await bus.consume({ area: 'payment', durable: CONSUMERS.disputes, types: [DISPUTE_RESOLVED], handler: disputes }),
   ];
   return {
@@ -118,63 +111,4 @@ export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Log
       await Promise.all(running.map((c) => c.stop()));
     },
   };
-}
-
-const tracer = trace.getTracer('wristpay.risk.consumers');
-const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
-  get: (h, k) => h?.get(k) || undefined,
-  keys: (h) => (h ? h.keys() : []),
-};
-
-/**
- * A durable pull consumer on a whole area's stream (applyEvent ignores the types it does not
- * use), with explicit ack, redelivery after a failed handler and a CONSUMER span continuing the
- * publisher's trace: what EventBus.consume does, without a subject filter.
- *
- * These durables were created without a filter; EventBus.consume would now ask for one
- * (`<area>.>`), and nats-server 2.9 refuses to change an existing durable's filter. Moving them to
- * bus.consume needs new durable names (and the old ones deleted), a step for a later change.
- */
-async function consumeArea(bus: EventBus, log: Logger, options: { area: StreamArea; durable: string; handler: (event: Event) => Promise<void> }): Promise<{ stop: () => Promise<void> }> {
-  const jsm = await jetstreamManager(bus.nc);
-  const stream = bus.streamName(options.area);
-  await jsm.consumers.add(stream, { durable_name: options.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ack_wait: 30 * 1_000_000_000, max_deliver: -1 });
-  const consumer = await bus.js.consumers.get(stream, options.durable);
-  const messages = await consumer.consume({ max_messages: 64 });
-  const done = (async () => {
-    for await (const msg of messages) await handle(msg, options.handler, log);
-  })();
-  return {
-    stop: async () => {
-      await messages.close();
-      await done;
-    },
-  };
-}
-
-async function handle(msg: JsMsg, handler: (event: Event) => Promise<void>, log: Logger): Promise<void> {
-  let event: Event;
-  try {
-    event = decodeEvent(msg.data);
-  } catch {
-    // A message that is not an Event will never become one: park it rather than loop on it.
-    log.error({ subject: msg.subject, seq: msg.seq }, 'undecodable event terminated');
-    msg.term('undecodable');
-    return;
-  }
-  const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
-  const attributes = { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: msg.subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, [ATTR.serviceSource]: SERVICE };
-  await tracer.startActiveSpan(`${event.type} process`, { kind: SpanKind.CONSUMER, attributes }, parent, async (span) => {
-    try {
-      await handler(event);
-      msg.ack();
-    } catch (err) {
-      span.recordException(err as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      log.warn({ err: (err as Error).message, eventType: event.type, eventId: event.eventId }, 'risk signal failed; will redeliver');
-      msg.nak(1000);
-    } finally {
-      span.end();
-    }
-  });
 }
