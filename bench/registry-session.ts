@@ -7,30 +7,25 @@
  *
  *   node dist/bench/registry-session.js [--calls 20000] [--concurrency 16] [--bands 200]
  */
-import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { credentials } from '@grpc/grpc-js';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
 import { Client, Pool } from 'pg';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
-import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { taggedKey } from '../platform/redis';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
 import { readConfig } from '../services/device-registry/src/config';
 import { pairBand, registerBand, unlock } from '../sim/wallet';
+import { ADMIN_URL, benchPrefix, removePrefix, runBench } from './harness';
 import { arg, formatResult, run, type LoadResult } from './load';
-
-const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function main(): Promise<void> {
   const calls = arg('calls', 20_000);
   const concurrency = arg('concurrency', 16);
   const bands = arg('bands', 200);
-  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const prefix = benchPrefix();
   const admin = new Client({ connectionString: ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${prefix}_registry`);
@@ -84,28 +79,10 @@ async function main(): Promise<void> {
   } finally {
     client.close();
     await service.stop();
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = nextCursor;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
-    const nc = await connect({ servers: config.NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
-    await nc.close();
+    await removePrefix(prefix, redis, config.NATS_URL);
     await admin.query(`DROP DATABASE IF EXISTS ${prefix}_registry WITH (FORCE)`);
     await admin.end();
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(process.exitCode ?? 0),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBench(main);

@@ -5,25 +5,23 @@
  *
  *   node dist/bench/risk-score.js [--calls 20000] [--concurrency 32] [--accounts 2000]
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { RiskServiceClient, type ScoreRequest } from '../gen/wristpay/risk/v1/risk';
-import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { startRisk } from '../services/risk/src/app';
 import { readConfig } from '../services/risk/src/config';
+import { benchPrefix, removePrefix, runBench } from './harness';
 import { arg, run } from './load';
 
 async function main(): Promise<void> {
   const calls = arg('calls', 20_000);
   const concurrency = arg('concurrency', 32);
   const accounts = arg('accounts', 2_000);
-  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const prefix = benchPrefix();
   const config = readConfig({ ...process.env, RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
   const service = await startRisk(config, createLogger('risk', 'warn'));
   const client = createClient(RiskServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: [] });
@@ -60,26 +58,8 @@ async function main(): Promise<void> {
   } finally {
     client.close();
     await service.stop();
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = nextCursor;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
-    const nc = await connect({ servers: config.NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
-    await nc.close();
+    await removePrefix(prefix, redis, config.NATS_URL);
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(0),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBench(main);

@@ -12,20 +12,18 @@
  * (DATABASE_POOL_SIZE), so neither waits for a connection the other would have had.
  * Database server: TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { Pool } from 'pg';
 import { HoldOutcome, SettlementServiceClient, type PlaceHoldRequest } from '../gen/wristpay/settlement/v1/settlement';
 import { openDb } from '../platform/db';
-import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { startSettlement } from '../services/settlement/src/app';
 import { readConfig } from '../services/settlement/src/config';
 import { checkLedger } from '../services/settlement/src/invariants';
 import { freshDatabase } from '../test/support/servers';
+import { benchPrefix, removeStreams, runBench } from './harness';
 import { arg, formatResult, run, type LoadResult } from './load';
 
 async function main(): Promise<void> {
@@ -33,7 +31,7 @@ async function main(): Promise<void> {
   const hotCalls = arg('hot-calls', 3_000);
   const concurrency = arg('concurrency', 16);
   const wallets = arg('wallets', 2_000);
-  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const prefix = benchPrefix();
   const database = await freshDatabase();
   const config = readConfig({
     ...process.env,
@@ -114,19 +112,8 @@ async function main(): Promise<void> {
     }
     await pool.end();
     await database.drop();
-    const nc = await connect({ servers: config.NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
-    await nc.close();
+    await removeStreams(config.NATS_URL, prefix);
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(process.exitCode ?? 0),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBench(main);

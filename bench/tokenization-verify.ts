@@ -15,23 +15,20 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { credentials } from '@grpc/grpc-js';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
 import { TokenizationServiceClient, VerifyResult, type VerifyPaymentRequest } from '../gen/wristpay/tokenization/v1/tokenization';
-import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
 import { readConfig as readRegistryConfig } from '../services/device-registry/src/config';
 import { startTokenization } from '../services/tokenization/src/app';
 import { readConfig } from '../services/tokenization/src/config';
+import { bandWithToken } from '../services/tokenization/test/support/bands';
 import type { Band } from '../sim/band';
-import { pairBand, registerBand } from '../sim/wallet';
 import { freshDatabase } from '../test/support/servers';
+import { benchPrefix, removePrefix, runBench } from './harness';
 import { arg, formatResult, run, type LoadResult } from './load';
 
 /** The tokenization service's PostgreSQL pool (platform/db default); the baseline gets the same. */
@@ -41,7 +38,7 @@ async function main(): Promise<void> {
   const calls = arg('calls', 10_000);
   const concurrency = arg('concurrency', 16);
   const tokens = arg('tokens', 1_000);
-  const prefix = `bench${randomBytes(4).toString('hex')}`;
+  const prefix = benchPrefix();
   const [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
   const common = { ...process.env, REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, GRPC_TLS: 'off', LOG_LEVEL: 'warn' };
   const registryConfig = readRegistryConfig({ ...common, DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' });
@@ -67,17 +64,7 @@ async function main(): Promise<void> {
     const provisionStarted = Date.now();
     await run(tokens, concurrency, async (i) => {
       const accountId = `${prefix}-a${i}`;
-      const band = await registerBand(registryClient, accountId);
-      await pairBand(registryClient, band, accountId);
-      const res = await client.provisionToken({
-        idempotencyKey: randomUUID(),
-        deviceId: band.deviceId!,
-        accountId,
-        fundingSource: { source: { $case: 'walletAccountId', value: `${prefix}-wallet${i}` } },
-        channels: [Channel.CHANNEL_BAND_TAP],
-      });
-      band.installToken({ tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber, wrapped: res.wrappedTokenKey! });
-      bands[i] = band;
+      bands[i] = (await bandWithToken(registryClient, client, accountId, { source: { $case: 'walletAccountId', value: `${prefix}-wallet${i}` } }, [Channel.CHANNEL_BAND_TAP])).band;
     });
     const provisionSeconds = (Date.now() - provisionStarted) / 1000;
 
@@ -127,27 +114,8 @@ async function main(): Promise<void> {
     await registry.stop();
     await pool.end();
     await Promise.all([registryDb.drop(), vaultDb.drop()]);
-    const redis = new Redis(registryConfig.REDIS_URL);
-    let cursor = '0';
-    do {
-      const [nextCursor, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = nextCursor;
-      if (keys.length) await redis.unlink(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
-    const nc = await connect({ servers: config.NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
-    await nc.close();
+    await removePrefix(prefix, registryConfig.REDIS_URL, config.NATS_URL);
   }
 }
 
-if (require.main === module) {
-  main().then(
-    () => process.exit(process.exitCode ?? 0),
-    (err: Error) => {
-      process.stderr.write(`bench: ${err.message}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runBench(main);

@@ -1,135 +1,122 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import Redis from 'ioredis';
-import { ChallengePurpose as Purpose, DeviceRegistryServiceClient, DeviceStatus, SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { ChallengePurpose as Purpose, DeviceStatus, SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { UnlockMethod } from '../../../gen/wristpay/common/v1/common';
 import { Band } from '../../../sim/band';
 import { registerBand, signedChallenge } from '../../../sim/wallet';
-import { watchEvents } from '../../../test/support/events';
-import { freshDatabase, requireServers, TEST_REDIS_URL } from '../../../test/support/servers';
-import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
-import { startDeviceRegistry } from '../src/app';
-import { readConfig } from '../src/config';
+import { requireServers, TEST_REDIS_URL } from '../../../test/support/servers';
+import { expectStatus, uniqueName } from '../../../test/support/services';
+import { startTestRegistry, stopTestRegistry, type TestRegistry } from './support/registry';
 
 describe('device-registry against real PostgreSQL, Redis and NATS', () => {
   const prefix = uniqueName();
-  let database: Awaited<ReturnType<typeof freshDatabase>>;
-  let service: Awaited<ReturnType<typeof startDeviceRegistry>>;
-  let client: ReturnType<typeof testClient<DeviceRegistryServiceClient>>;
-  let events: Awaited<ReturnType<typeof watchEvents>>;
+  let registry: TestRegistry;
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
-    database = await freshDatabase();
-    events = await watchEvents(prefix);
-    service = await startDeviceRegistry(readConfig(testEnv(prefix, { DATABASE_URL: database.url, DEVICE_REGISTRY_PORT: '0', MAX_DEVICES_PER_ACCOUNT: '2' })), testLogger('device-registry'));
-    client = testClient(DeviceRegistryServiceClient, service.port);
+    registry = await startTestRegistry(prefix, { MAX_DEVICES_PER_ACCOUNT: '2' });
   });
 
-  afterAll(async () => {
-    client?.close();
-    await service?.stop();
-    await events?.close();
-    await database?.drop();
-  });
+  afterAll(() => stopTestRegistry(registry));
 
   async function registered(accountId = uniqueName('acct')) {
-    const band = await registerBand(client, accountId);
+    const band = await registerBand(registry.client, accountId);
     return { band, accountId, deviceId: band.deviceId! };
   }
 
-  const signed = (band: Band, purpose: Purpose) => signedChallenge(client, band, purpose === Purpose.CHALLENGE_PURPOSE_PAIRING ? 'PAIRING' : 'SESSION');
+  const signed = (band: Band, purpose: Purpose) => signedChallenge(registry.client, band, purpose === Purpose.CHALLENGE_PURPOSE_PAIRING ? 'PAIRING' : 'SESSION');
 
   async function paired() {
     const r = await registered();
-    await client.pairDevice({ idempotencyKey: randomUUID(), deviceId: r.deviceId, accountId: r.accountId, ...(await signed(r.band, Purpose.CHALLENGE_PURPOSE_PAIRING)) });
+    await registry.client.pairDevice({ idempotencyKey: randomUUID(), deviceId: r.deviceId, accountId: r.accountId, ...(await signed(r.band, Purpose.CHALLENGE_PURPOSE_PAIRING)) });
     return r;
   }
 
   it('pairs a band, starts a live session and reports it, with one event per step', async () => {
     const { band, deviceId } = await paired();
-    const { session } = await client.startSession({ idempotencyKey: randomUUID(), deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_BIOMETRIC, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION)) });
+    const { session } = await registry.client.startSession({ idempotencyKey: randomUUID(), deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_BIOMETRIC, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION)) });
     expect(session!.live).toBe(true);
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(true);
     expect(got.session!.sessionId).toBe(session!.sessionId);
     expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
-    const mine = (type: string) => events.ofType(type).filter((e) => JSON.stringify(e.event.payload?.value).includes(deviceId));
-    await events.waitFor(() => mine('device.registered').length === 1 && mine('device.paired').length === 1 && mine('device.session.started').length === 1, 5_000, 'registry events');
+    const mine = (type: string) => registry.events.ofType(type).filter((e) => JSON.stringify(e.event.payload?.value).includes(deviceId));
+    await registry.events.waitFor(() => mine('device.registered').length === 1 && mine('device.paired').length === 1 && mine('device.session.started').length === 1, 5_000, 'registry events');
   });
 
   it('refuses a reused nonce, a wrong signature and a foreign account, changing nothing', async () => {
     const { band, deviceId, accountId } = await registered();
     const good = await signed(band, Purpose.CHALLENGE_PURPOSE_PAIRING);
-    await expectStatus(client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId: 'someone-else', ...good }), status.PERMISSION_DENIED, /another account/);
+    await expectStatus(registry.client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId: 'someone-else', ...good }), status.PERMISSION_DENIED, /another account/);
     const other = Band.create();
     other.deviceId = deviceId;
-    const c = await client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING });
+    const c = await registry.client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING });
     const forged = other.signChallenge({ purpose: 'PAIRING', challengeId: c.challengeId, nonce: Buffer.from(c.nonce) });
-    await expectStatus(client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId, challengeId: c.challengeId, signature: forged }), status.PERMISSION_DENIED, /signature/);
+    await expectStatus(registry.client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId, challengeId: c.challengeId, signature: forged }), status.PERMISSION_DENIED, /signature/);
     // The forged attempt spent its nonce: presenting it again, even correctly signed, is refused.
     const resigned = band.signChallenge({ purpose: 'PAIRING', challengeId: c.challengeId, nonce: Buffer.from(c.nonce) });
-    await expectStatus(client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId, challengeId: c.challengeId, signature: resigned }), status.FAILED_PRECONDITION, /challenge/);
-    expect((await client.getDevice({ deviceId })).device!.status).toBe(DeviceStatus.DEVICE_STATUS_PENDING_PAIRING);
+    await expectStatus(registry.client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId, challengeId: c.challengeId, signature: resigned }), status.FAILED_PRECONDITION, /challenge/);
+    expect((await registry.client.getDevice({ deviceId })).device!.status).toBe(DeviceStatus.DEVICE_STATUS_PENDING_PAIRING);
   });
 
   it('rejects malformed keys, duplicate serials and bands over the account limit', async () => {
     const band = Band.create();
     const base = { accountId: uniqueName('acct'), model: 'M', serial: band.serial, ed25519PublicKey: band.ed25519PublicKey, x25519PublicKey: band.x25519PublicKey };
-    await expectStatus(client.registerDevice({ ...base, idempotencyKey: randomUUID(), ed25519PublicKey: Buffer.alloc(31) }), status.INVALID_ARGUMENT, /32 bytes/);
-    await client.registerDevice({ ...base, idempotencyKey: randomUUID() });
-    await expectStatus(client.registerDevice({ ...base, idempotencyKey: randomUUID() }), status.ALREADY_EXISTS, /serial/);
-    await client.registerDevice({ ...base, serial: `${band.serial}-2`, idempotencyKey: randomUUID() });
-    await expectStatus(client.registerDevice({ ...base, serial: `${band.serial}-3`, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /limit is 2/);
+    await expectStatus(registry.client.registerDevice({ ...base, idempotencyKey: randomUUID(), ed25519PublicKey: Buffer.alloc(31) }), status.INVALID_ARGUMENT, /32 bytes/);
+    await registry.client.registerDevice({ ...base, idempotencyKey: randomUUID() });
+    await expectStatus(registry.client.registerDevice({ ...base, idempotencyKey: randomUUID() }), status.ALREADY_EXISTS, /serial/);
+    await registry.client.registerDevice({ ...base, serial: `${band.serial}-2`, idempotencyKey: randomUUID() });
+    await expectStatus(registry.client.registerDevice({ ...base, serial: `${band.serial}-3`, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /limit is 2/);
   });
 
   it('answers a retried RegisterDevice with the first answer and refuses the key for another request', async () => {
     const band = Band.create();
     const req = { idempotencyKey: randomUUID(), accountId: uniqueName('acct'), model: 'M', serial: band.serial, ed25519PublicKey: band.ed25519PublicKey, x25519PublicKey: band.x25519PublicKey };
-    const [a, b] = await Promise.all([client.registerDevice(req), client.registerDevice(req)]);
+    const [a, b] = await Promise.all([registry.client.registerDevice(req), registry.client.registerDevice(req)]);
     expect(a.device!.deviceId).toBe(b.device!.deviceId);
-    await expectStatus(client.registerDevice({ ...req, model: 'other' }), status.ALREADY_EXISTS, /idempotency key/);
+    await expectStatus(registry.client.registerDevice({ ...req, model: 'other' }), status.ALREADY_EXISTS, /idempotency key/);
   });
 
   it('reporting a band lost ends its session at once and forbids it from coming back', async () => {
     const { band, deviceId } = await paired();
-    await client.startSession({ idempotencyKey: randomUUID(), deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_PHONE_PIN, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION)) });
-    await client.reportLost({ idempotencyKey: randomUUID(), deviceId });
-    const got = await client.getSession({ deviceId });
+    await registry.client.startSession({ idempotencyKey: randomUUID(), deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_PHONE_PIN, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION)) });
+    await registry.client.reportLost({ idempotencyKey: randomUUID(), deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(false);
     expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_LOST);
-    await expectStatus(client.resumeDevice({ idempotencyKey: randomUUID(), deviceId }), status.FAILED_PRECONDITION, /LOST/);
-    await expectStatus(client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION }), status.FAILED_PRECONDITION);
+    await expectStatus(registry.client.resumeDevice({ idempotencyKey: randomUUID(), deviceId }), status.FAILED_PRECONDITION, /LOST/);
+    await expectStatus(registry.client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION }), status.FAILED_PRECONDITION);
   });
 
   it('pages through an account’s devices', async () => {
     const accountId = uniqueName('acct');
     await registered(accountId);
     await registered(accountId);
-    const first = await client.listDevices({ accountId, pageSize: 1, pageToken: '' });
+    const first = await registry.client.listDevices({ accountId, pageSize: 1, pageToken: '' });
     expect(first.devices).toHaveLength(1);
-    const second = await client.listDevices({ accountId, pageSize: 1, pageToken: first.nextPageToken });
+    const second = await registry.client.listDevices({ accountId, pageSize: 1, pageToken: first.nextPageToken });
     expect(second.devices).toHaveLength(1);
     expect(second.devices[0]!.deviceId).not.toBe(first.devices[0]!.deviceId);
     expect(second.nextPageToken).toBe('');
-    await expectStatus(client.listDevices({ accountId, pageSize: 1, pageToken: 'garbage' }), status.INVALID_ARGUMENT);
+    await expectStatus(registry.client.listDevices({ accountId, pageSize: 1, pageToken: 'garbage' }), status.INVALID_ARGUMENT);
   });
 
   // ---- live sessions ----
 
   const startSession = async (band: Band, deviceId: string, challenge?: { challengeId: string; signature: Buffer }, idempotencyKey = randomUUID()) =>
-    client.startSession({ idempotencyKey, deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_PHONE_PIN, ...(challenge ?? (await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION))) });
+    registry.client.startSession({ idempotencyKey, deviceId, unlockMethod: UnlockMethod.UNLOCK_METHOD_PHONE_PIN, ...(challenge ?? (await signed(band, Purpose.CHALLENGE_PURPOSE_SESSION))) });
 
   /** This device's events of one type, as JetStream delivered them. */
-  const eventsOf = (deviceId: string, type: string) => events.ofType(type).filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId);
+  const eventsOf = (deviceId: string, type: string) => registry.events.ofType(type).filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId);
 
   /** Waits until `expected` counts are reached, then a little longer to catch a duplicate arriving late. */
   async function expectEventCounts(deviceId: string, expected: Record<string, number>): Promise<void> {
     const counts = () => Object.fromEntries(Object.keys(expected).map((t) => [t, eventsOf(deviceId, t).length]));
-    await events.waitFor(() => Object.entries(expected).every(([t, n]) => eventsOf(deviceId, t).length >= n), 5_000, `events of ${deviceId}: ${JSON.stringify(expected)}`);
+    await registry.events.waitFor(() => Object.entries(expected).every(([t, n]) => eventsOf(deviceId, t).length >= n), 5_000, `events of ${deviceId}: ${JSON.stringify(expected)}`);
     await new Promise((r) => setTimeout(r, 400));
     expect(counts()).toEqual(expected);
-    const ids = events.seen.filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId).map((e) => e.event.eventId);
+    const ids = registry.events.seen.filter((e) => (e.event.payload?.value as { deviceId?: string } | undefined)?.deviceId === deviceId).map((e) => e.event.eventId);
     expect(new Set(ids).size).toBe(ids.length);
   }
 
@@ -139,13 +126,13 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const [a, b] = await Promise.all([startSession(band, deviceId, c1), startSession(band, deviceId, c2)]);
     const ids = [a.session!.sessionId, b.session!.sessionId];
     expect(ids[0]).not.toBe(ids[1]);
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(true);
     expect(ids).toContain(got.session!.sessionId);
     // The replaced session is gone: a heartbeat with its id is refused.
     const replaced = ids.find((id) => id !== got.session!.sessionId)!;
-    await expectStatus(client.heartbeat({ deviceId, sessionId: replaced }), status.FAILED_PRECONDITION, /no live session/);
-    expect((await client.heartbeat({ deviceId, sessionId: got.session!.sessionId })).session!.live).toBe(true);
+    await expectStatus(registry.client.heartbeat({ deviceId, sessionId: replaced }), status.FAILED_PRECONDITION, /no live session/);
+    expect((await registry.client.heartbeat({ deviceId, sessionId: got.session!.sessionId })).session!.live).toBe(true);
     await expectEventCounts(deviceId, { 'device.session.started': 2 });
   });
 
@@ -157,7 +144,7 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(won).toHaveLength(1);
     for (const r of lost) expect({ code: r.reason.code, details: r.reason.details }).toEqual({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/challenge/) });
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(true);
     expect(got.session!.sessionId).toBe(won[0]!.value.session!.sessionId);
     await expectEventCounts(deviceId, { 'device.session.started': 1 });
@@ -169,33 +156,33 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const key = randomUUID();
     const [a, b] = await Promise.all([startSession(band, deviceId, challenge, key), startSession(band, deviceId, challenge, key)]);
     expect(a.session!.sessionId).toBe(b.session!.sessionId);
-    expect((await client.getSession({ deviceId })).session!.sessionId).toBe(a.session!.sessionId);
+    expect((await registry.client.getSession({ deviceId })).session!.sessionId).toBe(a.session!.sessionId);
     await expectEventCounts(deviceId, { 'device.session.started': 1 });
   });
 
   it('refuses a session challenge presented for pairing, and a pairing challenge presented for a session', async () => {
     const { band, deviceId } = await paired();
-    const c = await client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION });
+    const c = await registry.client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION });
     // The signed message names its purpose, so a pairing signature over a session nonce does not verify.
     const asPairing = band.signChallenge({ purpose: 'PAIRING', challengeId: c.challengeId, nonce: Buffer.from(c.nonce) });
     await expectStatus(startSession(band, deviceId, { challengeId: c.challengeId, signature: asPairing }), status.PERMISSION_DENIED, /signature/);
-    await expectStatus(client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING }), status.FAILED_PRECONDITION, /ACTIVE band cannot be paired/);
+    await expectStatus(registry.client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING }), status.FAILED_PRECONDITION, /ACTIVE band cannot be paired/);
     await expectStatus(startSession(band, deviceId, { challengeId: randomUUID(), signature: Buffer.alloc(64) }), status.FAILED_PRECONDITION, /challenge/);
-    expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+    expect((await registry.client.getSession({ deviceId })).session!.live).toBe(false);
   });
 
   it('wrist-off (EndSession) ends the session at once, exactly one session.ended, and the old id cannot heartbeat', async () => {
     const { band, deviceId } = await paired();
     const { session } = await startSession(band, deviceId);
     const [first, second] = await Promise.all([
-      client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
-      client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
+      registry.client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
+      registry.client.endSession({ idempotencyKey: randomUUID(), deviceId, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF }),
     ]);
     expect([first.ended, second.ended].sort()).toEqual([false, true]);
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(false);
     expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
-    await expectStatus(client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
+    await expectStatus(registry.client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
     await expectEventCounts(deviceId, { 'device.session.started': 1, 'device.session.ended': 1 });
     const ended = eventsOf(deviceId, 'device.session.ended')[0]!.event.payload!.value as { sessionId: string; reason: string };
     expect(ended).toMatchObject({ sessionId: session!.sessionId, reason: 'WRIST_OFF' });
@@ -204,7 +191,7 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
   it('Redis losing the session (this test’s keys deleted) means not live: the registry fails closed', async () => {
     const { band, deviceId } = await paired();
     const { session } = await startSession(band, deviceId);
-    expect((await client.getSession({ deviceId })).session!.live).toBe(true);
+    expect((await registry.client.getSession({ deviceId })).session!.live).toBe(true);
     // Never FLUSHALL: other tests share this Redis. Deleting every key under this test's prefix is the flush.
     const redis = new Redis(TEST_REDIS_URL);
     try {
@@ -219,10 +206,10 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     } finally {
       redis.disconnect();
     }
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect(got.session!.live).toBe(false);
     expect(got.deviceStatus).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
-    await expectStatus(client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
+    await expectStatus(registry.client.heartbeat({ deviceId, sessionId: session!.sessionId }), status.FAILED_PRECONDITION, /no live session/);
     // The band recovers the ordinary way: a new signed challenge starts a new session.
     expect((await startSession(band, deviceId)).session!.live).toBe(true);
   });
@@ -230,29 +217,29 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
   // ---- lifecycle through the gRPC API ----
 
   const act = {
-    suspend: (deviceId: string, idempotencyKey = randomUUID()) => client.suspendDevice({ idempotencyKey, deviceId, reason: 'support ticket 42' }),
-    resume: (deviceId: string, idempotencyKey = randomUUID()) => client.resumeDevice({ idempotencyKey, deviceId }),
-    lost: (deviceId: string, idempotencyKey = randomUUID()) => client.reportLost({ idempotencyKey, deviceId }),
-    deregister: (deviceId: string, idempotencyKey = randomUUID()) => client.deregister({ idempotencyKey, deviceId }),
+    suspend: (deviceId: string, idempotencyKey = randomUUID()) => registry.client.suspendDevice({ idempotencyKey, deviceId, reason: 'support ticket 42' }),
+    resume: (deviceId: string, idempotencyKey = randomUUID()) => registry.client.resumeDevice({ idempotencyKey, deviceId }),
+    lost: (deviceId: string, idempotencyKey = randomUUID()) => registry.client.reportLost({ idempotencyKey, deviceId }),
+    deregister: (deviceId: string, idempotencyKey = randomUUID()) => registry.client.deregister({ idempotencyKey, deviceId }),
   };
-  const statusOf = async (deviceId: string) => (await client.getDevice({ deviceId })).device!.status;
+  const statusOf = async (deviceId: string) => (await registry.client.getDevice({ deviceId })).device!.status;
 
   it('walks PENDING_PAIRING → ACTIVE ⇄ SUSPENDED → LOST, ending the session on suspend, one event per transition', async () => {
     const { band, deviceId } = await registered();
     expect(await statusOf(deviceId)).toBe(DeviceStatus.DEVICE_STATUS_PENDING_PAIRING);
-    await client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId: (await client.getDevice({ deviceId })).device!.accountId, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_PAIRING)) });
+    await registry.client.pairDevice({ idempotencyKey: randomUUID(), deviceId, accountId: (await registry.client.getDevice({ deviceId })).device!.accountId, ...(await signed(band, Purpose.CHALLENGE_PURPOSE_PAIRING)) });
     expect(await statusOf(deviceId)).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
     await startSession(band, deviceId);
 
     const suspended = await act.suspend(deviceId);
     expect(suspended.device!.status).toBe(DeviceStatus.DEVICE_STATUS_SUSPENDED);
-    const got = await client.getSession({ deviceId });
+    const got = await registry.client.getSession({ deviceId });
     expect({ live: got.session!.live, status: got.deviceStatus }).toEqual({ live: false, status: DeviceStatus.DEVICE_STATUS_SUSPENDED });
-    await expectStatus(client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION }), status.FAILED_PRECONDITION, /SUSPENDED band cannot start a session/);
+    await expectStatus(registry.client.createChallenge({ deviceId, purpose: Purpose.CHALLENGE_PURPOSE_SESSION }), status.FAILED_PRECONDITION, /SUSPENDED band cannot start a session/);
 
     expect((await act.resume(deviceId)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_ACTIVE);
     // Resuming does not bring the old session back: the wearer unlocks again.
-    expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+    expect((await registry.client.getSession({ deviceId })).session!.live).toBe(false);
     await startSession(band, deviceId);
     await act.suspend(deviceId);
     const lostKey = randomUUID();
@@ -270,7 +257,7 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
       'device.session.started': 2,
       'device.session.ended': 2,
     });
-    const transitions = events.seen
+    const transitions = registry.events.seen
       .filter((e) => e.event.payload?.$case === 'device' && e.event.payload.value.deviceId === deviceId)
       .map((e) => {
         const v = e.event.payload!.value as { previousStatus: string; status: string };
@@ -291,7 +278,7 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const suspendedGone = await paired();
     await act.suspend(suspendedGone.deviceId);
     expect((await act.deregister(suspendedGone.deviceId)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_DEREGISTERED);
-    for (const { deviceId } of [lostBand, activeGone, suspendedGone]) expect((await client.getSession({ deviceId })).session!.live).toBe(false);
+    for (const { deviceId } of [lostBand, activeGone, suspendedGone]) expect((await registry.client.getSession({ deviceId })).session!.live).toBe(false);
 
     await expectEventCounts(lostBand.deviceId, { 'device.lost': 1, 'device.session.ended': 1 });
     expect(eventsOf(lostBand.deviceId, 'device.session.ended')[0]!.event.payload!.value).toMatchObject({ reason: 'DEVICE_LOST' });
@@ -312,11 +299,11 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     await act.deregister(gone.deviceId);
     const before = new Map<string, { status: DeviceStatus; updatedAt: Date | undefined }>();
     for (const { deviceId } of [pending, active, suspended, lost, gone]) {
-      const { device } = await client.getDevice({ deviceId });
+      const { device } = await registry.client.getDevice({ deviceId });
       before.set(deviceId, { status: device!.status, updatedAt: device!.updatedAt });
     }
     await expectEventCounts(gone.deviceId, { 'device.registered': 1, 'device.paired': 1, 'device.deregistered': 1 });
-    const eventsBefore = events.seen.length;
+    const eventsBefore = registry.events.seen.length;
 
     const forbidden: Array<[typeof pending, keyof typeof act, RegExp]> = [
       [pending, 'suspend', /PENDING_PAIRING device cannot be suspended/],
@@ -338,17 +325,17 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     // Nor can a LOST or DEREGISTERED band be paired again or unlock a session.
     for (const { deviceId } of [lost, gone]) {
       for (const purpose of [Purpose.CHALLENGE_PURPOSE_PAIRING, Purpose.CHALLENGE_PURPOSE_SESSION]) {
-        await expectStatus(client.createChallenge({ deviceId, purpose }), status.FAILED_PRECONDITION, /cannot be paired|cannot start a session/);
+        await expectStatus(registry.client.createChallenge({ deviceId, purpose }), status.FAILED_PRECONDITION, /cannot be paired|cannot start a session/);
       }
     }
     await expectStatus(act.lost(randomUUID()), status.NOT_FOUND, /no device/);
     await expectStatus(act.suspend('not-a-uuid'), status.INVALID_ARGUMENT, /device_id/);
 
     for (const { deviceId } of [pending, active, suspended, lost, gone]) {
-      const { device } = await client.getDevice({ deviceId });
+      const { device } = await registry.client.getDevice({ deviceId });
       expect({ status: device!.status, updatedAt: device!.updatedAt }).toEqual(before.get(deviceId));
     }
     await new Promise((r) => setTimeout(r, 500));
-    expect(events.seen.slice(eventsBefore).filter((e) => [pending, active, suspended, lost, gone].some((d) => JSON.stringify(e.event.payload?.value ?? {}).includes(d.deviceId)))).toEqual([]);
+    expect(registry.events.seen.slice(eventsBefore).filter((e) => [pending, active, suspended, lost, gone].some((d) => JSON.stringify(e.event.payload?.value ?? {}).includes(d.deviceId)))).toEqual([]);
   });
 });

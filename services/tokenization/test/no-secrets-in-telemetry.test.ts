@@ -15,21 +15,18 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
-import { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { TokenizationServiceClient, VerifyResult, type VerifyPaymentRequest } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { encodeEvent } from '../../../platform/events';
 import { createLogger } from '../../../platform/log';
 import { deriveTokenKey } from '../../../platform/payment-crypto';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import type { Band } from '../../../sim/band';
-import { pairBand, registerBand } from '../../../sim/wallet';
-import { watchEvents } from '../../../test/support/events';
-import { freshDatabase, requireServers } from '../../../test/support/servers';
+import { requireServers } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, uniqueName } from '../../../test/support/services';
-import { startDeviceRegistry } from '../../device-registry/src/app';
-import { readConfig as readRegistryConfig } from '../../device-registry/src/config';
 import { startTokenization } from '../src/app';
 import { readConfig } from '../src/config';
+import { bandWithToken } from './support/bands';
+import { startVaultDeps, stopVaultDeps, type VaultDeps } from './support/vault-deps';
 
 /*
  * Issue 4: a payment flow with known card numbers, capturing every log line, every exported span
@@ -134,13 +131,9 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
   let restoreAddService: () => void;
 
-  let registryDb: Awaited<ReturnType<typeof freshDatabase>>;
-  let vaultDb: Awaited<ReturnType<typeof freshDatabase>>;
-  let registry: Awaited<ReturnType<typeof startDeviceRegistry>>;
+  let deps: VaultDeps;
   let service: Awaited<ReturnType<typeof startTokenization>>;
-  let registryClient: ReturnType<typeof testClient<DeviceRegistryServiceClient>>;
   let client: ReturnType<typeof testClient<TokenizationServiceClient>>;
-  let events: Awaited<ReturnType<typeof watchEvents>>;
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
@@ -148,18 +141,15 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     propagation.setGlobalPropagator(new W3CTraceContextPropagator());
     trace.setGlobalTracerProvider(provider);
     restoreAddService = emulateGrpcServerSpans();
-    [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
-    events = await watchEvents(prefix);
     // Both services log at debug into the captured lines: the registry sees the band, the vault the card.
     const logger = (svc: string) => createLogger(svc, 'debug', { write: (line: string) => void logLines.push(line) });
-    registry = await startDeviceRegistry(readRegistryConfig(testEnv(prefix, { DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' })), logger('device-registry'));
-    registryClient = testClient(DeviceRegistryServiceClient, registry.port);
+    deps = await startVaultDeps(prefix, logger('device-registry'));
     service = await startTokenization(
       readConfig(
         testEnv(prefix, {
-          DATABASE_URL: vaultDb.url,
+          DATABASE_URL: deps.vaultDb.url,
           TOKENIZATION_PORT: '0',
-          DEVICE_REGISTRY_ADDR: `127.0.0.1:${registry.port}`,
+          DEVICE_REGISTRY_ADDR: `127.0.0.1:${deps.registry.port}`,
           TOKEN_MASTER_KEY: masterKey,
           VAULT_KEKS: `1:${kek}`,
           VAULT_ACTIVE_KEY_VERSION: '1',
@@ -172,11 +162,8 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
 
   afterAll(async () => {
     client?.close();
-    registryClient?.close();
     await service?.stop();
-    await registry?.stop();
-    await events?.close();
-    await Promise.all([registryDb?.drop(), vaultDb?.drop()]);
+    await stopVaultDeps(deps);
     restoreAddService?.();
     await provider.shutdown();
     trace.disable();
@@ -186,17 +173,8 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
 
   async function bandWithCard(pan: string) {
     const accountId = uniqueName('acct');
-    const band = await registerBand(registryClient, accountId);
-    await pairBand(registryClient, band, accountId);
-    const res = await client.provisionToken({
-      idempotencyKey: randomUUID(),
-      deviceId: band.deviceId!,
-      accountId,
-      fundingSource: { source: { $case: 'cardNumber', value: pan } },
-      channels: [Channel.CHANNEL_BAND_TAP, Channel.CHANNEL_BAND_QR],
-    });
-    band.installToken({ tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber, wrapped: res.wrappedTokenKey! });
-    return { band, accountId, deviceId: band.deviceId!, tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber };
+    const { band, tokenId, tokenNumber } = await bandWithToken(deps.registryClient, client, accountId, { source: { $case: 'cardNumber', value: pan } }, [Channel.CHANNEL_BAND_TAP, Channel.CHANNEL_BAND_QR]);
+    return { band, accountId, deviceId: band.deviceId!, tokenId, tokenNumber };
   }
 
   const sent: VerifyPaymentRequest[] = [];
@@ -234,15 +212,15 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     ];
 
     // The band is reported lost: the device-event consumer suspends its token (a CONSUMER span).
-    await registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: alice.deviceId });
+    await deps.registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: alice.deviceId });
     const until = Date.now() + 5_000;
     while ((await verify(tap(alice.band))) !== VerifyResult.VERIFY_RESULT_TOKEN_SUSPENDED) {
       if (Date.now() > until) throw new Error('the lost band’s token was not suspended within 5 s');
       await new Promise((r) => setTimeout(r, 20));
     }
 
-    const about = (type: string, tokenId: string) => events.ofType(type).filter((e) => (e.event.payload?.value as { tokenId?: string } | undefined)?.tokenId === tokenId);
-    await events.waitFor(
+    const about = (type: string, tokenId: string) => deps.events.ofType(type).filter((e) => (e.event.payload?.value as { tokenId?: string } | undefined)?.tokenId === tokenId);
+    await deps.events.waitFor(
       () => about('token.provisioned', bob.tokenId).length === 1 && about('token.suspended', alice.tokenId).length === 1 && about('token.payment.refused', alice.tokenId).length >= 3,
       5_000,
       'provision, refusal and suspension events',
@@ -285,7 +263,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     // Logs, as written (JSON lines).
     logLines.forEach((line, i) => found.push(...leaks(`log line ${i}`, line)));
     // Events, decoded (as a consumer reads them) and as the bytes on the wire.
-    for (const e of events.seen) {
+    for (const e of deps.events.seen) {
       found.push(...leaks(`event ${e.subject} (decoded)`, bigintSafe(e.event) + bigintSafe(e.headers)));
       const bytes = Buffer.from(encodeEvent(e.event));
       for (const [raw, what] of rawSecrets) if (bytes.includes(raw)) found.push(`${what} in event ${e.subject} (bytes)`);
@@ -296,7 +274,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
 
     // The capture itself worked: a test that captured nothing would prove nothing.
     expect(logLines.length).toBeGreaterThan(10);
-    expect(events.seen.length).toBeGreaterThanOrEqual(8);
+    expect(deps.events.seen.length).toBeGreaterThanOrEqual(8);
     const server = (method: string) => spans.filter((s) => s.kind === SpanKind.SERVER && s.name.endsWith(`/${method}`));
     expect(server('VerifyPayment').length).toBeGreaterThanOrEqual(sent.length + 2);
     expect(server('VerifyPayment').filter((s) => s.attributes[ATTR.tokenId] === alice.tokenId).map((s) => s.attributes[ATTR.verifyResult])).toEqual(

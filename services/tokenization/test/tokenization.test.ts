@@ -5,7 +5,6 @@ import { promisify } from 'node:util';
 import { status } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
-import { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { encodeEvent } from '../../../platform/events';
 import {
   TokenizationServiceClient,
@@ -22,11 +21,10 @@ import { pairBand, registerBand } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { freshDatabase, requireServers } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
-import { startDeviceRegistry } from '../../device-registry/src/app';
-import { readConfig as readRegistryConfig } from '../../device-registry/src/config';
 import { startTokenization } from '../src/app';
 import { readConfig } from '../src/config';
 import { testPki } from './support/tls';
+import { startVaultDeps, stopVaultDeps, type VaultDeps } from './support/vault-deps';
 
 const { BAND_TAP, BAND_QR } = { BAND_TAP: Channel.CHANNEL_BAND_TAP, BAND_QR: Channel.CHANNEL_BAND_QR };
 const R = VerifyResult;
@@ -44,20 +42,16 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   /** When set, the service's clock (seconds): offline-code tests move time without sleeping. */
   let clock: number | undefined;
 
-  let registryDb: Awaited<ReturnType<typeof freshDatabase>>;
-  let vaultDb: Awaited<ReturnType<typeof freshDatabase>>;
-  let registry: Awaited<ReturnType<typeof startDeviceRegistry>>;
+  let deps: VaultDeps;
   let service: Awaited<ReturnType<typeof startTokenization>>;
-  let registryClient: ReturnType<typeof testClient<DeviceRegistryServiceClient>>;
   let client: ReturnType<typeof testClient<TokenizationServiceClient>>;
-  let events: Awaited<ReturnType<typeof watchEvents>>;
   let sql: Client;
 
   const env = (extra: Record<string, string> = {}) =>
     testEnv(prefix, {
-      DATABASE_URL: vaultDb.url,
+      DATABASE_URL: deps.vaultDb.url,
       TOKENIZATION_PORT: '0',
-      DEVICE_REGISTRY_ADDR: `127.0.0.1:${registry.port}`,
+      DEVICE_REGISTRY_ADDR: `127.0.0.1:${deps.registry.port}`,
       TOKEN_MASTER_KEY: masterKey,
       VAULT_KEKS: `1:${kek1}`,
       VAULT_ACTIVE_KEY_VERSION: '1',
@@ -68,24 +62,18 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
-    [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
-    events = await watchEvents(prefix);
-    registry = await startDeviceRegistry(readRegistryConfig(testEnv(prefix, { DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' })), testLogger('device-registry'));
-    registryClient = testClient(DeviceRegistryServiceClient, registry.port);
+    deps = await startVaultDeps(prefix, testLogger('device-registry'));
     service = await start();
     client = testClient(TokenizationServiceClient, service.port);
-    sql = new Client({ connectionString: vaultDb.url });
+    sql = new Client({ connectionString: deps.vaultDb.url });
     await sql.connect();
   });
 
   afterAll(async () => {
     client?.close();
-    registryClient?.close();
     await sql?.end();
     await service?.stop();
-    await registry?.stop();
-    await events?.close();
-    await Promise.all([registryDb?.drop(), vaultDb?.drop()]);
+    await stopVaultDeps(deps);
   });
 
   async function restart(extra: Record<string, string> = {}) {
@@ -98,8 +86,8 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   /** A band registered with device-registry; paired (ACTIVE) unless `pair` is false. */
   async function newBand(pair = true) {
     const accountId = uniqueName('acct');
-    const band = await registerBand(registryClient, accountId);
-    if (pair) await pairBand(registryClient, band, accountId);
+    const band = await registerBand(deps.registryClient, accountId);
+    if (pair) await pairBand(deps.registryClient, band, accountId);
     return { band, accountId, deviceId: band.deviceId! };
   }
 
@@ -131,7 +119,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   }
 
   const verify = async (req: VerifyPaymentRequest) => (await client.verifyPayment(req)).verification!;
-  const tokenEvents = (type: string, tokenId: string) => events.ofType(type).filter((e) => e.event.payload?.$case && (e.event.payload.value as { tokenId?: string }).tokenId === tokenId);
+  const tokenEvents = (type: string, tokenId: string) => deps.events.ofType(type).filter((e) => e.event.payload?.$case && (e.event.payload.value as { tokenId?: string }).tokenId === tokenId);
   const row = async (tokenId: string) => (await sql.query('SELECT * FROM tokens WHERE token_id = $1', [tokenId])).rows[0];
   const counts = async () =>
     (
@@ -167,7 +155,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const hashes = await sql.query("SELECT request_hash, response FROM idempotency_keys WHERE scope = 'ProvisionToken'");
     for (const h of hashes.rows) expect(Buffer.concat([h.request_hash, h.response ?? Buffer.alloc(0)]).includes(Buffer.from(PAN))).toBe(false);
 
-    await events.waitFor(() => tokenEvents('token.provisioned', token!.tokenId).length >= 1 && tokenEvents('token.payment.verified', token!.tokenId).length >= 1, 5_000, 'provision and verify events');
+    await deps.events.waitFor(() => tokenEvents('token.provisioned', token!.tokenId).length >= 1 && tokenEvents('token.payment.verified', token!.tokenId).length >= 1, 5_000, 'provision and verify events');
     await new Promise((r) => setTimeout(r, 300)); // time for a duplicate to show up, if one were sent
     const provisioned = tokenEvents('token.provisioned', token!.tokenId);
     expect(provisioned).toHaveLength(1);
@@ -194,7 +182,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     // The forged attempts did not move the high-water mark: the genuine payload with that ATC still pays.
     expect(await verify(genuine)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 3 });
     expect(BigInt((await row(t.tokenId)).atc_high)).toBe(2n);
-    await events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 3, 5_000, 'three refusals');
+    await deps.events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 3, 5_000, 'three refusals');
     expect(tokenEvents('token.payment.refused', t.tokenId).map((e) => (e.event.payload!.value as { result: string }).result)).toEqual(['REPLAY', 'CRYPTOGRAM_MISMATCH', 'CRYPTOGRAM_MISMATCH']);
   });
 
@@ -238,7 +226,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     await expectStatus(client.getToken({ tokenId: randomUUID() }), status.NOT_FOUND);
     await expectStatus(client.suspendToken({ idempotencyKey: randomUUID(), tokenId: 'nope', reason: '' }), status.INVALID_ARGUMENT, /token_id/);
 
-    await events.waitFor(() => ['token.suspended', 'token.resumed', 'token.deleted'].every((type) => tokenEvents(type, t.tokenId).length === 1), 5_000, 'lifecycle events');
+    await deps.events.waitFor(() => ['token.suspended', 'token.resumed', 'token.deleted'].every((type) => tokenEvents(type, t.tokenId).length === 1), 5_000, 'lifecycle events');
     expect((tokenEvents('token.suspended', t.tokenId)[0]!.event.payload!.value as { reason: string }).reason).toBe('wearer asked');
   });
 
@@ -269,7 +257,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   it('refuses to provision for a band that is unknown, not ACTIVE or someone else’s, or with bad input, writing nothing', async () => {
     const pending = await newBand(false);
     const lost = await newBand();
-    await registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId });
+    await deps.registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId });
     const mine = await newBand();
     const before = await counts();
     await expectStatus(client.provisionToken(provisionRequest(pending)), status.FAILED_PRECONDITION, /PENDING_PAIRING, not ACTIVE/);
@@ -300,7 +288,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const second = await client.provisionToken(provisionRequest(lost, { fundingSource: { source: { $case: 'walletAccountId', value: 'w-1' } } }));
     expect((await verify(tap(lost.band))).result).toBe(R.VERIFY_RESULT_OK);
     const reportedAt = Date.now();
-    await registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId });
+    await deps.registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId });
     let result = R.VERIFY_RESULT_OK;
     while (result === R.VERIFY_RESULT_OK) {
       const attempt = tap(lost.band);
@@ -313,19 +301,19 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     expect((await client.getToken({ tokenId: second.token!.tokenId })).token!.status).toBe(TokenStatus.TOKEN_STATUS_SUSPENDED);
     expect((await row(lost.tokenId)).status_reason).toBe('device.lost');
     await expectStatus(client.resumeToken({ idempotencyKey: randomUUID(), tokenId: lost.tokenId }), status.FAILED_PRECONDITION, /LOST, not ACTIVE/);
-    await events.waitFor(() => tokenEvents('token.suspended', lost.tokenId).length === 1 && tokenEvents('token.suspended', second.token!.tokenId).length === 1, 5_000, 'token.suspended for both tokens');
+    await deps.events.waitFor(() => tokenEvents('token.suspended', lost.tokenId).length === 1 && tokenEvents('token.suspended', second.token!.tokenId).length === 1, 5_000, 'token.suspended for both tokens');
 
     const gone = await bandWithToken();
-    await registryClient.deregister({ idempotencyKey: randomUUID(), deviceId: gone.deviceId });
+    await deps.registryClient.deregister({ idempotencyKey: randomUUID(), deviceId: gone.deviceId });
     await waitUntil(async () => (await client.getToken({ tokenId: gone.tokenId })).token!.status === TokenStatus.TOKEN_STATUS_DELETED, 'token deleted');
     expect((await verify(tap(gone.band))).result).toBe(R.VERIFY_RESULT_TOKEN_DELETED);
 
     // A suspended band's tokens come back only by ResumeToken, and only once the band is ACTIVE again.
     const paused = await bandWithToken();
-    await registryClient.suspendDevice({ idempotencyKey: randomUUID(), deviceId: paused.deviceId, reason: 'wearer asked' });
+    await deps.registryClient.suspendDevice({ idempotencyKey: randomUUID(), deviceId: paused.deviceId, reason: 'wearer asked' });
     await waitUntil(async () => (await client.getToken({ tokenId: paused.tokenId })).token!.status === TokenStatus.TOKEN_STATUS_SUSPENDED, 'token suspended');
     await expectStatus(client.resumeToken({ idempotencyKey: randomUUID(), tokenId: paused.tokenId }), status.FAILED_PRECONDITION, /SUSPENDED, not ACTIVE/);
-    await registryClient.resumeDevice({ idempotencyKey: randomUUID(), deviceId: paused.deviceId });
+    await deps.registryClient.resumeDevice({ idempotencyKey: randomUUID(), deviceId: paused.deviceId });
     await client.resumeToken({ idempotencyKey: randomUUID(), tokenId: paused.tokenId });
     expect((await verify(tap(paused.band))).result).toBe(R.VERIFY_RESULT_OK);
   });
@@ -396,14 +384,14 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     await verify({ ...taps[1]!, amount: { amountMinor: 1n, currency: 'EUR' } });
     await verify(asTap(t.band.replayLastTap()));
     await expectStatus(client.provisionToken(provisionRequest(t, { fundingSource: { source: { $case: 'cardNumber', value: '4111111111111112' } } })), status.INVALID_ARGUMENT);
-    await events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 2, 5_000, 'refusals');
+    await deps.events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 2, 5_000, 'refusals');
     const tokenKey = deriveTokenKey(Buffer.from(masterKey, 'base64'), t.tokenId);
     const secrets = [PAN, '4111111111111112', masterKey, kek1, kek2, tokenKey.toString('hex'), tokenKey.toString('base64'), t.tokenNumber];
     for (const req of taps) secrets.push(Buffer.from(req.cryptogram).toString('hex'), Buffer.from(req.cryptogram).toString('base64'));
     const logged = logLines.join('\n');
     expect(logLines.length).toBeGreaterThan(5);
     for (const secret of secrets) expect(logged).not.toContain(secret);
-    const published = events.seen.map((e) => Buffer.from(encodeEvent(e.event)));
+    const published = deps.events.seen.map((e) => Buffer.from(encodeEvent(e.event)));
     for (const bytes of published) {
       expect(bytes.includes(Buffer.from(PAN))).toBe(false);
       expect(bytes.includes(tokenKey)).toBe(false);
