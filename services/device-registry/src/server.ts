@@ -186,14 +186,18 @@ export function deviceRegistryService(deps: RegistryDeps) {
       if (req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_PHONE_PIN && req.unlockMethod !== UnlockMethod.UNLOCK_METHOD_BIOMETRIC) {
         throw new InvalidArgument('unlock_method must be PHONE_PIN or BIOMETRIC');
       }
+      // Set only when this call (not an idempotent replay) replaced a live session.
+      let replaced: LiveSession | undefined;
       const res = await once(db, 'StartSession', req.idempotencyKey, { codec: StartSessionRequest, value: req }, StartSessionResponse, async (q) => {
         // The row lock orders this against ReportLost: a band being reported lost cannot slip a session in.
         const device = await devices.get(q, deviceId, true);
         if (!canPay(device.status)) throw new FailedPrecondition(`a ${device.status} band cannot start a session`);
         await proveBand(device, req.challengeId, req.signature, 'SESSION');
-        const live = await sessions.start(deviceId, req.unlockMethod);
-        return { session: toSession(deviceId, live) };
+        const started = await sessions.start(deviceId, req.unlockMethod);
+        replaced = started.replaced;
+        return { session: toSession(deviceId, started.session) };
       });
+      if (replaced) await sessionEnded(deviceId, replaced, 'REPLACED');
       await bus
         .publish(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId))
         .catch((err) => log.warn({ err: err.message, deviceId }, 'session.started event not published'));

@@ -68,21 +68,27 @@ export class SessionStore {
     return Buffer.from(nonce, 'base64');
   }
 
-  /** Replaces any session of this band with a new one, atomically. */
-  async start(deviceId: string, unlockMethod: number, now = Date.now()): Promise<LiveSession> {
+  /**
+   * Replaces any session of this band with a new one, atomically; returns the new session and the
+   * one it replaced, if any (so its end can be announced).
+   */
+  async start(deviceId: string, unlockMethod: number, now = Date.now()): Promise<{ session: LiveSession; replaced?: LiveSession }> {
     const sessionId = randomUUID();
     const maxAt = now + this.ttl.maxAgeMs;
     const expiresAt = Math.min(now + this.ttl.sessionMs, maxAt);
     const key = this.sessionKey(deviceId);
-    await this.guard(() =>
+    const results = await this.guard(() =>
       this.redis
         .multi()
+        .hgetall(key)
         .del(key)
         .hset(key, { session_id: sessionId, unlock_method: unlockMethod, started_at: now, last_heartbeat_at: now, expires_at: expiresAt, max_expires_at: maxAt })
         .pexpireat(key, expiresAt)
         .exec(),
     );
-    return { sessionId, unlockMethod, startedAt: new Date(now), lastHeartbeatAt: new Date(now), expiresAt: new Date(expiresAt) };
+    const previous = (results?.[0]?.[1] ?? {}) as Record<string, string>;
+    const session = { sessionId, unlockMethod, startedAt: new Date(now), lastHeartbeatAt: new Date(now), expiresAt: new Date(expiresAt) };
+    return previous.session_id ? { session, replaced: fromHash(previous) } : { session };
   }
 
   async heartbeat(deviceId: string, sessionId: string, now = Date.now()): Promise<LiveSession> {
@@ -107,8 +113,10 @@ export class SessionStore {
   }
 
   async get(deviceId: string): Promise<LiveSession | undefined> {
-    return toLive(await this.guard(() => this.redis.hgetall(this.sessionKey(deviceId))));
+    const h = await this.guard(() => this.redis.hgetall(this.sessionKey(deviceId)));
+    return h.session_id ? fromHash(h) : undefined;
   }
+
 
   private async guard<T>(op: () => Promise<T>): Promise<T> {
     try {
@@ -123,6 +131,16 @@ function toLive(h: Record<string, string>): LiveSession | undefined {
   if (!h.session_id) return undefined;
   return {
     sessionId: h.session_id,
+    unlockMethod: Number(h.unlock_method),
+    startedAt: new Date(Number(h.started_at)),
+    lastHeartbeatAt: new Date(Number(h.last_heartbeat_at)),
+    expiresAt: new Date(Number(h.expires_at)),
+  };
+}
+
+function fromHash(h: Record<string, string>): LiveSession {
+  return {
+    sessionId: h.session_id!,
     unlockMethod: Number(h.unlock_method),
     startedAt: new Date(Number(h.started_at)),
     lastHeartbeatAt: new Date(Number(h.last_heartbeat_at)),

@@ -133,7 +133,10 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const replaced = ids.find((id) => id !== got.session!.sessionId)!;
     await expectStatus(registry.client.heartbeat({ deviceId, sessionId: replaced }), status.FAILED_PRECONDITION, /no live session/);
     expect((await registry.client.heartbeat({ deviceId, sessionId: got.session!.sessionId })).session!.live).toBe(true);
-    await expectEventCounts(deviceId, { 'device.session.started': 2 });
+    // The replaced one is announced as ended, once, with reason REPLACED.
+    await expectEventCounts(deviceId, { 'device.session.started': 2, 'device.session.ended': 1 });
+    const ended = eventsOf(deviceId, 'device.session.ended')[0]!.event.payload!.value as { sessionId: string; reason: string };
+    expect(ended).toMatchObject({ sessionId: replaced, reason: 'REPLACED' });
   });
 
   it('two StartSession calls racing with the SAME challenge: exactly one succeeds, and its session is the live one', async () => {
