@@ -103,7 +103,8 @@ describe('computeCryptogram', () => {
     const mutate: Record<keyof CryptogramFields, (f: CryptogramFields) => CryptogramFields> = {
       tokenNumber: (f) => ({ ...f, tokenNumber: f.tokenNumber.slice(0, -1) + String((Number(f.tokenNumber.slice(-1)) + 1) % 10) }),
       atc: (f) => ({ ...f, atc: f.atc === 0n ? 1n : f.atc - 1n }),
-      amountMinor: (f) => ({ ...f, amountMinor: f.amountMinor === 0n ? 1n : f.amountMinor - 1n }),
+      // Step towards zero so the mutated amount stays inside int64 at both ends.
+      amountMinor: (f) => ({ ...f, amountMinor: f.amountMinor > 0n ? f.amountMinor - 1n : f.amountMinor + 1n }),
       currency: (f) => ({ ...f, currency: f.currency === 'EUR' ? 'USD' : 'EUR' }),
       merchantId: (f) => ({ ...f, merchantId: f.merchantId + 'x' }),
       terminalNonce: (f) => ({ ...f, terminalNonce: Buffer.concat([f.terminalNonce, Buffer.from([0])]) }),
