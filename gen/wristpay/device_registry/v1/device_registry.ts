@@ -184,7 +184,15 @@ export interface Device {
   x25519PublicKey: Buffer;
   createdAt: Date | undefined;
   pairedAt: Date | undefined;
-  updatedAt: Date | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /**
+   * Payment tokens tokenization has provisioned to this band (from token.provisioned events), so
+   * the wallet app can show whether a paired band is ready to pay.
+   */
+  tokensProvisioned: number;
+  lastTokenProvisionedAt: Date | undefined;
 }
 
 export interface Session {
@@ -346,6 +354,8 @@ function createBaseDevice(): Device {
     createdAt: undefined,
     pairedAt: undefined,
     updatedAt: undefined,
+    tokensProvisioned: 0,
+    lastTokenProvisionedAt: undefined,
   };
 }
 
@@ -380,6 +390,12 @@ export const Device: MessageFns<Device> = {
     }
     if (message.updatedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(82).fork()).join();
+    }
+    if (message.tokensProvisioned !== 0) {
+      writer.uint32(88).int32(message.tokensProvisioned);
+    }
+    if (message.lastTokenProvisionedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastTokenProvisionedAt), writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -477,6 +493,22 @@ export const Device: MessageFns<Device> = {
             message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.tokensProvisioned = reader.int32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.lastTokenProvisionedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -529,6 +561,16 @@ export const Device: MessageFns<Device> = {
         : isSet(object.updated_at)
         ? fromJsonTimestamp(object.updated_at)
         : undefined,
+      tokensProvisioned: isSet(object.tokensProvisioned)
+        ? globalThis.Number(object.tokensProvisioned)
+        : isSet(object.tokens_provisioned)
+        ? globalThis.Number(object.tokens_provisioned)
+        : 0,
+      lastTokenProvisionedAt: isSet(object.lastTokenProvisionedAt)
+        ? fromJsonTimestamp(object.lastTokenProvisionedAt)
+        : isSet(object.last_token_provisioned_at)
+        ? fromJsonTimestamp(object.last_token_provisioned_at)
+        : undefined,
     };
   },
 
@@ -564,6 +606,12 @@ export const Device: MessageFns<Device> = {
     if (message.updatedAt !== undefined) {
       obj.updatedAt = message.updatedAt.toISOString();
     }
+    if (message.tokensProvisioned !== 0) {
+      obj.tokensProvisioned = Math.round(message.tokensProvisioned);
+    }
+    if (message.lastTokenProvisionedAt !== undefined) {
+      obj.lastTokenProvisionedAt = message.lastTokenProvisionedAt.toISOString();
+    }
     return obj;
   },
 
@@ -582,6 +630,8 @@ export const Device: MessageFns<Device> = {
     message.createdAt = object.createdAt ?? undefined;
     message.pairedAt = object.pairedAt ?? undefined;
     message.updatedAt = object.updatedAt ?? undefined;
+    message.tokensProvisioned = object.tokensProvisioned ?? 0;
+    message.lastTokenProvisionedAt = object.lastTokenProvisionedAt ?? undefined;
     return message;
   },
 };

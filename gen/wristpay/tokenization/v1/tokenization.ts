@@ -213,6 +213,12 @@ export interface VerifyPaymentRequest {
   terminalNonce: Buffer;
   cryptogram: Buffer;
   channel: Channel;
+  /**
+   * The payment this tap is for (the gateway's payment id). When set, a retry with the same id and
+   * the same fields returns the first verification instead of spending the ATC again (it would be
+   * a REPLAY), so the caller may retry on UNAVAILABLE; the same id with other fields is refused.
+   */
+  paymentId: string;
 }
 
 /** The outcome of checking a payment credential; shared by tap and QR verification. */
@@ -243,6 +249,8 @@ export interface VerifyOfflineCodeRequest {
   code: string;
   amount: Money | undefined;
   merchantId: string;
+  /** As in VerifyPaymentRequest: makes a retry return the first verification (the code is spent once). */
+  paymentId: string;
 }
 
 export interface VerifyOfflineCodeResponse {
@@ -1048,6 +1056,7 @@ function createBaseVerifyPaymentRequest(): VerifyPaymentRequest {
     terminalNonce: Buffer.alloc(0),
     cryptogram: Buffer.alloc(0),
     channel: 0,
+    paymentId: "",
   };
 }
 
@@ -1076,6 +1085,9 @@ export const VerifyPaymentRequest: MessageFns<VerifyPaymentRequest> = {
     }
     if (message.channel !== 0) {
       writer.uint32(56).int32(message.channel);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(66).string(message.paymentId);
     }
     return writer;
   },
@@ -1149,6 +1161,14 @@ export const VerifyPaymentRequest: MessageFns<VerifyPaymentRequest> = {
             message.channel = reader.int32() as any;
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1182,6 +1202,11 @@ export const VerifyPaymentRequest: MessageFns<VerifyPaymentRequest> = {
         : Buffer.alloc(0),
       cryptogram: isSet(object.cryptogram) ? Buffer.from(bytesFromBase64(object.cryptogram)) : Buffer.alloc(0),
       channel: isSet(object.channel) ? channelFromJSON(object.channel) : 0,
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
     };
   },
 
@@ -1208,6 +1233,9 @@ export const VerifyPaymentRequest: MessageFns<VerifyPaymentRequest> = {
     if (message.channel !== 0) {
       obj.channel = channelToJSON(message.channel);
     }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
     return obj;
   },
 
@@ -1225,6 +1253,7 @@ export const VerifyPaymentRequest: MessageFns<VerifyPaymentRequest> = {
     message.terminalNonce = object.terminalNonce ?? Buffer.alloc(0);
     message.cryptogram = object.cryptogram ?? Buffer.alloc(0);
     message.channel = object.channel ?? 0;
+    message.paymentId = object.paymentId ?? "";
     return message;
   },
 };
@@ -1610,7 +1639,7 @@ export const IssueOfflineCodeResponse: MessageFns<IssueOfflineCodeResponse> = {
 };
 
 function createBaseVerifyOfflineCodeRequest(): VerifyOfflineCodeRequest {
-  return { tokenNumber: "", code: "", amount: undefined, merchantId: "" };
+  return { tokenNumber: "", code: "", amount: undefined, merchantId: "", paymentId: "" };
 }
 
 export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
@@ -1626,6 +1655,9 @@ export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
     }
     if (message.merchantId !== "") {
       writer.uint32(34).string(message.merchantId);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(42).string(message.paymentId);
     }
     return writer;
   },
@@ -1675,6 +1707,14 @@ export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
             message.merchantId = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1701,6 +1741,11 @@ export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
         : isSet(object.merchant_id)
         ? globalThis.String(object.merchant_id)
         : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
     };
   },
 
@@ -1718,6 +1763,9 @@ export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
     if (message.merchantId !== "") {
       obj.merchantId = message.merchantId;
     }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
     return obj;
   },
 
@@ -1732,6 +1780,7 @@ export const VerifyOfflineCodeRequest: MessageFns<VerifyOfflineCodeRequest> = {
       ? Money.fromPartial(object.amount)
       : undefined;
     message.merchantId = object.merchantId ?? "";
+    message.paymentId = object.paymentId ?? "";
     return message;
   },
 };
