@@ -77,6 +77,8 @@ export function toDevice(row: DeviceRow): Device {
     createdAt: row.created_at,
     pairedAt: row.paired_at ?? undefined,
     updatedAt: row.updated_at,
+    tokensProvisioned: row.tokens_provisioned,
+    lastTokenProvisionedAt: row.last_token_provisioned_at ?? undefined,
   };
 }
 

@@ -16,7 +16,12 @@ export interface DeviceRow {
   created_at: Date;
   paired_at: Date | null;
   updated_at: Date;
+  tokens_provisioned: number;
+  last_token_provisioned_at: Date | null;
 }
+
+/** What applying one token.provisioned did: counted it, had already counted it, or found no such band. */
+export type TokenProvisionedOutcome = 'counted' | 'duplicate' | 'unknown-device';
 
 const SOURCE = 'device-registry';
 
@@ -66,6 +71,27 @@ export class DeviceStore {
     );
     await enqueueEvent(q, deviceEvent(event, rows[0]!, reason, current.status));
     return rows[0]!;
+  }
+
+  /**
+   * Counts one token provisioned to a band, once per (consumer, event id) in one transaction: a
+   * redelivered event changes nothing. The last-provisioned time only moves forward, so events
+   * arriving out of order leave the latest one. The processed mark stays for an unknown band too,
+   * so its event is not retried (registry ids are never reissued: it cannot become known later).
+   */
+  async recordTokenProvisioned(consumer: string, eventId: string, deviceId: string, occurredAt: Date | undefined): Promise<TokenProvisionedOutcome> {
+    return this.db.tx(async (q) => {
+      const fresh = await q.query('INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [consumer, eventId]);
+      if (fresh.rowCount === 0) return 'duplicate';
+      // GREATEST ignores NULL: the first event sets the time, an event without one keeps it.
+      const updated = await q.query(
+        `UPDATE devices SET tokens_provisioned = tokens_provisioned + 1,
+                last_token_provisioned_at = GREATEST(last_token_provisioned_at, $2::timestamptz)
+          WHERE device_id = $1`,
+        [deviceId, occurredAt ?? null],
+      );
+      return updated.rowCount === 0 ? 'unknown-device' : 'counted';
+    });
   }
 
   /** One page of an account's devices, oldest first, by keyset: (created_at, device_id) after `afterDeviceId`. */
