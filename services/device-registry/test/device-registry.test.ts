@@ -290,6 +290,31 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     await expectEventCounts(suspendedGone.deviceId, { 'device.suspended': 1, 'device.deregistered': 1, 'device.session.ended': 0 });
   });
 
+  it('an abandoned registration (PENDING_PAIRING) can be deregistered, which frees its slot under the account limit', async () => {
+    const accountId = uniqueName('acct');
+    const abandoned = await registered(accountId);
+    await registered(accountId);
+    const third = Band.create();
+    const registerThird = () =>
+      registry.client.registerDevice({ idempotencyKey: randomUUID(), accountId, model: 'M', serial: third.serial, ed25519PublicKey: third.ed25519PublicKey, x25519PublicKey: third.x25519PublicKey });
+    await expectStatus(registerThird(), status.FAILED_PRECONDITION, /limit is 2/);
+
+    const key = randomUUID();
+    const gone = await act.deregister(abandoned.deviceId, key);
+    expect(gone.device).toMatchObject({ deviceId: abandoned.deviceId, status: DeviceStatus.DEVICE_STATUS_DEREGISTERED, pairedAt: undefined });
+    // A retry answers the first result; another Deregister is refused; the band can no longer be paired.
+    expect((await act.deregister(abandoned.deviceId, key)).device!.status).toBe(DeviceStatus.DEVICE_STATUS_DEREGISTERED);
+    await expectStatus(act.deregister(abandoned.deviceId), status.FAILED_PRECONDITION, /DEREGISTERED device cannot be deregistered/);
+    await expectStatus(registry.client.createChallenge({ deviceId: abandoned.deviceId, purpose: Purpose.CHALLENGE_PURPOSE_PAIRING }), status.FAILED_PRECONDITION, /DEREGISTERED band cannot be paired/);
+
+    const { device } = await registerThird();
+    expect(device!.status).toBe(DeviceStatus.DEVICE_STATUS_PENDING_PAIRING);
+    await expectStatus(registry.client.registerDevice({ idempotencyKey: randomUUID(), accountId, model: 'M', serial: `${third.serial}-4`, ed25519PublicKey: third.ed25519PublicKey, x25519PublicKey: third.x25519PublicKey }), status.FAILED_PRECONDITION, /limit is 2/);
+
+    await expectEventCounts(abandoned.deviceId, { 'device.registered': 1, 'device.paired': 0, 'device.deregistered': 1, 'device.session.ended': 0 });
+    expect(eventsOf(abandoned.deviceId, 'device.deregistered')[0]!.event.payload!.value).toMatchObject({ status: 'DEREGISTERED', previousStatus: 'PENDING_PAIRING', accountId });
+  });
+
   it('refuses every forbidden transition with FAILED_PRECONDITION, changing nothing and publishing nothing', async () => {
     const pending = await registered();
     const active = await paired();
@@ -312,7 +337,6 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
       [pending, 'suspend', /PENDING_PAIRING device cannot be suspended/],
       [pending, 'resume', /PENDING_PAIRING device cannot be resumed/],
       [pending, 'lost', /PENDING_PAIRING device cannot be reported lost/],
-      [pending, 'deregister', /PENDING_PAIRING device cannot be deregistered/],
       [active, 'resume', /ACTIVE device cannot be resumed/],
       [suspended, 'suspend', /SUSPENDED device cannot be suspended/],
       [lost, 'resume', /LOST device cannot be resumed/],

@@ -9,6 +9,7 @@ describe('device lifecycle', () => {
     ['SUSPENDED', 'report_lost', 'LOST'],
     ['ACTIVE', 'deregister', 'DEREGISTERED'],
     ['SUSPENDED', 'deregister', 'DEREGISTERED'],
+    ['PENDING_PAIRING', 'deregister', 'DEREGISTERED'],
   ])('%s --%s--> %s', (from, action, to) => {
     expect(transition(from, action).to).toBe(to);
   });
@@ -19,6 +20,11 @@ describe('device lifecycle', () => {
     ['DEREGISTERED', 'resume'],
     ['DEREGISTERED', 'report_lost'],
     ['PENDING_PAIRING', 'suspend'],
+    ['PENDING_PAIRING', 'resume'],
+    ['PENDING_PAIRING', 'report_lost'],
+    ['LOST', 'deregister'],
+    ['DEREGISTERED', 'deregister'],
+    ['DEREGISTERED', 'pair'],
     ['ACTIVE', 'pair'],
     ['ACTIVE', 'resume'],
   ])('refuses %s --%s-->', (from, action) => {

@@ -3,13 +3,18 @@ import { FailedPrecondition } from '../../../../platform/errors';
 export type DeviceState = 'PENDING_PAIRING' | 'ACTIVE' | 'SUSPENDED' | 'LOST' | 'DEREGISTERED';
 export type LifecycleAction = 'pair' | 'suspend' | 'resume' | 'report_lost' | 'deregister';
 
-/** PENDING_PAIRING → ACTIVE ⇄ SUSPENDED; ACTIVE/SUSPENDED → LOST or DEREGISTERED (both terminal). */
+/**
+ * PENDING_PAIRING → ACTIVE ⇄ SUSPENDED; ACTIVE/SUSPENDED → LOST or DEREGISTERED (both terminal).
+ * A band whose pairing was never completed may be deregistered too, so an abandoned
+ * registration stops counting toward the account's band limit; it cannot be reported lost
+ * (it never paid, so there is nothing to cut off).
+ */
 const TRANSITIONS: Record<LifecycleAction, { from: readonly DeviceState[]; to: DeviceState; event: string }> = {
   pair: { from: ['PENDING_PAIRING'], to: 'ACTIVE', event: 'device.paired' },
   suspend: { from: ['ACTIVE'], to: 'SUSPENDED', event: 'device.suspended' },
   resume: { from: ['SUSPENDED'], to: 'ACTIVE', event: 'device.resumed' },
   report_lost: { from: ['ACTIVE', 'SUSPENDED'], to: 'LOST', event: 'device.lost' },
-  deregister: { from: ['ACTIVE', 'SUSPENDED'], to: 'DEREGISTERED', event: 'device.deregistered' },
+  deregister: { from: ['PENDING_PAIRING', 'ACTIVE', 'SUSPENDED'], to: 'DEREGISTERED', event: 'device.deregistered' },
 };
 
 const DONE: Record<LifecycleAction, string> = { pair: 'paired', suspend: 'suspended', resume: 'resumed', report_lost: 'reported lost', deregister: 'deregistered' };
