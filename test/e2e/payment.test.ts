@@ -81,6 +81,14 @@ describe('one payment end to end', () => {
   it('approves a live band, holds the money exactly once, publishes each step and keeps one trace', async () => {
     const accountId = uniqueName('acct');
     const band = await onboardBand(clients, accountId, 10_000n);
+    // device-registry heard tokenization's token.provisioned: the band shows its one token.
+    const provisionedBy = Date.now() + 5_000;
+    let device = (await clients.registry.getDevice({ deviceId: band.deviceId! })).device!;
+    while (device.tokensProvisioned < 1 && Date.now() < provisionedBy) {
+      await new Promise((r) => setTimeout(r, 50));
+      device = (await clients.registry.getDevice({ deviceId: band.deviceId! })).device!;
+    }
+    expect({ tokensProvisioned: device.tokensProvisioned, provisionedAt: device.lastTokenProvisionedAt instanceof Date }).toEqual({ tokensProvisioned: 1, provisionedAt: true });
     const first = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 1_234n });
     expect(first.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
     const paymentId = first.response.paymentId;

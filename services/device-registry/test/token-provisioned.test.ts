@@ -39,6 +39,9 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
     occurredAt,
   });
 
+  /** A registered band's id (registration is all a token count needs: tokenization checks pairing, not this consumer). */
+  const registeredBand = async (accountId = uniqueName('acct')) => (await registerBand(registry.client, accountId)).deviceId!;
+
   const device = async (deviceId: string) => (await registry.client.getDevice({ deviceId })).device!;
 
   /** Polls GetDevice until `predicate` holds (the consumer is asynchronous); fails after `timeoutMs`. */
@@ -66,7 +69,7 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
 
   it('a token.provisioned shows on GetDevice and ListDevices, once; the same event again changes nothing; a second token counts', async () => {
     const accountId = uniqueName('acct');
-    const { deviceId } = await registerBand(registry.client, accountId);
+    const deviceId = await registeredBand(accountId);
     expect(await device(deviceId)).toMatchObject({ tokensProvisioned: 0, lastTokenProvisionedAt: undefined });
 
     const first = provisioned(deviceId, new Date(Date.now() - 60_000));
@@ -92,7 +95,7 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
   });
 
   it('counts two deliveries of one new event racing each other once', async () => {
-    const { deviceId } = await registerBand(registry.client, uniqueName('acct'));
+    const deviceId = await registeredBand();
     const handler = tokenProvisionedHandler({ devices: new DeviceStore(db), log: testLogger('device-registry') });
     const event = provisioned(deviceId);
     expect((await Promise.all([handler(event), handler(event), handler(event)])).sort()).toEqual(['counted', 'duplicate', 'duplicate']);
@@ -100,7 +103,7 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
   });
 
   it('an older event arriving late still counts, but the last-provisioned time keeps the latest', async () => {
-    const { deviceId } = await registerBand(registry.client, uniqueName('acct'));
+    const deviceId = await registeredBand();
     const newer = provisioned(deviceId, new Date(Date.now() - 1_000));
     const older = provisioned(deviceId, new Date(Date.now() - 3_600_000));
     await bus.publish(newer);
@@ -123,7 +126,7 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
     // Through JetStream: neither is retried, and a band the registry does know, published after
     // them, is still counted (the consumer is not stuck behind them).
     const before = await consumerSettled();
-    const { deviceId } = await registerBand(registry.client, uniqueName('acct'));
+    const deviceId = await registeredBand();
     await bus.publish(provisioned(randomUUID()));
     await bus.publish(provisioned('not-a-uuid'));
     await bus.publish(provisioned(deviceId));
