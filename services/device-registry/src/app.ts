@@ -4,6 +4,7 @@ import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
 import { connectRedis } from '../../../platform/redis';
+import { platformRetention, RetentionJob } from '../../../platform/retention';
 import { dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { deviceRegistryService } from './server';
@@ -17,6 +18,10 @@ export async function startDeviceRegistry(config: Config, log: Logger): Promise<
   const db = await openServiceDb(config, SERVICE, log);
   const relay = new OutboxRelay(db, bus, log);
   relay.start();
+  // No processed_events here yet: the registry consumes no events today. A consumer's dedupe table joins
+  // this list with processedEventsRetention(config, <its primary key>).
+  const retention = new RetentionJob(db, platformRetention(config), log, { intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000 });
+  retention.start();
   const sessions = new SessionStore(redis, config.REDIS_KEY_PREFIX, {
     challengeMs: config.CHALLENGE_TTL_SECONDS * 1000,
     sessionMs: config.SESSION_TTL_SECONDS * 1000,
@@ -33,6 +38,7 @@ export async function startDeviceRegistry(config: Config, log: Logger): Promise<
     port,
     async stop() {
       await server.shutdown(config.SHUTDOWN_GRACE_MS);
+      await retention.stop();
       await relay.stop();
       await bus.close();
       redis.disconnect();

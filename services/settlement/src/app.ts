@@ -4,6 +4,7 @@ import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
+import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
 import type { RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { consumeDeviceLost } from './device-lost';
@@ -18,6 +19,10 @@ export async function startSettlement(config: Config, log: Logger): Promise<Runn
   const db = await openServiceDb(config, SERVICE, log, config.DATABASE_POOL_SIZE);
   const relay = new OutboxRelay(db, bus, log);
   relay.start();
+  const retention = new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['event_id'])], log, {
+    intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
+  });
+  retention.start();
   const ledger = new Ledger({ protectionWindowSeconds: config.PROTECTION_WINDOW_SECONDS });
   const sweeper = new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH);
   sweeper.start();
@@ -34,6 +39,7 @@ export async function startSettlement(config: Config, log: Logger): Promise<Runn
     async stop() {
       await server.shutdown(config.SHUTDOWN_GRACE_MS);
       await sweeper.stop();
+      await retention.stop();
       await deviceLost.stop();
       await relay.stop();
       await bus.close();

@@ -3,6 +3,7 @@ import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
+import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
 import { dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, vaultKeyring, type Config } from './config';
 import { DeviceDirectory } from './devices';
@@ -27,6 +28,11 @@ export async function startTokenization(config: Config, log: Logger, options: { 
     const relay = new OutboxRelay(db, bus, log);
     relay.start();
     opened.push(() => relay.stop());
+    const retention = new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['consumer', 'event_id'])], log, {
+      intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
+    });
+    retention.start();
+    opened.push(() => retention.stop());
     const devices = DeviceDirectory.connect(config);
     opened.push(() => devices.close());
     const tokens = new TokenStore(db, keyring, { bin: config.TOKEN_BIN, length: config.TOKEN_LENGTH });
