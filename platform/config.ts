@@ -88,6 +88,34 @@ export const databaseEnv = {
   PGLITE_DIR: z.string().default('memory://'),
 } as const;
 
+/**
+ * How long a database service keeps the rows of its tables that only grow, and how often it
+ * prunes them (platform/retention.ts). Every service with a database spreads this next to
+ * databaseEnv and passes the parsed values to `platformRetention` / `processedEventsRetention`.
+ */
+export const retentionEnv = {
+  /**
+   * Days an idempotency key and its first answer are kept. A retry that comes after its key is
+   * gone runs as a new call (and may move money again), so keys must outlive every client's
+   * retries: less than a day is refused.
+   */
+  RETENTION_IDEMPOTENCY_DAYS: z.coerce.number().int().min(1, 'must be at least 1 (days): idempotency keys must outlive every client retry').default(30),
+  /** Days an outbox row is kept after the relay published it; unpublished rows are never pruned. */
+  RETENTION_OUTBOX_DAYS: z.coerce.number().int().min(1, 'must be at least 1 (days)').default(7),
+  /**
+   * Days a consumed event's dedupe key (processed_events) is kept. It should not be shorter than
+   * the longest time after which JetStream can still deliver that event again: consumers are
+   * durable with explicit ack and unlimited redelivery, and the streams have no max_age
+   * (platform/nats.ts ensureStreams), so a consumer that was down, or one re-created with
+   * deliver-all, can get events of any age. The handlers are state-idempotent (suspending a
+   * suspended token changes nothing), so a replay past the horizon is not a double effect, but
+   * the dedupe key is the second line of defence: keep the default generous.
+   */
+  RETENTION_PROCESSED_EVENTS_DAYS: z.coerce.number().int().min(1, 'must be at least 1 (days)').default(30),
+  /** Seconds between pruning runs (each run deletes in bounded batches until nothing is due). */
+  RETENTION_INTERVAL_SECONDS: z.coerce.number().int().positive().default(3600),
+} as const;
+
 export const env = { port, bool };
 
 /** Options for talking to another service over gRPC (deadline per call). */

@@ -21,6 +21,37 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
+/** Registers how to close a resource just opened, and returns the resource. */
+export type Own = <R>(resource: R, close: (resource: R) => Promise<unknown> | unknown) => R;
+
+/**
+ * Composes a service from resources opened one after another. Each is registered with `own`
+ * as it opens; `stop()` closes them in reverse order (the gRPC server, registered last, drains
+ * first; the connections it used close last), and a start that fails half way closes what it
+ * had opened before rethrowing, so a failed start holds neither the process nor a test run open.
+ * A close that fails is logged and the rest still close; a second `stop()` does nothing.
+ */
+export async function composeService<T extends object>(log: Logger, build: (own: Own) => Promise<T>): Promise<T & RunningService> {
+  const closers: Array<() => Promise<unknown> | unknown> = [];
+  const own: Own = (resource, close) => {
+    closers.push(() => close(resource));
+    return resource;
+  };
+  const stop = async () => {
+    for (let close = closers.pop(); close; close = closers.pop()) {
+      await Promise.resolve()
+        .then(close)
+        .catch((err: unknown) => log.warn({ err }, 'error while closing'));
+    }
+  };
+  try {
+    return { ...(await build(own)), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
 /**
  * The process shell shared by every service's main.ts: starts it, prints a configuration or
  * start-up failure as one line on stderr and exits non-zero, and drains on SIGTERM/SIGINT.

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { databaseEnv, loadConfig, natsEnv, redisEnv, serverEnv } from '../../../platform/config';
+import { databaseEnv, loadConfig, natsEnv, redisEnv, retentionEnv, serverEnv } from '../../../platform/config';
 
 export const SERVICE = 'device-registry';
 export const PORT_ENV = 'DEVICE_REGISTRY_PORT';
@@ -9,6 +9,7 @@ export const configSchema = z.object({
   ...redisEnv,
   ...natsEnv,
   ...databaseEnv,
+  ...retentionEnv,
   CHALLENGE_TTL_SECONDS: z.coerce.number().int().positive().default(60),
   SESSION_TTL_SECONDS: z.coerce.number().int().positive().default(300),
   SESSION_MAX_AGE_SECONDS: z.coerce.number().int().positive().default(12 * 3600),

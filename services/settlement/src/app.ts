@@ -4,7 +4,8 @@ import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { OutboxRelay } from '../../../platform/outbox';
-import type { RunningService } from '../../../platform/service';
+import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
+import { composeService, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { consumeDeviceLost } from './device-lost';
 import { HoldSweeper } from './hold-expiry';
@@ -14,30 +15,30 @@ import { settlementService } from './server';
 /** Composes the settlement service from its config and starts serving; `port` is the bound port. */
 export async function startSettlement(config: Config, log: Logger): Promise<RunningService & { port: number }> {
   if (config.HOLD_TTL_SECONDS > config.HOLD_MAX_TTL_SECONDS) throw new ConfigError('invalid configuration: HOLD_TTL_SECONDS: must not exceed HOLD_MAX_TTL_SECONDS');
-  const bus = await connectEventBus(config, SERVICE, log);
-  const db = await openServiceDb(config, SERVICE, log, config.DATABASE_POOL_SIZE);
-  const relay = new OutboxRelay(db, bus, log);
-  relay.start();
-  const ledger = new Ledger({ protectionWindowSeconds: config.PROTECTION_WINDOW_SECONDS });
-  const sweeper = new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH);
-  sweeper.start();
-  const deviceLost = await consumeDeviceLost(bus, db, ledger, log);
-  const server = GrpcServer.fromConfig(config, {
-    service: SERVICE,
-    log,
-    services: [settlementService({ config, db, ledger, relay, log })],
+  return composeService(log, async (own) => {
+    const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
+    const db = own(await openServiceDb(config, SERVICE, log, config.DATABASE_POOL_SIZE), (d) => d.close());
+    const relay = own(new OutboxRelay(db, bus, log), (r) => r.stop());
+    relay.start();
+    const retention = own(
+      new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['event_id'])], log, {
+        intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
+      }),
+      (r) => r.stop(),
+    );
+    retention.start();
+    const ledger = new Ledger({ protectionWindowSeconds: config.PROTECTION_WINDOW_SECONDS });
+    const sweeper = own(new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH), (s) => s.stop());
+    sweeper.start();
+    own(await consumeDeviceLost(bus, db, ledger, log), (c) => c.stop());
+    const server = GrpcServer.fromConfig(config, {
+      service: SERVICE,
+      log,
+      services: [settlementService({ config, db, ledger, relay, log })],
+    });
+    own(server, (s) => s.shutdown(config.SHUTDOWN_GRACE_MS));
+    const port = await server.listen(config.SETTLEMENT_PORT);
+    log.info({ port, database: db.kind }, 'settlement listening');
+    return { port };
   });
-  const port = await server.listen(config.SETTLEMENT_PORT);
-  log.info({ port, database: db.kind }, 'settlement listening');
-  return {
-    port,
-    async stop() {
-      await server.shutdown(config.SHUTDOWN_GRACE_MS);
-      await sweeper.stop();
-      await deviceLost.stop();
-      await relay.stop();
-      await bus.close();
-      await db.close();
-    },
-  };
 }

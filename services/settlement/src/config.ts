@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { databaseEnv, loadConfig, natsEnv, serverEnv } from '../../../platform/config';
+import { databaseEnv, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
 
 export const SERVICE = 'settlement';
 export const PORT_ENV = 'SETTLEMENT_PORT';
@@ -8,6 +8,7 @@ export const configSchema = z.object({
   ...serverEnv(PORT_ENV, 50054),
   ...natsEnv,
   ...databaseEnv,
+  ...retentionEnv,
   /** How long an authorization hold lives before the sweeper expires it. */
   HOLD_TTL_SECONDS: z.coerce.number().int().positive().default(7 * 24 * 3600),
   /** The longest ttl_seconds a PlaceHold may ask for. */

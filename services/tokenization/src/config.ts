@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { base64Key, clientEnv, ConfigError, databaseEnv, grpcAddress, loadConfig, natsEnv, serverEnv } from '../../../platform/config';
+import { base64Key, clientEnv, ConfigError, databaseEnv, grpcAddress, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
 import { Keyring, KeyringError } from './domain/envelope';
 
 export const SERVICE = 'tokenization';
@@ -9,6 +9,7 @@ export const configSchema = z.object({
   ...serverEnv(PORT_ENV, 50052),
   ...natsEnv,
   ...databaseEnv,
+  ...retentionEnv,
   ...clientEnv,
   DEVICE_REGISTRY_ADDR: grpcAddress.default('127.0.0.1:50051'),
   /** HKDF master key the per-token keys are derived from (base64, 32 bytes). A Secret in the cluster. */
