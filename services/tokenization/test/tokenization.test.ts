@@ -108,15 +108,19 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     return { ...b, tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber, res };
   }
 
+  /** A fresh tap, sent as the gateway sends it: under a new payment id. */
   function tap(band: Band, amountMinor = 1250n, merchantId = 'merchant-1'): VerifyPaymentRequest {
     const p = band.tap({ amountMinor, currency: 'EUR', merchantId, terminalNonce: randomBytes(4) });
-    return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: BAND_TAP };
+    return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: BAND_TAP, paymentId: randomUUID() };
   }
 
-  /** A payload the band emitted earlier (e.g. band.replayLastTap()), sent as a VerifyPayment request. */
+  /** A payload the band emitted earlier (e.g. band.replayLastTap()), sent as a new payment's VerifyPayment request. */
   function asTap(replay: ReturnType<Band['replayLastTap']>, amountMinor = 1250n, merchantId = 'merchant-1'): VerifyPaymentRequest {
-    return { tokenNumber: replay.tokenNumber, atc: replay.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: replay.terminalNonce, cryptogram: replay.cryptogram, channel: BAND_TAP };
+    return { tokenNumber: replay.tokenNumber, atc: replay.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: replay.terminalNonce, cryptogram: replay.cryptogram, channel: BAND_TAP, paymentId: randomUUID() };
   }
+
+  /** `req` changed by `change`, sent as another payment (a new payment id), as a forger or a replaying terminal would. */
+  const another = (req: VerifyPaymentRequest, change: Partial<VerifyPaymentRequest> = {}): VerifyPaymentRequest => ({ ...req, ...change, paymentId: randomUUID() });
 
   const verify = async (req: VerifyPaymentRequest) => (await client.verifyPayment(req)).verification!;
   const tokenEvents = (type: string, tokenId: string) => deps.events.ofType(type).filter((e) => e.event.payload?.$case && (e.event.payload.value as { tokenId?: string }).tokenId === tokenId);
@@ -176,9 +180,9 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     expect(await verify(replayed)).toMatchObject({ result: R.VERIFY_RESULT_REPLAY, tokenId: t.tokenId, recentFailures: 1 });
 
     const genuine = tap(t.band, 5000n);
-    const tampered = { ...genuine, amount: { amountMinor: 50n, currency: 'EUR' } };
+    const tampered = another(genuine, { amount: { amountMinor: 50n, currency: 'EUR' } });
     expect(await verify(tampered)).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 2 });
-    expect(await verify({ ...genuine, merchantId: 'merchant-evil' })).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 3 });
+    expect(await verify(another(genuine, { merchantId: 'merchant-evil' }))).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 3 });
     // The forged attempts did not move the high-water mark: the genuine payload with that ATC still pays.
     expect(await verify(genuine)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 3 });
     expect(BigInt((await row(t.tokenId)).atc_high)).toBe(2n);
@@ -189,8 +193,12 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   it('lets only one of two racing taps with the same ATC through', async () => {
     const t = await bandWithToken();
     const once = tap(t.band);
-    const results = await Promise.all([verify(once), verify(once), verify(once)]);
+    // Three payments (three payment ids), and three with no payment id (a direct caller): one wins each time.
+    const results = await Promise.all([verify(once), verify(another(once)), verify(another(once))]);
     expect(results.map((r) => r.result).sort()).toEqual([R.VERIFY_RESULT_OK, R.VERIFY_RESULT_REPLAY, R.VERIFY_RESULT_REPLAY]);
+    const bare = { ...tap(t.band), paymentId: '' };
+    const direct = await Promise.all([verify(bare), verify(bare), verify(bare)]);
+    expect(direct.map((r) => r.result).sort()).toEqual([R.VERIFY_RESULT_OK, R.VERIFY_RESULT_REPLAY, R.VERIFY_RESULT_REPLAY]);
   });
 
   it('still refuses a replay after the service restarts on the same database', async () => {
@@ -323,7 +331,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const base = 1_800_000_000;
     clock = base + 10;
     try {
-      const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7' });
+      const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() });
       const issued = await client.issueOfflineCode({ tokenId: t.tokenId });
       expect(issued.code).toBe(t.band.offlineCode(clock));
       expect(issued.validUntil!.getTime()).toBe((base + 30) * 1000);
@@ -348,7 +356,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       await expectStatus(client.issueOfflineCode({ tokenId: tapOnly.tokenId }), status.FAILED_PRECONDITION, /BAND_QR/);
       // Another token's code does not pay with this token.
       expect((await offline(tapOnly.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
-      const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7' });
+      const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: '' });
       expect(tapOnlyOffline.verification!.result).toBe(R.VERIFY_RESULT_WRONG_CHANNEL);
     } finally {
       clock = undefined;
@@ -381,7 +389,8 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const t = await bandWithToken();
     const taps = [tap(t.band), tap(t.band)];
     for (const req of taps) await verify(req);
-    await verify({ ...taps[1]!, amount: { amountMinor: 1n, currency: 'EUR' } });
+    await verify(another(taps[1]!, { amount: { amountMinor: 1n, currency: 'EUR' } }));
+    await verify(taps[1]!); // a retry of the same payment: answered from the idempotency row
     await verify(asTap(t.band.replayLastTap()));
     await expectStatus(client.provisionToken(provisionRequest(t, { fundingSource: { source: { $case: 'cardNumber', value: '4111111111111112' } } })), status.INVALID_ARGUMENT);
     await deps.events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 2, 5_000, 'refusals');
@@ -420,7 +429,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       await pgliteRegistryDb?.drop();
     });
 
-    it('provisions, verifies, refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
+    it('provisions, verifies (once per payment id), refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
       // PGlite cannot start inside jest's sandbox, so the scenario runs under plain node (SWC-compiled).
       const here = join(repoRoot(), 'services', 'tokenization', 'test', 'support');
       const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
@@ -429,7 +438,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
         timeout: 60_000,
       });
       const seen = JSON.parse(stdout.trim().split('\n').pop()!);
-      expect(seen).toMatchObject({ results: ['VERIFY_RESULT_OK', 'VERIFY_RESULT_REPLAY', 'VERIFY_RESULT_TOKEN_SUSPENDED'], kekVersion: 2, rewrapped: '0' });
+      expect(seen).toMatchObject({ results: ['VERIFY_RESULT_OK', 'VERIFY_RESULT_OK', 'VERIFY_RESULT_REPLAY', 'VERIFY_RESULT_TOKEN_SUSPENDED'], kekVersion: 2, rewrapped: '0' });
       const forToken = (type: string) => pgliteEvents.ofType(type).filter((e) => (e.event.payload?.value as { tokenId?: string }).tokenId === seen.tokenId);
       await pgliteEvents.waitFor(() => ['token.provisioned', 'token.payment.verified', 'token.suspended'].every((t) => forToken(t).length === 1) && forToken('token.payment.refused').length === 2, 5_000, 'PGlite outbox events');
     }, 70_000);
