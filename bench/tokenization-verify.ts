@@ -73,7 +73,8 @@ async function main(): Promise<void> {
       const amountMinor = BigInt(100 + (i % 2_900));
       const merchantId = `m${i % 97}`;
       const p = bands[i % tokens]!.tap({ amountMinor, currency: 'EUR', merchantId, terminalNonce: randomBytes(4) });
-      return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP };
+      // A fresh payment id per call, as the gateway sends: every verification runs through `once`.
+      return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP, paymentId: randomUUID() };
     };
     const verify = async (i: number) => {
       const { verification } = await client.verifyPayment(tap(i));

@@ -20,10 +20,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
   const bus = await connectEventBus(config, SERVICE, log);
   const common = { credentials: creds, deadlineMs: config.GRPC_CLIENT_DEADLINE_MS };
   // Retried on UNAVAILABLE: reads, and calls whose effect is keyed (payment id, idempotency key).
-  // VerifyPayment is not: it spends the band's ATC, so a blind retry would look like a replay.
+  // VerifyPayment and VerifyOfflineCode spend the band's ATC or one-time code, but they carry the
+  // payment id, under which tokenization stores the first answer in the same transaction as the
+  // spend: a retry gets that answer back (OK stays OK) instead of a REPLAY or CODE_REUSED.
   const downstream: Downstream = {
     registry: createClient(DeviceRegistryServiceClient, config.DEVICE_REGISTRY_ADDR, { ...common, retryable: ['getSession', 'getDevice'] }),
-    tokenization: createClient(TokenizationServiceClient, config.TOKENIZATION_ADDR, { ...common, retryable: ['getToken'] }),
+    tokenization: createClient(TokenizationServiceClient, config.TOKENIZATION_ADDR, { ...common, retryable: ['getToken', 'verifyPayment', 'verifyOfflineCode'] }),
     risk: createClient(RiskServiceClient, config.RISK_ADDR, { ...common, retryable: ['score', 'explain'] }),
     settlement: createClient(SettlementServiceClient, config.SETTLEMENT_ADDR, { ...common, retryable: ['placeHold', 'capture', 'refund', 'getBalance'] }),
   };

@@ -66,7 +66,12 @@ function validate(req: AuthorizeRequest): { amount: Amount; channel: Channel } {
 export function gatewayService(deps: GatewayDeps) {
   const { downstream, records, bus, log } = deps;
 
-  async function verify(req: AuthorizeRequest, amount: Amount): Promise<Verification> {
+  /**
+   * Checks the credential with tokenization under this payment's id, so the channel may retry
+   * the call on UNAVAILABLE: a retry gets the first answer instead of spending the ATC or code
+   * again (which would come back as REPLAY or CODE_REUSED).
+   */
+  async function verify(paymentId: string, req: AuthorizeRequest, amount: Amount): Promise<Verification> {
     const payload = req.payload!;
     const res =
       payload.$case === 'tap'
@@ -78,8 +83,9 @@ export function gatewayService(deps: GatewayDeps) {
             terminalNonce: payload.value.terminalNonce,
             cryptogram: payload.value.cryptogram,
             channel: Channel.CHANNEL_BAND_TAP,
+            paymentId,
           })
-        : await downstream.tokenization.verifyOfflineCode({ tokenNumber: payload.value.tokenNumber, code: payload.value.offlineCode, amount, merchantId: req.merchantId });
+        : await downstream.tokenization.verifyOfflineCode({ tokenNumber: payload.value.tokenNumber, code: payload.value.offlineCode, amount, merchantId: req.merchantId, paymentId });
     return res.verification!;
   }
 
@@ -104,7 +110,7 @@ export function gatewayService(deps: GatewayDeps) {
       return { payment, verdict };
     };
 
-    const verification = await verify(req, amount);
+    const verification = await verify(paymentId, req, amount);
     payment.deviceId = verification.deviceId;
     payment.accountId = verification.accountId;
     const credential = afterVerification(verification.result);

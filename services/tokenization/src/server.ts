@@ -13,12 +13,14 @@ import {
   SuspendTokenResponse,
   TokenizationServiceService,
   TokenStatus,
+  Verification,
+  VerifyOfflineCodeRequest,
+  VerifyPaymentRequest,
   VerifyResult,
   type Token,
   type TokenizationServiceServer,
-  type Verification,
 } from '../../../gen/wristpay/tokenization/v1/tokenization';
-import type { Db } from '../../../platform/db';
+import type { Db, Queryable } from '../../../platform/db';
 import { FailedPrecondition, InvalidArgument } from '../../../platform/errors';
 import { register, type CallContext, type Handlers } from '../../../platform/grpc/server';
 import { once, type Codec } from '../../../platform/idempotency';
@@ -67,6 +69,12 @@ function optionalText(value: string, field: string, max = 200): string {
 
 const statusOf = (state: TokenState): TokenStatus => TokenStatus[`TOKEN_STATUS_${state}`];
 const resultOf = (outcome: VerifyOutcome): VerifyResult => VerifyResult[`VERIFY_RESULT_${outcome}`];
+const outcomeOf = (result: VerifyResult): string => (VerifyResult[result] ?? String(result)).replace('VERIFY_RESULT_', '');
+
+/** A payment id when one is sent (a UUID, lower-cased); '' when the caller sent none. */
+function optionalPaymentId(value: string): string {
+  return value === '' ? '' : requireUuid(value, 'payment_id');
+}
 
 export function toToken(row: TokenRow): Token {
   return {
@@ -97,15 +105,23 @@ function annotate(attributes: Record<string, string | number | boolean | undefin
   for (const [k, v] of Object.entries(attributes)) if (v !== undefined && v !== '') span.setAttribute(k, v);
 }
 
-function annotateVerification(record: VerificationRecord, merchantId: string, amountMinor: bigint, currency: string): void {
+function annotateVerification(verification: Verification, paymentId: string, merchantId: string, amountMinor: bigint, currency: string): void {
   annotate({
-    [ATTR.verifyResult]: record.outcome,
-    [ATTR.tokenId]: record.token?.token_id,
-    [ATTR.deviceId]: record.token?.device_id,
+    [ATTR.verifyResult]: outcomeOf(verification.result),
+    [ATTR.tokenId]: verification.tokenId,
+    [ATTR.deviceId]: verification.deviceId,
+    [ATTR.paymentId]: paymentId,
     [ATTR.merchantId]: merchantId,
     [ATTR.amountMinor]: Number(amountMinor),
     [ATTR.currency]: currency,
   });
+}
+
+/** Logs refusals, and any answer repeated for a retried payment id (ids only, never the credential). */
+function logVerification(log: Logger, verification: Verification, paymentId: string, merchantId: string, repeated: boolean, refused: string): void {
+  const fields = { tokenId: verification.tokenId || undefined, paymentId: paymentId || undefined, result: outcomeOf(verification.result), merchantId };
+  if (repeated) log.info(fields, 'verification retried; first answer returned');
+  else if (verification.result !== VerifyResult.VERIFY_RESULT_OK) log.info(fields, refused);
 }
 
 export function tokenizationService(deps: TokenizationDeps) {
@@ -150,6 +166,30 @@ export function tokenizationService(deps: TokenizationDeps) {
     return result;
   }
 
+  /**
+   * Runs one verification in one transaction. With a payment id it runs through `once`, on the
+   * transaction that inserts the id's idempotency row, so the ATC (or code), the failure row,
+   * the event and the stored answer commit together or not at all: a retry of the same payment
+   * gets the first Verification back (an OK stays OK rather than turning into REPLAY, a refusal
+   * stays that refusal) and writes nothing; the same id with other fields is refused
+   * (IdempotencyKeyReused). Without one, every call is a new verification, as before.
+   * `repeated` is true when the answer is the stored one.
+   */
+  async function verifyOnce<Req>(
+    scope: string,
+    paymentId: string,
+    request: { codec: Codec<Req>; value: Req },
+    run: (q: Queryable) => Promise<VerificationRecord>,
+  ): Promise<{ verification: Verification; repeated: boolean }> {
+    if (!paymentId) return { verification: toVerification(await db.tx(run)), repeated: false };
+    let ran = false;
+    const verification = await once(db, scope, paymentId, request, Verification, async (q) => {
+      ran = true;
+      return toVerification(await run(q));
+    });
+    return { verification, repeated: !ran };
+  }
+
   const handlers: Handlers<TokenizationServiceServer> = {
     async provisionToken(req, ctx) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
@@ -185,19 +225,23 @@ export function tokenizationService(deps: TokenizationDeps) {
 
     async verifyPayment(req) {
       const input = parsePayment(req);
-      const record = await tokens.verifyTap(input, (token) =>
-        withTokenKey(token.token_id, (key) =>
-          verifyCryptogram(
-            key,
-            { tokenNumber: input.tokenNumber, atc: input.atc, amountMinor: input.amountMinor, currency: input.currency, merchantId: input.merchantId, terminalNonce: input.terminalNonce },
-            input.cryptogram,
+      const paymentId = optionalPaymentId(req.paymentId);
+      // The idempotency row keeps only a SHA-256 of the encoded request (cryptogram included).
+      const { verification, repeated } = await verifyOnce('VerifyPayment', paymentId, { codec: VerifyPaymentRequest, value: { ...req, paymentId } }, (q) =>
+        tokens.verifyTap(q, input, (token) =>
+          withTokenKey(token.token_id, (key) =>
+            verifyCryptogram(
+              key,
+              { tokenNumber: input.tokenNumber, atc: input.atc, amountMinor: input.amountMinor, currency: input.currency, merchantId: input.merchantId, terminalNonce: input.terminalNonce },
+              input.cryptogram,
+            ),
           ),
         ),
       );
-      relay.kick();
-      annotateVerification(record, input.merchantId, input.amountMinor, input.currency);
-      if (record.outcome !== 'OK') log.info({ tokenId: record.token?.token_id, result: record.outcome, merchantId: input.merchantId }, 'payment refused');
-      return { verification: toVerification(record) };
+      if (!repeated) relay.kick();
+      annotateVerification(verification, paymentId, input.merchantId, input.amountMinor, input.currency);
+      logVerification(log, verification, paymentId, input.merchantId, repeated, 'payment refused');
+      return { verification };
     },
 
     async issueOfflineCode(req) {
@@ -222,14 +266,17 @@ export function tokenizationService(deps: TokenizationDeps) {
       const code = parseOfflineCode(req.code);
       const amount = parseAmount(req.amount);
       const merchantId = parseMerchant(req.merchantId);
+      const paymentId = optionalPaymentId(req.paymentId);
       const t = now();
-      const record = await tokens.verifyCode({ tokenNumber, ...amount, merchantId, atc: 0n, channel: 'BAND_QR' }, (token) =>
-        withTokenKey(token.token_id, (key) => matchOfflineCode(key, code, t, step)),
+      const { verification, repeated } = await verifyOnce('VerifyOfflineCode', paymentId, { codec: VerifyOfflineCodeRequest, value: { ...req, paymentId } }, (q) =>
+        tokens.verifyCode(q, { tokenNumber, ...amount, merchantId, atc: 0n, channel: 'BAND_QR' }, (token) =>
+          withTokenKey(token.token_id, (key) => matchOfflineCode(key, code, t, step)),
+        ),
       );
-      relay.kick();
-      annotateVerification(record, merchantId, amount.amountMinor, amount.currency);
-      if (record.outcome !== 'OK') log.info({ tokenId: record.token?.token_id, result: record.outcome, merchantId }, 'offline code refused');
-      return { verification: toVerification(record) };
+      if (!repeated) relay.kick();
+      annotateVerification(verification, paymentId, merchantId, amount.amountMinor, amount.currency);
+      logVerification(log, verification, paymentId, merchantId, repeated, 'offline code refused');
+      return { verification };
     },
 
     async getToken(req) {

@@ -156,9 +156,10 @@ export class TokenStore {
    * Checks a tap: status, channel, the cryptogram (via `cryptogramValid`, only once everything
    * else passed), then moves the ATC high-water mark with one conditional UPDATE. Two racing
    * taps with the same ATC cannot both win: the second sees `atc_high < $atc` false.
+   * Runs on `q`, which must be an open transaction (see `verify`).
    */
-  async verifyTap(input: { tokenNumber: string } & PaymentFacts, cryptogramValid: (token: TokenRow) => boolean): Promise<VerificationRecord> {
-    return this.verify(input, false, async (q, token) => {
+  async verifyTap(q: Queryable, input: { tokenNumber: string } & PaymentFacts, cryptogramValid: (token: TokenRow) => boolean): Promise<VerificationRecord> {
+    return this.verify(q, input, false, async (token) => {
       if (!cryptogramValid(token)) return 'CRYPTOGRAM_MISMATCH';
       const moved = await q.query("UPDATE tokens SET atc_high = $2 WHERE token_id = $1 AND atc_high < $2 AND status = 'ACTIVE'", [token.token_id, input.atc]);
       if (moved.rowCount === 1) return 'OK';
@@ -170,10 +171,11 @@ export class TokenStore {
 
   /**
    * Checks an offline code: status, channel, the code (via `matchStep`, ±1 step), then spends
-   * that (token, step) pair; a pair already spent is CODE_REUSED.
+   * that (token, step) pair; a pair already spent is CODE_REUSED. Runs on `q`, an open
+   * transaction (see `verify`).
    */
-  async verifyCode(input: { tokenNumber: string } & PaymentFacts, matchStep: (token: TokenRow) => bigint | undefined): Promise<VerificationRecord> {
-    return this.verify(input, true, async (q, token) => {
+  async verifyCode(q: Queryable, input: { tokenNumber: string } & PaymentFacts, matchStep: (token: TokenRow) => bigint | undefined): Promise<VerificationRecord> {
+    return this.verify(q, input, true, async (token) => {
       const step = matchStep(token);
       if (step === undefined) return 'CODE_INVALID';
       const spent = await q.query('INSERT INTO offline_codes_used (token_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING', [token.token_id, step]);
@@ -191,48 +193,50 @@ export class TokenStore {
   }
 
   /**
-   * One verification in one transaction: the checks, the replay guard, the failure counter and
-   * the event all commit together. `lockShared` holds the token row against a concurrent
-   * status change for paths whose guard is not a conditional UPDATE of that row.
+   * One verification on the caller's transaction `q`: the checks, the replay guard, the failure
+   * counter and the event commit together, and with whatever else the caller writes in it (the
+   * idempotency row of a payment id), so a crash keeps all of them or none. `q` must be a
+   * transaction (`db.tx`), never the pool: `lockShared` and the replay guard rely on it.
+   * `lockShared` holds the token row against a concurrent status change for paths whose guard
+   * is not a conditional UPDATE of that row.
    */
   private async verify(
+    q: Queryable,
     input: { tokenNumber: string } & PaymentFacts,
     lockShared: boolean,
-    accept: (q: Queryable, token: TokenRow) => Promise<VerifyOutcome>,
+    accept: (token: TokenRow) => Promise<VerifyOutcome>,
   ): Promise<VerificationRecord> {
-    return this.db.tx(async (q) => {
-      const { rows } = await q.query<TokenRow>(`SELECT * FROM tokens WHERE token_number = $1${lockShared ? ' FOR SHARE' : ''}`, [input.tokenNumber]);
-      const token = rows[0];
-      const outcome = precheck(token, input.channel) ?? (await accept(q, token!));
-      let recentFailures = 0;
-      if (token) {
-        if (outcome !== 'OK') {
-          await q.query('INSERT INTO verification_failures (token_id, result) VALUES ($1, $2)', [token.token_id, outcome]);
-          await q.query(`DELETE FROM verification_failures WHERE token_id = $1 AND failed_at < now() - ${FAILURE_WINDOW}`, [token.token_id]);
-        }
-        const counted = await q.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM verification_failures WHERE token_id = $1 AND failed_at >= now() - ${FAILURE_WINDOW}`,
-          [token.token_id],
-        );
-        recentFailures = counted.rows[0]!.n;
+    const { rows } = await q.query<TokenRow>(`SELECT * FROM tokens WHERE token_number = $1${lockShared ? ' FOR SHARE' : ''}`, [input.tokenNumber]);
+    const token = rows[0];
+    const outcome = precheck(token, input.channel) ?? (await accept(token!));
+    let recentFailures = 0;
+    if (token) {
+      if (outcome !== 'OK') {
+        await q.query('INSERT INTO verification_failures (token_id, result) VALUES ($1, $2)', [token.token_id, outcome]);
+        await q.query(`DELETE FROM verification_failures WHERE token_id = $1 AND failed_at < now() - ${FAILURE_WINDOW}`, [token.token_id]);
       }
-      await enqueueEvent(
-        q,
-        newEvent(outcome === 'OK' ? 'token.payment.verified' : 'token.payment.refused', SOURCE, {
-          $case: 'verification',
-          value: {
-            tokenId: token?.token_id ?? '',
-            deviceId: token?.device_id ?? '',
-            result: outcome,
-            amount: { amountMinor: input.amountMinor, currency: input.currency },
-            merchantId: input.merchantId,
-            atc: input.atc,
-            channel: channelValue(input.channel),
-          },
-        }),
+      const counted = await q.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM verification_failures WHERE token_id = $1 AND failed_at >= now() - ${FAILURE_WINDOW}`,
+        [token.token_id],
       );
-      return { outcome, token: token && { token_id: token.token_id, device_id: token.device_id, account_id: token.account_id }, recentFailures };
-    });
+      recentFailures = counted.rows[0]!.n;
+    }
+    await enqueueEvent(
+      q,
+      newEvent(outcome === 'OK' ? 'token.payment.verified' : 'token.payment.refused', SOURCE, {
+        $case: 'verification',
+        value: {
+          tokenId: token?.token_id ?? '',
+          deviceId: token?.device_id ?? '',
+          result: outcome,
+          amount: { amountMinor: input.amountMinor, currency: input.currency },
+          merchantId: input.merchantId,
+          atc: input.atc,
+          channel: channelValue(input.channel),
+        },
+      }),
+    );
+    return { outcome, token: token && { token_id: token.token_id, device_id: token.device_id, account_id: token.account_id }, recentFailures };
   }
 
   /** Record counts per KEK version, to check that every version in use is held before rotating. */

@@ -180,7 +180,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
   const sent: VerifyPaymentRequest[] = [];
   function tap(band: Band, amountMinor = 1250n, merchantId = 'merchant-1'): VerifyPaymentRequest {
     const p = band.tap({ amountMinor, currency: 'EUR', merchantId, terminalNonce: randomBytes(4) });
-    const req = { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP };
+    const req = { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP, paymentId: randomUUID() };
     sent.push(req);
     return req;
   }
@@ -193,13 +193,17 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     expect(await verify(tap(alice.band))).toBe(VerifyResult.VERIFY_RESULT_OK);
     expect(await verify(tap(bob.band, 990n, 'merchant-2'))).toBe(VerifyResult.VERIFY_RESULT_OK);
     const genuine = tap(alice.band, 5000n);
-    expect(await verify({ ...genuine, amount: { amountMinor: 50n, currency: 'EUR' } })).toBe(VerifyResult.VERIFY_RESULT_CRYPTOGRAM_MISMATCH);
+    expect(await verify({ ...genuine, amount: { amountMinor: 50n, currency: 'EUR' }, paymentId: randomUUID() })).toBe(VerifyResult.VERIFY_RESULT_CRYPTOGRAM_MISMATCH);
+    expect(await verify(genuine)).toBe(VerifyResult.VERIFY_RESULT_OK);
+    // A retry of the same payment is answered from its idempotency row (and logged as such).
     expect(await verify(genuine)).toBe(VerifyResult.VERIFY_RESULT_OK);
     const last = alice.band.replayLastTap();
-    expect(await verify({ ...genuine, atc: last.atc, terminalNonce: last.terminalNonce, cryptogram: last.cryptogram })).toBe(VerifyResult.VERIFY_RESULT_REPLAY);
+    expect(await verify({ ...genuine, atc: last.atc, terminalNonce: last.terminalNonce, cryptogram: last.cryptogram, paymentId: randomUUID() })).toBe(VerifyResult.VERIFY_RESULT_REPLAY);
     const { code } = await client.issueOfflineCode({ tokenId: bob.tokenId });
-    const offline = () => client.verifyOfflineCode({ tokenNumber: bob.tokenNumber, code, amount: { amountMinor: 700n, currency: 'EUR' }, merchantId: 'cafe-7' });
-    expect((await offline()).verification!.result).toBe(VerifyResult.VERIFY_RESULT_OK);
+    const offline = (paymentId = randomUUID()) => client.verifyOfflineCode({ tokenNumber: bob.tokenNumber, code, amount: { amountMinor: 700n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId });
+    const qrPayment = randomUUID();
+    expect((await offline(qrPayment)).verification!.result).toBe(VerifyResult.VERIFY_RESULT_OK);
+    expect((await offline(qrPayment)).verification!.result).toBe(VerifyResult.VERIFY_RESULT_OK);
     expect((await offline()).verification!.result).toBe(VerifyResult.VERIFY_RESULT_CODE_REUSED);
 
     // Refusals whose messages a caller (and the emulated server span) sees.

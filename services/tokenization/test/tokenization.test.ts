@@ -2,10 +2,11 @@ import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { status } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
 import { encodeEvent } from '../../../platform/events';
+import { createClient } from '../../../platform/grpc/client';
 import {
   TokenizationServiceClient,
   TokenStatus,
@@ -108,15 +109,19 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     return { ...b, tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber, res };
   }
 
+  /** A fresh tap, sent as the gateway sends it: under a new payment id. */
   function tap(band: Band, amountMinor = 1250n, merchantId = 'merchant-1'): VerifyPaymentRequest {
     const p = band.tap({ amountMinor, currency: 'EUR', merchantId, terminalNonce: randomBytes(4) });
-    return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: BAND_TAP };
+    return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: BAND_TAP, paymentId: randomUUID() };
   }
 
-  /** A payload the band emitted earlier (e.g. band.replayLastTap()), sent as a VerifyPayment request. */
+  /** A payload the band emitted earlier (e.g. band.replayLastTap()), sent as a new payment's VerifyPayment request. */
   function asTap(replay: ReturnType<Band['replayLastTap']>, amountMinor = 1250n, merchantId = 'merchant-1'): VerifyPaymentRequest {
-    return { tokenNumber: replay.tokenNumber, atc: replay.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: replay.terminalNonce, cryptogram: replay.cryptogram, channel: BAND_TAP };
+    return { tokenNumber: replay.tokenNumber, atc: replay.atc, amount: { amountMinor, currency: 'EUR' }, merchantId, terminalNonce: replay.terminalNonce, cryptogram: replay.cryptogram, channel: BAND_TAP, paymentId: randomUUID() };
   }
+
+  /** `req` changed by `change`, sent as another payment (a new payment id), as a forger or a replaying terminal would. */
+  const another = (req: VerifyPaymentRequest, change: Partial<VerifyPaymentRequest> = {}): VerifyPaymentRequest => ({ ...req, ...change, paymentId: randomUUID() });
 
   const verify = async (req: VerifyPaymentRequest) => (await client.verifyPayment(req)).verification!;
   const tokenEvents = (type: string, tokenId: string) => deps.events.ofType(type).filter((e) => e.event.payload?.$case && (e.event.payload.value as { tokenId?: string }).tokenId === tokenId);
@@ -176,9 +181,9 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     expect(await verify(replayed)).toMatchObject({ result: R.VERIFY_RESULT_REPLAY, tokenId: t.tokenId, recentFailures: 1 });
 
     const genuine = tap(t.band, 5000n);
-    const tampered = { ...genuine, amount: { amountMinor: 50n, currency: 'EUR' } };
+    const tampered = another(genuine, { amount: { amountMinor: 50n, currency: 'EUR' } });
     expect(await verify(tampered)).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 2 });
-    expect(await verify({ ...genuine, merchantId: 'merchant-evil' })).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 3 });
+    expect(await verify(another(genuine, { merchantId: 'merchant-evil' }))).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, recentFailures: 3 });
     // The forged attempts did not move the high-water mark: the genuine payload with that ATC still pays.
     expect(await verify(genuine)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 3 });
     expect(BigInt((await row(t.tokenId)).atc_high)).toBe(2n);
@@ -189,8 +194,170 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
   it('lets only one of two racing taps with the same ATC through', async () => {
     const t = await bandWithToken();
     const once = tap(t.band);
-    const results = await Promise.all([verify(once), verify(once), verify(once)]);
+    // Three payments (three payment ids), and three with no payment id (a direct caller): one wins each time.
+    const results = await Promise.all([verify(once), verify(another(once)), verify(another(once))]);
     expect(results.map((r) => r.result).sort()).toEqual([R.VERIFY_RESULT_OK, R.VERIFY_RESULT_REPLAY, R.VERIFY_RESULT_REPLAY]);
+    const bare = { ...tap(t.band), paymentId: '' };
+    const direct = await Promise.all([verify(bare), verify(bare), verify(bare)]);
+    expect(direct.map((r) => r.result).sort()).toEqual([R.VERIFY_RESULT_OK, R.VERIFY_RESULT_REPLAY, R.VERIFY_RESULT_REPLAY]);
+  });
+
+  /** The idempotency rows a payment id left, per scope (VerifyPayment, VerifyOfflineCode). */
+  const keyRows = async (paymentId: string) =>
+    (await sql.query('SELECT scope, request_hash, response FROM idempotency_keys WHERE key = $1', [paymentId])).rows as Array<{ scope: string; request_hash: Buffer; response: Buffer | null }>;
+  const failureRows = async (tokenId: string) => (await sql.query('SELECT result FROM verification_failures WHERE token_id = $1', [tokenId])).rows.map((r) => r.result);
+  /** Gives the outbox relay time to publish a duplicate, if one were enqueued. */
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
+  it('answers a retried payment (same payment id) with its first OK, spending the ATC once and announcing it once', async () => {
+    const t = await bandWithToken();
+    const req = tap(t.band);
+    const first = await verify(req);
+    expect(first).toEqual({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId, accountId: t.accountId, recentFailures: 0 });
+    // Retries (as the gateway's channel sends them on UNAVAILABLE), one racing another, and one
+    // with the id in upper case (the same UUID): the first answer each time, not a REPLAY.
+    const retries = await Promise.all([verify(req), verify(req), verify({ ...req, paymentId: req.paymentId.toUpperCase() })]);
+    for (const again of retries) expect(again).toEqual(first);
+    expect(BigInt((await row(t.tokenId)).atc_high)).toBe(req.atc);
+
+    // The ATC is spent: the same tap as another payment is a replay; the first payment still answers OK.
+    expect(await verify(another(req))).toMatchObject({ result: R.VERIFY_RESULT_REPLAY, recentFailures: 1 });
+    expect(await verify(req)).toEqual(first);
+
+    await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1 && tokenEvents('token.payment.refused', t.tokenId).length >= 1, 5_000, 'verified and refused');
+    await settle();
+    expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+    expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(1);
+    expect(await failureRows(t.tokenId)).toEqual(['REPLAY']);
+
+    // One idempotency row, holding a hash and the Verification: neither the token number nor the cryptogram.
+    const [stored, ...more] = await keyRows(req.paymentId);
+    expect(more).toEqual([]);
+    expect(stored!.scope).toBe('VerifyPayment');
+    const kept = Buffer.concat([stored!.request_hash, stored!.response!]);
+    expect(kept.includes(Buffer.from(req.cryptogram))).toBe(false);
+    expect(kept.includes(Buffer.from(t.tokenNumber))).toBe(false);
+  });
+
+  /**
+   * Makes storing the answer for `paymentId` fail the first `times` times with SQLSTATE 57P01
+   * (the database shutting down), which the service answers UNAVAILABLE: the crash between the
+   * verification's writes and its commit. Returns the clean-up.
+   */
+  async function failStoringAnswer(paymentId: string, times = 1) {
+    const name = `fail_${randomUUID().replace(/-/g, '')}`;
+    await sql.query(`CREATE SEQUENCE ${name}`);
+    await sql.query(`CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('${name}') <= ${times} THEN RAISE EXCEPTION 'test: storage went away' USING ERRCODE = '57P01'; END IF;
+        RETURN NEW;
+      END $$`);
+    await sql.query(`CREATE TRIGGER ${name} BEFORE UPDATE ON idempotency_keys FOR EACH ROW WHEN (NEW.key = '${paymentId}') EXECUTE FUNCTION ${name}()`);
+    return async () => {
+      await sql.query(`DROP TRIGGER ${name} ON idempotency_keys`);
+      await sql.query(`DROP FUNCTION ${name}()`);
+      await sql.query(`DROP SEQUENCE ${name}`);
+    };
+  }
+
+  it('keeps the payment id and the verification in one transaction: a failed attempt leaves neither, and its retry pays', async () => {
+    const t = await bandWithToken();
+    const req = tap(t.band);
+    const cleanUp = await failStoringAnswer(req.paymentId);
+    try {
+      const before = await counts();
+      await expectStatus(client.verifyPayment(req), status.UNAVAILABLE, /retry later/);
+      // Rolled back together: no ATC spent, no failure, no event, no idempotency row.
+      expect(await counts()).toEqual(before);
+      expect(BigInt((await row(t.tokenId)).atc_high)).toBe(0n);
+      expect(await keyRows(req.paymentId)).toEqual([]);
+      // The retry runs the verification again: OK, not REPLAY.
+      expect(await verify(req)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 0 });
+      expect(await verify(req)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 0 });
+    } finally {
+      await cleanUp();
+    }
+    await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1, 5_000, 'verified');
+    await settle();
+    expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+  });
+
+  it('is retried by a client configured as the gateway’s (verifyPayment retryable on UNAVAILABLE) and pays once', async () => {
+    const t = await bandWithToken();
+    const asGateway = createClient(TokenizationServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: ['verifyPayment', 'verifyOfflineCode'] });
+    const req = tap(t.band);
+    const cleanUp = await failStoringAnswer(req.paymentId, 2);
+    try {
+      // Two attempts fail UNAVAILABLE; the channel's third (its cap) goes through.
+      expect((await asGateway.verifyPayment(req)).verification).toEqual({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId, accountId: t.accountId, recentFailures: 0 });
+      expect(BigInt((await row(t.tokenId)).atc_high)).toBe(req.atc);
+      expect(await failureRows(t.tokenId)).toEqual([]);
+    } finally {
+      asGateway.close();
+      await cleanUp();
+    }
+    await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1, 5_000, 'verified');
+    await settle();
+    expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+  });
+
+  it('refuses the same payment id with other fields (ALREADY_EXISTS), changing nothing', async () => {
+    const t = await bandWithToken();
+    const req = tap(t.band);
+    expect((await verify(req)).result).toBe(R.VERIFY_RESULT_OK);
+    await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1, 5_000, 'verified');
+    const before = await counts();
+    const changes: Array<Partial<VerifyPaymentRequest>> = [
+      { amount: { amountMinor: 1251n, currency: 'EUR' } },
+      { merchantId: 'merchant-2' },
+      { atc: req.atc + 1n },
+      { cryptogram: randomBytes(16) },
+    ];
+    for (const change of changes) await expectStatus(client.verifyPayment({ ...req, ...change }), status.ALREADY_EXISTS, /already used for a different request/);
+    // A fresh tap (new ATC) under the old payment id is refused too: the id names one payment.
+    const next = tap(t.band);
+    await expectStatus(client.verifyPayment({ ...next, paymentId: req.paymentId }), status.ALREADY_EXISTS);
+    expect(await counts()).toEqual(before);
+    expect(BigInt((await row(t.tokenId)).atc_high)).toBe(req.atc);
+    await settle();
+    expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+    expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(0);
+    // The unspent tap still pays under its own payment id, and the first payment still answers OK.
+    expect((await verify(next)).result).toBe(R.VERIFY_RESULT_OK);
+    expect((await verify(req)).result).toBe(R.VERIFY_RESULT_OK);
+  });
+
+  it('answers a retried refusal with the same refusal, counting one failure and announcing it once', async () => {
+    const t = await bandWithToken();
+    const genuine = tap(t.band, 5000n);
+    const tampered = another(genuine, { amount: { amountMinor: 50n, currency: 'EUR' } });
+    const refused = await verify(tampered);
+    expect(refused).toMatchObject({ result: R.VERIFY_RESULT_CRYPTOGRAM_MISMATCH, tokenId: t.tokenId, recentFailures: 1 });
+    expect(await verify(tampered)).toEqual(refused);
+    expect(await verify(tampered)).toEqual(refused);
+    expect(await failureRows(t.tokenId)).toEqual(['CRYPTOGRAM_MISMATCH']);
+    // The genuine payload, as its own payment, still pays: the refusal burnt no counter.
+    expect(await verify(genuine)).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 1 });
+    await deps.events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length >= 1 && tokenEvents('token.payment.verified', t.tokenId).length >= 1, 5_000, 'refused and verified');
+    await settle();
+    expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(1);
+  });
+
+  it('answers a malformed payment_id with INVALID_ARGUMENT before touching anything', async () => {
+    const t = await bandWithToken({ channels: [BAND_TAP, BAND_QR] });
+    const good = tap(t.band);
+    const before = await counts();
+    for (const paymentId of ['pay-1', ' ', `${randomUUID()}x`, randomUUID().replace(/-/g, ''), `{${randomUUID()}}`]) {
+      await expectStatus(client.verifyPayment({ ...good, paymentId }), status.INVALID_ARGUMENT, /payment_id must be a UUID/);
+      await expectStatus(
+        client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code: t.band.offlineCode(Date.now() / 1000), amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId }),
+        status.INVALID_ARGUMENT,
+        /payment_id must be a UUID/,
+      );
+    }
+    expect(await counts()).toEqual(before);
+    expect(BigInt((await row(t.tokenId)).atc_high)).toBe(0n);
+    expect((await verify(good)).result).toBe(R.VERIFY_RESULT_OK);
   });
 
   it('still refuses a replay after the service restarts on the same database', async () => {
@@ -323,7 +490,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const base = 1_800_000_000;
     clock = base + 10;
     try {
-      const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7' });
+      const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() });
       const issued = await client.issueOfflineCode({ tokenId: t.tokenId });
       expect(issued.code).toBe(t.band.offlineCode(clock));
       expect(issued.validUntil!.getTime()).toBe((base + 30) * 1000);
@@ -348,8 +515,42 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       await expectStatus(client.issueOfflineCode({ tokenId: tapOnly.tokenId }), status.FAILED_PRECONDITION, /BAND_QR/);
       // Another token's code does not pay with this token.
       expect((await offline(tapOnly.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
-      const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7' });
+      const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: '' });
       expect(tapOnlyOffline.verification!.result).toBe(R.VERIFY_RESULT_WRONG_CHANNEL);
+    } finally {
+      clock = undefined;
+    }
+  });
+
+  it('answers a retried offline payment (same payment id) with its first OK; another payment with that code is CODE_REUSED', async () => {
+    const t = await bandWithToken({ channels: [BAND_QR] });
+    clock = 1_800_000_000 + 10;
+    try {
+      const { code } = await client.issueOfflineCode({ tokenId: t.tokenId });
+      const req = { tokenNumber: t.tokenNumber, code, amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() };
+      const first = (await client.verifyOfflineCode(req)).verification!;
+      expect(first).toEqual({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId, accountId: t.accountId, recentFailures: 0 });
+      const retries = await Promise.all([client.verifyOfflineCode(req), client.verifyOfflineCode(req)]);
+      for (const again of retries) expect(again.verification).toEqual(first);
+      // A retry a time step later still gets the first answer (it is not checked again).
+      clock += 30;
+      expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
+      clock -= 30;
+
+      expect((await client.verifyOfflineCode({ ...req, paymentId: randomUUID() })).verification).toMatchObject({ result: R.VERIFY_RESULT_CODE_REUSED, recentFailures: 1 });
+      expect((await client.verifyOfflineCode({ ...req, paymentId: '' })).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
+      const before = await counts();
+      await expectStatus(client.verifyOfflineCode({ ...req, amount: { amountMinor: 991n, currency: 'EUR' } }), status.ALREADY_EXISTS, /different request/);
+      expect(await counts()).toEqual(before);
+      expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
+
+      expect((await sql.query('SELECT count(*)::int AS n FROM offline_codes_used WHERE token_id = $1', [t.tokenId])).rows[0].n).toBe(1);
+      expect(await failureRows(t.tokenId)).toEqual(['CODE_REUSED', 'CODE_REUSED']);
+      expect((await keyRows(req.paymentId)).map((r) => r.scope)).toEqual(['VerifyOfflineCode']);
+      await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1 && tokenEvents('token.payment.refused', t.tokenId).length >= 2, 5_000, 'verified and refused');
+      await settle();
+      expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+      expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(2);
     } finally {
       clock = undefined;
     }
@@ -381,7 +582,8 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     const t = await bandWithToken();
     const taps = [tap(t.band), tap(t.band)];
     for (const req of taps) await verify(req);
-    await verify({ ...taps[1]!, amount: { amountMinor: 1n, currency: 'EUR' } });
+    await verify(another(taps[1]!, { amount: { amountMinor: 1n, currency: 'EUR' } }));
+    await verify(taps[1]!); // a retry of the same payment: answered from the idempotency row
     await verify(asTap(t.band.replayLastTap()));
     await expectStatus(client.provisionToken(provisionRequest(t, { fundingSource: { source: { $case: 'cardNumber', value: '4111111111111112' } } })), status.INVALID_ARGUMENT);
     await deps.events.waitFor(() => tokenEvents('token.payment.refused', t.tokenId).length === 2, 5_000, 'refusals');
@@ -420,7 +622,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       await pgliteRegistryDb?.drop();
     });
 
-    it('provisions, verifies, refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
+    it('provisions, verifies (once per payment id), refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
       // PGlite cannot start inside jest's sandbox, so the scenario runs under plain node (SWC-compiled).
       const here = join(repoRoot(), 'services', 'tokenization', 'test', 'support');
       const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
@@ -429,7 +631,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
         timeout: 60_000,
       });
       const seen = JSON.parse(stdout.trim().split('\n').pop()!);
-      expect(seen).toMatchObject({ results: ['VERIFY_RESULT_OK', 'VERIFY_RESULT_REPLAY', 'VERIFY_RESULT_TOKEN_SUSPENDED'], kekVersion: 2, rewrapped: '0' });
+      expect(seen).toMatchObject({ results: ['VERIFY_RESULT_OK', 'VERIFY_RESULT_OK', 'VERIFY_RESULT_REPLAY', 'VERIFY_RESULT_TOKEN_SUSPENDED'], kekVersion: 2, rewrapped: '0' });
       const forToken = (type: string) => pgliteEvents.ofType(type).filter((e) => (e.event.payload?.value as { tokenId?: string }).tokenId === seen.tokenId);
       await pgliteEvents.waitFor(() => ['token.provisioned', 'token.payment.verified', 'token.suspended'].every((t) => forToken(t).length === 1) && forToken('token.payment.refused').length === 2, 5_000, 'PGlite outbox events');
     }, 70_000);

@@ -44,13 +44,16 @@ import { readConfig } from '../../src/config';
     band.installToken({ tokenId: res.token!.tokenId, tokenNumber: res.tokenNumber, wrapped: res.wrappedTokenKey! });
     const pay = async () => {
       const p = band.tap({ amountMinor: 700n, currency: 'EUR', merchantId: 'm', terminalNonce: randomBytes(4) });
-      return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor: 700n, currency: 'EUR' }, merchantId: 'm', terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP };
+      return { tokenNumber: p.tokenNumber, atc: p.atc, amount: { amountMinor: 700n, currency: 'EUR' }, merchantId: 'm', terminalNonce: p.terminalNonce, cryptogram: p.cryptogram, channel: Channel.CHANNEL_BAND_TAP, paymentId: randomUUID() };
     };
     const results: string[] = [];
     const verify = async (req: Awaited<ReturnType<typeof pay>>) => results.push(VerifyResult[(await client.verifyPayment(req)).verification!.result]!);
     const first = await pay();
     await verify(first);
+    // The same payment retried (same payment id): the first answer, from the idempotency row.
     await verify(first);
+    // The same tap as another payment: a replay.
+    await verify({ ...first, paymentId: randomUUID() });
     await registryClient.reportLost({ idempotencyKey: randomUUID(), deviceId: band.deviceId });
     // The lost band's token is suspended by the device-event consumer, then refused.
     const until = Date.now() + 5_000;
