@@ -13,44 +13,82 @@ export class AttemptInProgress extends Unavailable {
 
 type Claim = { kind: 'new'; paymentId: string } | { kind: 'done'; response: AuthorizeResponse };
 
+/*
+ * <p>:authorize:{merchant}:<key>  JSON {hash, paymentId, leaseUntil (ms)}: an attempt running or failed
+ *                                 JSON {hash, paymentId, response (base64)}: the first answer
+ * Kept PAYMENT_RECORD_TTL_SECONDS either way, so a retry of a failed attempt keeps its payment id.
+ */
+
+// KEYS: the idempotency record. ARGV: request hash, payment id if new, now (ms), lease (ms), ttl (s).
+// Returns {'new', paymentId} (this attempt runs), {'done', response}, {'busy'} or {'reused'}.
+// A failed attempt's record stays with leaseUntil 0, so the next attempt takes it over with the
+// same payment id; an attempt whose process died is taken over once its lease has run out.
+const CLAIM = `
+local stored = redis.call('GET', KEYS[1])
+local record
+if stored then
+  record = cjson.decode(stored)
+  if record.hash ~= ARGV[1] then return {'reused'} end
+  if record.response then return {'done', record.response} end
+  if tonumber(record.leaseUntil) > tonumber(ARGV[3]) then return {'busy'} end
+else
+  record = {hash = ARGV[1], paymentId = ARGV[2]}
+end
+record.leaseUntil = tonumber(ARGV[3]) + tonumber(ARGV[4])
+redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[5])
+return {'new', record.paymentId}
+`;
+
+interface ClaimRedis extends Redis {
+  gatewayClaim(key: string, ...argv: Array<string | number>): Promise<[string, string?]>;
+}
+
+function requestHash(request: AuthorizeRequest): string {
+  return createHash('sha256').update(AuthorizeRequest.encode(request).finish()).digest('base64');
+}
+
 /**
  * The gateway keeps nothing durable of its own: payment records and idempotent answers live in
- * Redis with a TTL. Money safety does not depend on them — downstream calls carry idempotency
- * keys derived from the payment id — they make a retried Authorize return the first answer.
+ * Redis with a TTL. Money safety does not depend on them — downstream calls carry keys derived
+ * from the payment id (VerifyPayment's payment id, PlaceHold's idempotency key) — they make a
+ * retried Authorize return the first answer, and a retry after a failure reuse the payment id,
+ * so its verification and hold are the first attempt's, not a replay or a second hold.
  */
 export class PaymentRecords {
+  private readonly redis: ClaimRedis;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
     private readonly ttlSeconds: number,
-    private readonly inFlightSeconds = 30,
-  ) {}
+    private readonly leaseMs = 30_000,
+    private readonly clock: () => number = Date.now,
+  ) {
+    this.redis = redis as ClaimRedis;
+    if (!('gatewayClaim' in redis)) redis.defineCommand('gatewayClaim', { numberOfKeys: 1, lua: CLAIM });
+  }
 
   private idemKey = (merchantId: string, key: string) => taggedKey(this.prefix, 'authorize', merchantId, key);
   private paymentKey = (paymentId: string) => taggedKey(this.prefix, 'payment', paymentId);
 
   /**
-   * Claims (merchant, idempotency key) for a new payment id, or returns the stored answer of
-   * the first attempt. The same key with a different request is refused.
+   * Claims (merchant, idempotency key) for an attempt: with `newPaymentId` the first time, with
+   * the first attempt's payment id after a failed one; or returns the first answer. The same key
+   * with a different request is refused; a key whose attempt is still running is UNAVAILABLE.
    */
   async claim(request: AuthorizeRequest, newPaymentId: string): Promise<Claim> {
     if (!request.idempotencyKey || request.idempotencyKey.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
-    const hash = createHash('sha256').update(AuthorizeRequest.encode(request).finish()).digest('base64');
     const key = this.idemKey(request.merchantId, request.idempotencyKey);
-    const claimed = await this.redis.set(key, JSON.stringify({ hash, paymentId: newPaymentId }), 'EX', this.inFlightSeconds, 'NX');
-    if (claimed) return { kind: 'new', paymentId: newPaymentId };
-    const stored = await this.redis.get(key);
-    if (!stored) throw new AttemptInProgress();
-    const first = JSON.parse(stored) as { hash: string; paymentId: string; response?: string };
-    if (first.hash !== hash) throw new IdempotencyKeyReused();
-    if (!first.response) throw new AttemptInProgress();
-    return { kind: 'done', response: AuthorizeResponse.decode(Buffer.from(first.response, 'base64')) };
+    const [kind, value] = await this.redis.gatewayClaim(key, requestHash(request), newPaymentId, this.clock(), this.leaseMs, this.ttlSeconds);
+    if (kind === 'reused') throw new IdempotencyKeyReused();
+    if (kind === 'busy') throw new AttemptInProgress();
+    if (kind === 'done') return { kind: 'done', response: AuthorizeResponse.decode(Buffer.from(value!, 'base64')) };
+    return { kind: 'new', paymentId: value! };
   }
 
   /** Stores the payment and the answer for its idempotency key, in one round trip. */
   async complete(request: AuthorizeRequest, payment: Payment, response: AuthorizeResponse): Promise<void> {
-    const hash = createHash('sha256').update(AuthorizeRequest.encode(request).finish()).digest('base64');
-    const answer = JSON.stringify({ hash, paymentId: payment.paymentId, response: Buffer.from(AuthorizeResponse.encode(response).finish()).toString('base64') });
+    const answer = JSON.stringify({ hash: requestHash(request), paymentId: payment.paymentId, response: Buffer.from(AuthorizeResponse.encode(response).finish()).toString('base64') });
     await this.redis
       .multi()
       .set(this.idemKey(request.merchantId, request.idempotencyKey), answer, 'EX', this.ttlSeconds)
@@ -58,9 +96,10 @@ export class PaymentRecords {
       .exec();
   }
 
-  /** Lets a failed attempt be retried under the same key. */
-  async release(request: AuthorizeRequest): Promise<void> {
-    await this.redis.del(this.idemKey(request.merchantId, request.idempotencyKey));
+  /** Ends a failed attempt's lease: a retry under the same key runs again at once, with the same payment id. */
+  async release(request: AuthorizeRequest, paymentId: string): Promise<void> {
+    const record = JSON.stringify({ hash: requestHash(request), paymentId, leaseUntil: 0 });
+    await this.redis.set(this.idemKey(request.merchantId, request.idempotencyKey), record, 'EX', this.ttlSeconds, 'XX');
   }
 
   async get(paymentId: string): Promise<Payment | undefined> {

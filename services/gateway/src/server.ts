@@ -166,8 +166,9 @@ export function gatewayService(deps: GatewayDeps) {
       try {
         outcome = await orchestrate(paymentId, req, amount, channel);
       } catch (err) {
-        // Nothing was answered: let a retry with the same key run again (downstream keys keep it safe).
-        await records.release(req).catch(() => undefined);
+        // Nothing was answered: a retry with the same key runs again under this payment id, so
+        // it gets this attempt's verification and hold back instead of a replay or a second hold.
+        await records.release(req, paymentId).catch(() => undefined);
         throw err;
       }
       const { payment, verdict } = outcome;
