@@ -1,10 +1,7 @@
-import { openServiceDb } from '../../../platform/db';
+import { openDurableState } from '../../../platform/durable-state';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { connectEventBus } from '../../../platform/nats';
-import { OutboxRelay } from '../../../platform/outbox';
 import { connectRedis } from '../../../platform/redis';
-import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
 import { composeService, dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { deviceRegistryService } from './server';
@@ -16,17 +13,7 @@ import { consumeTokenProvisioned } from './token-provisioned';
 export async function startDeviceRegistry(config: Config, log: Logger): Promise<RunningService & { port: number }> {
   return composeService(log, async (own) => {
     const redis = own(await dependency('Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log)), (r) => r.disconnect());
-    const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
-    const db = own(await openServiceDb(config, SERVICE, log), (d) => d.close());
-    const relay = own(new OutboxRelay(db, bus, log), (r) => r.stop());
-    relay.start();
-    const retention = own(
-      new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['consumer', 'event_id'])], log, {
-        intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
-      }),
-      (r) => r.stop(),
-    );
-    retention.start();
+    const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { processedEventsKey: ['consumer', 'event_id'] });
     const devices = new DeviceStore(db);
     own(await dependency('NATS JetStream', 'NATS_URL', () => consumeTokenProvisioned({ bus, devices, log })), (c) => c.stop());
     const sessions = new SessionStore(redis, config.REDIS_KEY_PREFIX, {

@@ -1,10 +1,7 @@
 import { ConfigError } from '../../../platform/config';
-import { openServiceDb } from '../../../platform/db';
+import { openDurableState } from '../../../platform/durable-state';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { connectEventBus } from '../../../platform/nats';
-import { OutboxRelay } from '../../../platform/outbox';
-import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
 import { composeService, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { consumeDeviceLost } from './device-lost';
@@ -16,17 +13,7 @@ import { settlementService } from './server';
 export async function startSettlement(config: Config, log: Logger): Promise<RunningService & { port: number }> {
   if (config.HOLD_TTL_SECONDS > config.HOLD_MAX_TTL_SECONDS) throw new ConfigError('invalid configuration: HOLD_TTL_SECONDS: must not exceed HOLD_MAX_TTL_SECONDS');
   return composeService(log, async (own) => {
-    const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
-    const db = own(await openServiceDb(config, SERVICE, log, config.DATABASE_POOL_SIZE), (d) => d.close());
-    const relay = own(new OutboxRelay(db, bus, log), (r) => r.stop());
-    relay.start();
-    const retention = own(
-      new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['event_id'])], log, {
-        intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
-      }),
-      (r) => r.stop(),
-    );
-    retention.start();
+    const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { processedEventsKey: ['event_id'], poolSize: config.DATABASE_POOL_SIZE });
     const ledger = new Ledger({ protectionWindowSeconds: config.PROTECTION_WINDOW_SECONDS });
     const sweeper = own(new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH), (s) => s.stop());
     sweeper.start();

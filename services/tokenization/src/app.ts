@@ -1,9 +1,6 @@
-import { openServiceDb } from '../../../platform/db';
+import { openDurableState } from '../../../platform/durable-state';
 import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { connectEventBus } from '../../../platform/nats';
-import { OutboxRelay } from '../../../platform/outbox';
-import { platformRetention, processedEventsRetention, RetentionJob } from '../../../platform/retention';
 import { composeService, dependency, type RunningService } from '../../../platform/service';
 import { SERVICE, vaultKeyring, type Config } from './config';
 import { DeviceDirectory } from './devices';
@@ -15,17 +12,7 @@ import { TokenStore } from './store';
 export async function startTokenization(config: Config, log: Logger, options: { now?: () => number } = {}): Promise<RunningService & { port: number }> {
   const keyring = vaultKeyring(config);
   return composeService(log, async (own) => {
-    const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
-    const db = own(await openServiceDb(config, SERVICE, log), (d) => d.close());
-    const relay = own(new OutboxRelay(db, bus, log), (r) => r.stop());
-    relay.start();
-    const retention = own(
-      new RetentionJob(db, [...platformRetention(config), processedEventsRetention(config, ['consumer', 'event_id'])], log, {
-        intervalMs: config.RETENTION_INTERVAL_SECONDS * 1000,
-      }),
-      (r) => r.stop(),
-    );
-    retention.start();
+    const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { processedEventsKey: ['consumer', 'event_id'] });
     const devices = own(DeviceDirectory.connect(config), (d) => d.close());
     const tokens = new TokenStore(db, keyring, { bin: config.TOKEN_BIN, length: config.TOKEN_LENGTH });
     own(await dependency('NATS JetStream', 'NATS_URL', () => consumeDeviceEvents({ bus, tokens, relay, log })), (c) => c.stop());
