@@ -1,37 +1,17 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { onFreshPostgres, inChildProcess } from '../test/support/both-databases';
 import { RETENTION_EXPECTED, runRetentionScenario } from '../test/support/retention-scenario';
-import { freshDatabase, requireServers } from '../test/support/servers';
 import { testLogger } from '../test/support/services';
-import { openDb } from './db';
-import { repoRoot } from './paths';
 import { RetentionJob } from './retention';
 
 jest.setTimeout(120_000);
 
 describe('retention on both databases', () => {
   it('on PostgreSQL', async () => {
-    await requireServers('PostgreSQL');
-    const database = await freshDatabase();
-    const db = await openDb({ databaseUrl: database.url, poolSize: 2 });
-    try {
-      expect(await runRetentionScenario(db)).toEqual(RETENTION_EXPECTED);
-    } finally {
-      await db.close();
-      await database.drop();
-    }
+    expect(await onFreshPostgres(runRetentionScenario)).toEqual(RETENTION_EXPECTED);
   });
 
   it('on embedded PGlite (openDb with no DATABASE_URL), in a child process', async () => {
-    // PGlite cannot start inside jest's sandbox (see test/support/register-ts.js).
-    const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(repoRoot(), 'test', 'support', 'retention-pglite.ts')], {
-      cwd: repoRoot(),
-      env: { ...process.env, DATABASE_URL: '' },
-      timeout: 110_000,
-      maxBuffer: 10 * 1024 * 1024,
-    });
-    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual(RETENTION_EXPECTED);
+    expect(await inChildProcess('test/support/retention-pglite.ts')).toEqual(RETENTION_EXPECTED);
   });
 });
 

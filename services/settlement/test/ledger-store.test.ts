@@ -1,9 +1,4 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { openDb } from '../../../platform/db';
-import { repoRoot } from '../../../platform/paths';
-import { freshDatabase, requireServers } from '../../../test/support/servers';
+import { onFreshPostgres, inChildProcess } from '../../../test/support/both-databases';
 import { runLedgerScenario } from './support/ledger-scenario';
 
 jest.setTimeout(120_000);
@@ -60,27 +55,10 @@ const EXPECTED = {
 
 describe('ledger store code on both databases', () => {
   it('on PostgreSQL', async () => {
-    await requireServers('PostgreSQL');
-    const database = await freshDatabase();
-    const db = await openDb({ databaseUrl: database.url, poolSize: 2 });
-    try {
-      expect(await runLedgerScenario(db)).toEqual(EXPECTED);
-    } finally {
-      await db.close();
-      await database.drop();
-    }
+    expect(await onFreshPostgres(runLedgerScenario)).toEqual(EXPECTED);
   });
 
   it('on embedded PGlite (openDb with no DATABASE_URL), in a child process', async () => {
-    // PGlite cannot start inside jest's sandbox (it dynamically imports node builtins), so the
-    // same scenario runs under plain node with the TypeScript compiled by SWC.
-    const here = join(repoRoot(), 'services', 'settlement', 'test', 'support');
-    const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
-      cwd: repoRoot(),
-      env: { ...process.env, DATABASE_URL: '' },
-      timeout: 110_000,
-      maxBuffer: 10 * 1024 * 1024,
-    });
-    expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual(EXPECTED);
+    expect(await inChildProcess('services/settlement/test/support/pglite-scenario.ts')).toEqual(EXPECTED);
   });
 });

@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { credentials, status } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
@@ -15,9 +12,9 @@ import {
   type VerifyPaymentRequest,
 } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { createLogger } from '../../../platform/log';
-import { repoRoot } from '../../../platform/paths';
 import { deriveTokenKey, isLuhnValid } from '../../../platform/payment-crypto';
 import { Band } from '../../../sim/band';
+import { inChildProcess } from '../../../test/support/both-databases';
 import { pairBand, registerBand } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { freshDatabase, requireServers } from '../../../test/support/servers';
@@ -623,14 +620,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     });
 
     it('provisions, verifies (once per payment id), refuses a replay, suspends a lost band’s token and rotates keys, in a child process', async () => {
-      // PGlite cannot start inside jest's sandbox, so the scenario runs under plain node (SWC-compiled).
-      const here = join(repoRoot(), 'services', 'tokenization', 'test', 'support');
-      const { stdout } = await promisify(execFile)(process.execPath, ['-r', join(repoRoot(), 'test', 'support', 'register-ts.js'), join(here, 'pglite-scenario.ts')], {
-        cwd: repoRoot(),
-        env: { ...process.env, DATABASE_URL: '', REGISTRY_DATABASE_URL: pgliteRegistryDb.url, SCENARIO_PREFIX: pglitePrefix },
-        timeout: 60_000,
-      });
-      const seen = JSON.parse(stdout.trim().split('\n').pop()!);
+      const seen = (await inChildProcess('services/tokenization/test/support/pglite-scenario.ts', { REGISTRY_DATABASE_URL: pgliteRegistryDb.url, SCENARIO_PREFIX: pglitePrefix }, 60_000)) as { tokenId: string };
       expect(seen).toMatchObject({ results: ['VERIFY_RESULT_OK', 'VERIFY_RESULT_OK', 'VERIFY_RESULT_REPLAY', 'VERIFY_RESULT_TOKEN_SUSPENDED'], kekVersion: 2, rewrapped: '0' });
       const forToken = (type: string) => pgliteEvents.ofType(type).filter((e) => (e.event.payload?.value as { tokenId?: string }).tokenId === seen.tokenId);
       await pgliteEvents.waitFor(() => ['token.provisioned', 'token.payment.verified', 'token.suspended'].every((t) => forToken(t).length === 1) && forToken('token.payment.refused').length === 2, 5_000, 'PGlite outbox events');
