@@ -139,6 +139,20 @@ describe('gateway PaymentRecords against real Redis', () => {
     expect(await r.get(randomUUID())).toBeUndefined();
   });
 
+  it('a late release of an attempt that was taken over does not erase the answer the take-over gave', async () => {
+    const { records: r } = records();
+    const req = request();
+    const id = randomUUID();
+    await r.claim(req, id); // attempt A stalls past its lease
+    now += LEASE_MS;
+    expect(await r.claim(req, randomUUID())).toEqual({ kind: 'new', paymentId: id }); // B takes over
+    const { payment, response } = approved(id);
+    await r.complete(req, payment, response); // B answers APPROVED
+    await r.release(req, id); // A fails late
+    // A retry must get B's answer, not run the payment again (which could decline it while B's hold stays).
+    expect(await r.claim(req, randomUUID())).toEqual({ kind: 'done', response });
+  });
+
   it('keeps keys per merchant: the same key at another merchant is independent', async () => {
     const { records: r } = records();
     const key = randomUUID();
