@@ -201,6 +201,7 @@ describe('gateway against the real mesh', () => {
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: -800n }), status.INVALID_ARGUMENT, /amount/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'eur' }), status.INVALID_ARGUMENT, /currency/);
     await expectStatus(pay(clients, band, { merchantId: '', amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
+    await expectStatus(pay(clients, band, { merchantId: `${merchantId}{x}`, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap: { ...tap, cryptogram: tap.cryptogram.subarray(0, 8) } }), status.INVALID_ARGUMENT, /cryptogram/);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 5_000n });
 
