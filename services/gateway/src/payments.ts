@@ -39,8 +39,22 @@ redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[5])
 return {'new', record.paymentId}
 `;
 
+// KEYS: the idempotency record. ARGV: request hash, payment id, ttl (s). Ends the lease of an
+// unanswered attempt; never touches an answer: an attempt taken over after its lease may fail
+// late, after the take-over has completed, and must not erase the answer the client was given.
+const RELEASE = `
+local stored = redis.call('GET', KEYS[1])
+if not stored then return 0 end
+local record = cjson.decode(stored)
+if record.response or record.hash ~= ARGV[1] or record.paymentId ~= ARGV[2] then return 0 end
+record.leaseUntil = 0
+redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[3])
+return 1
+`;
+
 interface ClaimRedis extends Redis {
   gatewayClaim(key: string, ...argv: Array<string | number>): Promise<[string, string?]>;
+  gatewayRelease(key: string, ...argv: Array<string | number>): Promise<number>;
 }
 
 function requestHash(request: AuthorizeRequest): string {
@@ -66,6 +80,7 @@ export class PaymentRecords {
   ) {
     this.redis = redis as ClaimRedis;
     if (!('gatewayClaim' in redis)) redis.defineCommand('gatewayClaim', { numberOfKeys: 1, lua: CLAIM });
+    if (!('gatewayRelease' in redis)) redis.defineCommand('gatewayRelease', { numberOfKeys: 1, lua: RELEASE });
   }
 
   private idemKey = (merchantId: string, key: string) => taggedKey(this.prefix, 'authorize', merchantId, key);
@@ -96,10 +111,12 @@ export class PaymentRecords {
       .exec();
   }
 
-  /** Ends a failed attempt's lease: a retry under the same key runs again at once, with the same payment id. */
+  /**
+   * Ends a failed attempt's lease: a retry under the same key runs again at once, with the same
+   * payment id. A record that already holds an answer is left as it is.
+   */
   async release(request: AuthorizeRequest, paymentId: string): Promise<void> {
-    const record = JSON.stringify({ hash: requestHash(request), paymentId, leaseUntil: 0 });
-    await this.redis.set(this.idemKey(request.merchantId, request.idempotencyKey), record, 'EX', this.ttlSeconds, 'XX');
+    await this.redis.gatewayRelease(this.idemKey(request.merchantId, request.idempotencyKey), requestHash(request), paymentId, this.ttlSeconds);
   }
 
   async get(paymentId: string): Promise<Payment | undefined> {

@@ -49,6 +49,8 @@ function requireText(value: string, field: string, max = 128): string {
 /** Checks the shape of an Authorize request before anything is called or written. */
 function validate(req: AuthorizeRequest): { amount: Amount; channel: Channel } {
   requireText(req.merchantId, 'merchant_id');
+  // The merchant id is the Redis hash tag of its idempotency records (taggedKey refuses braces).
+  if (/[{}]/.test(req.merchantId)) throw new InvalidArgument('merchant_id must not contain braces');
   const amount = requireAmount(req.amount);
   const payload = req.payload;
   if (!payload) throw new InvalidArgument('payload (tap or qr) is required');

@@ -1,0 +1,245 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { credentials, status } from '@grpc/grpc-js';
+import Redis from 'ioredis';
+import { SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { DeclineReason, PaymentStatus } from '../../../gen/wristpay/gateway/v1/gateway';
+import { taggedKey } from '../../../platform/redis';
+import { freePort } from '../../../scripts/mesh';
+import type { Band, TapPayload } from '../../../sim/band';
+import { meshClients, type MeshClients } from '../../../sim/clients';
+import { terminalNonce } from '../../../sim/terminal';
+import { onboardBand, pay } from '../../../sim/wallet';
+import { watchEvents } from '../../../test/support/events';
+import { freshDatabase, requireServers, TEST_REDIS_URL } from '../../../test/support/servers';
+import { expectStatus, testEnv, testLogger, uniqueName } from '../../../test/support/services';
+import { startDeviceRegistry } from '../../device-registry/src/app';
+import { readConfig as registryConfig } from '../../device-registry/src/config';
+import { startRisk } from '../../risk/src/app';
+import { readConfig as riskConfig } from '../../risk/src/config';
+import { startSettlement } from '../../settlement/src/app';
+import { readConfig as settlementConfig } from '../../settlement/src/config';
+import { startTokenization } from '../../tokenization/src/app';
+import { readConfig as tokenizationConfig } from '../../tokenization/src/config';
+import { startGateway } from '../src/app';
+import { readConfig as gatewayConfig } from '../src/config';
+
+type Stoppable = { stop(): Promise<void> };
+
+/**
+ * The gateway in-process on port 0 in front of the four real downstream services (each on port
+ * 0, its own PostgreSQL database where it has one), on real Redis and NATS JetStream under one
+ * prefix. Every test onboards its own band, account and merchant.
+ */
+describe('gateway against the real mesh', () => {
+  const prefix = uniqueName('gw');
+  const databases: Array<Awaited<ReturnType<typeof freshDatabase>>> = [];
+  /** Everything started, stopped in reverse order. */
+  const running: Stoppable[] = [];
+  let clients: MeshClients;
+  let events: Awaited<ReturnType<typeof watchEvents>>;
+  let redis: Redis;
+  let ports: { registry: number; tokenization: number; risk: number; settlement: number; gateway: number };
+
+  const env = (extra: Record<string, string>) => testEnv(prefix, extra);
+  const addresses = (risk = ports.risk) => ({
+    DEVICE_REGISTRY_ADDR: `127.0.0.1:${ports.registry}`,
+    TOKENIZATION_ADDR: `127.0.0.1:${ports.tokenization}`,
+    RISK_ADDR: `127.0.0.1:${risk}`,
+    SETTLEMENT_ADDR: `127.0.0.1:${ports.settlement}`,
+  });
+  async function started<T extends Stoppable>(service: Promise<T>): Promise<T> {
+    const s = await service;
+    running.push(s);
+    return s;
+  }
+  const gatewayAt = (port: number) => ({ gateway: `127.0.0.1:${port}`, registry: `127.0.0.1:${ports.registry}`, tokenization: `127.0.0.1:${ports.tokenization}`, settlement: `127.0.0.1:${ports.settlement}` });
+  const startGatewayWith = (risk: number) => started(startGateway(gatewayConfig(env({ GATEWAY_PORT: '0', ...addresses(risk) })), testLogger('gateway')));
+
+  beforeAll(async () => {
+    await requireServers('PostgreSQL', 'Redis', 'NATS');
+    const [registryDb, vaultDb, ledgerDb] = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase()]);
+    databases.push(registryDb, vaultDb, ledgerDb);
+    events = await watchEvents(prefix);
+    redis = new Redis(TEST_REDIS_URL);
+    const registry = await started(startDeviceRegistry(registryConfig(env({ DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' })), testLogger('device-registry')));
+    const [tokenization, risk, settlement] = await Promise.all([
+      started(
+        startTokenization(
+          tokenizationConfig(
+            env({
+              DATABASE_URL: vaultDb.url,
+              TOKENIZATION_PORT: '0',
+              DEVICE_REGISTRY_ADDR: `127.0.0.1:${registry.port}`,
+              TOKEN_MASTER_KEY: randomBytes(32).toString('base64'),
+              VAULT_KEKS: `1:${randomBytes(32).toString('base64')}`,
+            }),
+          ),
+          testLogger('tokenization'),
+        ),
+      ),
+      started(startRisk(riskConfig(env({ RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'))),
+      started(startSettlement(settlementConfig(env({ DATABASE_URL: ledgerDb.url, SETTLEMENT_PORT: '0' })), testLogger('settlement'))),
+    ]);
+    ports = { registry: registry.port, tokenization: tokenization.port, risk: risk.port, settlement: settlement.port, gateway: 0 };
+    ports.gateway = (await startGatewayWith(risk.port)).port;
+    clients = meshClients(gatewayAt(ports.gateway), credentials.createInsecure());
+  }, 60_000);
+
+  afterAll(async () => {
+    clients?.close();
+    for (const s of running.reverse()) await s.stop();
+    await events?.close();
+    if (redis) {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+      redis.disconnect();
+    }
+    await Promise.all(databases.map((d) => d.drop()));
+  });
+
+  const EUR = 'EUR';
+  const balanceOf = async (accountId: string) => {
+    const b = await clients.settlement.getBalance({ accountId, currency: EUR });
+    return { held: b.held!.amountMinor, available: b.available!.amountMinor };
+  };
+  const tapFor = (band: Band, merchantId: string, amountMinor: bigint): TapPayload => band.tap({ amountMinor, currency: EUR, merchantId, terminalNonce: terminalNonce() });
+  const mentions = (needle: string) => (e: { event: unknown }) => JSON.stringify(e.event, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).includes(needle);
+  /** Events of `type` about `needle` (a payment id, device id, ...). */
+  const eventsAbout = (type: string, needle: string) => events.ofType(type).filter(mentions(needle));
+  /** A tap's verification events: what tokenization said about this band's ATC. */
+  const verifications = (band: Band, atc: bigint) =>
+    [...events.ofType('token.payment.verified'), ...events.ofType('token.payment.refused')]
+      .filter((e) => e.event.payload?.$case === 'verification' && e.event.payload.value.deviceId === band.deviceId && e.event.payload.value.atc === atc)
+      .map((e) => (e.event.payload as { value: { result: string } }).value.result);
+
+  it('approves a live band; a retried Authorize returns the same payment and holds the money once', async () => {
+    const accountId = uniqueName('acct');
+    const merchantId = uniqueName('m');
+    const band = await onboardBand(clients, accountId, 10_000n);
+    const first = await pay(clients, band, { merchantId, amountMinor: 1_234n });
+    expect(first.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED, holdId: expect.any(String) });
+    expect(first.response.holdId).not.toBe('');
+
+    const retry = await pay(clients, band, { merchantId, amountMinor: 1_234n, tap: first.tap, idempotencyKey: first.idempotencyKey });
+    expect(retry.response).toEqual(first.response);
+    expect(await balanceOf(accountId)).toEqual({ held: 1_234n, available: 10_000n - 1_234n });
+
+    const { payment } = await clients.gateway.getPayment({ paymentId: first.response.paymentId });
+    expect(payment).toMatchObject({ paymentId: first.response.paymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: first.response.holdId, accountId, deviceId: band.deviceId, merchantId, amount: { amountMinor: 1_234n, currency: EUR } });
+
+    const paymentId = first.response.paymentId;
+    await events.waitFor(() => eventsAbout('payment.authorized', paymentId).length > 0 && eventsAbout('payment.hold.placed', paymentId).length > 0, 5_000, 'payment.authorized and payment.hold.placed');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(eventsAbout('payment.authorized', paymentId)).toHaveLength(1);
+    expect(eventsAbout('payment.hold.placed', paymentId)).toHaveLength(1);
+    expect(verifications(band, first.tap!.atc)).toEqual(['OK']);
+  });
+
+  it('after a downstream failure, the same Authorize again approves under the first attempt’s payment id, verified and held once', async () => {
+    // A second gateway whose risk is not there yet: the first attempt verifies the tap (spending
+    // its ATC) and reads the session, then fails at risk.Score.
+    const riskPort = await freePort();
+    const gateway = await startGatewayWith(riskPort);
+    const viaGateway = meshClients(gatewayAt(gateway.port), credentials.createInsecure());
+    try {
+      const accountId = uniqueName('acct');
+      const merchantId = uniqueName('m');
+      const band = await onboardBand(clients, accountId, 10_000n);
+      const tap = tapFor(band, merchantId, 2_500n);
+      const attempt = { merchantId, amountMinor: 2_500n, tap, idempotencyKey: randomUUID() };
+
+      await expectStatus(pay(viaGateway, band, attempt), status.UNAVAILABLE);
+      expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 10_000n });
+      await events.waitFor(() => verifications(band, tap.atc).length > 0, 5_000, 'the first attempt’s verification');
+      expect(verifications(band, tap.atc)).toEqual(['OK']);
+      // The failed attempt left its payment id behind, lease released, for the retry to reuse.
+      const record = JSON.parse((await redis.get(taggedKey(prefix, 'authorize', merchantId, attempt.idempotencyKey)))!) as { paymentId: string; leaseUntil: number; response?: string };
+      expect(record).toMatchObject({ paymentId: expect.any(String), leaseUntil: 0 });
+      expect(record.response).toBeUndefined();
+      const firstPaymentId = record.paymentId;
+
+      await started(startRisk(riskConfig(env({ RISK_PORT: String(riskPort), RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false' })), testLogger('risk')));
+      // The terminal retries the same request while the gateway's channel to risk reconnects
+      // (each UNAVAILABLE releases the key again, under the same payment id).
+      let retried = await pay(viaGateway, band, attempt).catch((err: { code?: number }) => err);
+      for (const until = Date.now() + 10_000; 'code' in retried && retried.code === status.UNAVAILABLE && Date.now() < until; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        retried = await pay(viaGateway, band, attempt).catch((err: { code?: number }) => err);
+      }
+      if (!('response' in retried)) throw retried;
+      // Before payment ids survived a failed attempt, this retry got a new id, so tokenization saw
+      // the spent ATC again and the payment was DECLINED as REPLAY.
+      expect(retried.response).toMatchObject({ paymentId: firstPaymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED });
+      expect(await balanceOf(accountId)).toEqual({ held: 2_500n, available: 10_000n - 2_500n });
+      expect((await viaGateway.gateway.getPayment({ paymentId: firstPaymentId })).payment).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: retried.response.holdId });
+
+      // Once answered, the same request returns that answer (through either gateway).
+      expect((await pay(viaGateway, band, attempt)).response).toEqual(retried.response);
+      expect((await pay(clients, band, attempt)).response).toEqual(retried.response);
+
+      await events.waitFor(() => eventsAbout('payment.authorized', firstPaymentId).length > 0 && eventsAbout('payment.hold.placed', firstPaymentId).length > 0, 5_000, 'payment.authorized and payment.hold.placed');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(eventsAbout('payment.authorized', firstPaymentId)).toHaveLength(1);
+      expect(eventsAbout('payment.hold.placed', firstPaymentId)).toHaveLength(1);
+      expect(eventsAbout('payment.declined', firstPaymentId)).toHaveLength(0);
+      // One verification of the tap, never a REPLAY refusal.
+      expect(verifications(band, tap.atc)).toEqual(['OK']);
+    } finally {
+      viaGateway.close();
+    }
+  });
+
+  it('refuses bad input with INVALID_ARGUMENT before anything is spent or held; a reused key with another amount is ALREADY_EXISTS', async () => {
+    const accountId = uniqueName('acct');
+    const merchantId = uniqueName('m');
+    const band = await onboardBand(clients, accountId, 5_000n);
+    const tap = tapFor(band, merchantId, 800n);
+
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, idempotencyKey: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, idempotencyKey: 'k'.repeat(201) }), status.INVALID_ARGUMENT, /idempotency_key/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: 0n }), status.INVALID_ARGUMENT, /amount/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: -800n }), status.INVALID_ARGUMENT, /amount/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'eur' }), status.INVALID_ARGUMENT, /currency/);
+    await expectStatus(pay(clients, band, { merchantId: '', amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
+    await expectStatus(pay(clients, band, { merchantId: `${merchantId}{x}`, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap: { ...tap, cryptogram: tap.cryptogram.subarray(0, 8) } }), status.INVALID_ARGUMENT, /cryptogram/);
+    expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 5_000n });
+
+    // Nothing was spent: the same tap still pays.
+    const ok = await pay(clients, band, { merchantId, amountMinor: 800n, tap });
+    expect(ok.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+    // Its key with a different amount is refused, and moves nothing.
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: 900n, idempotencyKey: ok.idempotencyKey }), status.ALREADY_EXISTS, /idempotency key/);
+    expect(await balanceOf(accountId)).toEqual({ held: 800n, available: 5_000n - 800n });
+    expect(verifications(band, tap.atc)).toEqual(['OK']);
+  });
+
+  it('declines a band reported lost, and asks for step-up (CHALLENGE) once the band is off the wrist; neither holds money', async () => {
+    const merchantId = uniqueName('m');
+    const lostAccount = uniqueName('acct');
+    const lost = await onboardBand(clients, lostAccount, 5_000n);
+    await clients.registry.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId! });
+    const declined = await pay(clients, lost, { merchantId, amountMinor: 500n });
+    // The registry says LOST at once; tokenization suspends the token when it hears device.lost.
+    // Whichever the gateway sees first, the payment is declined as an inactive band or token.
+    expect(declined.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_DECLINED, holdId: '' });
+    expect([DeclineReason.DECLINE_REASON_DEVICE_INACTIVE, DeclineReason.DECLINE_REASON_TOKEN_INACTIVE]).toContain(declined.response.declineReason);
+    expect(declined.response.message).toMatch(/lost|not active/);
+    expect(await balanceOf(lostAccount)).toEqual({ held: 0n, available: 5_000n });
+
+    const offAccount = uniqueName('acct');
+    const off = await onboardBand(clients, offAccount, 5_000n);
+    const ended = await clients.registry.endSession({ idempotencyKey: randomUUID(), deviceId: off.deviceId!, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF });
+    expect(ended.ended).toBe(true);
+    const challenged = await pay(clients, off, { merchantId, amountMinor: 500n });
+    expect(challenged.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED, holdId: '' });
+    expect(challenged.response.riskReasons).toContain('SESSION_NOT_LIVE');
+    expect(await balanceOf(offAccount)).toEqual({ held: 0n, available: 5_000n });
+
+    await events.waitFor(
+      () => eventsAbout('payment.declined', declined.response.paymentId).length > 0 && eventsAbout('payment.challenged', challenged.response.paymentId).length > 0,
+      5_000,
+      'payment.declined and payment.challenged',
+    );
+  });
+});
