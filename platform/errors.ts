@@ -50,3 +50,32 @@ export class IdempotencyKeyReused extends DomainError {
 
 /** Status codes a client may retry, and only on idempotent methods. */
 export const RETRYABLE_CODES: readonly status[] = [status.UNAVAILABLE, status.DEADLINE_EXCEEDED];
+
+/** Refusals a downstream service gives for reasons the original caller can act on. */
+const CALLER_FAULT: ReadonlySet<status> = new Set([status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION, status.ALREADY_EXISTS, status.OUT_OF_RANGE]);
+
+/** A downstream service's refusal, passed on to the caller with its status and message. */
+export class DownstreamRefusal extends DomainError {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Awaits a call a service makes on its caller's behalf (a pass-through such as the gateway's
+ * Capture) and turns a refusal that is the caller's to act on (invalid argument, not found,
+ * failed precondition, already exists, out of range) into a DownstreamRefusal with the same
+ * status and message, instead of an INTERNAL. Anything else is rethrown unchanged.
+ */
+export async function relayRefusal<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
+    const { code, details } = err as { code?: unknown; details?: unknown };
+    if (typeof code === 'number' && CALLER_FAULT.has(code) && typeof details === 'string') throw new DownstreamRefusal(code, details);
+    throw err;
+  }
+}

@@ -14,7 +14,7 @@ import {
 import type { RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
 import type { SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
 import type { TokenizationServiceClient, Verification } from '../../../gen/wristpay/tokenization/v1/tokenization';
-import { FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
+import { FailedPrecondition, InvalidArgument, NotFound, relayRefusal } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
 import type { PromiseClient } from '../../../platform/grpc/client';
 import { register, type Handlers } from '../../../platform/grpc/server';
@@ -213,16 +213,20 @@ export function gatewayService(deps: GatewayDeps) {
     },
 
     async capture(req) {
-      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_APPROVED]);
-      await downstream.settlement.capture({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: req.amount ? requireAmount(req.amount) : undefined });
-      payment.status = PaymentStatus.PAYMENT_STATUS_CAPTURED;
-      await records.save(payment);
+      // A captured (or since refunded) payment still goes to settlement: the same idempotency key
+      // gets the first answer back there, another key is refused there as already captured.
+      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_APPROVED, PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
+      await relayRefusal(downstream.settlement.capture({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: req.amount ? requireAmount(req.amount) : undefined }));
+      if (payment.status === PaymentStatus.PAYMENT_STATUS_APPROVED) {
+        payment.status = PaymentStatus.PAYMENT_STATUS_CAPTURED;
+        await records.save(payment);
+      }
       return { payment };
     },
 
     async refund(req) {
       const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
-      await downstream.settlement.refund({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: requireAmount(req.amount) });
+      await relayRefusal(downstream.settlement.refund({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: requireAmount(req.amount) }));
       payment.status = PaymentStatus.PAYMENT_STATUS_REFUNDED;
       await records.save(payment);
       return { payment };

@@ -135,6 +135,30 @@ describe('gateway against the real mesh', () => {
     expect(verifications(band, first.tap!.atc)).toEqual(['OK']);
   });
 
+  it('captures once: the same Capture retried answers as the first, another key is refused, a refund after it still works', async () => {
+    const accountId = uniqueName('acct');
+    const merchantId = uniqueName('m');
+    const band = await onboardBand(clients, accountId, 10_000n);
+    const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n });
+    expect(response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+    const capture = { paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: undefined };
+    const first = await clients.gateway.capture(capture);
+    expect(first.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
+    expect(await clients.gateway.capture(capture)).toEqual(first);
+    await expectStatus(clients.gateway.capture({ ...capture, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION);
+    // Settlement's refusals reach the merchant as they are, not as INTERNAL.
+    await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: { amountMinor: 2_001n, currency: EUR } }), status.FAILED_PRECONDITION);
+    expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 8_000n });
+
+    const refund = { paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: { amountMinor: 500n, currency: EUR } };
+    expect((await clients.gateway.refund(refund)).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
+    expect((await clients.gateway.refund(refund)).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
+    // A late retry of the capture answers from settlement and does not take the payment back to CAPTURED.
+    await clients.gateway.capture(capture);
+    expect((await clients.gateway.getPayment({ paymentId: response.paymentId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
+    expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 8_500n });
+  });
+
   it('after a downstream failure, the same Authorize again approves under the first attempt’s payment id, verified and held once', async () => {
     // A second gateway whose risk is not there yet: the first attempt verifies the tap (spending
     // its ATC) and reads the session, then fails at risk.Score.
