@@ -293,7 +293,7 @@ export async function runEscrow(clients: MeshClients, demo: { rows: DemoRow[]; a
     await step('capture into escrow', label(p), 'gateway.Capture', 'CAPTURED', async () => {
       holdOf(p);
       const before = await posted(escrowAccount, p.currency);
-      const { payment } = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId: p.paymentId, amount: undefined });
+      const { payment } = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId: p.paymentId, merchantId: p.merchant, amount: undefined });
       const moved = (await posted(escrowAccount, p.currency)) - before;
       const outcome = PaymentStatus[payment!.status].replace('PAYMENT_STATUS_', '');
       return { outcome, detail: `${escrowAccount} ${signed(moved, p.currency)}`, ok: outcome === 'CAPTURED' && moved === p.amountMinor };

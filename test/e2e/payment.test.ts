@@ -120,12 +120,12 @@ describe('one payment end to end', () => {
     expect(mesh!.exited).toEqual({});
 
     // The merchant captures through the gateway: the hold becomes escrow, and a second capture is refused.
-    const captured = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, amount: undefined });
+    const captured = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: 'm-e2e-shop', amount: undefined });
     expect(captured.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
     const after = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
     expect({ held: after.held!.amountMinor, available: after.available!.amountMinor, posted: after.posted!.amountMinor }).toEqual({ held: 0n, available: 10_000n - 1_234n, posted: 10_000n - 1_234n });
-    await expect(clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, amount: undefined })).rejects.toMatchObject({ code: 9 /* FAILED_PRECONDITION */ });
-    expect((await clients.gateway.getPayment({ paymentId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
+    await expect(clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: 'm-e2e-shop', amount: undefined })).rejects.toMatchObject({ code: 9 /* FAILED_PRECONDITION */ });
+    expect((await clients.gateway.getPayment({ paymentId, merchantId: 'm-e2e-shop' })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
   });
 
   it('declines a replayed tap and moves no money for it', async () => {

@@ -207,15 +207,13 @@ export function gatewayService(deps: GatewayDeps) {
     },
 
     async getPayment(req) {
-      const payment = await records.get(requireText(req.paymentId, 'payment_id'));
-      if (!payment) throw new NotFound(`no payment ${req.paymentId}`);
-      return { payment };
+      return { payment: await merchantPayment(req) };
     },
 
     async capture(req) {
       // A captured (or since refunded) payment still goes to settlement: the same idempotency key
       // gets the first answer back there, another key is refused there as already captured.
-      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_APPROVED, PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
+      const payment = await merchantPayment(req, [PaymentStatus.PAYMENT_STATUS_APPROVED, PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
       await relayRefusal(downstream.settlement.capture({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: req.amount ? requireAmount(req.amount) : undefined }));
       if (payment.status === PaymentStatus.PAYMENT_STATUS_APPROVED) {
         payment.status = PaymentStatus.PAYMENT_STATUS_CAPTURED;
@@ -225,7 +223,7 @@ export function gatewayService(deps: GatewayDeps) {
     },
 
     async refund(req) {
-      const payment = await approvedPayment(req.paymentId, [PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
+      const payment = await merchantPayment(req, [PaymentStatus.PAYMENT_STATUS_CAPTURED, PaymentStatus.PAYMENT_STATUS_REFUNDED]);
       await relayRefusal(downstream.settlement.refund({ idempotencyKey: requireText(req.idempotencyKey, 'idempotency_key', 200), holdId: payment.holdId, amount: requireAmount(req.amount) }));
       payment.status = PaymentStatus.PAYMENT_STATUS_REFUNDED;
       await records.save(payment);
@@ -233,10 +231,16 @@ export function gatewayService(deps: GatewayDeps) {
     },
   };
 
-  async function approvedPayment(paymentId: string, allowed: PaymentStatus[]): Promise<Payment> {
-    const payment = await records.get(requireText(paymentId, 'payment_id'));
-    if (!payment) throw new NotFound(`no payment ${paymentId}`);
-    if (!allowed.includes(payment.status)) throw new FailedPrecondition(`payment is ${PaymentStatus[payment.status].replace('PAYMENT_STATUS_', '')}`);
+  /**
+   * The payment a merchant asks about, in one of the `allowed` states. Another merchant's
+   * payment is NOT_FOUND, worded as for a missing one, so ids cannot be probed across merchants.
+   */
+  async function merchantPayment(req: { paymentId: string; merchantId: string }, allowed?: PaymentStatus[]): Promise<Payment> {
+    const paymentId = requireText(req.paymentId, 'payment_id');
+    const merchantId = requireText(req.merchantId, 'merchant_id');
+    const payment = await records.get(paymentId);
+    if (!payment || payment.merchantId !== merchantId) throw new NotFound(`no payment ${paymentId} for merchant ${merchantId}`);
+    if (allowed && !allowed.includes(payment.status)) throw new FailedPrecondition(`payment is ${PaymentStatus[payment.status].replace('PAYMENT_STATUS_', '')}`);
     return payment;
   }
 

@@ -124,7 +124,7 @@ describe('gateway against the real mesh', () => {
     expect(retry.response).toEqual(first.response);
     expect(await balanceOf(accountId)).toEqual({ held: 1_234n, available: 10_000n - 1_234n });
 
-    const { payment } = await clients.gateway.getPayment({ paymentId: first.response.paymentId });
+    const { payment } = await clients.gateway.getPayment({ paymentId: first.response.paymentId, merchantId });
     expect(payment).toMatchObject({ paymentId: first.response.paymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: first.response.holdId, accountId, deviceId: band.deviceId, merchantId, amount: { amountMinor: 1_234n, currency: EUR } });
 
     const paymentId = first.response.paymentId;
@@ -141,21 +141,26 @@ describe('gateway against the real mesh', () => {
     const band = await onboardBand(clients, accountId, 10_000n);
     const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n });
     expect(response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
-    const capture = { paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: undefined };
+    const capture = { paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: undefined };
     const first = await clients.gateway.capture(capture);
     expect(first.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
     expect(await clients.gateway.capture(capture)).toEqual(first);
     await expectStatus(clients.gateway.capture({ ...capture, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION);
     // Settlement's refusals reach the merchant as they are, not as INTERNAL.
-    await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: { amountMinor: 2_001n, currency: EUR } }), status.FAILED_PRECONDITION);
+    await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: { amountMinor: 2_001n, currency: EUR } }), status.FAILED_PRECONDITION);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 8_000n });
+    // Another merchant cannot see, capture or refund it: NOT_FOUND, as for an unknown payment.
+    const stranger = uniqueName('m');
+    await expectStatus(clients.gateway.getPayment({ paymentId: response.paymentId, merchantId: stranger }), status.NOT_FOUND);
+    await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, merchantId: stranger, idempotencyKey: randomUUID(), amount: { amountMinor: 1n, currency: EUR } }), status.NOT_FOUND);
+    await expectStatus(clients.gateway.getPayment({ paymentId: response.paymentId, merchantId: '' }), status.INVALID_ARGUMENT);
 
-    const refund = { paymentId: response.paymentId, idempotencyKey: randomUUID(), amount: { amountMinor: 500n, currency: EUR } };
+    const refund = { paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: { amountMinor: 500n, currency: EUR } };
     expect((await clients.gateway.refund(refund)).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
     expect((await clients.gateway.refund(refund)).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
     // A late retry of the capture answers from settlement and does not take the payment back to CAPTURED.
     await clients.gateway.capture(capture);
-    expect((await clients.gateway.getPayment({ paymentId: response.paymentId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
+    expect((await clients.gateway.getPayment({ paymentId: response.paymentId, merchantId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 8_500n });
   });
 
@@ -195,7 +200,7 @@ describe('gateway against the real mesh', () => {
       // the spent ATC again and the payment was DECLINED as REPLAY.
       expect(retried.response).toMatchObject({ paymentId: firstPaymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED });
       expect(await balanceOf(accountId)).toEqual({ held: 2_500n, available: 10_000n - 2_500n });
-      expect((await viaGateway.gateway.getPayment({ paymentId: firstPaymentId })).payment).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: retried.response.holdId });
+      expect((await viaGateway.gateway.getPayment({ paymentId: firstPaymentId, merchantId })).payment).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: retried.response.holdId });
 
       // Once answered, the same request returns that answer (through either gateway).
       expect((await pay(viaGateway, band, attempt)).response).toEqual(retried.response);

@@ -220,6 +220,8 @@ export interface Payment {
 
 export interface GetPaymentRequest {
   paymentId: string;
+  /** The merchant asking: a payment is found only by the merchant it was authorized for. */
+  merchantId: string;
 }
 
 export interface GetPaymentResponse {
@@ -229,7 +231,11 @@ export interface GetPaymentResponse {
 export interface CaptureRequest {
   idempotencyKey: string;
   paymentId: string;
-  amount: Money | undefined;
+  amount:
+    | Money
+    | undefined;
+  /** The merchant capturing; another merchant's payment is NOT_FOUND. */
+  merchantId: string;
 }
 
 export interface CaptureResponse {
@@ -239,7 +245,11 @@ export interface CaptureResponse {
 export interface RefundRequest {
   idempotencyKey: string;
   paymentId: string;
-  amount: Money | undefined;
+  amount:
+    | Money
+    | undefined;
+  /** The merchant refunding; another merchant's payment is NOT_FOUND. */
+  merchantId: string;
 }
 
 export interface RefundResponse {
@@ -1136,13 +1146,16 @@ export const Payment: MessageFns<Payment> = {
 };
 
 function createBaseGetPaymentRequest(): GetPaymentRequest {
-  return { paymentId: "" };
+  return { paymentId: "", merchantId: "" };
 }
 
 export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
   encode(message: GetPaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.paymentId !== "") {
       writer.uint32(10).string(message.paymentId);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
     }
     return writer;
   },
@@ -1168,6 +1181,14 @@ export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
             message.paymentId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1187,6 +1208,11 @@ export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
         : isSet(object.payment_id)
         ? globalThis.String(object.payment_id)
         : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
     };
   },
 
@@ -1194,6 +1220,9 @@ export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
     const obj: any = {};
     if (message.paymentId !== "") {
       obj.paymentId = message.paymentId;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
     }
     return obj;
   },
@@ -1204,6 +1233,7 @@ export const GetPaymentRequest: MessageFns<GetPaymentRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetPaymentRequest>, I>>(object: I): GetPaymentRequest {
     const message = createBaseGetPaymentRequest();
     message.paymentId = object.paymentId ?? "";
+    message.merchantId = object.merchantId ?? "";
     return message;
   },
 };
@@ -1278,7 +1308,7 @@ export const GetPaymentResponse: MessageFns<GetPaymentResponse> = {
 };
 
 function createBaseCaptureRequest(): CaptureRequest {
-  return { idempotencyKey: "", paymentId: "", amount: undefined };
+  return { idempotencyKey: "", paymentId: "", amount: undefined, merchantId: "" };
 }
 
 export const CaptureRequest: MessageFns<CaptureRequest> = {
@@ -1291,6 +1321,9 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
     }
     if (message.amount !== undefined) {
       Money.encode(message.amount, writer.uint32(26).fork()).join();
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(34).string(message.merchantId);
     }
     return writer;
   },
@@ -1332,6 +1365,14 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
             message.amount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1357,6 +1398,11 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
         ? globalThis.String(object.payment_id)
         : "",
       amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
     };
   },
 
@@ -1371,6 +1417,9 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
     if (message.amount !== undefined) {
       obj.amount = Money.toJSON(message.amount);
     }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
     return obj;
   },
 
@@ -1384,6 +1433,7 @@ export const CaptureRequest: MessageFns<CaptureRequest> = {
     message.amount = (object.amount !== undefined && object.amount !== null)
       ? Money.fromPartial(object.amount)
       : undefined;
+    message.merchantId = object.merchantId ?? "";
     return message;
   },
 };
@@ -1458,7 +1508,7 @@ export const CaptureResponse: MessageFns<CaptureResponse> = {
 };
 
 function createBaseRefundRequest(): RefundRequest {
-  return { idempotencyKey: "", paymentId: "", amount: undefined };
+  return { idempotencyKey: "", paymentId: "", amount: undefined, merchantId: "" };
 }
 
 export const RefundRequest: MessageFns<RefundRequest> = {
@@ -1471,6 +1521,9 @@ export const RefundRequest: MessageFns<RefundRequest> = {
     }
     if (message.amount !== undefined) {
       Money.encode(message.amount, writer.uint32(26).fork()).join();
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(34).string(message.merchantId);
     }
     return writer;
   },
@@ -1512,6 +1565,14 @@ export const RefundRequest: MessageFns<RefundRequest> = {
             message.amount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1537,6 +1598,11 @@ export const RefundRequest: MessageFns<RefundRequest> = {
         ? globalThis.String(object.payment_id)
         : "",
       amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
     };
   },
 
@@ -1551,6 +1617,9 @@ export const RefundRequest: MessageFns<RefundRequest> = {
     if (message.amount !== undefined) {
       obj.amount = Money.toJSON(message.amount);
     }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
     return obj;
   },
 
@@ -1564,6 +1633,7 @@ export const RefundRequest: MessageFns<RefundRequest> = {
     message.amount = (object.amount !== undefined && object.amount !== null)
       ? Money.fromPartial(object.amount)
       : undefined;
+    message.merchantId = object.merchantId ?? "";
     return message;
   },
 };
