@@ -5,6 +5,12 @@ import { Keyring, KeyringError } from './domain/envelope';
 export const SERVICE = 'tokenization';
 export const PORT_ENV = 'TOKENIZATION_PORT';
 
+/** Comma-separated caller identities (certificate CNs), e.g. "wallet" or "wallet,support-console". */
+const callerList = z
+  .string()
+  .regex(/^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/, 'must be one or more caller identities (certificate CNs), comma-separated')
+  .transform((v) => v.split(',').map((name) => name.trim()));
+
 export const configSchema = z.object({
   ...serverEnv(PORT_ENV, 50052),
   ...natsEnv,
@@ -22,6 +28,12 @@ export const configSchema = z.object({
   TOKEN_BIN: z.string().regex(/^\d{6,8}$/, 'must be 6 to 8 digits').default('489537'),
   TOKEN_LENGTH: z.coerce.number().int().min(16).max(19).default(16),
   OFFLINE_CODE_STEP_SECONDS: z.coerce.number().int().positive().default(30),
+  /**
+   * Caller identities (mTLS certificate CNs, comma-separated) allowed to IssueOfflineCode. A code
+   * is a payment credential, so only the phone-facing wallet backend gets one; never the gateway
+   * or a terminal.
+   */
+  OFFLINE_CODE_CALLERS: callerList.default(['wallet']),
   /** Records re-wrapped per transaction by RotateKeys: small enough that a payment on the same row waits only milliseconds. */
   VAULT_REWRAP_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(200),
 });

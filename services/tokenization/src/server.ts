@@ -21,7 +21,7 @@ import {
   type TokenizationServiceServer,
 } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import type { Db, Queryable } from '../../../platform/db';
-import { FailedPrecondition, InvalidArgument } from '../../../platform/errors';
+import { FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
 import { register, type CallContext, type Handlers } from '../../../platform/grpc/server';
 import { once, type Codec } from '../../../platform/idempotency';
 import type { Logger } from '../../../platform/log';
@@ -244,9 +244,16 @@ export function tokenizationService(deps: TokenizationDeps) {
       return { verification };
     },
 
-    async issueOfflineCode(req) {
+    async issueOfflineCode(req, ctx) {
       const tokenId = requireUuid(req.tokenId, 'token_id');
+      const accountId = requireText(req.accountId, 'account_id');
       const token = await tokens.get(db, tokenId);
+      // Another account's token is answered exactly like a missing one (same status, same
+      // message), before its status is looked at: the caller learns nothing about it.
+      if (token.account_id !== accountId) {
+        log.warn({ tokenId, caller: ctx.caller }, 'offline code refused: the token belongs to another account');
+        throw new NotFound(`no token ${tokenId}`);
+      }
       if (token.status !== 'ACTIVE') throw new FailedPrecondition(`a ${token.status} token cannot issue offline codes`);
       if (!token.channels.includes('BAND_QR')) throw new FailedPrecondition('this token is not provisioned for BAND_QR');
       const t = now();
@@ -321,6 +328,6 @@ export function tokenizationService(deps: TokenizationDeps) {
   return register<TokenizationServiceServer>({
     definition: TokenizationServiceService,
     handlers,
-    allowedCallers: { detokenize: ['settlement'] },
+    allowedCallers: { detokenize: ['settlement'], issueOfflineCode: config.OFFLINE_CODE_CALLERS },
   });
 }

@@ -26,6 +26,7 @@ import { expectStatus, testClient, testEnv, uniqueName } from '../../../test/sup
 import { startTokenization } from '../src/app';
 import { readConfig } from '../src/config';
 import { bandWithToken } from './support/bands';
+import { mtlsReplica, type MtlsReplica } from './support/tls';
 import { startVaultDeps, stopVaultDeps, type VaultDeps } from './support/vault-deps';
 
 /*
@@ -134,6 +135,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
   let deps: VaultDeps;
   let service: Awaited<ReturnType<typeof startTokenization>>;
   let client: ReturnType<typeof testClient<TokenizationServiceClient>>;
+  let secure: MtlsReplica<'wallet' | 'gateway'>;
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
@@ -144,24 +146,30 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     // Both services log at debug into the captured lines: the registry sees the band, the vault the card.
     const logger = (svc: string) => createLogger(svc, 'debug', { write: (line: string) => void logLines.push(line) });
     deps = await startVaultDeps(prefix, logger('device-registry'));
-    service = await startTokenization(
-      readConfig(
-        testEnv(prefix, {
-          DATABASE_URL: deps.vaultDb.url,
-          TOKENIZATION_PORT: '0',
-          DEVICE_REGISTRY_ADDR: `127.0.0.1:${deps.registry.port}`,
-          TOKEN_MASTER_KEY: masterKey,
-          VAULT_KEKS: `1:${kek}`,
-          VAULT_ACTIVE_KEY_VERSION: '1',
-        }),
-      ),
-      logger('tokenization'),
-    );
+    const start = (extra: Record<string, string> = {}) =>
+      startTokenization(
+        readConfig(
+          testEnv(prefix, {
+            DATABASE_URL: deps.vaultDb.url,
+            TOKENIZATION_PORT: '0',
+            DEVICE_REGISTRY_ADDR: `127.0.0.1:${deps.registry.port}`,
+            TOKEN_MASTER_KEY: masterKey,
+            VAULT_KEKS: `1:${kek}`,
+            VAULT_ACTIVE_KEY_VERSION: '1',
+            ...extra,
+          }),
+        ),
+        logger('tokenization'),
+      );
+    service = await start();
     client = testClient(TokenizationServiceClient, service.port);
+    // A second replica with mTLS, for the one method only the wallet backend may call (IssueOfflineCode).
+    secure = await mtlsReplica(start, ['wallet', 'gateway']);
   });
 
   afterAll(async () => {
     client?.close();
+    await secure?.stop();
     await service?.stop();
     await stopVaultDeps(deps);
     restoreAddService?.();
@@ -199,7 +207,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
     expect(await verify(genuine)).toBe(VerifyResult.VERIFY_RESULT_OK);
     const last = alice.band.replayLastTap();
     expect(await verify({ ...genuine, atc: last.atc, terminalNonce: last.terminalNonce, cryptogram: last.cryptogram, paymentId: randomUUID() })).toBe(VerifyResult.VERIFY_RESULT_REPLAY);
-    const { code } = await client.issueOfflineCode({ tokenId: bob.tokenId });
+    const { code } = await secure.as.wallet.issueOfflineCode({ tokenId: bob.tokenId, accountId: bob.accountId });
     const offline = (paymentId = randomUUID()) => client.verifyOfflineCode({ tokenNumber: bob.tokenNumber, code, amount: { amountMinor: 700n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId });
     const qrPayment = randomUUID();
     expect((await offline(qrPayment)).verification!.result).toBe(VerifyResult.VERIFY_RESULT_OK);
@@ -213,6 +221,8 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
         status.INVALID_ARGUMENT,
       ),
       await expectStatus(client.detokenize({ tokenId: alice.tokenId }), status.PERMISSION_DENIED),
+      await expectStatus(secure.as.gateway.issueOfflineCode({ tokenId: bob.tokenId, accountId: bob.accountId }), status.PERMISSION_DENIED),
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: bob.tokenId, accountId: alice.accountId }), status.NOT_FOUND),
     ];
 
     // The band is reported lost: the device-event consumer suspends its token (a CONSUMER span).

@@ -21,7 +21,7 @@ import { freshDatabase, requireServers } from '../../../test/support/servers';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startTokenization } from '../src/app';
 import { readConfig } from '../src/config';
-import { testPki } from './support/tls';
+import { mtlsReplica, testPki, type MtlsReplica } from './support/tls';
 import { startVaultDeps, stopVaultDeps, type VaultDeps } from './support/vault-deps';
 
 const { BAND_TAP, BAND_QR } = { BAND_TAP: Channel.CHANNEL_BAND_TAP, BAND_QR: Channel.CHANNEL_BAND_QR };
@@ -482,97 +482,146 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
     expect((await verify(tap(paused.band))).result).toBe(R.VERIFY_RESULT_OK);
   });
 
-  it('accepts each offline code once, within one time step either side', async () => {
-    const t = await bandWithToken({ channels: [BAND_QR] });
-    const base = 1_800_000_000;
-    clock = base + 10;
-    try {
-      const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() });
-      const issued = await client.issueOfflineCode({ tokenId: t.tokenId });
-      expect(issued.code).toBe(t.band.offlineCode(clock));
-      expect(issued.validUntil!.getTime()).toBe((base + 30) * 1000);
-      expect((await offline(issued.code)).verification).toMatchObject({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId });
-      expect((await offline(issued.code)).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
-      // The current step's code is spent: the next one is handed out, and accepted right away.
-      const next = await client.issueOfflineCode({ tokenId: t.tokenId });
-      expect(next.code).toBe(t.band.offlineCode(clock + 30));
-      expect((await offline(next.code)).verification!.result).toBe(R.VERIFY_RESULT_OK);
-      expect((await offline(t.band.offlineCode(clock - 30))).verification!.result).toBe(R.VERIFY_RESULT_OK);
-      expect((await offline(t.band.offlineCode(clock - 60))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
-      const wrong = String((Number(t.band.offlineCode(clock)) + 1) % 1e8).padStart(8, '0');
-      expect((await offline(wrong)).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
-      clock += 30;
-      expect((await offline(t.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
-      clock += 30;
-      expect((await offline(t.band.offlineCode(clock))).verification).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 4 });
+  describe('callers over mTLS (a second replica on the same vault)', () => {
+    // The caller's certificate CN is its identity; one replica serves every test in this block.
+    let secure: MtlsReplica<'settlement' | 'gateway' | 'wallet'>;
+    beforeAll(async () => {
+      secure = await mtlsReplica(start, ['settlement', 'gateway', 'wallet']);
+    });
+    afterAll(async () => {
+      await secure?.stop();
+    });
 
-      await expectStatus(offline('1234567'), status.INVALID_ARGUMENT, /8 digits/);
-      await expectStatus(offline('12345678', 0n), status.INVALID_ARGUMENT, /positive/);
-      const tapOnly = await bandWithToken({ channels: [BAND_TAP] });
-      await expectStatus(client.issueOfflineCode({ tokenId: tapOnly.tokenId }), status.FAILED_PRECONDITION, /BAND_QR/);
-      // Another token's code does not pay with this token.
-      expect((await offline(tapOnly.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
-      const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: '' });
-      expect(tapOnlyOffline.verification!.result).toBe(R.VERIFY_RESULT_WRONG_CHANNEL);
-    } finally {
-      clock = undefined;
-    }
-  });
+    /** IssueOfflineCode as the wallet backend asks for it: for the account the phone is signed in as. */
+    const issue = (t: { tokenId: string; accountId: string }) => secure.as.wallet.issueOfflineCode({ tokenId: t.tokenId, accountId: t.accountId });
 
-  it('answers a retried offline payment (same payment id) with its first OK; another payment with that code is CODE_REUSED', async () => {
-    const t = await bandWithToken({ channels: [BAND_QR] });
-    clock = 1_800_000_000 + 10;
-    try {
-      const { code } = await client.issueOfflineCode({ tokenId: t.tokenId });
-      const req = { tokenNumber: t.tokenNumber, code, amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() };
-      const first = (await client.verifyOfflineCode(req)).verification!;
-      expect(first).toEqual({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId, accountId: t.accountId, recentFailures: 0 });
-      const retries = await Promise.all([client.verifyOfflineCode(req), client.verifyOfflineCode(req)]);
-      for (const again of retries) expect(again.verification).toEqual(first);
-      // A retry a time step later still gets the first answer (it is not checked again).
-      clock += 30;
-      expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
-      clock -= 30;
+    it('accepts each offline code once, within one time step either side', async () => {
+      const t = await bandWithToken({ channels: [BAND_QR] });
+      const base = 1_800_000_000;
+      clock = base + 10;
+      try {
+        const offline = (code: string, amountMinor = 990n) => client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() });
+        const issued = await issue(t);
+        expect(issued.code).toBe(t.band.offlineCode(clock));
+        expect(issued.validUntil!.getTime()).toBe((base + 30) * 1000);
+        expect((await offline(issued.code)).verification).toMatchObject({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId });
+        expect((await offline(issued.code)).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
+        // The current step's code is spent: the next one is handed out, and accepted right away.
+        const next = await issue(t);
+        expect(next.code).toBe(t.band.offlineCode(clock + 30));
+        expect((await offline(next.code)).verification!.result).toBe(R.VERIFY_RESULT_OK);
+        expect((await offline(t.band.offlineCode(clock - 30))).verification!.result).toBe(R.VERIFY_RESULT_OK);
+        expect((await offline(t.band.offlineCode(clock - 60))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
+        const wrong = String((Number(t.band.offlineCode(clock)) + 1) % 1e8).padStart(8, '0');
+        expect((await offline(wrong)).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
+        clock += 30;
+        expect((await offline(t.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
+        clock += 30;
+        expect((await offline(t.band.offlineCode(clock))).verification).toMatchObject({ result: R.VERIFY_RESULT_OK, recentFailures: 4 });
 
-      expect((await client.verifyOfflineCode({ ...req, paymentId: randomUUID() })).verification).toMatchObject({ result: R.VERIFY_RESULT_CODE_REUSED, recentFailures: 1 });
-      expect((await client.verifyOfflineCode({ ...req, paymentId: '' })).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
+        await expectStatus(offline('1234567'), status.INVALID_ARGUMENT, /8 digits/);
+        await expectStatus(offline('12345678', 0n), status.INVALID_ARGUMENT, /positive/);
+        const tapOnly = await bandWithToken({ channels: [BAND_TAP] });
+        await expectStatus(issue(tapOnly), status.FAILED_PRECONDITION, /BAND_QR/);
+        // Another token's code does not pay with this token.
+        expect((await offline(tapOnly.band.offlineCode(clock))).verification!.result).toBe(R.VERIFY_RESULT_CODE_INVALID);
+        const tapOnlyOffline = await client.verifyOfflineCode({ tokenNumber: tapOnly.tokenNumber, code: tapOnly.band.offlineCode(clock), amount: { amountMinor: 1n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: '' });
+        expect(tapOnlyOffline.verification!.result).toBe(R.VERIFY_RESULT_WRONG_CHANNEL);
+      } finally {
+        clock = undefined;
+      }
+    });
+
+    it('answers a retried offline payment (same payment id) with its first OK; another payment with that code is CODE_REUSED', async () => {
+      const t = await bandWithToken({ channels: [BAND_QR] });
+      clock = 1_800_000_000 + 10;
+      try {
+        const { code } = await issue(t);
+        const req = { tokenNumber: t.tokenNumber, code, amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() };
+        const first = (await client.verifyOfflineCode(req)).verification!;
+        expect(first).toEqual({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, deviceId: t.deviceId, accountId: t.accountId, recentFailures: 0 });
+        const retries = await Promise.all([client.verifyOfflineCode(req), client.verifyOfflineCode(req)]);
+        for (const again of retries) expect(again.verification).toEqual(first);
+        // A retry a time step later still gets the first answer (it is not checked again).
+        clock += 30;
+        expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
+        clock -= 30;
+
+        expect((await client.verifyOfflineCode({ ...req, paymentId: randomUUID() })).verification).toMatchObject({ result: R.VERIFY_RESULT_CODE_REUSED, recentFailures: 1 });
+        expect((await client.verifyOfflineCode({ ...req, paymentId: '' })).verification!.result).toBe(R.VERIFY_RESULT_CODE_REUSED);
+        const before = await counts();
+        await expectStatus(client.verifyOfflineCode({ ...req, amount: { amountMinor: 991n, currency: 'EUR' } }), status.ALREADY_EXISTS, /different request/);
+        expect(await counts()).toEqual(before);
+        expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
+
+        expect((await sql.query('SELECT count(*)::int AS n FROM offline_codes_used WHERE token_id = $1', [t.tokenId])).rows[0].n).toBe(1);
+        expect(await failureRows(t.tokenId)).toEqual(['CODE_REUSED', 'CODE_REUSED']);
+        expect((await keyRows(req.paymentId)).map((r) => r.scope)).toEqual(['VerifyOfflineCode']);
+        await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1 && tokenEvents('token.payment.refused', t.tokenId).length >= 2, 5_000, 'verified and refused');
+        await settle();
+        expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
+        expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(2);
+      } finally {
+        clock = undefined;
+      }
+    });
+
+    it('issues offline codes only to the wallet backend over mTLS: not to plaintext callers, not to the gateway', async () => {
+      const t = await bandWithToken({ channels: [BAND_QR] });
+      const req = { tokenId: t.tokenId, accountId: t.accountId };
+      await expectStatus(client.issueOfflineCode(req), status.PERMISSION_DENIED, /^IssueOfflineCode may only be called by wallet over mTLS$/);
+      await expectStatus(secure.as.gateway.issueOfflineCode(req), status.PERMISSION_DENIED, /^IssueOfflineCode may only be called by wallet \(caller: gateway\)$/);
+      await expectStatus(secure.as.settlement.issueOfflineCode(req), status.PERMISSION_DENIED, /caller: settlement/);
+      // Refused before the request is looked at: a malformed one gets the same answer.
+      await expectStatus(secure.as.gateway.issueOfflineCode({ tokenId: 'x', accountId: '' }), status.PERMISSION_DENIED, /caller: gateway/);
+      // The wallet's code is one the vault accepts.
+      const { code } = await issue(t);
+      const paid = await client.verifyOfflineCode({ tokenNumber: t.tokenNumber, code, amount: { amountMinor: 450n, currency: 'EUR' }, merchantId: 'cafe-7', paymentId: randomUUID() });
+      expect(paid.verification).toMatchObject({ result: R.VERIFY_RESULT_OK, tokenId: t.tokenId, accountId: t.accountId });
+    });
+
+    it('issues a code only for the account the token belongs to; another account’s token is NOT_FOUND, like a missing one', async () => {
+      const t = await bandWithToken({ channels: [BAND_QR] });
+      const other = await bandWithToken({ channels: [BAND_QR] });
       const before = await counts();
-      await expectStatus(client.verifyOfflineCode({ ...req, amount: { amountMinor: 991n, currency: 'EUR' } }), status.ALREADY_EXISTS, /different request/);
-      expect(await counts()).toEqual(before);
-      expect((await client.verifyOfflineCode(req)).verification).toEqual(first);
+      const refused = await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: t.tokenId, accountId: other.accountId }), status.NOT_FOUND);
+      const missingId = randomUUID();
+      const missing = await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: missingId, accountId: t.accountId }), status.NOT_FOUND);
+      // The same words as for a token that does not exist: nothing says this one does.
+      expect(refused.details).toBe(missing.details.replace(missingId, t.tokenId));
+      // Its status is not revealed either: a suspended token of another account is still NOT_FOUND.
+      await client.suspendToken({ idempotencyKey: randomUUID(), tokenId: other.tokenId, reason: 'test' });
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: other.tokenId, accountId: t.accountId }), status.NOT_FOUND);
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: other.tokenId, accountId: other.accountId }), status.FAILED_PRECONDITION, /SUSPENDED/);
+      expect(await counts()).toMatchObject({ failures: before.failures, tokens: before.tokens });
+      expect((await sql.query('SELECT count(*)::int AS n FROM offline_codes_used WHERE token_id = $1', [t.tokenId])).rows[0].n).toBe(0);
+      expect(logLines.some((l) => l.includes('offline code refused') && l.includes(t.tokenId) && l.includes('"caller":"wallet"'))).toBe(true);
+    });
 
-      expect((await sql.query('SELECT count(*)::int AS n FROM offline_codes_used WHERE token_id = $1', [t.tokenId])).rows[0].n).toBe(1);
-      expect(await failureRows(t.tokenId)).toEqual(['CODE_REUSED', 'CODE_REUSED']);
-      expect((await keyRows(req.paymentId)).map((r) => r.scope)).toEqual(['VerifyOfflineCode']);
-      await deps.events.waitFor(() => tokenEvents('token.payment.verified', t.tokenId).length >= 1 && tokenEvents('token.payment.refused', t.tokenId).length >= 2, 5_000, 'verified and refused');
-      await settle();
-      expect(tokenEvents('token.payment.verified', t.tokenId)).toHaveLength(1);
-      expect(tokenEvents('token.payment.refused', t.tokenId)).toHaveLength(2);
-    } finally {
-      clock = undefined;
-    }
-  });
+    it('answers IssueOfflineCode without an account_id, or with a malformed token_id, with INVALID_ARGUMENT', async () => {
+      const t = await bandWithToken({ channels: [BAND_QR] });
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: t.tokenId, accountId: '' }), status.INVALID_ARGUMENT, /account_id is required/);
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: t.tokenId, accountId: '   ' }), status.INVALID_ARGUMENT, /account_id is required/);
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: t.tokenId, accountId: 'a'.repeat(129) }), status.INVALID_ARGUMENT, /account_id/);
+      await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: 'not-a-uuid', accountId: t.accountId }), status.INVALID_ARGUMENT, /token_id must be a UUID/);
+    });
 
-  it('detokenizes only for settlement over mTLS', async () => {
-    const t = await bandWithToken();
-    await expectStatus(client.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /only be called by settlement over mTLS/);
-    const pki = testPki(['tokenization', 'settlement', 'gateway']);
-    // A second replica on the same vault, listening with mTLS: the caller's certificate names it.
-    const secure = await start(pki.env('tokenization'));
-    const asSettlement = testClient(TokenizationServiceClient, secure.port, pki.client('settlement'));
-    const asGateway = testClient(TokenizationServiceClient, secure.port, pki.client('gateway'));
-    try {
+    it('detokenizes only for settlement over mTLS', async () => {
+      const t = await bandWithToken();
+      await expectStatus(client.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /only be called by settlement over mTLS/);
+      const { settlement: asSettlement, gateway: asGateway } = secure.as;
       expect((await asSettlement.detokenize({ tokenId: t.tokenId })).fundingSource).toEqual({ source: { $case: 'cardNumber', value: PAN } });
       await expectStatus(asGateway.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /caller: gateway/);
       await expectStatus(asSettlement.detokenize({ tokenId: randomUUID() }), status.NOT_FOUND);
       expect((await asGateway.getToken({ tokenId: t.tokenId })).token!.tokenId).toBe(t.tokenId);
       expect(logLines.some((l) => l.includes('token detokenized') && l.includes('"caller":"settlement"'))).toBe(true);
-    } finally {
-      asSettlement.close();
-      asGateway.close();
-      await secure.stop();
-      pki.remove();
-    }
+    });
+
+    it('reads the allow-list from OFFLINE_CODE_CALLERS (default wallet), refusing a malformed one by name', () => {
+      expect(readConfig(env()).OFFLINE_CODE_CALLERS).toEqual(['wallet']);
+      expect(readConfig(env({ OFFLINE_CODE_CALLERS: 'wallet, support-console' })).OFFLINE_CODE_CALLERS).toEqual(['wallet', 'support-console']);
+      for (const bad of ['', ',', 'wallet,', 'wallet gateway']) expect(() => readConfig(env({ OFFLINE_CODE_CALLERS: bad }))).toThrow(/^invalid configuration: OFFLINE_CODE_CALLERS: /);
+    });
   });
 
   it('never lets a card number, key, token key or cryptogram reach a log line or an event', async () => {

@@ -237,6 +237,11 @@ export interface VerifyPaymentResponse {
 
 export interface IssueOfflineCodeRequest {
   tokenId: string;
+  /**
+   * The account the phone is signed in as; the token must belong to it (a token of another
+   * account is NOT_FOUND, as if it did not exist).
+   */
+  accountId: string;
 }
 
 export interface IssueOfflineCodeResponse {
@@ -1477,13 +1482,16 @@ export const VerifyPaymentResponse: MessageFns<VerifyPaymentResponse> = {
 };
 
 function createBaseIssueOfflineCodeRequest(): IssueOfflineCodeRequest {
-  return { tokenId: "" };
+  return { tokenId: "", accountId: "" };
 }
 
 export const IssueOfflineCodeRequest: MessageFns<IssueOfflineCodeRequest> = {
   encode(message: IssueOfflineCodeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.tokenId !== "") {
       writer.uint32(10).string(message.tokenId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
     }
     return writer;
   },
@@ -1509,6 +1517,14 @@ export const IssueOfflineCodeRequest: MessageFns<IssueOfflineCodeRequest> = {
             message.tokenId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1528,6 +1544,11 @@ export const IssueOfflineCodeRequest: MessageFns<IssueOfflineCodeRequest> = {
         : isSet(object.token_id)
         ? globalThis.String(object.token_id)
         : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
     };
   },
 
@@ -1535,6 +1556,9 @@ export const IssueOfflineCodeRequest: MessageFns<IssueOfflineCodeRequest> = {
     const obj: any = {};
     if (message.tokenId !== "") {
       obj.tokenId = message.tokenId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
     }
     return obj;
   },
@@ -1545,6 +1569,7 @@ export const IssueOfflineCodeRequest: MessageFns<IssueOfflineCodeRequest> = {
   fromPartial<I extends Exact<DeepPartial<IssueOfflineCodeRequest>, I>>(object: I): IssueOfflineCodeRequest {
     const message = createBaseIssueOfflineCodeRequest();
     message.tokenId = object.tokenId ?? "";
+    message.accountId = object.accountId ?? "";
     return message;
   },
 };
@@ -2830,6 +2855,10 @@ export const TokenizationServiceService = {
       Buffer.from(VerifyPaymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyPaymentResponse => VerifyPaymentResponse.decode(value),
   },
+  /**
+   * Only the identities in OFFLINE_CODE_CALLERS (default: the wallet backend) may call this:
+   * a code is a payment credential.
+   */
   issueOfflineCode: {
     path: "/wristpay.tokenization.v1.TokenizationService/IssueOfflineCode" as const,
     requestStream: false as const,
@@ -2913,6 +2942,10 @@ export const TokenizationServiceService = {
 export interface TokenizationServiceServer extends UntypedServiceImplementation {
   provisionToken: handleUnaryCall<ProvisionTokenRequest, ProvisionTokenResponse>;
   verifyPayment: handleUnaryCall<VerifyPaymentRequest, VerifyPaymentResponse>;
+  /**
+   * Only the identities in OFFLINE_CODE_CALLERS (default: the wallet backend) may call this:
+   * a code is a payment credential.
+   */
   issueOfflineCode: handleUnaryCall<IssueOfflineCodeRequest, IssueOfflineCodeResponse>;
   verifyOfflineCode: handleUnaryCall<VerifyOfflineCodeRequest, VerifyOfflineCodeResponse>;
   getToken: handleUnaryCall<GetTokenRequest, GetTokenResponse>;
@@ -2955,6 +2988,10 @@ export interface TokenizationServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyPaymentResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Only the identities in OFFLINE_CODE_CALLERS (default: the wallet backend) may call this:
+   * a code is a payment credential.
+   */
   issueOfflineCode(
     request: IssueOfflineCodeRequest,
     callback: (error: ServiceError | null, response: IssueOfflineCodeResponse) => void,

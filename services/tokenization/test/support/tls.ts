@@ -3,6 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { TokenizationServiceClient } from '../../../../gen/wristpay/tokenization/v1/tokenization';
+import type { PromiseClient } from '../../../../platform/grpc/client';
+import { testClient } from '../../../../test/support/services';
 
 /**
  * A throw-away mesh CA and certificates whose CN is a service name, made with the openssl CLI,
@@ -26,5 +29,46 @@ export function testPki(names: string[]) {
     client: (name: string): ChannelCredentials =>
       credentials.createSsl(readFileSync(file('ca.crt')), readFileSync(file(`${name}.key`)), readFileSync(file(`${name}.crt`))),
     remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+export interface MtlsReplica<C extends string> {
+  /** A client calling as each identity (its certificate's CN is the caller identity). */
+  as: Record<C, PromiseClient<TokenizationServiceClient>>;
+  port: number;
+  /** Closes the clients, stops the replica and removes the certificates. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A tokenization replica listening with mTLS (certificate `tokenization` from a throw-away CA)
+ * and one client per caller identity, each presenting that identity's certificate; `start` is the
+ * test's own way of starting the service with extra environment. One per describe block is
+ * enough: the CA and certificates cost an openssl run each.
+ */
+export async function mtlsReplica<C extends string>(
+  start: (env: Record<string, string>) => Promise<{ port: number; stop(): Promise<void> }>,
+  callers: readonly C[],
+): Promise<MtlsReplica<C>> {
+  const pki = testPki(['tokenization', ...callers]);
+  let service: { port: number; stop(): Promise<void> };
+  try {
+    service = await start(pki.env('tokenization'));
+  } catch (err) {
+    pki.remove();
+    throw err;
+  }
+  const as = Object.fromEntries(callers.map((name) => [name, testClient(TokenizationServiceClient, service.port, pki.client(name))])) as Record<
+    C,
+    PromiseClient<TokenizationServiceClient>
+  >;
+  return {
+    as,
+    port: service.port,
+    async stop() {
+      for (const client of Object.values<PromiseClient<TokenizationServiceClient>>(as)) client.close();
+      await service.stop();
+      pki.remove();
+    },
   };
 }
