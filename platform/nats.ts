@@ -178,6 +178,51 @@ export class EventBus {
     };
   }
 
+  /**
+   * Reads, in stream order, the events of one `type` (unprefixed, one subject: nats-server 2.9
+   * has no `filter_subjects`) stored in `area`'s stream, from `since` (the time JetStream stored
+   * them) or from the start, and ends at the last message stored when the read began. It uses an
+   * ephemeral pull consumer without acks that is deleted afterwards (and expires on its own if
+   * the reader dies), so it leaves nothing behind and does not disturb the durable consumers.
+   * A message that is not an Event is logged and skipped.
+   */
+  async *history(area: StreamArea, type: string, options: { since?: Date; batch?: number } = {}): AsyncGenerator<{ event: Event; seq: number }> {
+    const jsm = await jetstreamManager(this.nc);
+    const stream = this.streamName(area);
+    const last = (await jsm.streams.info(stream)).state.last_seq;
+    const info = await jsm.consumers.add(stream, {
+      ack_policy: AckPolicy.None,
+      ...(options.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: options.since.toISOString() } : { deliver_policy: DeliverPolicy.All }),
+      filter_subject: this.subject(type),
+      inactive_threshold: 60 * 1_000_000_000,
+      mem_storage: true,
+    });
+    try {
+      const consumer = await this.js.consumers.get(stream, info.name);
+      let pending = info.num_pending;
+      let idle = 0;
+      while (pending > 0) {
+        let got = 0;
+        for await (const msg of await consumer.fetch({ max_messages: Math.min(pending, options.batch ?? 1_000), expires: 2_000 })) {
+          got++;
+          pending = msg.seq >= last ? 0 : msg.info.pending;
+          let event: Event | undefined;
+          try {
+            event = decodeEvent(msg.data);
+          } catch {
+            this.log.warn({ subject: msg.subject, seq: msg.seq }, 'undecodable event skipped');
+          }
+          if (event) yield { event, seq: msg.seq };
+          if (pending === 0) break;
+        }
+        if (got > 0) idle = 0;
+        else if (++idle >= 3) throw new Error(`stream ${stream} stopped delivering with ${pending} messages pending`);
+      }
+    } finally {
+      await jsm.consumers.delete(stream, info.name).catch(() => undefined);
+    }
+  }
+
   private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>): Promise<void> {
     const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
     let event: Event;

@@ -1,3 +1,5 @@
+import { Channel } from '../../../gen/wristpay/common/v1/common';
+import type { Event, RiskScored, ScoredPayment } from '../../../gen/wristpay/events/v1/events';
 import { newEvent } from '../../../platform/events';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
@@ -9,8 +11,60 @@ import { SERVICE } from './config';
 export const scoredEventId = (paymentId: string) => `risk.scored.${paymentId}`;
 export const alertEventId = (paymentId: string) => `risk.alert.${paymentId}`;
 
+/** What risk.scored carries of the input, so the backtest can replay the payment (no token id: see the proto). */
+export function toScoredPayment(input: ScoreInput): ScoredPayment {
+  return {
+    merchantId: input.merchantId,
+    amount: { amountMinor: BigInt(input.amountMinor), currency: input.currency },
+    location: input.location ? { latitude: input.location.lat, longitude: input.location.lon } : undefined,
+    channel: input.channelQr ? Channel.CHANNEL_BAND_QR : Channel.CHANNEL_BAND_TAP,
+    sessionLive: input.sessionLive,
+    sessionAgeSeconds: BigInt(input.sessionAgeSeconds),
+    deviceAgeSeconds: BigInt(input.deviceAgeSeconds),
+    recentCryptogramFailures: input.cryptogramFailures,
+  };
+}
+
+/** A payment to replay, taken back out of a risk.scored event: the input and the time it was scored. */
+export interface ScoredEventInput {
+  input: ScoreInput;
+  scoredAt: number;
+}
+
 /**
- * Publishes risk.scored for every decision and risk.alert for every DECLINE. Publishing does not
+ * The inverse of what {@link RiskEvents.publish} puts in risk.scored; undefined when the event
+ * cannot be replayed (published before it carried the payment, or without a time or amount).
+ * The token id is empty, as in the file-mode backtest.
+ */
+export function fromScoredEvent(event: Event): ScoredEventInput | undefined {
+  if (event.payload?.$case !== 'risk' || !event.occurredAt) return undefined;
+  const v: RiskScored = event.payload.value;
+  const p = v.payment;
+  if (!p?.amount) return undefined;
+  return {
+    scoredAt: event.occurredAt.getTime(),
+    input: {
+      paymentId: v.paymentId,
+      accountId: v.accountId,
+      deviceId: v.deviceId,
+      tokenId: '',
+      merchantId: p.merchantId,
+      amountMinor: Number(p.amount.amountMinor),
+      currency: p.amount.currency,
+      location: p.location ? { lat: p.location.latitude, lon: p.location.longitude } : undefined,
+      channelQr: p.channel === Channel.CHANNEL_BAND_QR,
+      sessionLive: p.sessionLive,
+      sessionAgeSeconds: Number(p.sessionAgeSeconds),
+      deviceAgeSeconds: Number(p.deviceAgeSeconds),
+      cryptogramFailures: p.recentCryptogramFailures,
+    },
+  };
+}
+
+/**
+ * Publishes risk.scored for every decision and risk.alert for every DECLINE, stamped with the time
+ * the payment was scored (the feature store's clock) and carrying its input, so the backtest can
+ * replay what production scored. Publishing does not
  * hold up the answer: the gateway must not wait on, or fail because of, a JetStream ack. The
  * publish span still joins the Score trace (the context is taken when the publish starts).
  * `drain()` waits for publishes in flight (shutdown, tests).
@@ -23,8 +77,8 @@ export class RiskEvents {
     private readonly log: Logger,
   ) {}
 
-  publish(input: Pick<ScoreInput, 'paymentId' | 'accountId' | 'deviceId'>, verdict: Verdict): void {
-    const value = {
+  publish(input: ScoreInput, verdict: Verdict, scoredAt: Date): void {
+    const value: RiskScored = {
       paymentId: input.paymentId,
       decision: verdict.decision,
       score: verdict.score,
@@ -33,12 +87,14 @@ export class RiskEvents {
       modelVersion: verdict.modelVersion,
       accountId: input.accountId,
       deviceId: input.deviceId,
+      payment: toScoredPayment(input),
     };
-    this.track(newEvent('risk.scored', SERVICE, { $case: 'risk', value }, scoredEventId(input.paymentId)), input.paymentId);
-    if (verdict.decision === 'DECLINE') this.track(newEvent('risk.alert', SERVICE, { $case: 'risk', value }, alertEventId(input.paymentId)), input.paymentId);
+    const event = (type: string, id: string): Event => ({ ...newEvent(type, SERVICE, { $case: 'risk', value }, id), occurredAt: scoredAt });
+    this.track(event('risk.scored', scoredEventId(input.paymentId)), input.paymentId);
+    if (verdict.decision === 'DECLINE') this.track(event('risk.alert', alertEventId(input.paymentId)), input.paymentId);
   }
 
-  private track(event: ReturnType<typeof newEvent>, paymentId: string): void {
+  private track(event: Event, paymentId: string): void {
     const p = this.bus.publish(event).catch((err: Error) => this.log.warn({ err: err.message, paymentId, eventType: event.type }, 'risk event not published'));
     this.pending.add(p);
     void p.finally(() => this.pending.delete(p));

@@ -83,7 +83,7 @@ export class Scorer {
         log.warn({ err: err.message, paymentId: input.paymentId }, 'decision not stored; Explain will not find it'),
       );
     }
-    events.publish(input, scored.verdict);
+    events.publish(input, scored.verdict, scored.scoredAt);
     return scored;
   }
 }

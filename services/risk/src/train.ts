@@ -71,7 +71,9 @@ function main(): void {
   const rows = readFileSync(arg('input', '.data/risk/dump.jsonl'), 'utf8')
     .split('\n')
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { label: string; features: Features })
+    .map((l) => JSON.parse(l) as { label: string | null; features: Features })
+    // A backtest of recorded payments dumps unlabelled ones too (label null): they are not legit, just unknown.
+    .filter((r) => r.label === 'FRAUD' || r.label === 'LEGIT')
     .map((r) => ({ y: (r.label === 'FRAUD' ? 1 : 0) as 0 | 1, features: r.features }));
   const model = fit(base, rows, { iterations: Number(arg('iterations', '400')) });
   const round = (x: number) => Math.round(x * 10_000) / 10_000;

@@ -164,8 +164,30 @@ describe('risk against real Redis and NATS', () => {
     expect(scored[0]!.msgId).toBe(`risk.scored.${req.paymentId}`);
     expect(scored[0]!.event.payload).toEqual({
       $case: 'risk',
-      value: { paymentId: req.paymentId, decision: 'APPROVE', score: first.score, reasons: first.reasons.map((r) => r.code), accountId: who.accountId, deviceId: who.deviceId, rulesetVersion: first.rulesetVersion, modelVersion: first.modelVersion },
+      value: {
+        paymentId: req.paymentId,
+        decision: 'APPROVE',
+        score: first.score,
+        reasons: first.reasons.map((r) => r.code),
+        accountId: who.accountId,
+        deviceId: who.deviceId,
+        rulesetVersion: first.rulesetVersion,
+        modelVersion: first.modelVersion,
+        // The score input, for the backtest's replay; the token id stays out.
+        payment: {
+          merchantId: req.merchantId,
+          amount: req.amount,
+          location: req.location,
+          channel: Channel.CHANNEL_BAND_TAP,
+          sessionLive: true,
+          sessionAgeSeconds: req.sessionAgeSeconds,
+          deviceAgeSeconds: req.deviceAgeSeconds,
+          recentCryptogramFailures: 0,
+        },
+      },
     });
+    // Stamped with the service's clock when it scored (the time the feature windows counted it at).
+    expect(scored[0]!.event.occurredAt).toEqual(new Date(clock.now));
     expect(mine('risk.scored', declined.paymentId)).toHaveLength(1);
     const alert = mine('risk.alert', declined.paymentId)[0]!;
     expect(alert.event.payload?.$case === 'risk' && alert.event.payload.value).toMatchObject({ decision: 'DECLINE', reasons: expect.arrayContaining(['CRYPTOGRAM_FAILURES_EXTREME']) });

@@ -11,6 +11,7 @@ import {
   Channel,
   channelFromJSON,
   channelToJSON,
+  GeoPoint,
   Money,
   UnlockMethod,
   unlockMethodFromJSON,
@@ -86,7 +87,10 @@ export interface PaymentVerified {
   channel: Channel;
 }
 
-/** risk.scored, risk.alert */
+/**
+ * risk.scored, risk.alert. The envelope's occurred_at is the risk service's clock when it scored
+ * the payment (the time its feature windows were counted at), so a replay can use it as the clock.
+ */
 export interface RiskScored {
   paymentId: string;
   decision: string;
@@ -96,6 +100,33 @@ export interface RiskScored {
   modelVersion: string;
   accountId: string;
   deviceId: string;
+  /**
+   * What was scored, so the payment can be replayed against another rule set and model (the
+   * risk backtest's --stream mode). Set on events published since it was added; older events
+   * lack it and cannot be replayed.
+   */
+  payment: ScoredPayment | undefined;
+}
+
+/**
+ * The score input of one payment as risk received it, minus the ids already on RiskScored and
+ * the token id. Never a token number, cryptogram or key: none of them reaches risk.
+ */
+export interface ScoredPayment {
+  /** Empty when the caller did not say. */
+  merchantId: string;
+  amount:
+    | Money
+    | undefined;
+  /** Unset when the payment had no location. */
+  location: GeoPoint | undefined;
+  channel: Channel;
+  sessionLive: boolean;
+  /** Seconds since the live session started (0 when not live). */
+  sessionAgeSeconds: bigint;
+  /** Seconds since the device was registered. */
+  deviceAgeSeconds: bigint;
+  recentCryptogramFailures: number;
 }
 
 /** payment.authorized, payment.challenged, payment.declined (gateway) */
@@ -1076,6 +1107,7 @@ function createBaseRiskScored(): RiskScored {
     modelVersion: "",
     accountId: "",
     deviceId: "",
+    payment: undefined,
   };
 }
 
@@ -1104,6 +1136,9 @@ export const RiskScored: MessageFns<RiskScored> = {
     }
     if (message.deviceId !== "") {
       writer.uint32(66).string(message.deviceId);
+    }
+    if (message.payment !== undefined) {
+      ScoredPayment.encode(message.payment, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1185,6 +1220,14 @@ export const RiskScored: MessageFns<RiskScored> = {
             message.deviceId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.payment = ScoredPayment.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1227,6 +1270,7 @@ export const RiskScored: MessageFns<RiskScored> = {
         : isSet(object.device_id)
         ? globalThis.String(object.device_id)
         : "",
+      payment: isSet(object.payment) ? ScoredPayment.fromJSON(object.payment) : undefined,
     };
   },
 
@@ -1256,6 +1300,9 @@ export const RiskScored: MessageFns<RiskScored> = {
     if (message.deviceId !== "") {
       obj.deviceId = message.deviceId;
     }
+    if (message.payment !== undefined) {
+      obj.payment = ScoredPayment.toJSON(message.payment);
+    }
     return obj;
   },
 
@@ -1272,6 +1319,233 @@ export const RiskScored: MessageFns<RiskScored> = {
     message.modelVersion = object.modelVersion ?? "";
     message.accountId = object.accountId ?? "";
     message.deviceId = object.deviceId ?? "";
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? ScoredPayment.fromPartial(object.payment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseScoredPayment(): ScoredPayment {
+  return {
+    merchantId: "",
+    amount: undefined,
+    location: undefined,
+    channel: 0,
+    sessionLive: false,
+    sessionAgeSeconds: 0n,
+    deviceAgeSeconds: 0n,
+    recentCryptogramFailures: 0,
+  };
+}
+
+export const ScoredPayment: MessageFns<ScoredPayment> = {
+  encode(message: ScoredPayment, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.amount !== undefined) {
+      Money.encode(message.amount, writer.uint32(18).fork()).join();
+    }
+    if (message.location !== undefined) {
+      GeoPoint.encode(message.location, writer.uint32(26).fork()).join();
+    }
+    if (message.channel !== 0) {
+      writer.uint32(32).int32(message.channel);
+    }
+    if (message.sessionLive !== false) {
+      writer.uint32(40).bool(message.sessionLive);
+    }
+    if (message.sessionAgeSeconds !== 0n) {
+      if (BigInt.asIntN(64, message.sessionAgeSeconds) !== message.sessionAgeSeconds) {
+        throw new globalThis.Error("value provided for field message.sessionAgeSeconds of type int64 too large");
+      }
+      writer.uint32(48).int64(message.sessionAgeSeconds);
+    }
+    if (message.deviceAgeSeconds !== 0n) {
+      if (BigInt.asIntN(64, message.deviceAgeSeconds) !== message.deviceAgeSeconds) {
+        throw new globalThis.Error("value provided for field message.deviceAgeSeconds of type int64 too large");
+      }
+      writer.uint32(56).int64(message.deviceAgeSeconds);
+    }
+    if (message.recentCryptogramFailures !== 0) {
+      writer.uint32(64).int32(message.recentCryptogramFailures);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScoredPayment {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScoredPayment();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.amount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.location = GeoPoint.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.channel = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.sessionLive = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.sessionAgeSeconds = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deviceAgeSeconds = reader.int64() as bigint;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.recentCryptogramFailures = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScoredPayment {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      location: isSet(object.location) ? GeoPoint.fromJSON(object.location) : undefined,
+      channel: isSet(object.channel) ? channelFromJSON(object.channel) : 0,
+      sessionLive: isSet(object.sessionLive)
+        ? globalThis.Boolean(object.sessionLive)
+        : isSet(object.session_live)
+        ? globalThis.Boolean(object.session_live)
+        : false,
+      sessionAgeSeconds: isSet(object.sessionAgeSeconds)
+        ? BigInt(object.sessionAgeSeconds)
+        : isSet(object.session_age_seconds)
+        ? BigInt(object.session_age_seconds)
+        : 0n,
+      deviceAgeSeconds: isSet(object.deviceAgeSeconds)
+        ? BigInt(object.deviceAgeSeconds)
+        : isSet(object.device_age_seconds)
+        ? BigInt(object.device_age_seconds)
+        : 0n,
+      recentCryptogramFailures: isSet(object.recentCryptogramFailures)
+        ? globalThis.Number(object.recentCryptogramFailures)
+        : isSet(object.recent_cryptogram_failures)
+        ? globalThis.Number(object.recent_cryptogram_failures)
+        : 0,
+    };
+  },
+
+  toJSON(message: ScoredPayment): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.amount !== undefined) {
+      obj.amount = Money.toJSON(message.amount);
+    }
+    if (message.location !== undefined) {
+      obj.location = GeoPoint.toJSON(message.location);
+    }
+    if (message.channel !== 0) {
+      obj.channel = channelToJSON(message.channel);
+    }
+    if (message.sessionLive !== false) {
+      obj.sessionLive = message.sessionLive;
+    }
+    if (message.sessionAgeSeconds !== 0n) {
+      obj.sessionAgeSeconds = message.sessionAgeSeconds.toString();
+    }
+    if (message.deviceAgeSeconds !== 0n) {
+      obj.deviceAgeSeconds = message.deviceAgeSeconds.toString();
+    }
+    if (message.recentCryptogramFailures !== 0) {
+      obj.recentCryptogramFailures = Math.round(message.recentCryptogramFailures);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScoredPayment>, I>>(base?: I): ScoredPayment {
+    return ScoredPayment.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScoredPayment>, I>>(object: I): ScoredPayment {
+    const message = createBaseScoredPayment();
+    message.merchantId = object.merchantId ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null)
+      ? Money.fromPartial(object.amount)
+      : undefined;
+    message.location = (object.location !== undefined && object.location !== null)
+      ? GeoPoint.fromPartial(object.location)
+      : undefined;
+    message.channel = object.channel ?? 0;
+    message.sessionLive = object.sessionLive ?? false;
+    message.sessionAgeSeconds = (object.sessionAgeSeconds !== undefined && object.sessionAgeSeconds !== null)
+      ? BigInt(object.sessionAgeSeconds)
+      : 0n;
+    message.deviceAgeSeconds = (object.deviceAgeSeconds !== undefined && object.deviceAgeSeconds !== null)
+      ? BigInt(object.deviceAgeSeconds)
+      : 0n;
+    message.recentCryptogramFailures = object.recentCryptogramFailures ?? 0;
     return message;
   },
 };
