@@ -6,7 +6,10 @@ import type { Logger } from './log';
  * closed or fall back instead of hanging; the client keeps reconnecting in the background.
  */
 export function openRedis(url: string, log: Logger): Redis {
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000 });
+  // disconnectTimeout: ioredis's disconnect() arms a timer to destroy a socket that does not close,
+  // cleared on that socket's 'close'; a socket that already failed (Redis down) never closes again,
+  // so the timer alone held a stopping process (and jest's workers) open for its 2 s default.
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000, disconnectTimeout: 200 });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   return redis;
 }

@@ -13,15 +13,20 @@ import { RuleBook } from './rulebook';
 import { Scorer } from './scorer';
 import { riskService } from './server';
 import { SignalStore } from './signals';
+import { UnsavedDecisions, type UnsavedDecisionsOptions } from './unsaved-decisions';
 
 export interface RiskOptions {
   /** ms since the epoch; tests inject one to walk feature windows to their edges. */
   clock?: () => number;
+  /** Retry and log timing of the unsaved-decision backlog (tests shorten them). */
+  unsaved?: Pick<UnsavedDecisionsOptions, 'retryMinMs' | 'retryMaxMs' | 'logEveryMs'>;
 }
 
 export interface RunningRisk extends RunningService {
   port: number;
   rules: RuleBook;
+  /** Decisions waiting in memory for Redis (tests watch it drain). */
+  unsaved: Pick<UnsavedDecisions, 'size'>;
 }
 
 /**
@@ -43,6 +48,9 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     await redis.connect().catch((err: Error) => log.warn({ err: err.message }, 'Redis unreachable at start; scoring in degraded mode until it answers'));
 
     const decisions = new DecisionStore(redis, config.REDIS_KEY_PREFIX, config.RISK_DECISION_TTL_DAYS);
+    const unsaved = new UnsavedDecisions(decisions, { max: config.RISK_DECISION_BACKLOG_MAX, log, ...options.unsaved });
+    // Redis is back: write what waited now rather than at the next retry.
+    redis.on('ready', () => unsaved.flushSoon());
     const events = new RiskEvents(bus, log);
     const scorer = new Scorer({
       features: new FeatureStore(redis, config.REDIS_KEY_PREFIX, {
@@ -52,6 +60,7 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
         profileMs: config.RISK_PROFILE_TTL_DAYS * 86_400_000,
       }),
       decisions,
+      unsaved,
       book: rules,
       events,
       policy: { challengeAt: config.RISK_CHALLENGE_THRESHOLD, declineAt: config.RISK_DECLINE_THRESHOLD, maxReasons: config.RISK_MAX_REASONS },
@@ -62,12 +71,12 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     });
     if (config.RISK_RULES_WATCH) rules.watch();
     // While Redis is down a handler fails and JetStream redelivers later: nothing is lost.
-    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, clock }, log) : undefined;
+    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, clock }, log) : undefined;
 
     const server = GrpcServer.fromConfig(config, {
       service: SERVICE,
       log,
-      services: [riskService({ scorer, decisions, clock, log })],
+      services: [riskService({ scorer, decisions, unsaved, clock, log })],
     });
     const port = await server.listen(config.RISK_PORT);
     const { rules: set, model } = rules.current();
@@ -75,8 +84,12 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     return {
       port,
       rules,
+      unsaved,
       async stop() {
+        const started = Date.now();
         await server.shutdown(config.SHUTDOWN_GRACE_MS);
+        // Score has stopped: one last write of what waits, in what is left of the grace period.
+        await unsaved.close(config.SHUTDOWN_GRACE_MS - (Date.now() - started));
         await rules.close();
         await consumers?.stop();
         await events.drain();

@@ -31,6 +31,11 @@ export const configSchema = z
     RISK_REDIS_TIMEOUT_MS: positiveInt.default(100),
     /** How long a decision and its features stay available to Explain and Feedback. */
     RISK_DECISION_TTL_DAYS: positiveInt.default(30),
+    /**
+     * Most decisions one replica holds in memory while they cannot be stored (Redis down or slow);
+     * beyond it the oldest is dropped and counted. About 1.5 KB each.
+     */
+    RISK_DECISION_BACKLOG_MAX: positiveInt.max(1_000_000).default(10_000),
     /** How long a scored payment id is remembered so a retry is not counted twice. */
     RISK_DEDUPE_TTL_HOURS: positiveInt.default(48),
     /** How long an account remembers the merchants it paid (for "first payment at this merchant"). */

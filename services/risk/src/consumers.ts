@@ -3,6 +3,7 @@ import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
 import type { DecisionStore, LabelFromEvent, StoredLabel } from './decision-store';
 import type { SignalStore } from './signals';
+import type { UnsavedDecisions } from './unsaved-decisions';
 
 /** Band lifecycle events and the status each leaves the band in. */
 export const DEVICE_STATUS: Readonly<Record<string, string>> = {
@@ -70,30 +71,38 @@ export async function applyEvent(event: Event, signals: SignalStore): Promise<st
  * apply (no stored decision, an unknown outcome, an unusable id) is reported, not thrown: retrying
  * would not help. Redis failures throw, and JetStream redelivers.
  */
-export async function applyDisputeOutcome(event: Event, decisions: DecisionStore, now: number): Promise<LabelFromEvent | `skipped: ${string}`> {
+export async function applyDisputeOutcome(
+  event: Event,
+  decisions: DecisionStore,
+  now: number,
+  unsaved?: Pick<UnsavedDecisions, 'ensureStored'>,
+): Promise<LabelFromEvent | `skipped: ${string}`> {
   const p = event.payload;
   if (p?.$case !== 'dispute') return 'skipped: not a dispute payload';
   if (!ID.test(p.value.paymentId)) return 'skipped: no usable payment id';
   const label = DISPUTE_LABEL[p.value.outcome];
   if (!label) return `skipped: unknown outcome ${JSON.stringify(p.value.outcome.slice(0, 40))}`;
+  // A decision this replica still holds in memory is written first, or the label would find none.
+  await unsaved?.ensureStored(p.value.paymentId);
   return decisions.labelFromEvent(p.value.paymentId, event.eventId, label, DISPUTE_SOURCE, now);
 }
 
 export interface ConsumerDeps {
   signals: SignalStore;
   decisions: DecisionStore;
+  unsaved?: Pick<UnsavedDecisions, 'ensureStored'>;
   clock: () => number;
 }
 
 /** Starts the durable consumers feeding the signal store and the dispute labels; `stop()` closes them. */
 export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Logger): Promise<{ stop: () => Promise<void> }> {
-  const { signals, decisions, clock } = deps;
+  const { signals, decisions, unsaved, clock } = deps;
   const handler = async (event: Event) => {
     const what = await applyEvent(event, signals);
     log.debug({ eventType: event.type, eventId: event.eventId, what }, 'risk signal');
   };
   const disputes = async (event: Event) => {
-    const what = await applyDisputeOutcome(event, decisions, clock());
+    const what = await applyDisputeOutcome(event, decisions, clock(), unsaved);
     const fields = { eventId: event.eventId, paymentId: event.payload?.$case === 'dispute' ? event.payload.value.paymentId : undefined, what };
     // Acked either way: a decision that is gone (expired, or scored before risk kept decisions)
     // will not come back, and one event id carrying two outcomes is settlement's bug to look at.

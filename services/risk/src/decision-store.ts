@@ -3,6 +3,7 @@ import { IdempotencyKeyReused, NotFound } from '../../../platform/errors';
 import { taggedKey } from '../../../platform/redis';
 import type { Features } from './domain/features';
 import type { Verdict } from './domain/decision';
+import type { UnsavedDecision } from './domain/decision-backlog';
 
 export type StoredLabel = 'FRAUD' | 'LEGIT';
 
@@ -19,6 +20,7 @@ export interface StoredDecision {
 
 /*
  * <p>:risk-decision:{payment}  HASH  verdict (JSON), features (JSON), scored_at (ms),
+ *                                    degraded ("1" for a fallback decision; absent or "0" otherwise),
  *                                    label, label_source, labeled_at,
  *                                    fb:<idempotency key> → "label|source"   (Feedback)
  *                                    ev:<event id> → "label|source"          (payment.dispute.resolved)
@@ -50,8 +52,24 @@ export class NoDecision extends NotFound {
   }
 }
 
+// KEYS: decision. ARGV: verdict, features, scored_at, degraded ("1"/"0"), ttl ms.
+// Returns 'stored' or 'kept'. Writes a decision that waited in memory (UnsavedDecisions) only if
+// none is stored, or if the stored one is degraded and this one is not. So a write that is
+// repeated (a flush whose reply was lost, a save that timed out but landed) changes nothing, a
+// decision made later with history is not replaced by an older fallback, and only the verdict
+// fields are touched: a label recorded meanwhile stays.
+const SAVE_IF_ABSENT = `
+if redis.call('HEXISTS', KEYS[1], 'verdict') == 1 then
+  if ARGV[4] == '1' or redis.call('HGET', KEYS[1], 'degraded') ~= '1' then return 'kept' end
+end
+redis.call('HSET', KEYS[1], 'verdict', ARGV[1], 'features', ARGV[2], 'scored_at', ARGV[3], 'degraded', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 'stored'
+`;
+
 interface LabelRedis extends Redis {
   riskLabel(key: string, ...argv: Array<string | number>): Promise<'missing' | 'reused' | 'same' | 'ok'>;
+  riskSaveIfAbsent(key: string, ...argv: Array<string | number>): Promise<'stored' | 'kept'>;
 }
 
 /** Each decision with its features, for Explain, Feedback and later training. */
@@ -64,23 +82,43 @@ export class DecisionStore {
     private readonly ttlDays: number,
   ) {
     if (!('riskLabel' in redis)) redis.defineCommand('riskLabel', { numberOfKeys: 1, lua: LABEL });
+    if (!('riskSaveIfAbsent' in redis)) redis.defineCommand('riskSaveIfAbsent', { numberOfKeys: 1, lua: SAVE_IF_ABSENT });
     this.redis = redis as LabelRedis;
   }
 
   key = (paymentId: string) => taggedKey(this.prefix, 'risk-decision', paymentId);
 
-  /** Stores (or, on a rescore, replaces) the decision; a label already recorded is kept. */
+  /**
+   * Stores (or, on a rescore, replaces) a decision made with history, as Score makes it; a label
+   * already recorded is kept.
+   */
   async save(paymentId: string, decision: Pick<StoredDecision, 'verdict' | 'features' | 'scoredAt'>): Promise<void> {
     const key = this.key(paymentId);
     await this.redis
       .multi()
-      .hset(key, { verdict: JSON.stringify(decision.verdict), features: JSON.stringify(decision.features), scored_at: decision.scoredAt.getTime() })
+      .hset(key, { verdict: JSON.stringify(decision.verdict), features: JSON.stringify(decision.features), scored_at: decision.scoredAt.getTime(), degraded: '0' })
       .pexpire(key, this.ttlDays * 86_400_000)
       .exec()
       .then((replies) => {
         const failed = replies?.find(([err]) => err);
         if (failed) throw failed[0];
       });
+  }
+
+  /**
+   * Writes a decision that could not be stored when it was made (see SAVE_IF_ABSENT): idempotent
+   * per payment id, never over a full decision, never touching a label. 'kept' when the stored
+   * one stays.
+   */
+  async saveIfAbsent(paymentId: string, decision: UnsavedDecision): Promise<'stored' | 'kept'> {
+    return this.redis.riskSaveIfAbsent(
+      this.key(paymentId),
+      JSON.stringify(decision.verdict),
+      JSON.stringify(decision.features),
+      decision.scoredAt.getTime(),
+      decision.degraded ? '1' : '0',
+      this.ttlDays * 86_400_000,
+    );
   }
 
   async get(paymentId: string): Promise<StoredDecision> {

@@ -5,10 +5,13 @@ import type { DecisionStore } from './decision-store';
 import type { RiskEvents } from './events';
 import type { FeatureStore } from './feature-store';
 import type { RuleBook } from './rulebook';
+import type { UnsavedDecisions } from './unsaved-decisions';
 
 export interface ScorerDeps {
   features: FeatureStore;
   decisions: DecisionStore;
+  /** Where a decision that could not be stored waits for Redis (never awaited here). */
+  unsaved: Pick<UnsavedDecisions, 'keep' | 'stored'>;
   book: RuleBook;
   events: RiskEvents;
   policy: Policy;
@@ -46,6 +49,8 @@ function within<T>(work: Promise<T>, ms: number): Promise<T> {
  * Scores one payment: record it in the feature store (once per payment id), derive features,
  * apply the rule set and model in force, store the decision for Explain, publish it. When the
  * feature store is unreachable or slow the answer is the degraded fallback, never an error.
+ * A decision that cannot be stored (every degraded one, and a full one whose save fails or
+ * times out) waits in `unsaved` until Redis answers; the degraded path never waits on Redis.
  */
 export class Scorer {
   private degradedCount = 0;
@@ -64,7 +69,7 @@ export class Scorer {
   }
 
   async score(input: ScoreInput): Promise<Scored> {
-    const { features: store, decisions, book, events, policy, log } = this.deps;
+    const { features: store, decisions, unsaved, book, events, policy, log } = this.deps;
     const now = this.deps.clock();
     const { rules, model } = book.current();
     let scored: Scored;
@@ -78,9 +83,18 @@ export class Scorer {
       const verdict = degrade(decide(features, rules, model, policy), features, this.deps.fallbackMaxApproveMinor, policy.maxReasons);
       scored = { verdict, features, scoredAt: new Date(now), degraded: true };
     }
-    if (!scored.degraded) {
-      await within(decisions.save(input.paymentId, { verdict: scored.verdict, features: scored.features, scoredAt: scored.scoredAt }), this.deps.redisTimeoutMs).catch((err: Error) =>
-        log.warn({ err: err.message, paymentId: input.paymentId }, 'decision not stored; Explain will not find it'),
+    const decision = { verdict: scored.verdict, features: scored.features, scoredAt: scored.scoredAt, degraded: scored.degraded };
+    if (scored.degraded) {
+      unsaved.keep(input.paymentId, decision);
+    } else {
+      // A save that timed out may still land; the later write from the backlog then keeps it.
+      await within(decisions.save(input.paymentId, decision), this.deps.redisTimeoutMs).then(
+        () => unsaved.stored(input.paymentId),
+        (err: Error) => {
+          // Per payment at debug: the backlog logs counts once per interval.
+          log.debug({ err: err.message, paymentId: input.paymentId }, 'decision not stored yet; kept in memory until Redis answers');
+          unsaved.keep(input.paymentId, decision);
+        },
       );
     }
     events.publish(input, scored.verdict, scored.scoredAt);

@@ -75,7 +75,7 @@ describe('risk gRPC edge', () => {
       probability: 0.01,
     };
     const scorer = { score: async () => ({ verdict, features: {}, scoredAt: new Date(), degraded: false }) } as unknown as Scorer;
-    const reg = riskService({ scorer, decisions: {} as DecisionStore, clock: Date.now, log: createLogger('risk', 'silent') });
+    const reg = riskService({ scorer, decisions: {} as DecisionStore, unsaved: { find: () => undefined, ensureStored: async () => undefined }, clock: Date.now, log: createLogger('risk', 'silent') });
     const score = (reg.handlers as Record<string, UnaryHandler<ScoreRequest, unknown>>).score!;
     const ctx: CallContext = { method: '/wristpay.risk.v1.RiskService/Score', caller: null, metadata: new Metadata(), deadline: new Date(Date.now() + 1000), signal: new AbortController().signal };
     const res = await trace.getTracer('test').startActiveSpan('Score', async (span) => {

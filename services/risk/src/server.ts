@@ -15,12 +15,14 @@ import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import type { DecisionName, Verdict } from './domain/decision';
 import type { ScoreInput } from './domain/features';
-import { type DecisionStore, type StoredLabel } from './decision-store';
+import { type DecisionStore, type StoredDecision, type StoredLabel } from './decision-store';
 import type { Scorer } from './scorer';
+import type { UnsavedDecisions } from './unsaved-decisions';
 
 export interface RiskDeps {
   scorer: Scorer;
   decisions: DecisionStore;
+  unsaved: Pick<UnsavedDecisions, 'find' | 'ensureStored'>;
   clock: () => number;
   log: Logger;
 }
@@ -110,7 +112,23 @@ async function guard<T>(op: () => Promise<T>, log: Logger): Promise<T> {
 }
 
 export function riskService(deps: RiskDeps) {
-  const { scorer, decisions, clock, log } = deps;
+  const { scorer, decisions, unsaved, clock, log } = deps;
+
+  /**
+   * The stored decision; failing that (not stored yet, or Redis down), the one this replica
+   * still holds in memory, unlabelled (a label needs the decision in Redis first). Another
+   * replica's waiting decisions are not visible here: for those Explain says NOT_FOUND or
+   * UNAVAILABLE until that replica has written them.
+   */
+  async function explained(paymentId: string): Promise<StoredDecision> {
+    try {
+      return await decisions.get(paymentId);
+    } catch (err) {
+      const waiting = unsaved.find(paymentId);
+      if (!waiting) throw err;
+      return { verdict: waiting.verdict, features: waiting.features, scoredAt: waiting.scoredAt, label: undefined, labelSource: undefined };
+    }
+  }
 
   const handlers: Handlers<RiskServiceServer> = {
     async score(req) {
@@ -127,7 +145,7 @@ export function riskService(deps: RiskDeps) {
 
     async explain(req): Promise<ExplainResponse> {
       const paymentId = requireId(req.paymentId, 'payment_id');
-      const stored = await guard(() => decisions.get(paymentId), log);
+      const stored = await guard(() => explained(paymentId), log);
       trace.getActiveSpan()?.setAttribute(ATTR.paymentId, paymentId);
       return {
         decision: toScoreResponse(stored.verdict),
@@ -144,7 +162,11 @@ export function riskService(deps: RiskDeps) {
       const label = LABEL_IN[req.label];
       if (!label) throw new InvalidArgument('label must be FRAUD or LEGIT');
       if (req.source.length > 64) throw new InvalidArgument('source must be at most 64 characters');
-      await guard(() => decisions.label(paymentId, key, label, req.source || 'feedback', clock()), log);
+      // A decision still waiting in memory is written first, so the label has one to land on.
+      await guard(async () => {
+        await unsaved.ensureStored(paymentId);
+        await decisions.label(paymentId, key, label, req.source || 'feedback', clock());
+      }, log);
       trace.getActiveSpan()?.setAttribute(ATTR.paymentId, paymentId);
       return {};
     },

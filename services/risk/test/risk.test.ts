@@ -9,13 +9,18 @@ import { Channel } from '../../../gen/wristpay/common/v1/common';
 import { Decision, Label, RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
 import { ConfigError } from '../../../platform/config';
 import { encodeEvent, newEvent } from '../../../platform/events';
+import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
 import { requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../../../test/support/servers';
+import { tcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startRisk } from '../src/app';
 import { CONSUMERS } from '../src/consumers';
 import { readConfig } from '../src/config';
+import { DecisionStore } from '../src/decision-store';
+import type { Features } from '../src/domain/features';
+import { toScoreResponse } from '../src/server';
 
 const PARIS = { latitude: 48.8566, longitude: 2.3522 };
 const NEW_YORK = { latitude: 40.7128, longitude: -74.006 };
@@ -478,17 +483,188 @@ describe('risk against real Redis and NATS', () => {
       expect((await dclient.score(payment({ ...ids(), recentCryptogramFailures: 9 }))).decision).toBe(Decision.DECISION_DECLINE);
     });
 
-    it('still publishes its decisions, and says UNAVAILABLE for Explain and Feedback', async () => {
+    it('still publishes its decisions and explains them from memory; Feedback and unknown payments are UNAVAILABLE', async () => {
       const req = payment(ids());
-      await dclient.score(req);
+      const res = await dclient.score(req);
       await events.waitFor(() => events.ofType('risk.scored').some((e) => e.event.payload?.$case === 'risk' && e.event.payload.value.paymentId === req.paymentId), 5_000, 'degraded risk.scored');
-      await expectStatus(dclient.explain({ paymentId: req.paymentId }), status.UNAVAILABLE);
+      const explained = await dclient.explain({ paymentId: req.paymentId });
+      expect(explained.decision).toEqual(res);
+      expect(explained.decision!.reasons[0]!.code).toBe('REDIS_UNAVAILABLE');
+      expect(explained.features).toMatchObject({ degraded: 1, amount_minor: 1250, session_live: 1 });
+      expect(explained.label).toBe(Label.LABEL_UNSPECIFIED);
+      expect(degraded.unsaved.size).toBeGreaterThan(0);
+      await expectStatus(dclient.explain({ paymentId: 'scored-elsewhere' }), status.UNAVAILABLE);
+      // A label needs the decision in Redis: the caller retries once Redis is back.
       await expectStatus(dclient.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: '' }), status.UNAVAILABLE);
     });
 
     it('a malformed REDIS_URL is still a configuration error', () => {
       expect(() => readConfig(testEnv(prefix, { REDIS_URL: 'not a url' }))).toThrow(ConfigError);
       expect(() => readConfig(testEnv(prefix, { REDIS_URL: 'http://127.0.0.1:6379' }))).toThrow(/REDIS_URL/);
+    });
+  });
+
+  describe('decisions made while Redis is down are written once it is back', () => {
+    let proxy: TcpProxy;
+    let flaky: Awaited<ReturnType<typeof startRisk>>;
+    let fclient: ReturnType<typeof testClient<RiskServiceClient>>;
+    /** Straight to Redis, as a fresh risk instance would read and write. */
+    let store: DecisionStore;
+    const flakyEnv = () => testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', REDIS_URL: `redis://127.0.0.1:${proxy.port}` });
+
+    beforeAll(async () => {
+      proxy = await tcpProxy(TEST_REDIS_URL);
+      // Long retries: what writes the backlog here is the client's 'ready' on reconnect.
+      flaky = await startRisk(readConfig(flakyEnv()), testLogger('risk'), { unsaved: { retryMinMs: 30_000, retryMaxMs: 30_000 } });
+      fclient = testClient(RiskServiceClient, flaky.port);
+      store = new DecisionStore(redis, prefix, 30);
+    });
+
+    afterAll(async () => {
+      fclient?.close();
+      await flaky?.stop();
+      await proxy?.close();
+    });
+
+    async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+      const deadline = Date.now() + 8_000;
+      for (;;) {
+        const value = await read().catch((err: Error) => err as unknown as T);
+        if (ok(value)) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last saw ${value instanceof Error ? value.message : JSON.stringify(value)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+
+    it('explains from memory during the outage, writes the decision when Redis is back, and keeps labels', async () => {
+      clock.now = Date.now();
+      const req = payment(ids());
+      const other = payment(ids());
+      await proxy.cut();
+      const res = await fclient.score(req);
+      expect(res.reasons[0]!.code).toBe('REDIS_UNAVAILABLE');
+      const otherDegraded = await fclient.score(other);
+      expect(otherDegraded.reasons[0]!.code).toBe('REDIS_UNAVAILABLE');
+      expect(flaky.unsaved.size).toBe(2);
+
+      // This replica answers from memory; another replica (the main service, same Redis) cannot see it.
+      const explained = await fclient.explain({ paymentId: req.paymentId });
+      expect(explained.decision).toEqual(res);
+      expect(explained.features).toMatchObject({ degraded: 1 });
+      await expectStatus(client.explain({ paymentId: req.paymentId }), status.NOT_FOUND);
+      await expectStatus(fclient.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: 'support' }), status.UNAVAILABLE);
+
+      // Meanwhile a retry of `other` reached a replica with Redis, which stored a full decision, and it was labelled.
+      const full = await client.score(other);
+      expect(full.reasons.map((r) => r.code)).not.toContain('REDIS_UNAVAILABLE');
+      await client.feedback({ idempotencyKey: randomUUID(), paymentId: other.paymentId, label: Label.LABEL_FRAUD, source: 'analyst' });
+
+      await proxy.restore();
+      await until(async () => flaky.unsaved.size, (n) => n === 0, 'the backlog to be written');
+
+      const stored = await store.get(req.paymentId);
+      expect(toScoreResponse(stored.verdict)).toEqual(res);
+      expect(stored.features.degraded).toBe(1);
+      expect(stored.scoredAt.getTime()).toBe(explained.scoredAt!.getTime());
+      expect(stored.label).toBeUndefined();
+      expect(await redis.pttl(store.key(req.paymentId))).toBeGreaterThan(29 * DAY);
+      // The older fallback did not replace the full decision, nor its label.
+      const kept = await store.get(other.paymentId);
+      expect(toScoreResponse(kept.verdict)).toEqual(full);
+      expect(kept.features.degraded).toBe(0);
+      expect(kept).toMatchObject({ label: 'FRAUD', labelSource: 'analyst' });
+
+      // Explain from a fresh instance (the main service) finds it; Feedback now lands, and a
+      // rescore of the payment (a retry after the outage) replaces the fallback but keeps the label.
+      expect((await client.explain({ paymentId: req.paymentId })).decision).toEqual(res);
+      await client.feedback({ idempotencyKey: randomUUID(), paymentId: req.paymentId, label: Label.LABEL_LEGIT, source: 'support' });
+      const rescored = await fclient.score(req);
+      expect(rescored.reasons.map((r) => r.code)).not.toContain('REDIS_UNAVAILABLE');
+      const after = await fclient.explain({ paymentId: req.paymentId });
+      expect(after.decision).toEqual(rescored);
+      expect(after.features.degraded).toBe(0);
+      expect(after.label).toBe(Label.LABEL_LEGIT);
+    });
+
+    it('a Feedback retried as Redis comes back lands on the decision, and the backlog write does not undo it', async () => {
+      const req = payment(ids());
+      await proxy.cut();
+      expect((await fclient.score(req)).reasons[0]!.code).toBe('REDIS_UNAVAILABLE');
+      const key = randomUUID();
+      await expectStatus(fclient.feedback({ idempotencyKey: key, paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: 'support' }), status.UNAVAILABLE);
+      await proxy.restore();
+      // The caller retries UNAVAILABLE with the same key; whichever comes first, this Feedback or the write on reconnect, the decision is written before the label.
+      await until(() => fclient.feedback({ idempotencyKey: key, paymentId: req.paymentId, label: Label.LABEL_FRAUD, source: 'support' }), (r) => !(r instanceof Error), 'Feedback to be accepted');
+      await until(async () => flaky.unsaved.size, (n) => n === 0, 'the backlog to be written');
+      const stored = await store.get(req.paymentId);
+      expect(stored).toMatchObject({ label: 'FRAUD', labelSource: 'support' });
+      expect(stored.features.degraded).toBe(1);
+      expect((await client.explain({ paymentId: req.paymentId })).label).toBe(Label.LABEL_FRAUD);
+    });
+
+    it('on stop, writes what waits if Redis is back within the grace period', async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      const log = createLogger('risk', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const late = await startRisk(readConfig(flakyEnv()), log, { unsaved: { retryMinMs: 30_000, retryMaxMs: 30_000 } });
+      const lclient = testClient(RiskServiceClient, late.port);
+      const req = payment(ids());
+      await proxy.cut();
+      await lclient.score(req);
+      await proxy.restore();
+      lclient.close();
+      await late.stop();
+      expect((await store.get(req.paymentId)).features.degraded).toBe(1);
+      expect(lines.filter((l) => 'notStored' in l)).toEqual([]);
+    });
+
+    it('on stop with Redis still down, logs how many decisions were not written', async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      const log = createLogger('risk', 'info', { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+      const late = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', REDIS_URL: 'redis://127.0.0.1:1', SHUTDOWN_GRACE_MS: '300' })), log);
+      const lclient = testClient(RiskServiceClient, late.port);
+      await lclient.score(payment(ids()));
+      await lclient.score(payment(ids()));
+      lclient.close();
+      const started = Date.now();
+      await late.stop();
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(lines.find((l) => 'notStored' in l)).toMatchObject({ level: 'warn', notStored: 2, msg: expect.stringContaining('risk.scored events on JetStream') });
+    });
+  });
+
+  describe('DecisionStore.saveIfAbsent (writing a decision that waited in memory)', () => {
+    let store: DecisionStore;
+    beforeAll(() => {
+      store = new DecisionStore(redis, prefix, 30);
+    });
+    const verdict = (code: string) => ({ decision: 'APPROVE' as const, score: 10, reasons: [{ code, description: code, points: 10 }], rulesetVersion: 'r', modelVersion: 'm', probability: 0 });
+    const features = (degraded: number) => ({ amount_minor: 100, degraded }) as unknown as Features;
+
+    it('is idempotent, never replaces a full decision with a fallback, upgrades a fallback, and never touches a label', async () => {
+      const id = randomUUID();
+      const fallback = { verdict: verdict('REDIS_UNAVAILABLE'), features: features(1), scoredAt: new Date(1_000), degraded: true };
+      expect(await store.saveIfAbsent(id, fallback)).toBe('stored');
+      expect(await store.saveIfAbsent(id, fallback)).toBe('kept');
+      await store.label(id, 'k1', 'FRAUD', 'support', 5_000);
+      // A second fallback (another replica's backlog) changes nothing.
+      expect(await store.saveIfAbsent(id, { ...fallback, verdict: verdict('OTHER'), scoredAt: new Date(2_000) })).toBe('kept');
+      expect(await store.get(id)).toMatchObject({ verdict: { reasons: [{ code: 'REDIS_UNAVAILABLE' }] }, scoredAt: new Date(1_000), label: 'FRAUD', labelSource: 'support' });
+      // A full decision (a save that failed on another replica) replaces the fallback; the label stays.
+      const full = { verdict: verdict('FULL'), features: features(0), scoredAt: new Date(3_000), degraded: false };
+      expect(await store.saveIfAbsent(id, full)).toBe('stored');
+      expect(await store.saveIfAbsent(id, fallback)).toBe('kept');
+      expect(await store.saveIfAbsent(id, { ...full, verdict: verdict('LATER') })).toBe('kept');
+      expect(await store.get(id)).toMatchObject({ verdict: { reasons: [{ code: 'FULL' }] }, features: { degraded: 0 }, scoredAt: new Date(3_000), label: 'FRAUD', labelSource: 'support' });
+      expect(await redis.hget(store.key(id), 'fb:k1')).toBe('FRAUD|support');
+    });
+
+    it('keeps a decision Score already saved (a save that timed out but landed)', async () => {
+      const id = randomUUID();
+      await store.save(id, { verdict: verdict('SAVED'), features: features(0), scoredAt: new Date(1_000) });
+      expect(await redis.hget(store.key(id), 'degraded')).toBe('0');
+      expect(await store.saveIfAbsent(id, { verdict: verdict('SAVED'), features: features(0), scoredAt: new Date(1_000), degraded: false })).toBe('kept');
+      expect(await store.saveIfAbsent(id, { verdict: verdict('REDIS_UNAVAILABLE'), features: features(1), scoredAt: new Date(900), degraded: true })).toBe('kept');
+      expect((await store.get(id)).verdict.reasons[0]!.code).toBe('SAVED');
     });
   });
 
