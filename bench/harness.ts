@@ -15,7 +15,7 @@ import Redis from 'ioredis';
 import { Client } from 'pg';
 import { STREAM_AREAS } from '../platform/events';
 import { repoPath } from '../platform/paths';
-import { certPaths, freePort, SERVICES, startMesh, type ServiceName } from '../scripts/mesh';
+import { ADDR_ENV, certPaths, freePort, SERVICES, startMesh, startService, type ServiceName, type ServiceProcess } from '../scripts/mesh';
 import { meshClients, type MeshClients } from '../sim/clients';
 
 /** The PostgreSQL server the mesh benchmarks create their databases on. */
@@ -72,6 +72,8 @@ export function runBench(main: () => Promise<void>): void {
 
 export interface BenchMesh {
   clients: MeshClients;
+  /** Every service process, extra gateway replicas included, as `gateway#2` (for CPU accounting). */
+  processes: { name: string; pid: number }[];
   /** Closes the clients, stops the services, drops the databases, removes the prefix's Redis keys and NATS streams and the work folder. */
   stop(): Promise<void>;
 }
@@ -79,9 +81,11 @@ export interface BenchMesh {
 /**
  * The five services as separate processes with mTLS (certificates from scripts/dev-certs.sh), a
  * fresh PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
- * throwaway prefix for Redis keys and NATS subjects.
+ * throwaway prefix for Redis keys and NATS subjects. With `gatewayReplicas` > 1, more gateway
+ * processes with the same configuration, and the gateway client spreads calls over all of them
+ * (round robin over an `ipv4:` address list).
  */
-export async function startBenchMesh(): Promise<BenchMesh> {
+export async function startBenchMesh(options: { gatewayReplicas?: number } = {}): Promise<BenchMesh> {
   const tag = benchPrefix();
   const work = mkdtempSync(join(tmpdir(), 'wp-bench-'));
   const admin = new Client({ connectionString: ADMIN_URL });
@@ -104,13 +108,31 @@ export async function startBenchMesh(): Promise<BenchMesh> {
   }
   perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
   const creds = credentials.createSsl(readFileSync(join(work, 'certs', 'ca.crt')), readFileSync(join(work, 'certs', 'demo.key')), readFileSync(join(work, 'certs', 'demo.crt')));
-  const mesh = await startMesh({ ports, env: { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn' }, perService, credentials: creds });
+  const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn' };
+  const mesh = await startMesh({ ports, env, perService, credentials: creds });
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
-  const clients = meshClients({ gateway: at('gateway'), registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, creds);
+  const extraGateways: ServiceProcess[] = [];
+  try {
+    for (let r = 2; r <= (options.gatewayReplicas ?? 1); r++) {
+      const gatewayEnv = { ...Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)])), ...env, ...perService.gateway, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
+      extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds }));
+    }
+  } catch (err) {
+    await Promise.all(extraGateways.map((g) => g.stop()));
+    await mesh.stop();
+    throw err;
+  }
+  const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');
+  const clients = meshClients({ gateway, registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, creds, extraGateways.length ? 'gateway' : undefined);
   return {
     clients,
+    processes: [
+      ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
+      ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),
+    ],
     stop: async () => {
       clients.close();
+      await Promise.all(extraGateways.map((g) => g.stop()));
       await mesh.stop();
       for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
       await admin.end();

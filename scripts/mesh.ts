@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -45,6 +45,8 @@ export interface MeshOptions {
 
 export interface Mesh {
   ports: Record<ServiceName, number>;
+  /** Each service's process id (for CPU accounting from /proc). */
+  pids: Record<ServiceName, number>;
   /** SIGTERM to every service (they drain), SIGKILL after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
   /** Exit codes of services that stopped on their own. */
@@ -71,61 +73,117 @@ export function serviceCommand(service: ServiceName): string[] {
   return ['--require', telemetry, main];
 }
 
+/** One service running as its own process. */
+export interface ServiceProcess {
+  service: ServiceName;
+  port: number;
+  pid: number;
+  /** The exit code once it stopped (null if a signal ended it); undefined while it runs. */
+  readonly exitCode: number | null | undefined;
+  /** The last line it printed on stderr (a start failure's one-line message). */
+  readonly lastError: string | undefined;
+  /** SIGTERM (it drains), SIGKILL after `graceMs`; resolves once it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Spawns one service process (compiled entry point, telemetry preload) listening on `port`, with
+ * `env` plus PATH, its port variable and OTEL_SERVICE_NAME. Several of one service are replicas.
+ */
+export function spawnService(
+  service: ServiceName,
+  port: number,
+  env: Record<string, string | undefined>,
+  hooks: { onLine?: (line: string, stream: 'stdout' | 'stderr') => void; onExit?: (code: number | null) => void } = {},
+): ServiceProcess {
+  const child = spawn(process.execPath, serviceCommand(service), {
+    cwd: repoPath(),
+    env: { PATH: process.env.PATH, ...env, [PORT_ENV[service]]: String(port), OTEL_SERVICE_NAME: service },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let exitCode: number | null | undefined;
+  let lastError: string | undefined;
+  for (const stream of ['stdout', 'stderr'] as const) {
+    createInterface({ input: child[stream]! }).on('line', (line) => {
+      if (stream === 'stderr') lastError = line;
+      hooks.onLine?.(line, stream);
+    });
+  }
+  child.on('exit', (code) => {
+    exitCode = code;
+    hooks.onExit?.(code);
+  });
+  return {
+    service,
+    port,
+    pid: child.pid!,
+    get exitCode() {
+      return exitCode;
+    },
+    get lastError() {
+      return lastError;
+    },
+    stop: (graceMs = 15_000) =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        child.once('exit', () => (clearTimeout(kill), resolve()));
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** `spawnService`, resolved once it answers grpc.health.v1 SERVING; stopped and rejected if it dies or times out first. */
+export async function startService(
+  service: ServiceName,
+  port: number,
+  env: Record<string, string | undefined>,
+  options: { credentials?: ChannelCredentials; startTimeoutMs?: number; onLine?: (line: string, stream: 'stdout' | 'stderr') => void } = {},
+): Promise<ServiceProcess> {
+  const proc = spawnService(service, port, env, { onLine: options.onLine });
+  try {
+    await waitServing(port, options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 120_000, () =>
+      proc.exitCode !== undefined ? `${service} exited (${proc.exitCode}): ${proc.lastError ?? 'no output'}` : undefined,
+    );
+  } catch (err) {
+    await proc.stop(2_000);
+    throw err;
+  }
+  return proc;
+}
+
 /**
  * Starts the five services as separate processes and resolves when each answers
  * grpc.health.v1 SERVING; rejects with the service's own one-line error if one dies first.
  */
 export async function startMesh(options: MeshOptions): Promise<Mesh> {
-  const children = new Map<ServiceName, ChildProcess>();
   const exited: Mesh['exited'] = {};
   const addresses = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], `localhost:${options.ports[s]}`]));
-  const lastErr = new Map<ServiceName, string>();
+  const procs = new Map<ServiceName, ServiceProcess>();
   for (const service of SERVICES) {
-    const child = spawn(process.execPath, serviceCommand(service), {
-      cwd: repoPath(),
-      env: {
-        PATH: process.env.PATH,
-        ...addresses,
-        ...options.env,
-        ...options.perService[service],
-        [PORT_ENV[service]]: String(options.ports[service]),
-        OTEL_SERVICE_NAME: service,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.set(service, child);
-    for (const stream of ['stdout', 'stderr'] as const) {
-      createInterface({ input: child[stream]! }).on('line', (line) => {
-        if (stream === 'stderr') lastErr.set(service, line);
-        options.onLine?.(service, line, stream);
-      });
-    }
-    child.on('exit', (code) => {
-      exited[service] = code;
-    });
+    procs.set(
+      service,
+      spawnService(service, options.ports[service], { ...addresses, ...options.env, ...options.perService[service] }, {
+        onLine: (line, stream) => options.onLine?.(service, line, stream),
+        onExit: (code) => {
+          exited[service] = code;
+        },
+      }),
+    );
   }
   const mesh: Mesh = {
     ports: options.ports,
+    pids: Object.fromEntries([...procs].map(([service, p]) => [service, p.pid])) as Record<ServiceName, number>,
     exited,
     async stop(graceMs = 15_000) {
-      await Promise.all(
-        [...children.values()].map(
-          (child) =>
-            new Promise<void>((resolve) => {
-              if (child.exitCode !== null || child.signalCode !== null) return resolve();
-              const kill = setTimeout(() => child.kill('SIGKILL'), graceMs);
-              child.once('exit', () => (clearTimeout(kill), resolve()));
-              child.kill('SIGTERM');
-            }),
-        ),
-      );
+      await Promise.all([...procs.values()].map((p) => p.stop(graceMs)));
     },
   };
   try {
     await Promise.all(
       SERVICES.map((service) =>
         waitServing(options.ports[service], options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 120_000, () =>
-          exited[service] !== undefined ? `${service} exited (${exited[service]}): ${lastErr.get(service) ?? 'no output'}` : undefined,
+          exited[service] !== undefined ? `${service} exited (${exited[service]}): ${procs.get(service)!.lastError ?? 'no output'}` : undefined,
         ),
       ),
     );

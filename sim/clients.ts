@@ -14,10 +14,15 @@ export interface MeshClients {
   close(): void;
 }
 
-export function meshClients(addresses: { gateway: string; registry: string; tokenization: string; settlement: string }, credentials: ChannelCredentials): MeshClients {
+/** `gatewayServerName`: the name to check on the gateway's certificate when `addresses.gateway` is a list of IP addresses (replicas). */
+export function meshClients(
+  addresses: { gateway: string; registry: string; tokenization: string; settlement: string },
+  credentials: ChannelCredentials,
+  gatewayServerName?: string,
+): MeshClients {
   const options = { credentials, deadlineMs: 10_000, retryable: [] };
   const clients = {
-    gateway: createClient(GatewayServiceClient, addresses.gateway, options),
+    gateway: createClient(GatewayServiceClient, addresses.gateway, gatewayServerName ? { ...options, serverName: gatewayServerName } : options),
     registry: createClient(DeviceRegistryServiceClient, addresses.registry, options),
     tokenization: createClient(TokenizationServiceClient, addresses.tokenization, options),
     settlement: createClient(SettlementServiceClient, addresses.settlement, options),

@@ -44,6 +44,9 @@ export interface ClientFactoryOptions {
 /**
  * Creates a client whose every call has a deadline and whose listed methods are retried by the
  * channel on UNAVAILABLE (gRPC's own retry policy, with backoff and a cap of 3 attempts).
+ * Calls are spread round robin over every address the target resolves to: a `dns:` name with
+ * several A records (a headless Service) or a list such as `ipv4:127.0.0.1:5001,127.0.0.1:5002`;
+ * an address that refuses connections is skipped.
  */
 export function createClient<C extends Client>(Ctor: ClientConstructor<C>, address: string, options: ClientFactoryOptions): PromiseClient<C> {
   const methods = Object.entries(Ctor.service);
