@@ -430,7 +430,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
       expect(problems).toEqual([]);
     });
 
-    it('dials other Services by name on their grpc port, NATS/Redis/PostgreSQL/collector by Service, and NetworkPolicy allows each call', () => {
+    it('dials other Services by name on their grpc port (headless, so calls spread over pods), NATS/Redis/PostgreSQL/collector by Service, and NetworkPolicy allows each call', () => {
       const r = rendered(overlay);
       const w = deployment(r, name);
       const problems: string[] = [];
@@ -444,6 +444,12 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
             problems.push(`${name}: ${variable}=${value} reaches port ${target.servicePort.name ?? target.servicePort.port} of ${target.service.metadata.name}, want its grpc port`);
           }
           if (!SERVICE_NAMES.includes(target.workload.name)) problems.push(`${name}: ${variable}=${value} reaches ${target.workload.name}, which is not a WristPay service`);
+          // Client-side balancing needs every pod's address from DNS, and a headless Service ignores
+          // targetPort: the client dials the pod on the Service's port number.
+          if (target.service.spec?.clusterIP !== 'None') problems.push(`${name}: ${variable} reaches Service ${target.service.metadata?.name}, which is not headless: its calls would pin to one pod`);
+          if (target.servicePort.port !== target.containerPort.containerPort) {
+            problems.push(`${name}: ${variable}: Service port ${target.servicePort.port} differs from container port ${target.containerPort.containerPort} (a headless Service does not translate ports)`);
+          }
         }
         if (variable === 'OTEL_EXPORTER_OTLP_ENDPOINT' && target.workload.name !== 'otel-collector') {
           problems.push(`${name}: OTEL_EXPORTER_OTLP_ENDPOINT reaches ${target.workload.name}, want the otel-collector`);
