@@ -7,7 +7,7 @@ module.exports = {
   testTimeout: 30_000,
   // Two cores: one worker per core; each test file owns its databases, prefixes and streams.
   maxWorkers: 2,
-  // Deletes the prefixed JetStream streams the run created (two runs at once would delete each other's).
+  // Gives the run an id that every test prefix carries, and deletes the run's JetStream streams at the end.
   globalSetup: '<rootDir>/test/support/test-streams-setup.js',
   globalTeardown: '<rootDir>/test/support/test-streams-teardown.js',
 };

@@ -40,7 +40,9 @@ export async function requireServers(...which: Array<'PostgreSQL' | 'Redis' | 'N
 
 /** A short unique name for one test's data: NATS subject prefix, Redis key prefix, database name. */
 export function uniqueName(label = 't'): string {
-  return `${label}${randomBytes(5).toString('hex')}`;
+  // The run's id (set by jest's globalSetup, test/support/test-streams.js) lets the run's
+  // teardown find what it created; outside jest there is none.
+  return `${label}${process.env.WRISTPAY_TEST_RUN ?? ''}${randomBytes(5).toString('hex')}`;
 }
 
 /** Creates an empty PostgreSQL database for one test file; `drop()` removes it. */
