@@ -28,9 +28,13 @@ export { uniqueName };
 
 type Ctor<C> = { new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): C; service: ServiceDefinition };
 
-/** A promise client on 127.0.0.1:port over plaintext, as tests call services. */
+/**
+ * A promise client on 127.0.0.1:port, over plaintext unless `creds` say otherwise. Over TLS the
+ * server is named `localhost` (test certificates carry it): Node refuses an IP address as the
+ * TLS server name (DEP0123).
+ */
 export function testClient<C extends Client>(Ctor: Ctor<C>, port: number, creds = credentials.createInsecure()): PromiseClient<C> {
-  return createClient(Ctor, `127.0.0.1:${port}`, { credentials: creds, deadlineMs: 5_000, retryable: [] });
+  return createClient(Ctor, `127.0.0.1:${port}`, { credentials: creds, deadlineMs: 5_000, retryable: [], serverName: 'localhost' });
 }
 
 /** Expects `promise` to reject with gRPC status `code`; returns the error for more checks. */
