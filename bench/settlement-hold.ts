@@ -61,7 +61,7 @@ async function main(): Promise<void> {
       merchantId: `m${i % 97}`,
       amount: eur(100 + (i % 2_900)),
       ttlSeconds: 0n,
-      deviceId: `${prefix}-d${i % wallets}`,
+      voucherCode: '', merchantName: '', deviceId: `${prefix}-d${i % wallets}`,
     });
     const outcomes = new Map<string, number>();
     const placeHold = async (req: PlaceHoldRequest) => {

@@ -135,6 +135,8 @@ export async function pay(
       payload,
       location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
+      voucherCode: '',
+      merchantName: '',
     },
     { metadata },
   );

@@ -16,6 +16,8 @@ function request(over: Partial<AuthorizeRequest> = {}): AuthorizeRequest {
     payload: { $case: 'tap', value: { tokenNumber: '4895370000000001', atc: 7n, terminalNonce: randomBytes(4), cryptogram: randomBytes(16) } },
     location: { latitude: 31.23, longitude: 121.47 },
     terminalId: 'pos-1',
+    voucherCode: '',
+    merchantName: 'Shop',
     ...over,
   };
 }
@@ -29,6 +31,8 @@ function approved(paymentId: string): { payment: Payment; response: AuthorizeRes
     holdId: `hold-${paymentId}`,
     riskScore: 42,
     riskReasons: ['MODEL'],
+    discount: undefined,
+    charged: { amountMinor: 1_250n, currency: 'EUR' },
   };
   const payment: Payment = {
     paymentId,
@@ -42,6 +46,10 @@ function approved(paymentId: string): { payment: Payment; response: AuthorizeRes
     riskScore: 42,
     riskReasons: ['MODEL'],
     createdAt: new Date(1_700_000_000_000),
+    discount: undefined,
+    charged: { amountMinor: 1_250n, currency: 'EUR' },
+    merchantName: 'Shop',
+    voucherCode: '',
   };
   return { payment, response };
 }

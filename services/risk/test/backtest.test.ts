@@ -142,7 +142,7 @@ describe('backtest on what production scored (risk.scored on JetStream, labels f
     await label(requests[3]!.paymentId, Label.LABEL_FRAUD);
     await label(requests[6]!.paymentId, Label.LABEL_FRAUD);
     const dispute = (paymentId: string, outcome: string) =>
-      bus.publish(newEvent(DISPUTE_RESOLVED, 'settlement', { $case: 'dispute', value: { disputeId: randomUUID(), holdId: 'h', paymentId, accountId: account, merchantId: 'merchant-2', amount: { amountMinor: 25_000n, currency: 'EUR' }, outcome, reason: 'not me', transferId: 't' } }));
+      bus.publish(newEvent(DISPUTE_RESOLVED, 'settlement', { $case: 'dispute', value: { disputeId: randomUUID(), holdId: 'h', paymentId, accountId: account, merchantId: 'merchant-2', amount: { amountMinor: 25_000n, currency: 'EUR' }, outcome, reason: 'not me', transferId: 't', merchantName: '', deviceId: '' } }));
     await dispute(requests[4]!.paymentId, 'REFUND_BUYER');
     // The store's label (Feedback) wins over a dispute event for the same payment.
     await dispute(requests[0]!.paymentId, 'REFUND_BUYER');

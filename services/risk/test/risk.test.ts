@@ -351,7 +351,7 @@ describe('risk against real Redis and NATS', () => {
       expect(await codes(payment({ ...who, tokenId: 'tok-other' }))).not.toContain('TOKEN_BLOCKED');
 
       const refused = () => newEvent('token.payment.refused', 'tokenization', { $case: 'verification', value: { tokenId: 'tok-1', deviceId: who.deviceId, result: 'BAD_CRYPTOGRAM', amount: undefined, merchantId: 'm', atc: 1n, channel: Channel.CHANNEL_BAND_TAP } });
-      const declined = () => newEvent('payment.declined', 'gateway', { $case: 'payment', value: { paymentId: randomUUID(), status: 'DECLINED', declineReason: 'risk', amount: undefined, merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: '' } });
+      const declined = () => newEvent('payment.declined', 'gateway', { $case: 'payment', value: { paymentId: randomUUID(), status: 'DECLINED', declineReason: 'risk', amount: undefined, merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: '', merchantName: '', discount: undefined } });
       const once = refused();
       for (const e of [once, once, refused(), refused(), declined(), declined(), declined()]) await bus.publish(e);
       await until(async () => {
@@ -377,7 +377,7 @@ describe('risk against real Redis and NATS', () => {
     const disputeResolved = (paymentId: string, outcome: string) =>
       newEvent('payment.dispute.resolved', 'settlement', {
         $case: 'dispute',
-        value: { disputeId: randomUUID(), holdId: randomUUID(), paymentId, accountId: 'acct-x', merchantId: 'merchant-1', amount: { amountMinor: 1_250n, currency: 'EUR' }, outcome, reason: 'item never arrived', transferId: randomUUID() },
+        value: { disputeId: randomUUID(), holdId: randomUUID(), paymentId, accountId: 'acct-x', merchantId: 'merchant-1', amount: { amountMinor: 1_250n, currency: 'EUR' }, outcome, reason: 'item never arrived', transferId: randomUUID(), merchantName: '', deviceId: '' },
       }, randomUUID());
 
     async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {

@@ -56,6 +56,9 @@ export class Ledger {
       accountId: input.accountId,
       merchantId: '',
       amount: toMoney(input.amount.minor, input.amount.currency),
+      merchantName: '',
+      deviceId: '',
+      discount: undefined,
     });
     return transfer;
   }
@@ -169,6 +172,8 @@ export class Ledger {
       outcome: input.outcome,
       reason: dispute.reason,
       transferId: transfer.transferId,
+      merchantName: '',
+      deviceId: hold.deviceId,
     };
     await enqueueEvent(q, newEvent(DISPUTE_RESOLVED, SOURCE, { $case: 'dispute', value }, disputeResolvedEventId(dispute.disputeId)));
     return transfer;
@@ -260,7 +265,7 @@ export class Ledger {
 }
 
 function holdEvent(hold: HoldRow, amount: bigint, transferId = ''): LedgerMoved {
-  return { transferId, holdId: hold.holdId, paymentId: hold.paymentId, accountId: hold.accountId, merchantId: hold.merchantId, amount: toMoney(amount, hold.currency) };
+  return { transferId, holdId: hold.holdId, paymentId: hold.paymentId, accountId: hold.accountId, merchantId: hold.merchantId, amount: toMoney(amount, hold.currency), merchantName: '', deviceId: hold.deviceId, discount: undefined };
 }
 
 function requireSameCurrency(hold: HoldRow, amount: Amount): void {

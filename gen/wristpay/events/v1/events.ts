@@ -45,6 +45,7 @@ export interface Event {
     | { $case: "payment"; value: PaymentOutcome }
     | { $case: "ledger"; value: LedgerMoved }
     | { $case: "dispute"; value: DisputeResolved }
+    | { $case: "limits"; value: BandLimitsChanged }
     | undefined;
 }
 
@@ -139,6 +140,10 @@ export interface PaymentOutcome {
   accountId: string;
   deviceId: string;
   holdId: string;
+  /** The merchant's display name as the terminal sent it; empty when it sent none. */
+  merchantName: string;
+  /** What a voucher took off amount (amount is what the buyer was asked before it); unset for none. */
+  discount: Money | undefined;
 }
 
 /**
@@ -152,6 +157,13 @@ export interface LedgerMoved {
   accountId: string;
   merchantId: string;
   amount: Money | undefined;
+  merchantName: string;
+  deviceId: string;
+  /**
+   * On payment.hold.placed and payment.hold.captured of a voucher payment: what the voucher took
+   * off (amount is net of it). Unset otherwise.
+   */
+  discount: Money | undefined;
 }
 
 /**
@@ -175,6 +187,21 @@ export interface DisputeResolved {
   reason: string;
   /** The ledger transfer that carried out the outcome. */
   transferId: string;
+  merchantName: string;
+  deviceId: string;
+}
+
+/** payment.limits.changed (settlement): the band's limits after a change, and who made it. */
+export interface BandLimitsChanged {
+  deviceId: string;
+  accountId: string;
+  /** Unset: no limit of that kind. */
+  perPayment: Money | undefined;
+  perDay: Money | undefined;
+  frozen: boolean;
+  version: bigint;
+  changedBy: string;
+  reason: string;
 }
 
 function createBaseEvent(): Event {
@@ -219,6 +246,9 @@ export const Event: MessageFns<Event> = {
         break;
       case "dispute":
         DisputeResolved.encode(message.payload.value, writer.uint32(138).fork()).join();
+        break;
+      case "limits":
+        BandLimitsChanged.encode(message.payload.value, writer.uint32(146).fork()).join();
         break;
     }
     return writer;
@@ -333,6 +363,14 @@ export const Event: MessageFns<Event> = {
             message.payload = { $case: "dispute", value: DisputeResolved.decode(reader, reader.uint32()) };
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.payload = { $case: "limits", value: BandLimitsChanged.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -375,6 +413,8 @@ export const Event: MessageFns<Event> = {
         ? { $case: "ledger", value: LedgerMoved.fromJSON(object.ledger) }
         : isSet(object.dispute)
         ? { $case: "dispute", value: DisputeResolved.fromJSON(object.dispute) }
+        : isSet(object.limits)
+        ? { $case: "limits", value: BandLimitsChanged.fromJSON(object.limits) }
         : undefined,
     };
   },
@@ -409,6 +449,8 @@ export const Event: MessageFns<Event> = {
       obj.ledger = LedgerMoved.toJSON(message.payload.value);
     } else if (message.payload?.$case === "dispute") {
       obj.dispute = DisputeResolved.toJSON(message.payload.value);
+    } else if (message.payload?.$case === "limits") {
+      obj.limits = BandLimitsChanged.toJSON(message.payload.value);
     }
     return obj;
   },
@@ -468,6 +510,12 @@ export const Event: MessageFns<Event> = {
       case "dispute": {
         if (object.payload?.value !== undefined && object.payload?.value !== null) {
           message.payload = { $case: "dispute", value: DisputeResolved.fromPartial(object.payload.value) };
+        }
+        break;
+      }
+      case "limits": {
+        if (object.payload?.value !== undefined && object.payload?.value !== null) {
+          message.payload = { $case: "limits", value: BandLimitsChanged.fromPartial(object.payload.value) };
         }
         break;
       }
@@ -1560,6 +1608,8 @@ function createBasePaymentOutcome(): PaymentOutcome {
     accountId: "",
     deviceId: "",
     holdId: "",
+    merchantName: "",
+    discount: undefined,
   };
 }
 
@@ -1588,6 +1638,12 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     }
     if (message.holdId !== "") {
       writer.uint32(66).string(message.holdId);
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(74).string(message.merchantName);
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1669,6 +1725,22 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
             message.holdId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1715,6 +1787,12 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
         : isSet(object.hold_id)
         ? globalThis.String(object.hold_id)
         : "",
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
     };
   },
 
@@ -1744,6 +1822,12 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     if (message.holdId !== "") {
       obj.holdId = message.holdId;
     }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
     return obj;
   },
 
@@ -1762,12 +1846,26 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     message.accountId = object.accountId ?? "";
     message.deviceId = object.deviceId ?? "";
     message.holdId = object.holdId ?? "";
+    message.merchantName = object.merchantName ?? "";
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
     return message;
   },
 };
 
 function createBaseLedgerMoved(): LedgerMoved {
-  return { transferId: "", holdId: "", paymentId: "", accountId: "", merchantId: "", amount: undefined };
+  return {
+    transferId: "",
+    holdId: "",
+    paymentId: "",
+    accountId: "",
+    merchantId: "",
+    amount: undefined,
+    merchantName: "",
+    deviceId: "",
+    discount: undefined,
+  };
 }
 
 export const LedgerMoved: MessageFns<LedgerMoved> = {
@@ -1789,6 +1887,15 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     }
     if (message.amount !== undefined) {
       Money.encode(message.amount, writer.uint32(50).fork()).join();
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(58).string(message.merchantName);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(66).string(message.deviceId);
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1854,6 +1961,30 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
             message.amount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1894,6 +2025,17 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
         ? globalThis.String(object.merchant_id)
         : "",
       amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
     };
   },
 
@@ -1917,6 +2059,15 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     if (message.amount !== undefined) {
       obj.amount = Money.toJSON(message.amount);
     }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
     return obj;
   },
 
@@ -1933,6 +2084,11 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     message.amount = (object.amount !== undefined && object.amount !== null)
       ? Money.fromPartial(object.amount)
       : undefined;
+    message.merchantName = object.merchantName ?? "";
+    message.deviceId = object.deviceId ?? "";
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
     return message;
   },
 };
@@ -1948,6 +2104,8 @@ function createBaseDisputeResolved(): DisputeResolved {
     outcome: "",
     reason: "",
     transferId: "",
+    merchantName: "",
+    deviceId: "",
   };
 }
 
@@ -1979,6 +2137,12 @@ export const DisputeResolved: MessageFns<DisputeResolved> = {
     }
     if (message.transferId !== "") {
       writer.uint32(74).string(message.transferId);
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(82).string(message.merchantName);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(90).string(message.deviceId);
     }
     return writer;
   },
@@ -2068,6 +2232,22 @@ export const DisputeResolved: MessageFns<DisputeResolved> = {
             message.transferId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2115,6 +2295,16 @@ export const DisputeResolved: MessageFns<DisputeResolved> = {
         : isSet(object.transfer_id)
         ? globalThis.String(object.transfer_id)
         : "",
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
     };
   },
 
@@ -2147,6 +2337,12 @@ export const DisputeResolved: MessageFns<DisputeResolved> = {
     if (message.transferId !== "") {
       obj.transferId = message.transferId;
     }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
     return obj;
   },
 
@@ -2166,6 +2362,225 @@ export const DisputeResolved: MessageFns<DisputeResolved> = {
     message.outcome = object.outcome ?? "";
     message.reason = object.reason ?? "";
     message.transferId = object.transferId ?? "";
+    message.merchantName = object.merchantName ?? "";
+    message.deviceId = object.deviceId ?? "";
+    return message;
+  },
+};
+
+function createBaseBandLimitsChanged(): BandLimitsChanged {
+  return {
+    deviceId: "",
+    accountId: "",
+    perPayment: undefined,
+    perDay: undefined,
+    frozen: false,
+    version: 0n,
+    changedBy: "",
+    reason: "",
+  };
+}
+
+export const BandLimitsChanged: MessageFns<BandLimitsChanged> = {
+  encode(message: BandLimitsChanged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.perPayment !== undefined) {
+      Money.encode(message.perPayment, writer.uint32(26).fork()).join();
+    }
+    if (message.perDay !== undefined) {
+      Money.encode(message.perDay, writer.uint32(34).fork()).join();
+    }
+    if (message.frozen !== false) {
+      writer.uint32(40).bool(message.frozen);
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asIntN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type int64 too large");
+      }
+      writer.uint32(48).int64(message.version);
+    }
+    if (message.changedBy !== "") {
+      writer.uint32(58).string(message.changedBy);
+    }
+    if (message.reason !== "") {
+      writer.uint32(66).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BandLimitsChanged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBandLimitsChanged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.perPayment = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.perDay = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.version = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.changedBy = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BandLimitsChanged {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      perPayment: isSet(object.perPayment)
+        ? Money.fromJSON(object.perPayment)
+        : isSet(object.per_payment)
+        ? Money.fromJSON(object.per_payment)
+        : undefined,
+      perDay: isSet(object.perDay)
+        ? Money.fromJSON(object.perDay)
+        : isSet(object.per_day)
+        ? Money.fromJSON(object.per_day)
+        : undefined,
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      version: isSet(object.version) ? BigInt(object.version) : 0n,
+      changedBy: isSet(object.changedBy)
+        ? globalThis.String(object.changedBy)
+        : isSet(object.changed_by)
+        ? globalThis.String(object.changed_by)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: BandLimitsChanged): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.perPayment !== undefined) {
+      obj.perPayment = Money.toJSON(message.perPayment);
+    }
+    if (message.perDay !== undefined) {
+      obj.perDay = Money.toJSON(message.perDay);
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.version !== 0n) {
+      obj.version = message.version.toString();
+    }
+    if (message.changedBy !== "") {
+      obj.changedBy = message.changedBy;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BandLimitsChanged>, I>>(base?: I): BandLimitsChanged {
+    return BandLimitsChanged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BandLimitsChanged>, I>>(object: I): BandLimitsChanged {
+    const message = createBaseBandLimitsChanged();
+    message.deviceId = object.deviceId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.perPayment = (object.perPayment !== undefined && object.perPayment !== null)
+      ? Money.fromPartial(object.perPayment)
+      : undefined;
+    message.perDay = (object.perDay !== undefined && object.perDay !== null)
+      ? Money.fromPartial(object.perDay)
+      : undefined;
+    message.frozen = object.frozen ?? false;
+    message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : 0n;
+    message.changedBy = object.changedBy ?? "";
+    message.reason = object.reason ?? "";
     return message;
   },
 };

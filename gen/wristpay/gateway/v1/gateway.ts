@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp";
 import { GeoPoint, Money } from "../../common/v1/common";
+import { Voucher } from "../../settlement/v1/settlement";
 
 export const protobufPackage = "wristpay.gateway.v1";
 
@@ -95,6 +96,12 @@ export enum DeclineReason {
   DECLINE_REASON_ACCOUNT_FROZEN = 8,
   DECLINE_REASON_WRONG_CHANNEL = 9,
   DECLINE_REASON_OFFLINE_CODE_INVALID = 10,
+  /** DECLINE_REASON_OVER_PAYMENT_LIMIT - Over the limit per payment the band's owner set (or in another currency than the limits). */
+  DECLINE_REASON_OVER_PAYMENT_LIMIT = 11,
+  /** DECLINE_REASON_OVER_DAILY_LIMIT - Over what the band may still spend today under its owner's daily limit. */
+  DECLINE_REASON_OVER_DAILY_LIMIT = 12,
+  /** DECLINE_REASON_BAND_FROZEN - The owner froze the band's sub-account. */
+  DECLINE_REASON_BAND_FROZEN = 13,
   UNRECOGNIZED = -1,
 }
 
@@ -133,6 +140,15 @@ export function declineReasonFromJSON(object: any): DeclineReason {
     case 10:
     case "DECLINE_REASON_OFFLINE_CODE_INVALID":
       return DeclineReason.DECLINE_REASON_OFFLINE_CODE_INVALID;
+    case 11:
+    case "DECLINE_REASON_OVER_PAYMENT_LIMIT":
+      return DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT;
+    case 12:
+    case "DECLINE_REASON_OVER_DAILY_LIMIT":
+      return DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT;
+    case 13:
+    case "DECLINE_REASON_BAND_FROZEN":
+      return DeclineReason.DECLINE_REASON_BAND_FROZEN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -164,6 +180,12 @@ export function declineReasonToJSON(object: DeclineReason): string {
       return "DECLINE_REASON_WRONG_CHANNEL";
     case DeclineReason.DECLINE_REASON_OFFLINE_CODE_INVALID:
       return "DECLINE_REASON_OFFLINE_CODE_INVALID";
+    case DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT:
+      return "DECLINE_REASON_OVER_PAYMENT_LIMIT";
+    case DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT:
+      return "DECLINE_REASON_OVER_DAILY_LIMIT";
+    case DeclineReason.DECLINE_REASON_BAND_FROZEN:
+      return "DECLINE_REASON_BAND_FROZEN";
     case DeclineReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -191,6 +213,13 @@ export interface AuthorizeRequest {
   payload: { $case: "tap"; value: TapPayload } | { $case: "qr"; value: QrPayload } | undefined;
   location: GeoPoint | undefined;
   terminalId: string;
+  /**
+   * A voucher of this merchant to apply; empty for none. An unknown, expired, used-up or other
+   * merchant's voucher is refused with a gRPC status before the band's credential is spent.
+   */
+  voucherCode: string;
+  /** The merchant's display name (what the wrist alert shows), at most 64 characters; optional. */
+  merchantName: string;
 }
 
 export interface AuthorizeResponse {
@@ -202,6 +231,12 @@ export interface AuthorizeResponse {
   holdId: string;
   riskScore: number;
   riskReasons: string[];
+  /** What the voucher took off amount; zero when none was used. */
+  discount:
+    | Money
+    | undefined;
+  /** amount minus discount: what is held on the buyer's wallet. */
+  charged: Money | undefined;
 }
 
 export interface Payment {
@@ -216,6 +251,10 @@ export interface Payment {
   riskScore: number;
   riskReasons: string[];
   createdAt: Date | undefined;
+  discount: Money | undefined;
+  charged: Money | undefined;
+  merchantName: string;
+  voucherCode: string;
 }
 
 export interface GetPaymentRequest {
@@ -254,6 +293,34 @@ export interface RefundRequest {
 
 export interface RefundResponse {
   payment: Payment | undefined;
+}
+
+export interface IssueVoucherRequest {
+  idempotencyKey: string;
+  merchantId: string;
+  /** 4-32 letters, digits or '-'; empty means generate one. */
+  code: string;
+  discount: { $case: "amountOff"; value: Money } | //
+  /** Whole percent, 1-99. */
+  { $case: "percentOff"; value: number } | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /** 0 means single use. */
+  maxUses: number;
+}
+
+export interface IssueVoucherResponse {
+  voucher: Voucher | undefined;
+}
+
+export interface GetVoucherRequest {
+  merchantId: string;
+  code: string;
+}
+
+export interface GetVoucherResponse {
+  voucher: Voucher | undefined;
 }
 
 function createBaseTapPayload(): TapPayload {
@@ -485,6 +552,8 @@ function createBaseAuthorizeRequest(): AuthorizeRequest {
     payload: undefined,
     location: undefined,
     terminalId: "",
+    voucherCode: "",
+    merchantName: "",
   };
 }
 
@@ -512,6 +581,12 @@ export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
     }
     if (message.terminalId !== "") {
       writer.uint32(58).string(message.terminalId);
+    }
+    if (message.voucherCode !== "") {
+      writer.uint32(66).string(message.voucherCode);
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(74).string(message.merchantName);
     }
     return writer;
   },
@@ -585,6 +660,22 @@ export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
             message.terminalId = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.voucherCode = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -621,6 +712,16 @@ export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
         : isSet(object.terminal_id)
         ? globalThis.String(object.terminal_id)
         : "",
+      voucherCode: isSet(object.voucherCode)
+        ? globalThis.String(object.voucherCode)
+        : isSet(object.voucher_code)
+        ? globalThis.String(object.voucher_code)
+        : "",
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
     };
   },
 
@@ -645,6 +746,12 @@ export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
     }
     if (message.terminalId !== "") {
       obj.terminalId = message.terminalId;
+    }
+    if (message.voucherCode !== "") {
+      obj.voucherCode = message.voucherCode;
+    }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
     }
     return obj;
   },
@@ -677,12 +784,24 @@ export const AuthorizeRequest: MessageFns<AuthorizeRequest> = {
       ? GeoPoint.fromPartial(object.location)
       : undefined;
     message.terminalId = object.terminalId ?? "";
+    message.voucherCode = object.voucherCode ?? "";
+    message.merchantName = object.merchantName ?? "";
     return message;
   },
 };
 
 function createBaseAuthorizeResponse(): AuthorizeResponse {
-  return { paymentId: "", status: 0, declineReason: 0, message: "", holdId: "", riskScore: 0, riskReasons: [] };
+  return {
+    paymentId: "",
+    status: 0,
+    declineReason: 0,
+    message: "",
+    holdId: "",
+    riskScore: 0,
+    riskReasons: [],
+    discount: undefined,
+    charged: undefined,
+  };
 }
 
 export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
@@ -707,6 +826,12 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
     }
     for (const v of message.riskReasons) {
       writer.uint32(58).string(v!);
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(66).fork()).join();
+    }
+    if (message.charged !== undefined) {
+      Money.encode(message.charged, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -780,6 +905,22 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
             message.riskReasons.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.charged = Money.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -821,6 +962,8 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
         : globalThis.Array.isArray(object?.risk_reasons)
         ? object.risk_reasons.map((e: any) => globalThis.String(e))
         : [],
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      charged: isSet(object.charged) ? Money.fromJSON(object.charged) : undefined,
     };
   },
 
@@ -847,6 +990,12 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
     if (message.riskReasons?.length) {
       obj.riskReasons = message.riskReasons;
     }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
+    if (message.charged !== undefined) {
+      obj.charged = Money.toJSON(message.charged);
+    }
     return obj;
   },
 
@@ -862,6 +1011,12 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
     message.holdId = object.holdId ?? "";
     message.riskScore = object.riskScore ?? 0;
     message.riskReasons = object.riskReasons?.map((e) => e) || [];
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
+    message.charged = (object.charged !== undefined && object.charged !== null)
+      ? Money.fromPartial(object.charged)
+      : undefined;
     return message;
   },
 };
@@ -879,6 +1034,10 @@ function createBasePayment(): Payment {
     riskScore: 0,
     riskReasons: [],
     createdAt: undefined,
+    discount: undefined,
+    charged: undefined,
+    merchantName: "",
+    voucherCode: "",
   };
 }
 
@@ -916,6 +1075,18 @@ export const Payment: MessageFns<Payment> = {
     }
     if (message.createdAt !== undefined) {
       Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(90).fork()).join();
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(98).fork()).join();
+    }
+    if (message.charged !== undefined) {
+      Money.encode(message.charged, writer.uint32(106).fork()).join();
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(114).string(message.merchantName);
+    }
+    if (message.voucherCode !== "") {
+      writer.uint32(122).string(message.voucherCode);
     }
     return writer;
   },
@@ -1021,6 +1192,38 @@ export const Payment: MessageFns<Payment> = {
             message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.charged = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.voucherCode = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1082,6 +1285,18 @@ export const Payment: MessageFns<Payment> = {
         : isSet(object.created_at)
         ? fromJsonTimestamp(object.created_at)
         : undefined,
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      charged: isSet(object.charged) ? Money.fromJSON(object.charged) : undefined,
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
+      voucherCode: isSet(object.voucherCode)
+        ? globalThis.String(object.voucherCode)
+        : isSet(object.voucher_code)
+        ? globalThis.String(object.voucher_code)
+        : "",
     };
   },
 
@@ -1120,6 +1335,18 @@ export const Payment: MessageFns<Payment> = {
     if (message.createdAt !== undefined) {
       obj.createdAt = message.createdAt.toISOString();
     }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
+    if (message.charged !== undefined) {
+      obj.charged = Money.toJSON(message.charged);
+    }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
+    if (message.voucherCode !== "") {
+      obj.voucherCode = message.voucherCode;
+    }
     return obj;
   },
 
@@ -1141,6 +1368,14 @@ export const Payment: MessageFns<Payment> = {
     message.riskScore = object.riskScore ?? 0;
     message.riskReasons = object.riskReasons?.map((e) => e) || [];
     message.createdAt = object.createdAt ?? undefined;
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
+    message.charged = (object.charged !== undefined && object.charged !== null)
+      ? Money.fromPartial(object.charged)
+      : undefined;
+    message.merchantName = object.merchantName ?? "";
+    message.voucherCode = object.voucherCode ?? "";
     return message;
   },
 };
@@ -1707,6 +1942,434 @@ export const RefundResponse: MessageFns<RefundResponse> = {
   },
 };
 
+function createBaseIssueVoucherRequest(): IssueVoucherRequest {
+  return { idempotencyKey: "", merchantId: "", code: "", discount: undefined, expiresAt: undefined, maxUses: 0 };
+}
+
+export const IssueVoucherRequest: MessageFns<IssueVoucherRequest> = {
+  encode(message: IssueVoucherRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    if (message.code !== "") {
+      writer.uint32(26).string(message.code);
+    }
+    switch (message.discount?.$case) {
+      case "amountOff":
+        Money.encode(message.discount.value, writer.uint32(34).fork()).join();
+        break;
+      case "percentOff":
+        writer.uint32(40).uint32(message.discount.value);
+        break;
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(50).fork()).join();
+    }
+    if (message.maxUses !== 0) {
+      writer.uint32(56).uint32(message.maxUses);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueVoucherRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueVoucherRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.discount = { $case: "amountOff", value: Money.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.discount = { $case: "percentOff", value: reader.uint32() };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxUses = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueVoucherRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      discount: isSet(object.amountOff)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amountOff) }
+        : isSet(object.amount_off)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amount_off) }
+        : isSet(object.percentOff)
+        ? { $case: "percentOff", value: globalThis.Number(object.percentOff) }
+        : isSet(object.percent_off)
+        ? { $case: "percentOff", value: globalThis.Number(object.percent_off) }
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      maxUses: isSet(object.maxUses)
+        ? globalThis.Number(object.maxUses)
+        : isSet(object.max_uses)
+        ? globalThis.Number(object.max_uses)
+        : 0,
+    };
+  },
+
+  toJSON(message: IssueVoucherRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.discount?.$case === "amountOff") {
+      obj.amountOff = Money.toJSON(message.discount.value);
+    } else if (message.discount?.$case === "percentOff") {
+      obj.percentOff = Math.round(message.discount.value);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.maxUses !== 0) {
+      obj.maxUses = Math.round(message.maxUses);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueVoucherRequest>, I>>(base?: I): IssueVoucherRequest {
+    return IssueVoucherRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueVoucherRequest>, I>>(object: I): IssueVoucherRequest {
+    const message = createBaseIssueVoucherRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.merchantId = object.merchantId ?? "";
+    message.code = object.code ?? "";
+    switch (object.discount?.$case) {
+      case "amountOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "amountOff", value: Money.fromPartial(object.discount.value) };
+        }
+        break;
+      }
+      case "percentOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "percentOff", value: object.discount.value };
+        }
+        break;
+      }
+    }
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.maxUses = object.maxUses ?? 0;
+    return message;
+  },
+};
+
+function createBaseIssueVoucherResponse(): IssueVoucherResponse {
+  return { voucher: undefined };
+}
+
+export const IssueVoucherResponse: MessageFns<IssueVoucherResponse> = {
+  encode(message: IssueVoucherResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucher !== undefined) {
+      Voucher.encode(message.voucher, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueVoucherResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueVoucherResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucher = Voucher.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueVoucherResponse {
+    return { voucher: isSet(object.voucher) ? Voucher.fromJSON(object.voucher) : undefined };
+  },
+
+  toJSON(message: IssueVoucherResponse): unknown {
+    const obj: any = {};
+    if (message.voucher !== undefined) {
+      obj.voucher = Voucher.toJSON(message.voucher);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueVoucherResponse>, I>>(base?: I): IssueVoucherResponse {
+    return IssueVoucherResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueVoucherResponse>, I>>(object: I): IssueVoucherResponse {
+    const message = createBaseIssueVoucherResponse();
+    message.voucher = (object.voucher !== undefined && object.voucher !== null)
+      ? Voucher.fromPartial(object.voucher)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetVoucherRequest(): GetVoucherRequest {
+  return { merchantId: "", code: "" };
+}
+
+export const GetVoucherRequest: MessageFns<GetVoucherRequest> = {
+  encode(message: GetVoucherRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.code !== "") {
+      writer.uint32(18).string(message.code);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoucherRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoucherRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoucherRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+    };
+  },
+
+  toJSON(message: GetVoucherRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoucherRequest>, I>>(base?: I): GetVoucherRequest {
+    return GetVoucherRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoucherRequest>, I>>(object: I): GetVoucherRequest {
+    const message = createBaseGetVoucherRequest();
+    message.merchantId = object.merchantId ?? "";
+    message.code = object.code ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVoucherResponse(): GetVoucherResponse {
+  return { voucher: undefined };
+}
+
+export const GetVoucherResponse: MessageFns<GetVoucherResponse> = {
+  encode(message: GetVoucherResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucher !== undefined) {
+      Voucher.encode(message.voucher, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoucherResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoucherResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucher = Voucher.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoucherResponse {
+    return { voucher: isSet(object.voucher) ? Voucher.fromJSON(object.voucher) : undefined };
+  },
+
+  toJSON(message: GetVoucherResponse): unknown {
+    const obj: any = {};
+    if (message.voucher !== undefined) {
+      obj.voucher = Voucher.toJSON(message.voucher);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoucherResponse>, I>>(base?: I): GetVoucherResponse {
+    return GetVoucherResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoucherResponse>, I>>(object: I): GetVoucherResponse {
+    const message = createBaseGetVoucherResponse();
+    message.voucher = (object.voucher !== undefined && object.voucher !== null)
+      ? Voucher.fromPartial(object.voucher)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * The gateway is what a merchant's terminal calls. It orchestrates one payment:
  * tokenization → device-registry → risk → settlement.
@@ -1749,6 +2412,26 @@ export const GatewayServiceService = {
     responseSerialize: (value: RefundResponse): Buffer => Buffer.from(RefundResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RefundResponse => RefundResponse.decode(value),
   },
+  /** A merchant's vouchers: issue one, and look one up (only the merchant that issued it). */
+  issueVoucher: {
+    path: "/wristpay.gateway.v1.GatewayService/IssueVoucher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueVoucherRequest): Buffer => Buffer.from(IssueVoucherRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueVoucherRequest => IssueVoucherRequest.decode(value),
+    responseSerialize: (value: IssueVoucherResponse): Buffer =>
+      Buffer.from(IssueVoucherResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueVoucherResponse => IssueVoucherResponse.decode(value),
+  },
+  getVoucher: {
+    path: "/wristpay.gateway.v1.GatewayService/GetVoucher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVoucherRequest): Buffer => Buffer.from(GetVoucherRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVoucherRequest => GetVoucherRequest.decode(value),
+    responseSerialize: (value: GetVoucherResponse): Buffer => Buffer.from(GetVoucherResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVoucherResponse => GetVoucherResponse.decode(value),
+  },
 } as const;
 
 export interface GatewayServiceServer extends UntypedServiceImplementation {
@@ -1756,6 +2439,9 @@ export interface GatewayServiceServer extends UntypedServiceImplementation {
   getPayment: handleUnaryCall<GetPaymentRequest, GetPaymentResponse>;
   capture: handleUnaryCall<CaptureRequest, CaptureResponse>;
   refund: handleUnaryCall<RefundRequest, RefundResponse>;
+  /** A merchant's vouchers: issue one, and look one up (only the merchant that issued it). */
+  issueVoucher: handleUnaryCall<IssueVoucherRequest, IssueVoucherResponse>;
+  getVoucher: handleUnaryCall<GetVoucherRequest, GetVoucherResponse>;
 }
 
 export interface GatewayServiceClient extends Client {
@@ -1818,6 +2504,37 @@ export interface GatewayServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RefundResponse) => void,
+  ): ClientUnaryCall;
+  /** A merchant's vouchers: issue one, and look one up (only the merchant that issued it). */
+  issueVoucher(
+    request: IssueVoucherRequest,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  issueVoucher(
+    request: IssueVoucherRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  issueVoucher(
+    request: IssueVoucherRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -82,6 +82,12 @@ export enum HoldOutcome {
   HOLD_OUTCOME_PLACED = 1,
   HOLD_OUTCOME_INSUFFICIENT_FUNDS = 2,
   HOLD_OUTCOME_ACCOUNT_FROZEN = 3,
+  /** HOLD_OUTCOME_OVER_PAYMENT_LIMIT - The amount is over the band's per-payment limit (or in another currency than its limits). */
+  HOLD_OUTCOME_OVER_PAYMENT_LIMIT = 4,
+  /** HOLD_OUTCOME_OVER_DAILY_LIMIT - The band's spending today (UTC) plus this amount would be over its daily limit. */
+  HOLD_OUTCOME_OVER_DAILY_LIMIT = 5,
+  /** HOLD_OUTCOME_BAND_FROZEN - The owner froze the band's sub-account (without reporting the band lost). */
+  HOLD_OUTCOME_BAND_FROZEN = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +105,15 @@ export function holdOutcomeFromJSON(object: any): HoldOutcome {
     case 3:
     case "HOLD_OUTCOME_ACCOUNT_FROZEN":
       return HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN;
+    case 4:
+    case "HOLD_OUTCOME_OVER_PAYMENT_LIMIT":
+      return HoldOutcome.HOLD_OUTCOME_OVER_PAYMENT_LIMIT;
+    case 5:
+    case "HOLD_OUTCOME_OVER_DAILY_LIMIT":
+      return HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT;
+    case 6:
+    case "HOLD_OUTCOME_BAND_FROZEN":
+      return HoldOutcome.HOLD_OUTCOME_BAND_FROZEN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -116,6 +131,12 @@ export function holdOutcomeToJSON(object: HoldOutcome): string {
       return "HOLD_OUTCOME_INSUFFICIENT_FUNDS";
     case HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN:
       return "HOLD_OUTCOME_ACCOUNT_FROZEN";
+    case HoldOutcome.HOLD_OUTCOME_OVER_PAYMENT_LIMIT:
+      return "HOLD_OUTCOME_OVER_PAYMENT_LIMIT";
+    case HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT:
+      return "HOLD_OUTCOME_OVER_DAILY_LIMIT";
+    case HoldOutcome.HOLD_OUTCOME_BAND_FROZEN:
+      return "HOLD_OUTCOME_BAND_FROZEN";
     case HoldOutcome.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -184,7 +205,22 @@ export interface Hold {
   amount: Money | undefined;
   status: HoldStatus;
   expiresAt: Date | undefined;
-  captured: Money | undefined;
+  captured:
+    | Money
+    | undefined;
+  /** The price before a voucher; equal to amount when none was used. */
+  gross:
+    | Money
+    | undefined;
+  /** What the voucher took off (the merchant's cost); zero when none was used. */
+  discount:
+    | Money
+    | undefined;
+  /** Empty when no voucher was used. */
+  voucherId: string;
+  /** The merchant's display name as the terminal sent it (what the wrist alert shows). */
+  merchantName: string;
+  deviceId: string;
 }
 
 export interface TopUpRequest {
@@ -213,6 +249,13 @@ export interface PlaceHoldRequest {
   ttlSeconds: bigint;
   /** The band the payment came from (its sub-account may be frozen when reported lost). */
   deviceId: string;
+  /**
+   * A voucher of merchant_id to redeem with this hold; empty for none. The hold is for amount
+   * minus the discount, and the voucher's use is counted in the same transaction.
+   */
+  voucherCode: string;
+  /** The merchant's display name as the terminal sent it (optional, at most 64 characters). */
+  merchantName: string;
 }
 
 export interface PlaceHoldResponse {
@@ -317,6 +360,121 @@ export interface GetTransferRequest {
 
 export interface GetTransferResponse {
   transfer: Transfer | undefined;
+}
+
+export interface BandLimits {
+  deviceId: string;
+  /** The buyer the band pays for; a band's limits belong to one account. */
+  accountId: string;
+  /**
+   * Unset means no limit of that kind. When both are set they share a currency; while any limit
+   * is set, a payment in another currency is refused as over the per-payment limit.
+   */
+  perPayment: Money | undefined;
+  perDay: Money | undefined;
+  frozen: boolean;
+  /** Bumped by every change, starting at 1; 0 means the band never had limits set. */
+  version: bigint;
+  updatedAt:
+    | Date
+    | undefined;
+  /** The caller identity (mTLS common name) that made the last change. */
+  updatedBy: string;
+  /** Spent on this band today (UTC): pending holds plus captured amounts of today's holds. */
+  spentToday:
+    | Money
+    | undefined;
+  /** per_day minus spent_today (never below zero); unset when there is no daily limit. */
+  remainingToday: Money | undefined;
+}
+
+export interface SetBandLimitsRequest {
+  idempotencyKey: string;
+  deviceId: string;
+  accountId: string;
+  /** Unset removes that limit. */
+  perPayment: Money | undefined;
+  perDay: Money | undefined;
+  frozen: boolean;
+  /** Why (kept in the audit trail), e.g. "set by owner in app". */
+  reason: string;
+  /** The version the caller last read; when non-zero and different, FAILED_PRECONDITION. */
+  expectedVersion: bigint;
+}
+
+export interface SetBandLimitsResponse {
+  limits: BandLimits | undefined;
+}
+
+export interface GetBandLimitsRequest {
+  deviceId: string;
+  accountId: string;
+}
+
+export interface GetBandLimitsResponse {
+  limits: BandLimits | undefined;
+}
+
+export interface Voucher {
+  voucherId: string;
+  /** What the buyer or terminal enters; unique per merchant. */
+  code: string;
+  merchantId: string;
+  discount: { $case: "amountOff"; value: Money } | //
+  /** Whole percent, 1-99, of the payment amount (rounded down to the minor unit). */
+  { $case: "percentOff"; value: number } | undefined;
+  expiresAt:
+    | Date
+    | undefined;
+  /** How many payments may redeem it; 1 is a single-use voucher. */
+  maxUses: number;
+  uses: number;
+  createdAt: Date | undefined;
+}
+
+export interface IssueVoucherRequest {
+  idempotencyKey: string;
+  merchantId: string;
+  /** 4-32 letters, digits or '-'; empty means generate one. */
+  code: string;
+  discount:
+    | { $case: "amountOff"; value: Money }
+    | { $case: "percentOff"; value: number }
+    | undefined;
+  /** Must be in the future. */
+  expiresAt:
+    | Date
+    | undefined;
+  /** 0 means single use. */
+  maxUses: number;
+}
+
+export interface IssueVoucherResponse {
+  voucher: Voucher | undefined;
+}
+
+export interface GetVoucherRequest {
+  merchantId: string;
+  code: string;
+}
+
+export interface GetVoucherResponse {
+  voucher: Voucher | undefined;
+}
+
+export interface QuoteVoucherRequest {
+  merchantId: string;
+  code: string;
+  amount: Money | undefined;
+}
+
+export interface QuoteVoucherResponse {
+  voucher: Voucher | undefined;
+  discount:
+    | Money
+    | undefined;
+  /** amount minus discount: what the buyer would pay. */
+  toPay: Money | undefined;
 }
 
 function createBasePosting(): Posting {
@@ -580,6 +738,11 @@ function createBaseHold(): Hold {
     status: 0,
     expiresAt: undefined,
     captured: undefined,
+    gross: undefined,
+    discount: undefined,
+    voucherId: "",
+    merchantName: "",
+    deviceId: "",
   };
 }
 
@@ -608,6 +771,21 @@ export const Hold: MessageFns<Hold> = {
     }
     if (message.captured !== undefined) {
       Money.encode(message.captured, writer.uint32(66).fork()).join();
+    }
+    if (message.gross !== undefined) {
+      Money.encode(message.gross, writer.uint32(74).fork()).join();
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(82).fork()).join();
+    }
+    if (message.voucherId !== "") {
+      writer.uint32(90).string(message.voucherId);
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(98).string(message.merchantName);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(106).string(message.deviceId);
     }
     return writer;
   },
@@ -689,6 +867,46 @@ export const Hold: MessageFns<Hold> = {
             message.captured = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.gross = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.voucherId = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -731,6 +949,23 @@ export const Hold: MessageFns<Hold> = {
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
       captured: isSet(object.captured) ? Money.fromJSON(object.captured) : undefined,
+      gross: isSet(object.gross) ? Money.fromJSON(object.gross) : undefined,
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      voucherId: isSet(object.voucherId)
+        ? globalThis.String(object.voucherId)
+        : isSet(object.voucher_id)
+        ? globalThis.String(object.voucher_id)
+        : "",
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
     };
   },
 
@@ -760,6 +995,21 @@ export const Hold: MessageFns<Hold> = {
     if (message.captured !== undefined) {
       obj.captured = Money.toJSON(message.captured);
     }
+    if (message.gross !== undefined) {
+      obj.gross = Money.toJSON(message.gross);
+    }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
+    if (message.voucherId !== "") {
+      obj.voucherId = message.voucherId;
+    }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
     return obj;
   },
 
@@ -780,6 +1030,13 @@ export const Hold: MessageFns<Hold> = {
     message.captured = (object.captured !== undefined && object.captured !== null)
       ? Money.fromPartial(object.captured)
       : undefined;
+    message.gross = (object.gross !== undefined && object.gross !== null) ? Money.fromPartial(object.gross) : undefined;
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
+    message.voucherId = object.voucherId ?? "";
+    message.merchantName = object.merchantName ?? "";
+    message.deviceId = object.deviceId ?? "";
     return message;
   },
 };
@@ -993,6 +1250,8 @@ function createBasePlaceHoldRequest(): PlaceHoldRequest {
     amount: undefined,
     ttlSeconds: 0n,
     deviceId: "",
+    voucherCode: "",
+    merchantName: "",
   };
 }
 
@@ -1021,6 +1280,12 @@ export const PlaceHoldRequest: MessageFns<PlaceHoldRequest> = {
     }
     if (message.deviceId !== "") {
       writer.uint32(58).string(message.deviceId);
+    }
+    if (message.voucherCode !== "") {
+      writer.uint32(66).string(message.voucherCode);
+    }
+    if (message.merchantName !== "") {
+      writer.uint32(74).string(message.merchantName);
     }
     return writer;
   },
@@ -1094,6 +1359,22 @@ export const PlaceHoldRequest: MessageFns<PlaceHoldRequest> = {
             message.deviceId = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.voucherCode = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.merchantName = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1139,6 +1420,16 @@ export const PlaceHoldRequest: MessageFns<PlaceHoldRequest> = {
         : isSet(object.device_id)
         ? globalThis.String(object.device_id)
         : "",
+      voucherCode: isSet(object.voucherCode)
+        ? globalThis.String(object.voucherCode)
+        : isSet(object.voucher_code)
+        ? globalThis.String(object.voucher_code)
+        : "",
+      merchantName: isSet(object.merchantName)
+        ? globalThis.String(object.merchantName)
+        : isSet(object.merchant_name)
+        ? globalThis.String(object.merchant_name)
+        : "",
     };
   },
 
@@ -1165,6 +1456,12 @@ export const PlaceHoldRequest: MessageFns<PlaceHoldRequest> = {
     if (message.deviceId !== "") {
       obj.deviceId = message.deviceId;
     }
+    if (message.voucherCode !== "") {
+      obj.voucherCode = message.voucherCode;
+    }
+    if (message.merchantName !== "") {
+      obj.merchantName = message.merchantName;
+    }
     return obj;
   },
 
@@ -1184,6 +1481,8 @@ export const PlaceHoldRequest: MessageFns<PlaceHoldRequest> = {
       ? BigInt(object.ttlSeconds)
       : 0n;
     message.deviceId = object.deviceId ?? "";
+    message.voucherCode = object.voucherCode ?? "";
+    message.merchantName = object.merchantName ?? "";
     return message;
   },
 };
@@ -2994,6 +3293,1617 @@ export const GetTransferResponse: MessageFns<GetTransferResponse> = {
   },
 };
 
+function createBaseBandLimits(): BandLimits {
+  return {
+    deviceId: "",
+    accountId: "",
+    perPayment: undefined,
+    perDay: undefined,
+    frozen: false,
+    version: 0n,
+    updatedAt: undefined,
+    updatedBy: "",
+    spentToday: undefined,
+    remainingToday: undefined,
+  };
+}
+
+export const BandLimits: MessageFns<BandLimits> = {
+  encode(message: BandLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.perPayment !== undefined) {
+      Money.encode(message.perPayment, writer.uint32(26).fork()).join();
+    }
+    if (message.perDay !== undefined) {
+      Money.encode(message.perDay, writer.uint32(34).fork()).join();
+    }
+    if (message.frozen !== false) {
+      writer.uint32(40).bool(message.frozen);
+    }
+    if (message.version !== 0n) {
+      if (BigInt.asIntN(64, message.version) !== message.version) {
+        throw new globalThis.Error("value provided for field message.version of type int64 too large");
+      }
+      writer.uint32(48).int64(message.version);
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(58).fork()).join();
+    }
+    if (message.updatedBy !== "") {
+      writer.uint32(66).string(message.updatedBy);
+    }
+    if (message.spentToday !== undefined) {
+      Money.encode(message.spentToday, writer.uint32(74).fork()).join();
+    }
+    if (message.remainingToday !== undefined) {
+      Money.encode(message.remainingToday, writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BandLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBandLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.perPayment = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.perDay = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.version = reader.int64() as bigint;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.updatedBy = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.spentToday = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.remainingToday = Money.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BandLimits {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      perPayment: isSet(object.perPayment)
+        ? Money.fromJSON(object.perPayment)
+        : isSet(object.per_payment)
+        ? Money.fromJSON(object.per_payment)
+        : undefined,
+      perDay: isSet(object.perDay)
+        ? Money.fromJSON(object.perDay)
+        : isSet(object.per_day)
+        ? Money.fromJSON(object.per_day)
+        : undefined,
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      version: isSet(object.version) ? BigInt(object.version) : 0n,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+      updatedBy: isSet(object.updatedBy)
+        ? globalThis.String(object.updatedBy)
+        : isSet(object.updated_by)
+        ? globalThis.String(object.updated_by)
+        : "",
+      spentToday: isSet(object.spentToday)
+        ? Money.fromJSON(object.spentToday)
+        : isSet(object.spent_today)
+        ? Money.fromJSON(object.spent_today)
+        : undefined,
+      remainingToday: isSet(object.remainingToday)
+        ? Money.fromJSON(object.remainingToday)
+        : isSet(object.remaining_today)
+        ? Money.fromJSON(object.remaining_today)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BandLimits): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.perPayment !== undefined) {
+      obj.perPayment = Money.toJSON(message.perPayment);
+    }
+    if (message.perDay !== undefined) {
+      obj.perDay = Money.toJSON(message.perDay);
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.version !== 0n) {
+      obj.version = message.version.toString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    if (message.updatedBy !== "") {
+      obj.updatedBy = message.updatedBy;
+    }
+    if (message.spentToday !== undefined) {
+      obj.spentToday = Money.toJSON(message.spentToday);
+    }
+    if (message.remainingToday !== undefined) {
+      obj.remainingToday = Money.toJSON(message.remainingToday);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BandLimits>, I>>(base?: I): BandLimits {
+    return BandLimits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BandLimits>, I>>(object: I): BandLimits {
+    const message = createBaseBandLimits();
+    message.deviceId = object.deviceId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.perPayment = (object.perPayment !== undefined && object.perPayment !== null)
+      ? Money.fromPartial(object.perPayment)
+      : undefined;
+    message.perDay = (object.perDay !== undefined && object.perDay !== null)
+      ? Money.fromPartial(object.perDay)
+      : undefined;
+    message.frozen = object.frozen ?? false;
+    message.version = (object.version !== undefined && object.version !== null) ? BigInt(object.version) : 0n;
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.updatedBy = object.updatedBy ?? "";
+    message.spentToday = (object.spentToday !== undefined && object.spentToday !== null)
+      ? Money.fromPartial(object.spentToday)
+      : undefined;
+    message.remainingToday = (object.remainingToday !== undefined && object.remainingToday !== null)
+      ? Money.fromPartial(object.remainingToday)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSetBandLimitsRequest(): SetBandLimitsRequest {
+  return {
+    idempotencyKey: "",
+    deviceId: "",
+    accountId: "",
+    perPayment: undefined,
+    perDay: undefined,
+    frozen: false,
+    reason: "",
+    expectedVersion: 0n,
+  };
+}
+
+export const SetBandLimitsRequest: MessageFns<SetBandLimitsRequest> = {
+  encode(message: SetBandLimitsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(18).string(message.deviceId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
+    }
+    if (message.perPayment !== undefined) {
+      Money.encode(message.perPayment, writer.uint32(34).fork()).join();
+    }
+    if (message.perDay !== undefined) {
+      Money.encode(message.perDay, writer.uint32(42).fork()).join();
+    }
+    if (message.frozen !== false) {
+      writer.uint32(48).bool(message.frozen);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.expectedVersion !== 0n) {
+      if (BigInt.asIntN(64, message.expectedVersion) !== message.expectedVersion) {
+        throw new globalThis.Error("value provided for field message.expectedVersion of type int64 too large");
+      }
+      writer.uint32(64).int64(message.expectedVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetBandLimitsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetBandLimitsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.perPayment = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.perDay = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.expectedVersion = reader.int64() as bigint;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetBandLimitsRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      perPayment: isSet(object.perPayment)
+        ? Money.fromJSON(object.perPayment)
+        : isSet(object.per_payment)
+        ? Money.fromJSON(object.per_payment)
+        : undefined,
+      perDay: isSet(object.perDay)
+        ? Money.fromJSON(object.perDay)
+        : isSet(object.per_day)
+        ? Money.fromJSON(object.per_day)
+        : undefined,
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? BigInt(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? BigInt(object.expected_version)
+        : 0n,
+    };
+  },
+
+  toJSON(message: SetBandLimitsRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.perPayment !== undefined) {
+      obj.perPayment = Money.toJSON(message.perPayment);
+    }
+    if (message.perDay !== undefined) {
+      obj.perDay = Money.toJSON(message.perDay);
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.expectedVersion !== 0n) {
+      obj.expectedVersion = message.expectedVersion.toString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetBandLimitsRequest>, I>>(base?: I): SetBandLimitsRequest {
+    return SetBandLimitsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetBandLimitsRequest>, I>>(object: I): SetBandLimitsRequest {
+    const message = createBaseSetBandLimitsRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.deviceId = object.deviceId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.perPayment = (object.perPayment !== undefined && object.perPayment !== null)
+      ? Money.fromPartial(object.perPayment)
+      : undefined;
+    message.perDay = (object.perDay !== undefined && object.perDay !== null)
+      ? Money.fromPartial(object.perDay)
+      : undefined;
+    message.frozen = object.frozen ?? false;
+    message.reason = object.reason ?? "";
+    message.expectedVersion = (object.expectedVersion !== undefined && object.expectedVersion !== null)
+      ? BigInt(object.expectedVersion)
+      : 0n;
+    return message;
+  },
+};
+
+function createBaseSetBandLimitsResponse(): SetBandLimitsResponse {
+  return { limits: undefined };
+}
+
+export const SetBandLimitsResponse: MessageFns<SetBandLimitsResponse> = {
+  encode(message: SetBandLimitsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limits !== undefined) {
+      BandLimits.encode(message.limits, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetBandLimitsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetBandLimitsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.limits = BandLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetBandLimitsResponse {
+    return { limits: isSet(object.limits) ? BandLimits.fromJSON(object.limits) : undefined };
+  },
+
+  toJSON(message: SetBandLimitsResponse): unknown {
+    const obj: any = {};
+    if (message.limits !== undefined) {
+      obj.limits = BandLimits.toJSON(message.limits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetBandLimitsResponse>, I>>(base?: I): SetBandLimitsResponse {
+    return SetBandLimitsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetBandLimitsResponse>, I>>(object: I): SetBandLimitsResponse {
+    const message = createBaseSetBandLimitsResponse();
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? BandLimits.fromPartial(object.limits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetBandLimitsRequest(): GetBandLimitsRequest {
+  return { deviceId: "", accountId: "" };
+}
+
+export const GetBandLimitsRequest: MessageFns<GetBandLimitsRequest> = {
+  encode(message: GetBandLimitsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBandLimitsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBandLimitsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBandLimitsRequest {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetBandLimitsRequest): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBandLimitsRequest>, I>>(base?: I): GetBandLimitsRequest {
+    return GetBandLimitsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBandLimitsRequest>, I>>(object: I): GetBandLimitsRequest {
+    const message = createBaseGetBandLimitsRequest();
+    message.deviceId = object.deviceId ?? "";
+    message.accountId = object.accountId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetBandLimitsResponse(): GetBandLimitsResponse {
+  return { limits: undefined };
+}
+
+export const GetBandLimitsResponse: MessageFns<GetBandLimitsResponse> = {
+  encode(message: GetBandLimitsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.limits !== undefined) {
+      BandLimits.encode(message.limits, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetBandLimitsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetBandLimitsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.limits = BandLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetBandLimitsResponse {
+    return { limits: isSet(object.limits) ? BandLimits.fromJSON(object.limits) : undefined };
+  },
+
+  toJSON(message: GetBandLimitsResponse): unknown {
+    const obj: any = {};
+    if (message.limits !== undefined) {
+      obj.limits = BandLimits.toJSON(message.limits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetBandLimitsResponse>, I>>(base?: I): GetBandLimitsResponse {
+    return GetBandLimitsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetBandLimitsResponse>, I>>(object: I): GetBandLimitsResponse {
+    const message = createBaseGetBandLimitsResponse();
+    message.limits = (object.limits !== undefined && object.limits !== null)
+      ? BandLimits.fromPartial(object.limits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVoucher(): Voucher {
+  return {
+    voucherId: "",
+    code: "",
+    merchantId: "",
+    discount: undefined,
+    expiresAt: undefined,
+    maxUses: 0,
+    uses: 0,
+    createdAt: undefined,
+  };
+}
+
+export const Voucher: MessageFns<Voucher> = {
+  encode(message: Voucher, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucherId !== "") {
+      writer.uint32(10).string(message.voucherId);
+    }
+    if (message.code !== "") {
+      writer.uint32(18).string(message.code);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(26).string(message.merchantId);
+    }
+    switch (message.discount?.$case) {
+      case "amountOff":
+        Money.encode(message.discount.value, writer.uint32(34).fork()).join();
+        break;
+      case "percentOff":
+        writer.uint32(40).uint32(message.discount.value);
+        break;
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(50).fork()).join();
+    }
+    if (message.maxUses !== 0) {
+      writer.uint32(56).uint32(message.maxUses);
+    }
+    if (message.uses !== 0) {
+      writer.uint32(64).uint32(message.uses);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Voucher {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoucher();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucherId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.discount = { $case: "amountOff", value: Money.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.discount = { $case: "percentOff", value: reader.uint32() };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxUses = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.uses = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Voucher {
+    return {
+      voucherId: isSet(object.voucherId)
+        ? globalThis.String(object.voucherId)
+        : isSet(object.voucher_id)
+        ? globalThis.String(object.voucher_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      discount: isSet(object.amountOff)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amountOff) }
+        : isSet(object.amount_off)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amount_off) }
+        : isSet(object.percentOff)
+        ? { $case: "percentOff", value: globalThis.Number(object.percentOff) }
+        : isSet(object.percent_off)
+        ? { $case: "percentOff", value: globalThis.Number(object.percent_off) }
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      maxUses: isSet(object.maxUses)
+        ? globalThis.Number(object.maxUses)
+        : isSet(object.max_uses)
+        ? globalThis.Number(object.max_uses)
+        : 0,
+      uses: isSet(object.uses) ? globalThis.Number(object.uses) : 0,
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Voucher): unknown {
+    const obj: any = {};
+    if (message.voucherId !== "") {
+      obj.voucherId = message.voucherId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.discount?.$case === "amountOff") {
+      obj.amountOff = Money.toJSON(message.discount.value);
+    } else if (message.discount?.$case === "percentOff") {
+      obj.percentOff = Math.round(message.discount.value);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.maxUses !== 0) {
+      obj.maxUses = Math.round(message.maxUses);
+    }
+    if (message.uses !== 0) {
+      obj.uses = Math.round(message.uses);
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Voucher>, I>>(base?: I): Voucher {
+    return Voucher.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Voucher>, I>>(object: I): Voucher {
+    const message = createBaseVoucher();
+    message.voucherId = object.voucherId ?? "";
+    message.code = object.code ?? "";
+    message.merchantId = object.merchantId ?? "";
+    switch (object.discount?.$case) {
+      case "amountOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "amountOff", value: Money.fromPartial(object.discount.value) };
+        }
+        break;
+      }
+      case "percentOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "percentOff", value: object.discount.value };
+        }
+        break;
+      }
+    }
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.maxUses = object.maxUses ?? 0;
+    message.uses = object.uses ?? 0;
+    message.createdAt = object.createdAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseIssueVoucherRequest(): IssueVoucherRequest {
+  return { idempotencyKey: "", merchantId: "", code: "", discount: undefined, expiresAt: undefined, maxUses: 0 };
+}
+
+export const IssueVoucherRequest: MessageFns<IssueVoucherRequest> = {
+  encode(message: IssueVoucherRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    if (message.code !== "") {
+      writer.uint32(26).string(message.code);
+    }
+    switch (message.discount?.$case) {
+      case "amountOff":
+        Money.encode(message.discount.value, writer.uint32(34).fork()).join();
+        break;
+      case "percentOff":
+        writer.uint32(40).uint32(message.discount.value);
+        break;
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(50).fork()).join();
+    }
+    if (message.maxUses !== 0) {
+      writer.uint32(56).uint32(message.maxUses);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueVoucherRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueVoucherRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.discount = { $case: "amountOff", value: Money.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.discount = { $case: "percentOff", value: reader.uint32() };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxUses = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueVoucherRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      discount: isSet(object.amountOff)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amountOff) }
+        : isSet(object.amount_off)
+        ? { $case: "amountOff", value: Money.fromJSON(object.amount_off) }
+        : isSet(object.percentOff)
+        ? { $case: "percentOff", value: globalThis.Number(object.percentOff) }
+        : isSet(object.percent_off)
+        ? { $case: "percentOff", value: globalThis.Number(object.percent_off) }
+        : undefined,
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      maxUses: isSet(object.maxUses)
+        ? globalThis.Number(object.maxUses)
+        : isSet(object.max_uses)
+        ? globalThis.Number(object.max_uses)
+        : 0,
+    };
+  },
+
+  toJSON(message: IssueVoucherRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.discount?.$case === "amountOff") {
+      obj.amountOff = Money.toJSON(message.discount.value);
+    } else if (message.discount?.$case === "percentOff") {
+      obj.percentOff = Math.round(message.discount.value);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.maxUses !== 0) {
+      obj.maxUses = Math.round(message.maxUses);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueVoucherRequest>, I>>(base?: I): IssueVoucherRequest {
+    return IssueVoucherRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueVoucherRequest>, I>>(object: I): IssueVoucherRequest {
+    const message = createBaseIssueVoucherRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.merchantId = object.merchantId ?? "";
+    message.code = object.code ?? "";
+    switch (object.discount?.$case) {
+      case "amountOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "amountOff", value: Money.fromPartial(object.discount.value) };
+        }
+        break;
+      }
+      case "percentOff": {
+        if (object.discount?.value !== undefined && object.discount?.value !== null) {
+          message.discount = { $case: "percentOff", value: object.discount.value };
+        }
+        break;
+      }
+    }
+    message.expiresAt = object.expiresAt ?? undefined;
+    message.maxUses = object.maxUses ?? 0;
+    return message;
+  },
+};
+
+function createBaseIssueVoucherResponse(): IssueVoucherResponse {
+  return { voucher: undefined };
+}
+
+export const IssueVoucherResponse: MessageFns<IssueVoucherResponse> = {
+  encode(message: IssueVoucherResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucher !== undefined) {
+      Voucher.encode(message.voucher, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IssueVoucherResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIssueVoucherResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucher = Voucher.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IssueVoucherResponse {
+    return { voucher: isSet(object.voucher) ? Voucher.fromJSON(object.voucher) : undefined };
+  },
+
+  toJSON(message: IssueVoucherResponse): unknown {
+    const obj: any = {};
+    if (message.voucher !== undefined) {
+      obj.voucher = Voucher.toJSON(message.voucher);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IssueVoucherResponse>, I>>(base?: I): IssueVoucherResponse {
+    return IssueVoucherResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IssueVoucherResponse>, I>>(object: I): IssueVoucherResponse {
+    const message = createBaseIssueVoucherResponse();
+    message.voucher = (object.voucher !== undefined && object.voucher !== null)
+      ? Voucher.fromPartial(object.voucher)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetVoucherRequest(): GetVoucherRequest {
+  return { merchantId: "", code: "" };
+}
+
+export const GetVoucherRequest: MessageFns<GetVoucherRequest> = {
+  encode(message: GetVoucherRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.code !== "") {
+      writer.uint32(18).string(message.code);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoucherRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoucherRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoucherRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+    };
+  },
+
+  toJSON(message: GetVoucherRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoucherRequest>, I>>(base?: I): GetVoucherRequest {
+    return GetVoucherRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoucherRequest>, I>>(object: I): GetVoucherRequest {
+    const message = createBaseGetVoucherRequest();
+    message.merchantId = object.merchantId ?? "";
+    message.code = object.code ?? "";
+    return message;
+  },
+};
+
+function createBaseGetVoucherResponse(): GetVoucherResponse {
+  return { voucher: undefined };
+}
+
+export const GetVoucherResponse: MessageFns<GetVoucherResponse> = {
+  encode(message: GetVoucherResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucher !== undefined) {
+      Voucher.encode(message.voucher, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetVoucherResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetVoucherResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucher = Voucher.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetVoucherResponse {
+    return { voucher: isSet(object.voucher) ? Voucher.fromJSON(object.voucher) : undefined };
+  },
+
+  toJSON(message: GetVoucherResponse): unknown {
+    const obj: any = {};
+    if (message.voucher !== undefined) {
+      obj.voucher = Voucher.toJSON(message.voucher);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetVoucherResponse>, I>>(base?: I): GetVoucherResponse {
+    return GetVoucherResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetVoucherResponse>, I>>(object: I): GetVoucherResponse {
+    const message = createBaseGetVoucherResponse();
+    message.voucher = (object.voucher !== undefined && object.voucher !== null)
+      ? Voucher.fromPartial(object.voucher)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseQuoteVoucherRequest(): QuoteVoucherRequest {
+  return { merchantId: "", code: "", amount: undefined };
+}
+
+export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
+  encode(message: QuoteVoucherRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.code !== "") {
+      writer.uint32(18).string(message.code);
+    }
+    if (message.amount !== undefined) {
+      Money.encode(message.amount, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QuoteVoucherRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQuoteVoucherRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.amount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QuoteVoucherRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+    };
+  },
+
+  toJSON(message: QuoteVoucherRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.amount !== undefined) {
+      obj.amount = Money.toJSON(message.amount);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QuoteVoucherRequest>, I>>(base?: I): QuoteVoucherRequest {
+    return QuoteVoucherRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QuoteVoucherRequest>, I>>(object: I): QuoteVoucherRequest {
+    const message = createBaseQuoteVoucherRequest();
+    message.merchantId = object.merchantId ?? "";
+    message.code = object.code ?? "";
+    message.amount = (object.amount !== undefined && object.amount !== null)
+      ? Money.fromPartial(object.amount)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseQuoteVoucherResponse(): QuoteVoucherResponse {
+  return { voucher: undefined, discount: undefined, toPay: undefined };
+}
+
+export const QuoteVoucherResponse: MessageFns<QuoteVoucherResponse> = {
+  encode(message: QuoteVoucherResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.voucher !== undefined) {
+      Voucher.encode(message.voucher, writer.uint32(10).fork()).join();
+    }
+    if (message.discount !== undefined) {
+      Money.encode(message.discount, writer.uint32(18).fork()).join();
+    }
+    if (message.toPay !== undefined) {
+      Money.encode(message.toPay, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): QuoteVoucherResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseQuoteVoucherResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.voucher = Voucher.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.discount = Money.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toPay = Money.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): QuoteVoucherResponse {
+    return {
+      voucher: isSet(object.voucher) ? Voucher.fromJSON(object.voucher) : undefined,
+      discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      toPay: isSet(object.toPay)
+        ? Money.fromJSON(object.toPay)
+        : isSet(object.to_pay)
+        ? Money.fromJSON(object.to_pay)
+        : undefined,
+    };
+  },
+
+  toJSON(message: QuoteVoucherResponse): unknown {
+    const obj: any = {};
+    if (message.voucher !== undefined) {
+      obj.voucher = Voucher.toJSON(message.voucher);
+    }
+    if (message.discount !== undefined) {
+      obj.discount = Money.toJSON(message.discount);
+    }
+    if (message.toPay !== undefined) {
+      obj.toPay = Money.toJSON(message.toPay);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<QuoteVoucherResponse>, I>>(base?: I): QuoteVoucherResponse {
+    return QuoteVoucherResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<QuoteVoucherResponse>, I>>(object: I): QuoteVoucherResponse {
+    const message = createBaseQuoteVoucherResponse();
+    message.voucher = (object.voucher !== undefined && object.voucher !== null)
+      ? Voucher.fromPartial(object.voucher)
+      : undefined;
+    message.discount = (object.discount !== undefined && object.discount !== null)
+      ? Money.fromPartial(object.discount)
+      : undefined;
+    message.toPay = (object.toPay !== undefined && object.toPay !== null) ? Money.fromPartial(object.toPay) : undefined;
+    return message;
+  },
+};
+
 /**
  * Settlement is where money lives: a double-entry ledger with holds, escrow, refunds,
  * disputes and payouts. Every mutating call takes an idempotency key.
@@ -3103,6 +5013,65 @@ export const SettlementServiceService = {
     responseSerialize: (value: GetTransferResponse): Buffer => Buffer.from(GetTransferResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetTransferResponse => GetTransferResponse.decode(value),
   },
+  /**
+   * The band owner's spending limits on one band's sub-account (per payment, per day, frozen).
+   * PlaceHold enforces them in the same transaction as the balance check. Every change is
+   * audited (who, when, before/after) and published as payment.limits.changed.
+   */
+  setBandLimits: {
+    path: "/wristpay.settlement.v1.SettlementService/SetBandLimits" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetBandLimitsRequest): Buffer => Buffer.from(SetBandLimitsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetBandLimitsRequest => SetBandLimitsRequest.decode(value),
+    responseSerialize: (value: SetBandLimitsResponse): Buffer =>
+      Buffer.from(SetBandLimitsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetBandLimitsResponse => SetBandLimitsResponse.decode(value),
+  },
+  getBandLimits: {
+    path: "/wristpay.settlement.v1.SettlementService/GetBandLimits" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetBandLimitsRequest): Buffer => Buffer.from(GetBandLimitsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetBandLimitsRequest => GetBandLimitsRequest.decode(value),
+    responseSerialize: (value: GetBandLimitsResponse): Buffer =>
+      Buffer.from(GetBandLimitsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetBandLimitsResponse => GetBandLimitsResponse.decode(value),
+  },
+  /** Merchant vouchers: issued here, redeemed by PlaceHold atomically with the hold. */
+  issueVoucher: {
+    path: "/wristpay.settlement.v1.SettlementService/IssueVoucher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: IssueVoucherRequest): Buffer => Buffer.from(IssueVoucherRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): IssueVoucherRequest => IssueVoucherRequest.decode(value),
+    responseSerialize: (value: IssueVoucherResponse): Buffer =>
+      Buffer.from(IssueVoucherResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): IssueVoucherResponse => IssueVoucherResponse.decode(value),
+  },
+  getVoucher: {
+    path: "/wristpay.settlement.v1.SettlementService/GetVoucher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetVoucherRequest): Buffer => Buffer.from(GetVoucherRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetVoucherRequest => GetVoucherRequest.decode(value),
+    responseSerialize: (value: GetVoucherResponse): Buffer => Buffer.from(GetVoucherResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetVoucherResponse => GetVoucherResponse.decode(value),
+  },
+  /**
+   * What a voucher would take off an amount now, without redeeming it (the gateway checks a
+   * voucher before it spends the band's credential; PlaceHold decides).
+   */
+  quoteVoucher: {
+    path: "/wristpay.settlement.v1.SettlementService/QuoteVoucher" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: QuoteVoucherRequest): Buffer => Buffer.from(QuoteVoucherRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): QuoteVoucherRequest => QuoteVoucherRequest.decode(value),
+    responseSerialize: (value: QuoteVoucherResponse): Buffer =>
+      Buffer.from(QuoteVoucherResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): QuoteVoucherResponse => QuoteVoucherResponse.decode(value),
+  },
 } as const;
 
 export interface SettlementServiceServer extends UntypedServiceImplementation {
@@ -3117,6 +5086,21 @@ export interface SettlementServiceServer extends UntypedServiceImplementation {
   getBalance: handleUnaryCall<GetBalanceRequest, GetBalanceResponse>;
   runPayouts: handleUnaryCall<RunPayoutsRequest, RunPayoutsResponse>;
   getTransfer: handleUnaryCall<GetTransferRequest, GetTransferResponse>;
+  /**
+   * The band owner's spending limits on one band's sub-account (per payment, per day, frozen).
+   * PlaceHold enforces them in the same transaction as the balance check. Every change is
+   * audited (who, when, before/after) and published as payment.limits.changed.
+   */
+  setBandLimits: handleUnaryCall<SetBandLimitsRequest, SetBandLimitsResponse>;
+  getBandLimits: handleUnaryCall<GetBandLimitsRequest, GetBandLimitsResponse>;
+  /** Merchant vouchers: issued here, redeemed by PlaceHold atomically with the hold. */
+  issueVoucher: handleUnaryCall<IssueVoucherRequest, IssueVoucherResponse>;
+  getVoucher: handleUnaryCall<GetVoucherRequest, GetVoucherResponse>;
+  /**
+   * What a voucher would take off an amount now, without redeeming it (the gateway checks a
+   * voucher before it spends the band's credential; PlaceHold decides).
+   */
+  quoteVoucher: handleUnaryCall<QuoteVoucherRequest, QuoteVoucherResponse>;
 }
 
 export interface SettlementServiceClient extends Client {
@@ -3281,6 +5265,91 @@ export interface SettlementServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetTransferResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The band owner's spending limits on one band's sub-account (per payment, per day, frozen).
+   * PlaceHold enforces them in the same transaction as the balance check. Every change is
+   * audited (who, when, before/after) and published as payment.limits.changed.
+   */
+  setBandLimits(
+    request: SetBandLimitsRequest,
+    callback: (error: ServiceError | null, response: SetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  setBandLimits(
+    request: SetBandLimitsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  setBandLimits(
+    request: SetBandLimitsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  getBandLimits(
+    request: GetBandLimitsRequest,
+    callback: (error: ServiceError | null, response: GetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  getBandLimits(
+    request: GetBandLimitsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  getBandLimits(
+    request: GetBandLimitsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetBandLimitsResponse) => void,
+  ): ClientUnaryCall;
+  /** Merchant vouchers: issued here, redeemed by PlaceHold atomically with the hold. */
+  issueVoucher(
+    request: IssueVoucherRequest,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  issueVoucher(
+    request: IssueVoucherRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  issueVoucher(
+    request: IssueVoucherRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: IssueVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
+  ): ClientUnaryCall;
+  getVoucher(
+    request: GetVoucherRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetVoucherResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * What a voucher would take off an amount now, without redeeming it (the gateway checks a
+   * voucher before it spends the band's credential; PlaceHold decides).
+   */
+  quoteVoucher(
+    request: QuoteVoucherRequest,
+    callback: (error: ServiceError | null, response: QuoteVoucherResponse) => void,
+  ): ClientUnaryCall;
+  quoteVoucher(
+    request: QuoteVoucherRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: QuoteVoucherResponse) => void,
+  ): ClientUnaryCall;
+  quoteVoucher(
+    request: QuoteVoucherRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: QuoteVoucherResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -69,7 +69,7 @@ export class Harness {
   }
 
   holdRequest(accountId: string, minor: number | bigint, over: Partial<PlaceHoldRequest> = {}): PlaceHoldRequest {
-    return { idempotencyKey: randomUUID(), paymentId: randomUUID(), accountId, merchantId: 'merchant-42', amount: eur(minor), ttlSeconds: 0n, deviceId: randomUUID(), ...over };
+    return { idempotencyKey: randomUUID(), paymentId: randomUUID(), accountId, merchantId: 'merchant-42', amount: eur(minor), ttlSeconds: 0n, deviceId: randomUUID(), voucherCode: '', merchantName: '', ...over };
   }
 
   /** Events of `type` about one hold (or one transfer, for top-ups). */
