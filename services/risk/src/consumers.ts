@@ -2,7 +2,8 @@ import type { Event } from '../../../gen/wristpay/events/v1/events';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
 import type { DecisionStore, LabelFromEvent, StoredLabel } from './decision-store';
-import type { SignalStore } from './signals';
+import { InvalidBandLimits, limitFromMoney } from './domain/band-limits';
+import type { LimitsApplied, LimitsChange, SignalStore } from './signals';
 import type { UnsavedDecisions } from './unsaved-decisions';
 
 /** Band lifecycle events and the status each leaves the band in. */
@@ -21,7 +22,16 @@ export const TOKEN_STATUS: Readonly<Record<string, string>> = {
 };
 
 /** Durable consumer names; replicas share them, so each event is handled by one replica. */
-export const CONSUMERS = { device: 'risk-device-signals', token: 'risk-token-signals', payment: 'risk-payment-signals', disputes: 'risk-dispute-labels' } as const;
+export const CONSUMERS = {
+  device: 'risk-device-signals',
+  token: 'risk-token-signals',
+  payment: 'risk-payment-signals',
+  disputes: 'risk-dispute-labels',
+  limits: 'risk-band-limits',
+} as const;
+
+/** Settlement's change of a band's spending limits (per payment, per day, frozen). */
+export const LIMITS_CHANGED = 'payment.limits.changed';
 
 /** Settlement's dispute decision; its outcome becomes the payment's label. */
 export const DISPUTE_RESOLVED = 'payment.dispute.resolved';
@@ -61,7 +71,38 @@ export async function applyEvent(event: Event, signals: SignalStore): Promise<st
     await signals.decline(p.value.accountId, p.value.paymentId, at);
     return 'decline';
   }
+  if (p?.$case === 'payment' && event.type === 'payment.authorized') {
+    const { deviceId, paymentId, amount, discount } = p.value;
+    if (!ID.test(deviceId) || !ID.test(paymentId)) return 'skipped: no usable device or payment id';
+    if (!amount || !/^[A-Z]{3}$/.test(amount.currency)) return 'skipped: no usable amount';
+    // What the band actually paid: a voucher's discount (same currency) is not spend.
+    const net = amount.amountMinor - (discount && discount.currency === amount.currency ? discount.amountMinor : 0n);
+    if (net <= 0n) return 'skipped: nothing spent';
+    return (await signals.spend(deviceId, paymentId, Number(net), amount.currency, at)) ? 'spend' : 'spend already counted';
+  }
   return 'ignored';
+}
+
+/**
+ * Applies one payment.limits.changed: the band's limits are replaced only by a strictly newer
+ * version, so a redelivered event or an older change arriving late cannot roll a limit back.
+ * A change that can never apply (unusable device id, malformed money, negative version) is
+ * reported, not thrown: retrying would not help. Redis failures throw, and JetStream redelivers.
+ */
+export async function applyLimitsChange(event: Event, signals: SignalStore, now: number): Promise<LimitsApplied | `skipped: ${string}`> {
+  const p = event.payload;
+  if (p?.$case !== 'limits') return 'skipped: not a limits payload';
+  const v = p.value;
+  if (!ID.test(v.deviceId)) return 'skipped: no usable device id';
+  if (v.version < 0n) return 'skipped: negative version';
+  let change: LimitsChange;
+  try {
+    change = { eventId: event.eventId, version: v.version, at: (event.occurredAt ?? new Date(now)).getTime(), frozen: v.frozen, perPayment: limitFromMoney(v.perPayment, 'per_payment'), perDay: limitFromMoney(v.perDay, 'per_day') };
+  } catch (err) {
+    if (err instanceof InvalidBandLimits) return `skipped: ${err.message}`;
+    throw err;
+  }
+  return signals.bandLimits(v.deviceId, change, now);
 }
 
 /**
@@ -109,11 +150,20 @@ export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Log
     if (what === 'labelled' || what === 'already labelled') log.info(fields, 'dispute outcome labelled');
     else log.warn(fields, 'dispute outcome not labelled');
   };
+  const limits = async (event: Event) => {
+    const what = await applyLimitsChange(event, signals, clock());
+    const fields = { eventId: event.eventId, deviceId: event.payload?.$case === 'limits' ? event.payload.value.deviceId : undefined, what };
+    if (what.startsWith('skipped')) log.warn(fields, 'band limits not applied');
+    else log.info(fields, what === 'applied' ? 'band limits applied' : 'band limits change ignored');
+  };
   const running = [
     await bus.consume({ area: 'device', durable: CONSUMERS.device, types: ['device.>'], handler }),
     await bus.consume({ area: 'token', durable: CONSUMERS.token, types: ['token.>'], handler }),
     await bus.consume({ area: 'payment', durable: CONSUMERS.payment, types: ['payment.>'], handler }),
     await bus.consume({ area: 'payment', durable: CONSUMERS.disputes, types: [DISPUTE_RESOLVED], handler: disputes }),
+    // Its own durable on one filter subject (nats-server 2.9 has no filter_subjects): a new
+    // deployment reads every limits change on the stream from the start, not only new ones.
+    await bus.consume({ area: 'payment', durable: CONSUMERS.limits, types: [LIMITS_CHANGED], handler: limits }),
   ];
   return {
     async stop() {

@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import { taggedKey } from '../../../platform/redis';
 import type { History, ScoreInput, WindowStats } from './domain/features';
 import { WINDOWS_MS } from './domain/features';
+import { utcDay, type BandLimits } from './domain/band-limits';
 
 /*
  * Feature keys. Every key of one band carries the band's hash tag and every key of one account
@@ -15,6 +16,9 @@ import { WINDOWS_MS } from './domain/features';
  *   <p>:risk-device:{device}:status           HASH  status, at: the band's lifecycle from device.* events
  *   <p>:risk-device:{device}:token:<token>    HASH  status, at: the token's lifecycle from token.* events
  *   <p>:risk-device:{device}:refusals         ZSET  event id → ms of token.payment.refused, 24 h
+ *   <p>:risk-device:{device}:limits           HASH  version, event, pp, ppc, pd, pdc, frozen, at, applied_at:
+ *                                                   the band's limits from payment.limits.changed (signals.ts)
+ *   <p>:risk-device:{device}:spend:<YYYY-MM-DD> HASH payment id → "<amount>|<currency>" of payment.authorized, that UTC day
  *   <p>:risk-account:{account}:payments       ZSET  as above, per account
  *   <p>:risk-account:{account}:merchants      ZSET  merchant → last payment ms (distinct merchants, first-at-merchant)
  *   <p>:risk-account:{account}:profile        HASH  n:<cur> mean:<cur> m2:<cur> (Welford per currency)
@@ -55,8 +59,10 @@ local function record(key, now, member, maxEvents)
 end
 `;
 
-// KEYS: seen marker, payments, band status, token status, refusals.
+// KEYS: seen marker, payments, band status, token status, refusals, limits, today's spend.
 // ARGV: now, payment id, amount, currency, marker ttl ms, max events, token id ('' = none).
+// The snapshot carries `lm` only when the band has limits, so a band without them (and every
+// snapshot written before limits existed) derives exactly the features it did before.
 const RECORD_DEVICE = `${WINDOW_FN}
 local prior = redis.call('GET', KEYS[1])
 if prior then return {prior, 1} end
@@ -71,7 +77,17 @@ if ARGV[7] ~= '' then
   if tokenStatus and tokenStatus ~= 'ACTIVE' then tokenBlocked = 1 end
 end
 local refusals = redis.call('ZCOUNT', KEYS[5], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf')
-local snap = cjson.encode({at = now, w = windows(KEYS[2], now, ARGV[4]), b = blocked, tb = tokenBlocked, rf = refusals})
+local snapshot = {at = now, w = windows(KEYS[2], now, ARGV[4]), b = blocked, tb = tokenBlocked, rf = refusals}
+local lim = redis.call('HMGET', KEYS[6], 'version', 'pp', 'ppc', 'pd', 'pdc', 'frozen')
+if lim[1] then snapshot.lm = {pp = lim[2] or '', ppc = lim[3] or '', pd = lim[4] or '', pdc = lim[5] or '', fz = lim[6] or '0'} end
+local spent = 0
+local spend = redis.call('HVALS', KEYS[7])
+for i = 1, #spend do
+  local _, _, amount, cur = string.find(spend[i], '^([^|]*)|([^|]*)$')
+  if cur == ARGV[4] then spent = spent + (tonumber(amount) or 0) end
+end
+snapshot.st = spent
+local snap = cjson.encode(snapshot)
 redis.call('SET', KEYS[1], snap, 'PX', ARGV[5])
 return {snap, 0}
 `;
@@ -134,6 +150,16 @@ interface DeviceSnap {
   b: 0 | 1;
   tb: 0 | 1;
   rf: number;
+  /** The band's limits ('' = none of that kind); absent without limits and in older snapshots. */
+  lm?: { pp: string; ppc: string; pd: string; pdc: string; fz: string };
+  /** Approved spend today in the payment's currency; absent in older snapshots. */
+  st?: number;
+}
+
+function bandLimits(lm: DeviceSnap['lm']): BandLimits | undefined {
+  if (!lm) return undefined;
+  const limit = (minor: string, currency: string) => (minor !== '' && currency !== '' ? { minor: Number(minor), currency } : undefined);
+  return { perPayment: limit(lm.pp, lm.ppc), perDay: limit(lm.pd, lm.pdc), frozen: lm.fz === '1' };
 }
 
 interface AccountSnap {
@@ -171,7 +197,7 @@ export interface FeatureStoreLimits {
 type ScriptResult = [string, number];
 
 interface RiskRedis extends Redis {
-  riskRecordDevice(k1: string, k2: string, k3: string, k4: string, k5: string, ...argv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordDevice(k1: string, k2: string, k3: string, k4: string, k5: string, k6: string, k7: string, ...argv: Array<string | number>): Promise<ScriptResult>;
   riskRecordAccount(k1: string, k2: string, k3: string, k4: string, k5: string, k6: string, ...argv: Array<string | number>): Promise<ScriptResult>;
 }
 
@@ -186,7 +212,7 @@ export class FeatureStore {
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL once per connection.
     if (!('riskRecordDevice' in redis)) {
-      redis.defineCommand('riskRecordDevice', { numberOfKeys: 5, lua: RECORD_DEVICE });
+      redis.defineCommand('riskRecordDevice', { numberOfKeys: 7, lua: RECORD_DEVICE });
       redis.defineCommand('riskRecordAccount', { numberOfKeys: 6, lua: RECORD_ACCOUNT });
     }
     this.redis = redis as RiskRedis;
@@ -209,6 +235,8 @@ export class FeatureStore {
         this.deviceKey(input.deviceId, 'status'),
         this.deviceKey(input.deviceId, 'token', input.tokenId),
         this.deviceKey(input.deviceId, 'refusals'),
+        this.deviceKey(input.deviceId, 'limits'),
+        this.deviceKey(input.deviceId, 'spend', utcDay(now)),
         now,
         input.paymentId,
         amount,
@@ -256,6 +284,8 @@ export class FeatureStore {
         tokenBlocked: d.tb === 1,
         refusals1h: d.rf,
         declines1h: a.dc,
+        limits: bandLimits(d.lm),
+        spendToday: d.st ?? 0,
       },
     };
   }

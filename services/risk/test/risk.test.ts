@@ -16,7 +16,7 @@ import { requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../../../test/sup
 import { tcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startRisk } from '../src/app';
-import { CONSUMERS } from '../src/consumers';
+import { CONSUMERS, LIMITS_CHANGED } from '../src/consumers';
 import { readConfig } from '../src/config';
 import { DecisionStore } from '../src/decision-store';
 import type { Features } from '../src/domain/features';
@@ -362,6 +362,169 @@ describe('risk against real Redis and NATS', () => {
       }, 'refusals and declines to be counted');
       const c = await codes(payment(who));
       expect(c).toEqual(expect.arrayContaining(['VERIFY_REFUSALS_1H', 'ACCOUNT_DECLINES_1H']));
+    });
+  });
+
+  describe('band limits from settlement (payment.limits.changed, payment.authorized)', () => {
+    let bus: EventBus;
+    let dir: string;
+    /** The same service with the rule set as it was before limits existed (the shipped file without its BAND_* rules). */
+    let before: Awaited<ReturnType<typeof startRisk>>;
+    let bclient: ReturnType<typeof testClient<RiskServiceClient>>;
+
+    beforeAll(async () => {
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+      dir = mkdtempSync(join(tmpdir(), 'risk-nolimits-'));
+      const shipped = readFileSync(join(__dirname, '..', 'rules', 'default.yaml'), 'utf8');
+      const start = shipped.indexOf('\n  - id: BAND_FROZEN');
+      // Cut from the comment block that introduces the limit rules to the end of the file.
+      const withoutLimits = shipped.slice(0, shipped.lastIndexOf('\n\n', start) + 1);
+      expect(withoutLimits).not.toMatch(/BAND_|band_/);
+      writeFileSync(join(dir, 'rules.yaml'), withoutLimits);
+      before = await startRisk(
+        readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', RISK_RULES_FILE: join(dir, 'rules.yaml') })),
+        testLogger('risk'),
+        { clock: () => clock.now },
+      );
+      bclient = testClient(RiskServiceClient, before.port);
+    });
+    afterAll(async () => {
+      bclient?.close();
+      await before?.stop();
+      await bus?.close();
+    });
+
+    const eur = (minor: number) => ({ amountMinor: BigInt(minor), currency: 'EUR' });
+    const limitsChanged = (deviceId: string, version: number, over: { perPayment?: number; perDay?: number; frozen?: boolean } = {}) =>
+      newEvent(LIMITS_CHANGED, 'settlement', {
+        $case: 'limits',
+        value: {
+          deviceId,
+          accountId: 'acct-x',
+          perPayment: over.perPayment === undefined ? undefined : eur(over.perPayment),
+          perDay: over.perDay === undefined ? undefined : eur(over.perDay),
+          frozen: over.frozen ?? false,
+          version: BigInt(version),
+          changedBy: 'owner',
+          reason: 'test',
+        },
+      });
+    const authorized = (who: { deviceId: string; accountId: string }, paymentId: string, minor: number) =>
+      newEvent('payment.authorized', 'gateway', { $case: 'payment', value: { paymentId, status: 'APPROVED', declineReason: '', amount: eur(minor), merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: randomUUID(), merchantName: '', discount: undefined } });
+    const limitsKey = (deviceId: string) => `${prefix}:risk-device:{${deviceId}}:limits`;
+
+    async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const value = await read();
+        if (ok(value)) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last saw ${JSON.stringify(value)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    /** Resolves once `durable` has acked everything up to stream sequence `seq`. */
+    async function handledUpTo(durable: string, seq: number): Promise<void> {
+      const jsm = await jetstreamManager(bus.nc);
+      await until(async () => (await jsm.consumers.info(bus.streamName('payment'), durable)).ack_floor.stream_seq, (floor) => floor >= seq, `${durable} to ack seq ${seq}`);
+    }
+    /** A copy of `event` under the same message id, past JetStream's duplicate window: what a redelivery looks like to the handler. */
+    const redeliver = async (event: ReturnType<typeof newEvent>) => (await bus.js.publish(bus.subject(event.type), encodeEvent(event))).seq;
+    const codes = (res: { reasons: Array<{ code: string }> }) => res.reasons.map((r) => r.code);
+
+    it('a payment near the per-payment limit gets BAND_LIMIT_PER_PAYMENT_NEAR, one well under does not; Explain shows the limit', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      await handledUpTo(CONSUMERS.limits, (await bus.publish(limitsChanged(who.deviceId, 1, { perPayment: 5_000 }))).seq);
+      expect(await redis.hget(limitsKey(who.deviceId), 'version')).toBe('1');
+      const near = payment({ ...who, amount: eur(4_600) });
+      const res = await client.score(near);
+      expect(codes(res)).toContain('BAND_LIMIT_PER_PAYMENT_NEAR');
+      expect(res.decision).toBe(Decision.DECISION_APPROVE);
+      expect((await client.explain({ paymentId: near.paymentId })).features).toMatchObject({ band_limit_per_payment: 5_000, band_limit_per_payment_share: 0.92, band_frozen: 0, band_limit_per_day: 0, band_limit_per_day_share: 0 });
+      const under = await client.score(payment({ ...who, amount: eur(1_000) }));
+      expect(codes(under).filter((c) => c.startsWith('BAND_'))).toEqual([]);
+      expect(codes(await client.score(payment({ ...who, amount: eur(5_001) })))).toEqual(expect.arrayContaining(['BAND_LIMIT_PER_PAYMENT_NEAR', 'BAND_LIMIT_PER_PAYMENT_OVER']));
+    });
+
+    it('an older version arriving late does not roll the limits back', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      await bus.publish(limitsChanged(who.deviceId, 3, { perPayment: 5_000 }));
+      await until(() => redis.hget(limitsKey(who.deviceId), 'version'), (v) => v === '3', 'version 3 to be applied');
+      // Version 2 would lift the limit to 1000.00: 46.00 would be far under it.
+      await handledUpTo(CONSUMERS.limits, (await bus.publish(limitsChanged(who.deviceId, 2, { perPayment: 100_000 }))).seq);
+      expect(await redis.hgetall(limitsKey(who.deviceId))).toMatchObject({ version: '3', pp: '5000' });
+      expect(codes(await client.score(payment({ ...who, amount: eur(4_600) })))).toContain('BAND_LIMIT_PER_PAYMENT_NEAR');
+      // A newer one does replace it, and a limit it leaves unset is gone.
+      await handledUpTo(CONSUMERS.limits, (await bus.publish(limitsChanged(who.deviceId, 10, { perDay: 50_000 }))).seq);
+      expect(await redis.hgetall(limitsKey(who.deviceId))).toMatchObject({ version: '10', pp: '', pd: '50000' });
+      expect(codes(await client.score(payment({ ...who, amount: eur(4_600) }))).filter((c) => c.startsWith('BAND_'))).toEqual([]);
+    });
+
+    it('the same limits event delivered twice is applied once', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      const event = limitsChanged(who.deviceId, 7, { perPayment: 5_000 });
+      await handledUpTo(CONSUMERS.limits, (await bus.publish(event)).seq);
+      const first = await redis.hgetall(limitsKey(who.deviceId));
+      expect(first).toMatchObject({ version: '7', event: event.eventId, applied_at: String(clock.now) });
+      clock.now += 5_000;
+      await handledUpTo(CONSUMERS.limits, await redeliver(event));
+      expect(await redis.hgetall(limitsKey(who.deviceId))).toEqual(first);
+    });
+
+    it('spend today (payment.authorized, once per payment) near the daily limit gets BAND_LIMIT_PER_DAY_NEAR', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      await bus.publish(limitsChanged(who.deviceId, 1, { perDay: 10_000 }));
+      const a = authorized(who, randomUUID(), 4_000);
+      const b = authorized(who, randomUUID(), 4_000);
+      await bus.publish(a);
+      await bus.publish(b);
+      // A second event for an already counted payment (a gateway retry under a new event id) adds nothing.
+      const copy = await bus.publish({ ...a, eventId: randomUUID() });
+      await handledUpTo(CONSUMERS.payment, copy.seq);
+      await until(() => redis.hget(limitsKey(who.deviceId), 'version'), (v) => v === '1', 'the daily limit to be applied');
+      const near = payment({ ...who, amount: eur(1_000) });
+      const res = await client.score(near);
+      expect(codes(res)).toContain('BAND_LIMIT_PER_DAY_NEAR');
+      expect((await client.explain({ paymentId: near.paymentId })).features).toMatchObject({ band_limit_per_day: 10_000, band_spend_today: 8_000, band_limit_per_day_share: 0.9 });
+      const under = await client.score(payment({ ...who, amount: eur(100) }));
+      expect(codes(under).filter((c) => c.startsWith('BAND_'))).toEqual([]);
+    });
+
+    it('a frozen band is declined with BAND_FROZEN first', async () => {
+      const who = ids();
+      clock.now = Date.now();
+      await handledUpTo(CONSUMERS.limits, (await bus.publish(limitsChanged(who.deviceId, 1, { frozen: true }))).seq);
+      const res = await client.score(payment(who));
+      expect(res.decision).toBe(Decision.DECISION_DECLINE);
+      expect(res.reasons[0]!.code).toBe('BAND_FROZEN');
+    });
+
+    it('a band without limits scores exactly as with the rules before limits existed', async () => {
+      const withRules = ids();
+      const withoutRules = ids();
+      const start = Date.now();
+      // Quiet payments, a burst, a spike and a new merchant: enough to fire rules and the model.
+      const script: Array<Partial<ScoreRequest>> = [
+        { amount: eur(1_000) },
+        { amount: eur(1_200), merchantId: 'm-2' },
+        { amount: eur(900) },
+        { amount: eur(50_000), merchantId: 'm-3' },
+        { amount: eur(100), merchantId: 'm-4' },
+        { amount: eur(100), merchantId: 'm-5', sessionLive: false },
+        { amount: eur(100), recentCryptogramFailures: 2 },
+      ];
+      for (const [i, step] of script.entries()) {
+        clock.now = start + i * 5_000;
+        const paymentId = randomUUID();
+        const now = await client.score(payment({ ...withRules, ...step, paymentId }));
+        const old = await bclient.score(payment({ ...withoutRules, ...step, paymentId: `${paymentId}-b` }));
+        expect({ ...now, rulesetVersion: '' }).toEqual({ ...old, rulesetVersion: '' });
+        const { features } = await client.explain({ paymentId });
+        expect(Object.entries(features).filter(([name, value]) => name.startsWith('band_') && value !== 0)).toEqual([]);
+      }
     });
   });
 

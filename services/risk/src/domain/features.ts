@@ -4,6 +4,8 @@
  * statistics) into them. No Redis here: the store returns a {@link History}; this file derives.
  */
 
+import { limitFeatures, type BandLimits } from './band-limits';
+
 export const FEATURE_NAMES = [
   // From the request.
   'amount_minor',
@@ -48,6 +50,14 @@ export const FEATURE_NAMES = [
   'token_blocked',
   'device_refusals_1h',
   'account_declines_1h',
+  // The band's own spending limits (payment.limits.changed from settlement) and its approved spend
+  // today (UTC, payment.authorized); all 0 for a band without limits (see band-limits.ts).
+  'band_frozen',
+  'band_limit_per_payment',
+  'band_limit_per_payment_share',
+  'band_limit_per_day',
+  'band_spend_today',
+  'band_limit_per_day_share',
   // 1 when the feature store was unreachable and history features are neutral placeholders.
   'degraded',
 ] as const;
@@ -113,6 +123,10 @@ export interface History {
   /** token.payment.refused for this band, and payment.declined for this account, in the last hour. */
   refusals1h: number;
   declines1h: number;
+  /** The band's limits in force (undefined: none heard, or a snapshot from before risk kept them). */
+  limits?: BandLimits | undefined;
+  /** The band's approved spend today (UTC), in this payment's currency, before this payment. */
+  spendToday?: number | undefined;
 }
 
 /** Below this distance two payments are "the same place": terminal locations are not precise. */
@@ -217,6 +231,7 @@ export function deriveFeatures(input: ScoreInput, history: History): Features {
     token_blocked: history.tokenBlocked ? 1 : 0,
     device_refusals_1h: history.refusals1h,
     account_declines_1h: history.declines1h,
+    ...limitFeatures(input.amountMinor, input.currency, history.limits, history.spendToday ?? 0),
     degraded: 0,
   };
 }
