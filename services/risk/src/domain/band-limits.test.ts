@@ -58,32 +58,33 @@ describe('band limit features', () => {
 describe('band limit rules (rules/default.yaml)', () => {
   const score = (amountMinor: number, l: BandLimits | undefined, spendToday = 0) => fired(deriveFeatures(input({ amountMinor }), history({ limits: l, spendToday })));
 
-  it('flags a payment using 90% or more of the per-payment limit, not one well under', () => {
+  it('flags a payment using 90-100% of the per-payment limit, not one well under nor one over it (settlement refuses that)', () => {
     expect(score(4_500, limits({ perPayment: eur(5_000) }))).toContain('BAND_LIMIT_PER_PAYMENT_NEAR');
     expect(score(4_499, limits({ perPayment: eur(5_000) }))).not.toContain('BAND_LIMIT_PER_PAYMENT_NEAR');
     expect(score(1_000, limits({ perPayment: eur(5_000) }))).toEqual([]);
-    expect(score(5_001, limits({ perPayment: eur(5_000) }))).toEqual(expect.arrayContaining(['BAND_LIMIT_PER_PAYMENT_NEAR', 'BAND_LIMIT_PER_PAYMENT_OVER']));
-    expect(score(5_000, limits({ perPayment: eur(5_000) }))).not.toContain('BAND_LIMIT_PER_PAYMENT_OVER');
+    expect(score(5_000, limits({ perPayment: eur(5_000) }))).toContain('BAND_LIMIT_PER_PAYMENT_NEAR');
+    expect(score(5_001, limits({ perPayment: eur(5_000) }))).toEqual([]);
   });
 
   it('flags spend today plus this payment within 10% of the daily limit', () => {
     expect(score(1_000, limits({ perDay: eur(10_000) }), 8_000)).toContain('BAND_LIMIT_PER_DAY_NEAR');
     expect(score(1_000, limits({ perDay: eur(10_000) }), 2_000)).not.toContain('BAND_LIMIT_PER_DAY_NEAR');
-    expect(score(1_000, limits({ perDay: eur(10_000) }), 9_500)).toEqual(expect.arrayContaining(['BAND_LIMIT_PER_DAY_NEAR', 'BAND_LIMIT_PER_DAY_OVER']));
+    expect(score(1_000, limits({ perDay: eur(10_000) }), 9_000)).toContain('BAND_LIMIT_PER_DAY_NEAR');
+    expect(score(1_000, limits({ perDay: eur(10_000) }), 9_500)).toEqual([]);
   });
 
-  it('near a limit alone is points, not a step-up; a frozen band is declined', () => {
+  it('near a limit alone is points, not a step-up; a frozen band is flagged and left to settlement to decline', () => {
     const near = decide(deriveFeatures(input({ amountMinor: 4_800 }), history({ limits: limits({ perPayment: eur(5_000), perDay: eur(5_000) }) })), shipped, model, policy);
     expect(near.decision).toBe('APPROVE');
     expect(near.reasons.map((r) => r.code)).toEqual(expect.arrayContaining(['BAND_LIMIT_PER_PAYMENT_NEAR', 'BAND_LIMIT_PER_DAY_NEAR']));
     const frozen = decide(deriveFeatures(input(), history({ limits: limits({ frozen: true }) })), shipped, model, policy);
-    expect(frozen.decision).toBe('DECLINE');
-    expect(frozen.reasons[0]!.code).toBe('BAND_FROZEN');
+    expect(frozen.decision).toBe('APPROVE');
+    expect(frozen.reasons.map((r) => r.code)).toContain('BAND_FROZEN');
   });
 
   it('a band without limits scores exactly as with the rule set before limits existed', () => {
     const before: RuleSet = { ...shipped, rules: shipped.rules.filter((r) => !r.id.startsWith('BAND_')) };
-    expect(before.rules.length).toBe(shipped.rules.length - 5);
+    expect(before.rules.length).toBe(shipped.rules.length - 3);
     // The model must not read limit features, or a band's spend today would move its score.
     expect(model.terms.filter((t) => LIMIT_FEATURES.includes(t.feature))).toEqual([]);
     const cases = [
