@@ -297,8 +297,10 @@ export function gatewayService(deps: GatewayDeps) {
       try {
         return { voucher: (await relayRefusal(downstream.settlement.getVoucher({ merchantId, code }), [status.PERMISSION_DENIED])).voucher };
       } catch (err) {
-        const code_ = (err as { code?: number }).code;
-        if (code_ === status.NOT_FOUND || (code_ === status.PERMISSION_DENIED && /issued by another merchant/.test((err as Error).message))) {
+        const refused = (err as { code?: number }).code;
+        // Only settlement's "issued by another merchant" is hidden; a mesh PERMISSION_DENIED (this
+        // gateway not allowed to call settlement) stays what it is.
+        if (refused === status.NOT_FOUND || (refused === status.PERMISSION_DENIED && /issued by another merchant/.test((err as Error).message))) {
           throw new NotFound(`no voucher ${code} for merchant ${merchantId}`);
         }
         throw err;
