@@ -68,14 +68,17 @@ export class DownstreamRefusal extends DomainError {
  * Awaits a call a service makes on its caller's behalf (a pass-through such as the gateway's
  * Capture) and turns a refusal that is the caller's to act on (invalid argument, not found,
  * failed precondition, already exists, out of range) into a DownstreamRefusal with the same
- * status and message, instead of an INTERNAL. Anything else is rethrown unchanged.
+ * status and message, instead of an INTERNAL. `also` adds codes that are the caller's to act on
+ * for this one call (the gateway relays settlement's PERMISSION_DENIED for another merchant's
+ * voucher; in general PERMISSION_DENIED is the mesh refusing this service, not the caller).
+ * Anything else is rethrown unchanged.
  */
-export async function relayRefusal<T>(call: Promise<T>): Promise<T> {
+export async function relayRefusal<T>(call: Promise<T>, also: readonly status[] = []): Promise<T> {
   try {
     return await call;
   } catch (err) {
     const { code, details } = err as { code?: unknown; details?: unknown };
-    if (typeof code === 'number' && CALLER_FAULT.has(code) && typeof details === 'string') throw new DownstreamRefusal(code, details);
+    if (typeof code === 'number' && (CALLER_FAULT.has(code) || also.includes(code)) && typeof details === 'string') throw new DownstreamRefusal(code, details);
     throw err;
   }
 }

@@ -1,5 +1,5 @@
 import { InvalidArgument } from './errors';
-import { isUuid, requireText, requireUuid } from './validate';
+import { isUuid, requireMerchantName, requireText, requireUuid, requireVoucherCode } from './validate';
 
 describe('request field validation', () => {
   it('accepts and normalises UUIDs, refuses anything else naming the field', () => {
@@ -12,5 +12,20 @@ describe('request field validation', () => {
     expect(requireText('  band 1 ', 'model')).toBe('band 1');
     expect(() => requireText('   ', 'model')).toThrow(/model is required \(1-128/);
     expect(() => requireText('x'.repeat(65), 'serial', 64)).toThrow(/serial is required \(1-64/);
+  });
+
+  it('merchant names: optional, at most 64 characters, printable', () => {
+    expect(requireMerchantName('')).toBe('');
+    expect(requireMerchantName('Café Zoë – 咖啡')).toBe('Café Zoë – 咖啡');
+    expect(requireMerchantName('x'.repeat(64))).toHaveLength(64);
+    expect(requireMerchantName('🍜'.repeat(64))).toBe('🍜'.repeat(64));
+    expect(() => requireMerchantName('x'.repeat(65))).toThrow(/merchant_name must be at most 64/);
+    for (const bad of ['Shop\n2', 'Shop\u0000', 'Tab\tShop', 'Evil\u202eShop', 'zero\u200bwidth', 'bell\u0007']) expect(() => requireMerchantName(bad)).toThrow(/printable/);
+    expect(() => requireMerchantName(' Shop')).toThrow(/spaces/);
+  });
+
+  it('voucher codes: 4-32 letters, digits or -', () => {
+    expect(requireVoucherCode('SPRING-2026')).toBe('SPRING-2026');
+    for (const bad of ['abc', 'x'.repeat(33), 'a b c', 'abc_d', 'abc;DROP']) expect(() => requireVoucherCode(bad, 'voucher_code')).toThrow(/voucher_code must be 4-32/);
   });
 });

@@ -17,3 +17,28 @@ export function requireText(value: string, field: string, max = 128): string {
   if (!v || v.length > max) throw new InvalidArgument(`${field} is required (1-${max} characters)`);
   return v;
 }
+
+const VOUCHER_CODE = /^[A-Za-z0-9-]{4,32}$/;
+
+/** A voucher code as merchants and terminals send it: 4-32 letters, digits or '-' (INVALID_ARGUMENT otherwise). */
+export function requireVoucherCode(value: string, field = 'code'): string {
+  if (!VOUCHER_CODE.test(value)) throw new InvalidArgument(`${field} must be 4-32 letters, digits or '-'`);
+  return value;
+}
+
+export const MERCHANT_NAME_MAX = 64;
+// Control, format (bidi overrides, zero-width), surrogate, private-use and line/paragraph separators:
+// nothing a wrist alert should print or that could disguise one merchant as another.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Zl}\p{Zp}]/u;
+
+/**
+ * A merchant's display name as a terminal sends it: optional (empty stays empty), at most
+ * {@link MERCHANT_NAME_MAX} characters, printable, no surrounding spaces. INVALID_ARGUMENT otherwise.
+ */
+export function requireMerchantName(value: string, field = 'merchant_name'): string {
+  if (value === '') return value;
+  if ([...value].length > MERCHANT_NAME_MAX) throw new InvalidArgument(`${field} must be at most ${MERCHANT_NAME_MAX} characters`);
+  if (UNPRINTABLE.test(value)) throw new InvalidArgument(`${field} must be printable text (no control or formatting characters)`);
+  if (value.trim() !== value) throw new InvalidArgument(`${field} must not start or end with spaces`);
+  return value;
+}

@@ -90,6 +90,10 @@ export interface PaymentAttempt {
   /** What the terminal claims the amount is (differs from the tap's only when tampering). */
   presentedAmountMinor?: bigint;
   idempotencyKey?: string;
+  /** A voucher of the merchant to apply. */
+  voucherCode?: string;
+  /** The merchant's display name as the terminal sends it. */
+  merchantName?: string;
 }
 
 /** A W3C trace id the caller chooses, so a payment's trace can be found by id afterwards. */
@@ -135,8 +139,8 @@ export async function pay(
       payload,
       location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
-      voucherCode: '',
-      merchantName: '',
+      voucherCode: attempt.voucherCode ?? '',
+      merchantName: attempt.merchantName ?? '',
     },
     { metadata },
   );

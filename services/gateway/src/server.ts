@@ -1,6 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { trace } from '@opentelemetry/api';
-import { Channel } from '../../../gen/wristpay/common/v1/common';
+import { Channel, type Money } from '../../../gen/wristpay/common/v1/common';
 import type { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import {
   DeclineReason,
@@ -22,6 +23,7 @@ import type { Logger } from '../../../platform/log';
 import { requireAmount, type Amount } from '../../../platform/money';
 import type { EventBus } from '../../../platform/nats';
 import { ATTR } from '../../../platform/telemetry/attributes';
+import { requireMerchantName, requireVoucherCode } from '../../../platform/validate';
 import { afterDevice, afterHold, afterRisk, afterVerification, eventTypeFor, type Verdict } from './domain/outcome';
 import type { PaymentRecords } from './payments';
 
@@ -46,12 +48,19 @@ function requireText(value: string, field: string, max = 128): string {
   return value;
 }
 
+function requireMerchantId(merchantId: string): string {
+  requireText(merchantId, 'merchant_id');
+  // The merchant id is the Redis hash tag of its idempotency records (taggedKey refuses braces).
+  if (/[{}]/.test(merchantId)) throw new InvalidArgument('merchant_id must not contain braces');
+  return merchantId;
+}
+
 /** Checks the shape of an Authorize request before anything is called or written. */
 function validate(req: AuthorizeRequest): { amount: Amount; channel: Channel } {
-  requireText(req.merchantId, 'merchant_id');
-  // The merchant id is the Redis hash tag of its idempotency records (taggedKey refuses braces).
-  if (/[{}]/.test(req.merchantId)) throw new InvalidArgument('merchant_id must not contain braces');
+  requireMerchantId(req.merchantId);
   const amount = requireAmount(req.amount);
+  if (req.voucherCode !== '') requireVoucherCode(req.voucherCode, 'voucher_code');
+  requireMerchantName(req.merchantName);
   const payload = req.payload;
   if (!payload) throw new InvalidArgument('payload (tap or qr) is required');
   if (!/^\d{16,19}$/.test(payload.value.tokenNumber)) throw new InvalidArgument('payload.token_number must be 16-19 digits');
@@ -91,8 +100,24 @@ export function gatewayService(deps: GatewayDeps) {
     return res.verification!;
   }
 
-  /** Runs the four steps of DESIGN.md in order; stops at the first that says no. */
+  /**
+   * Runs the four steps of DESIGN.md in order; stops at the first that says no. A voucher is
+   * quoted first, before the credential is verified, so a bad voucher (unknown, another
+   * merchant's, expired, used up) is refused with settlement's status and costs nothing: no ATC
+   * or offline code spent, no hold. Risk scores and settlement holds the net; PlaceHold redeems
+   * the voucher and may still refuse it (FAILED_PRECONDITION) when a concurrent payment took
+   * its last use.
+   */
   async function orchestrate(paymentId: string, req: AuthorizeRequest, amount: Amount, channel: Channel): Promise<{ payment: Payment; verdict: Verdict }> {
+    // Zero off and the full amount until a voucher says otherwise; then the quote's, and once
+    // held, the hold's (charged is always what is, or would be, held on the buyer's wallet).
+    let discount: Money = { amountMinor: 0n, currency: amount.currency };
+    let charged: Money = amount;
+    if (req.voucherCode) {
+      const quote = await relayRefusal(downstream.settlement.quoteVoucher({ merchantId: req.merchantId, code: req.voucherCode, amount }), [status.PERMISSION_DENIED]);
+      discount = quote.discount!;
+      charged = quote.toPay!;
+    }
     const payment: Payment = {
       paymentId,
       status: PaymentStatus.PAYMENT_STATUS_DECLINED,
@@ -105,8 +130,8 @@ export function gatewayService(deps: GatewayDeps) {
       riskScore: 0,
       riskReasons: [],
       createdAt: new Date(),
-      discount: undefined,
-      charged: amount,
+      discount,
+      charged,
       merchantName: req.merchantName,
       voucherCode: req.voucherCode,
     };
@@ -133,7 +158,7 @@ export function gatewayService(deps: GatewayDeps) {
       deviceId: verification.deviceId,
       tokenId: verification.tokenId,
       merchantId: req.merchantId,
-      amount,
+      amount: charged,
       location: req.location,
       channel,
       sessionLive: session.session?.live ?? false,
@@ -147,18 +172,26 @@ export function gatewayService(deps: GatewayDeps) {
     const riskVerdict = afterRisk(risk.decision, payment.riskReasons);
     if (riskVerdict) return finish(riskVerdict);
 
-    const hold = await downstream.settlement.placeHold({
-      idempotencyKey: `authorize:${paymentId}`,
-      paymentId,
-      accountId: verification.accountId,
-      merchantId: req.merchantId,
-      amount,
-      ttlSeconds: 0n,
-      deviceId: verification.deviceId,
-      voucherCode: '',
-      merchantName: req.merchantName,
-    });
+    // Settlement takes the gross and the voucher, and holds the net; its refusals (a voucher
+    // used up since the quote) reach the terminal with their status.
+    const hold = await relayRefusal(
+      downstream.settlement.placeHold({
+        idempotencyKey: `authorize:${paymentId}`,
+        paymentId,
+        accountId: verification.accountId,
+        merchantId: req.merchantId,
+        amount,
+        ttlSeconds: 0n,
+        deviceId: verification.deviceId,
+        voucherCode: req.voucherCode,
+        merchantName: req.merchantName,
+      }),
+    );
     payment.holdId = hold.hold?.holdId ?? '';
+    if (hold.hold) {
+      payment.discount = hold.hold.discount;
+      payment.charged = hold.hold.amount;
+    }
     return finish(afterHold(hold.outcome));
   }
 
@@ -207,7 +240,8 @@ export function gatewayService(deps: GatewayDeps) {
               deviceId: payment.deviceId,
               holdId: payment.holdId,
               merchantName: payment.merchantName,
-              discount: payment.discount,
+              // Unset when no voucher took anything off (events.proto).
+              discount: payment.discount && payment.discount.amountMinor > 0n ? payment.discount : undefined,
             },
           }, `${eventTypeFor(payment.status)}.${paymentId}`),
         )
@@ -240,9 +274,38 @@ export function gatewayService(deps: GatewayDeps) {
       return { payment };
     },
 
-    // TODO(issue 7, this session): replaced by the vouchers work.
-    async issueVoucher() { throw new Error('not implemented'); },
-    async getVoucher() { throw new Error('not implemented'); },
+    /**
+     * A merchant issues a voucher. The idempotency key is the merchant's own: settlement sees it
+     * scoped to the merchant, so two merchants using the same key never meet.
+     */
+    async issueVoucher(req) {
+      const merchantId = requireMerchantId(req.merchantId);
+      const key = requireText(req.idempotencyKey, 'idempotency_key', 200);
+      const scopedKey = `gateway:${createHash('sha256').update(merchantId).update('\u0000').update(key).digest('hex')}`;
+      const res = await relayRefusal(downstream.settlement.issueVoucher({ ...req, idempotencyKey: scopedKey, merchantId }));
+      log.info({ merchantId, voucherId: res.voucher?.voucherId }, 'voucher issued');
+      return { voucher: res.voucher };
+    },
+
+    /**
+     * A merchant looks up one of its vouchers. Another merchant's voucher is NOT_FOUND, worded
+     * as for a code that does not exist, so merchants cannot read each other's vouchers.
+     */
+    async getVoucher(req) {
+      const merchantId = requireMerchantId(req.merchantId);
+      const code = requireVoucherCode(req.code);
+      try {
+        return { voucher: (await relayRefusal(downstream.settlement.getVoucher({ merchantId, code }), [status.PERMISSION_DENIED])).voucher };
+      } catch (err) {
+        const refused = (err as { code?: number }).code;
+        // Only settlement's "issued by another merchant" is hidden; a mesh PERMISSION_DENIED (this
+        // gateway not allowed to call settlement) stays what it is.
+        if (refused === status.NOT_FOUND || (refused === status.PERMISSION_DENIED && /issued by another merchant/.test((err as Error).message))) {
+          throw new NotFound(`no voucher ${code} for merchant ${merchantId}`);
+        }
+        throw err;
+      }
+    },
   };
 
   /**

@@ -271,4 +271,146 @@ describe('gateway against the real mesh', () => {
       'payment.declined and payment.challenged',
     );
   });
+
+  describe('vouchers and merchant names', () => {
+    const voucherCode = (label = 'GW') => `${label}-${randomBytes(5).toString('hex')}`;
+    const issue = async (merchantId: string, over: Partial<Parameters<MeshClients['gateway']['issueVoucher']>[0]> = {}) =>
+      (
+        await clients.gateway.issueVoucher({
+          idempotencyKey: randomUUID(),
+          merchantId,
+          code: voucherCode(),
+          discount: { $case: 'amountOff', value: { amountMinor: 300n, currency: EUR } },
+          expiresAt: new Date(Date.now() + 3_600_000),
+          maxUses: 1,
+          ...over,
+        })
+      ).voucher!;
+    const usesOf = async (merchantId: string, code: string) => (await clients.gateway.getVoucher({ merchantId, code })).voucher!.uses;
+
+    it('Authorize with a voucher: approved for the net, discount and charged on the answer, record and events', async () => {
+      const accountId = uniqueName('acct');
+      const merchantId = uniqueName('m');
+      const v = await issue(merchantId);
+      const band = await onboardBand(clients, accountId, 10_000n);
+      const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n, voucherCode: v.code, merchantName: 'Dumpling House' });
+      expect(response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, discount: { amountMinor: 300n, currency: EUR }, charged: { amountMinor: 1_700n, currency: EUR } });
+      expect(await balanceOf(accountId)).toEqual({ held: 1_700n, available: 10_000n - 1_700n });
+      const { payment } = await clients.gateway.getPayment({ paymentId: response.paymentId, merchantId });
+      expect(payment).toMatchObject({
+        amount: { amountMinor: 2_000n, currency: EUR },
+        discount: { amountMinor: 300n, currency: EUR },
+        charged: { amountMinor: 1_700n, currency: EUR },
+        merchantName: 'Dumpling House',
+        voucherCode: v.code,
+      });
+      expect(await usesOf(merchantId, v.code)).toBe(1);
+
+      await events.waitFor(() => eventsAbout('payment.authorized', response.paymentId).length > 0 && eventsAbout('payment.hold.placed', response.paymentId).length > 0, 5_000, 'authorized and hold.placed');
+      expect(eventsAbout('payment.authorized', response.paymentId)[0]!.event.payload).toMatchObject({
+        value: { amount: { amountMinor: 2_000n }, discount: { amountMinor: 300n, currency: EUR }, merchantName: 'Dumpling House' },
+      });
+      expect(eventsAbout('payment.hold.placed', response.paymentId)[0]!.event.payload).toMatchObject({
+        value: { amount: { amountMinor: 1_700n }, discount: { amountMinor: 300n }, merchantName: 'Dumpling House', deviceId: band.deviceId },
+      });
+
+      // Capture through the gateway: the net to escrow, the discount is the merchant's cost.
+      await clients.gateway.capture({ paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: undefined });
+      const vouchers = await clients.settlement.getBalance({ accountId: `merchant:${merchantId}:vouchers`, currency: EUR });
+      expect(vouchers.posted).toEqual({ amountMinor: -300n, currency: EUR });
+      const escrow = await clients.settlement.getBalance({ accountId: `merchant:${merchantId}:escrow`, currency: EUR });
+      expect(escrow.posted).toEqual({ amountMinor: 1_700n, currency: EUR });
+
+      // A payment without a voucher: nothing off, charged the amount, no discount on its event.
+      const plain = await pay(clients, band, { merchantId, amountMinor: 500n });
+      expect(plain.response).toMatchObject({ discount: { amountMinor: 0n, currency: EUR }, charged: { amountMinor: 500n, currency: EUR } });
+      await events.waitFor(() => eventsAbout('payment.authorized', plain.response.paymentId).length > 0, 5_000, 'plain authorized');
+      expect((eventsAbout('payment.authorized', plain.response.paymentId)[0]!.event.payload as { value: { discount?: unknown } }).value.discount).toBeUndefined();
+    });
+
+    it('a used-up voucher is refused FAILED_PRECONDITION before the band’s credential is spent', async () => {
+      const accountId = uniqueName('acct');
+      const merchantId = uniqueName('m');
+      const v = await issue(merchantId);
+      const band = await onboardBand(clients, accountId, 10_000n);
+      expect((await pay(clients, band, { merchantId, amountMinor: 1_000n, voucherCode: v.code })).response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+
+      const tap = tapFor(band, merchantId, 1_000n);
+      const attempt = { merchantId, amountMinor: 1_000n, tap, voucherCode: v.code, idempotencyKey: randomUUID() };
+      await expectStatus(pay(clients, band, attempt), status.FAILED_PRECONDITION, /used up \(1\/1 uses\)/);
+      expect(await balanceOf(accountId)).toEqual({ held: 700n, available: 10_000n - 700n });
+      // The tap's ATC was never presented to tokenization: the same tap still pays, without the voucher.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(verifications(band, tap.atc)).toEqual([]);
+      const ok = await pay(clients, band, { merchantId, amountMinor: 1_000n, tap });
+      expect(ok.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, charged: { amountMinor: 1_000n } });
+      expect(verifications(band, tap.atc)).toEqual(['OK']);
+    });
+
+    it('another merchant’s voucher is PERMISSION_DENIED, an expired one FAILED_PRECONDITION, a malformed one INVALID_ARGUMENT; nothing spent', async () => {
+      const accountId = uniqueName('acct');
+      const merchantId = uniqueName('m');
+      const band = await onboardBand(clients, accountId, 10_000n);
+      const foreign = await issue(uniqueName('m'));
+      const tap = tapFor(band, merchantId, 1_000n);
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, voucherCode: foreign.code }), status.PERMISSION_DENIED, /issued by another merchant/);
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, voucherCode: voucherCode('NONE') }), status.NOT_FOUND, /no voucher/);
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, voucherCode: 'no' }), status.INVALID_ARGUMENT, /voucher_code must be 4-32/);
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, merchantName: 'x'.repeat(65) }), status.INVALID_ARGUMENT, /merchant_name/);
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, merchantName: 'Shop\u202e' }), status.INVALID_ARGUMENT, /merchant_name/);
+
+      const soon = await issue(merchantId, { expiresAt: new Date(Date.now() + 1_000) });
+      await new Promise((r) => setTimeout(r, 1_300));
+      await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, voucherCode: soon.code }), status.FAILED_PRECONDITION, /expired at/);
+      expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 10_000n });
+      expect(verifications(band, tap.atc)).toEqual([]);
+      expect((await pay(clients, band, { merchantId, amountMinor: 1_000n, tap })).response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+    });
+
+    it('two concurrent Authorizes with one single-use voucher: one approved, the other refused and its key released', async () => {
+      const merchantId = uniqueName('m');
+      const v = await issue(merchantId, { discount: { $case: 'percentOff', value: 10 } });
+      const accounts = [uniqueName('acct'), uniqueName('acct')];
+      const bands = await Promise.all(accounts.map((a) => onboardBand(clients, a, 10_000n)));
+      const attempts = bands.map(() => ({ merchantId, amountMinor: 1_000n, voucherCode: v.code, idempotencyKey: randomUUID() }));
+      const results = await Promise.allSettled(bands.map((b, i) => pay(clients, b, attempts[i]!)));
+      const approved = results.filter((r) => r.status === 'fulfilled' && r.value.response.status === PaymentStatus.PAYMENT_STATUS_APPROVED);
+      const refused = results.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 'rejected');
+      expect(approved).toHaveLength(1);
+      expect(refused).toHaveLength(1);
+      expect((refused[0]!.r as PromiseRejectedResult).reason).toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/used up/) });
+      expect(await usesOf(merchantId, v.code)).toBe(1);
+      const held = await Promise.all(accounts.map(balanceOf));
+      expect(held.map((b) => b.held).sort()).toEqual([0n, 900n]);
+      // The refused attempt left no answer behind: a retry runs again (and is refused again).
+      const loser = refused[0]!.i;
+      const record = JSON.parse((await redis.get(taggedKey(prefix, 'authorize', merchantId, attempts[loser]!.idempotencyKey)))!) as { leaseUntil: number; response?: string };
+      expect(record).toMatchObject({ leaseUntil: 0 });
+      expect(record.response).toBeUndefined();
+    });
+
+    it('IssueVoucher and GetVoucher are scoped to the merchant: another merchant’s voucher is NOT_FOUND, worded as an unknown one', async () => {
+      const merchantId = uniqueName('m');
+      const other = uniqueName('m');
+      const key = randomUUID();
+      const request = { idempotencyKey: key, merchantId, code: voucherCode(), discount: { $case: 'percentOff' as const, value: 20 }, expiresAt: new Date(Date.now() + 3_600_000), maxUses: 0 };
+      const { voucher } = await clients.gateway.issueVoucher(request);
+      expect(voucher).toMatchObject({ merchantId, code: request.code, maxUses: 1, uses: 0, discount: { $case: 'percentOff', value: 20 } });
+      expect((await clients.gateway.issueVoucher(request)).voucher).toEqual(voucher);
+      // The same key from another merchant is that merchant's own request, not a reuse of ours.
+      const theirs = await clients.gateway.issueVoucher({ ...request, merchantId: other, code: voucherCode() });
+      expect(theirs.voucher!.merchantId).toBe(other);
+      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), merchantId: other }), status.ALREADY_EXISTS, /already taken/);
+      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), expiresAt: new Date(Date.now() - 1_000) }), status.INVALID_ARGUMENT, /expires_at/);
+      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
+
+      expect((await clients.gateway.getVoucher({ merchantId, code: request.code })).voucher).toEqual(voucher);
+      const foreign = await expectStatus(clients.gateway.getVoucher({ merchantId: other, code: request.code }), status.NOT_FOUND);
+      const unknownCode = voucherCode('NONE');
+      const unknown = await expectStatus(clients.gateway.getVoucher({ merchantId: other, code: unknownCode }), status.NOT_FOUND);
+      expect(foreign.details).toBe(`no voucher ${request.code} for merchant ${other}`);
+      expect(unknown.details).toBe(`no voucher ${unknownCode} for merchant ${other}`);
+      await expectStatus(clients.gateway.getVoucher({ merchantId, code: 'a b' }), status.INVALID_ARGUMENT, /code/);
+    });
+  });
 });

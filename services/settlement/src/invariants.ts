@@ -113,6 +113,56 @@ const RULES: Rule[] = [
           WHERE po.amount_minor <> coalesce(i.sum, 0)`,
     describe: (r) => `payout ${r.payout_id} pays ${r.amount} but its transfers net ${r.items}`,
   },
+  {
+    name: 'voucher accounts never positive',
+    sql: `SELECT account, currency, posted::text AS posted FROM accounts WHERE kind = 'VOUCHER' AND posted > 0`,
+    describe: (r) => `vouchers ${r.account} ${r.currency} is positive (${r.posted}); a merchant's voucher cost only grows`,
+  },
+  {
+    name: 'voucher accounts move only by voucher transfers',
+    sql: `SELECT DISTINCT t.transfer_id, t.kind, p.account FROM postings p JOIN transfers t USING (transfer_id)
+          WHERE ((p.account LIKE 'merchant:%:vouchers' OR p.account = 'external:vouchers') AND t.kind <> 'voucher')
+             OR (t.kind = 'voucher' AND NOT (p.account LIKE 'merchant:%:vouchers' OR p.account = 'external:vouchers'))`,
+    describe: (r) => `transfer ${r.transfer_id} (${r.kind}) posts to ${r.account}`,
+  },
+  {
+    name: 'each captured voucher hold has one voucher transfer of its discount',
+    sql: `SELECT h.hold_id, h.status, h.discount_minor::text AS discount, coalesce(v.n, 0) AS transfers, coalesce(v.cost, 0)::text AS cost
+          FROM holds h LEFT JOIN (
+            SELECT t.hold_id, count(DISTINCT t.transfer_id)::int AS n, -sum(p.amount_minor) FILTER (WHERE p.account LIKE 'merchant:%:vouchers') AS cost
+            FROM transfers t JOIN postings p USING (transfer_id) WHERE t.kind = 'voucher' GROUP BY t.hold_id) v ON v.hold_id = h.hold_id
+          WHERE (h.status = 'CAPTURED' AND h.discount_minor > 0 AND (coalesce(v.n, 0) <> 1 OR coalesce(v.cost, 0) <> h.discount_minor))
+             OR ((h.status <> 'CAPTURED' OR h.discount_minor = 0) AND coalesce(v.n, 0) <> 0)`,
+    describe: (r) => `hold ${r.hold_id} is ${r.status} with discount ${r.discount} and ${r.transfers} voucher transfer(s) costing ${r.cost}`,
+  },
+  {
+    name: 'merchant vouchers equal the discounts of captured holds',
+    sql: `SELECT coalesce(a.account, x.account) AS account, coalesce(a.currency, x.currency) AS currency, coalesce(a.posted, 0)::text AS stored, coalesce(x.sum, 0)::text AS expected
+          FROM (SELECT * FROM accounts WHERE kind = 'VOUCHER') a
+          FULL JOIN (SELECT 'merchant:' || merchant_id || ':vouchers' AS account, currency, -sum(discount_minor) AS sum FROM holds
+                     WHERE status = 'CAPTURED' AND discount_minor > 0 GROUP BY 1, 2) x
+            ON x.account = a.account AND x.currency = a.currency
+          WHERE coalesce(a.posted, 0) <> coalesce(x.sum, 0)`,
+    describe: (r) => `vouchers ${r.account} ${r.currency}: balance ${r.stored} but its captured holds' discounts total ${r.expected}`,
+  },
+  {
+    name: 'voucher uses equal standing redemptions',
+    sql: `SELECT v.voucher_id, v.uses, v.max_uses, coalesce(r.n, 0) AS standing
+          FROM vouchers v LEFT JOIN (SELECT voucher_id, count(*)::int AS n FROM voucher_redemptions WHERE released_at IS NULL GROUP BY voucher_id) r
+            ON r.voucher_id = v.voucher_id
+          WHERE v.uses <> coalesce(r.n, 0) OR v.uses > v.max_uses`,
+    describe: (r) => `voucher ${r.voucher_id}: uses ${r.uses} (max ${r.max_uses}) but ${r.standing} standing redemption(s)`,
+  },
+  {
+    name: 'each voucher hold has its redemption, released iff the hold was voided or expired',
+    sql: `SELECT h.hold_id, h.status, h.voucher_id, r.voucher_id AS redeemed, (r.released_at IS NOT NULL) AS released
+          FROM holds h FULL JOIN voucher_redemptions r ON r.hold_id = h.hold_id
+          WHERE (h.voucher_id IS NOT NULL OR r.hold_id IS NOT NULL)
+            AND (h.voucher_id IS DISTINCT FROM r.voucher_id
+              OR (r.released_at IS NOT NULL) IS DISTINCT FROM (h.status IN ('VOIDED', 'EXPIRED'))
+              OR r.discount_minor IS DISTINCT FROM h.discount_minor OR r.gross_minor IS DISTINCT FROM h.gross_minor)`,
+    describe: (r) => `hold ${r.hold_id ?? '(none)'} (${r.status ?? 'missing'}) with voucher ${r.voucher_id ?? '(none)'}: redemption of ${r.redeemed ?? '(none)'}${r.released ? ', released' : ''}`,
+  },
 ];
 
 /**
@@ -120,7 +170,9 @@ const RULES: Rule[] = [
  * does not produce false alarms: each transfer balances per currency; stored balances equal
  * the sum of postings; wallets' reservations equal their pending holds and never exceed their
  * balance; each hold ended at most once; every captured cent is in escrow, released or
- * refunded; escrow and payable accounts agree with the holds and payouts behind them.
+ * refunded; escrow and payable accounts agree with the holds and payouts behind them; a
+ * merchant's vouchers account is the discounts of its captured voucher holds, and each
+ * voucher's uses are its standing redemptions.
  */
 export async function checkLedger(db: { tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> }): Promise<LedgerCheck> {
   return db.tx(async (q) => {

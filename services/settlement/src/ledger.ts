@@ -4,12 +4,13 @@ import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from '..
 import { newEvent } from '../../../platform/events';
 import { enqueueEvent } from '../../../platform/outbox';
 import { disputeResolvedEventId } from './domain/event-ids';
-import { escrowOf, FUNDING, payableOf, PAYOUTS, walletOf } from './domain/accounts';
+import { escrowOf, FUNDING, payableOf, PAYOUTS, VOUCHERS, vouchersOf, walletOf } from './domain/accounts';
 import { assertDisputable, assertVoidable, planCapture, planDisputeRefund, planRefund, planRelease, type EscrowChange } from './domain/hold';
 import { toMoney, type Amount } from './domain/money';
 import { payoutReport } from './domain/payout-report';
-import { move } from './domain/postings';
+import { compareAccounts, move } from './domain/postings';
 import { holdMoney, LedgerStore, type DisputeRow, type HoldRow, type PayoutRow, type TransferView } from './store';
+import { Vouchers } from './vouchers';
 
 const SOURCE = 'settlement';
 const DISPUTE_RESOLVED = 'payment.dispute.resolved';
@@ -23,6 +24,10 @@ export interface PlaceHoldInput {
   deviceId: string;
   amount: Amount;
   ttlSeconds: number;
+  /** A voucher of merchantId to redeem with the hold; empty or absent for none. */
+  voucherCode?: string;
+  /** The merchant's display name as the terminal sent it (validated at the edge); carried on the hold and its events. */
+  merchantName?: string;
 }
 
 export interface LedgerOptions {
@@ -43,6 +48,7 @@ export interface Balance {
  */
 export class Ledger {
   readonly store = new LedgerStore();
+  readonly vouchers = new Vouchers();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -66,9 +72,12 @@ export class Ledger {
   /**
    * Reserves money on the buyer's wallet. The wallet row is locked first, so concurrent holds on
    * one wallet queue and each sees the reservations committed before it: together they never
-   * reserve more than the wallet has. A missing wallet has nothing in it.
+   * reserve more than the wallet has. A missing wallet has nothing in it. With a voucher, the hold
+   * is for the net (amount − discount) and the voucher's use is counted only when it is PLACED.
    */
-  async placeHold(q: Queryable, input: PlaceHoldInput): Promise<{ outcome: HoldOutcome; hold?: HoldRow }> {
+  async placeHold(q: Queryable, request: PlaceHoldInput): Promise<{ outcome: HoldOutcome; hold?: HoldRow }> {
+    // The voucher first (lock order: voucher → band limits → wallet); from here on input.amount is the net.
+    const input = await this.vouchers.price(q, request);
     if (await this.store.isFrozen(q, input.deviceId)) return { outcome: 'ACCOUNT_FROZEN' };
     const existing = await this.store.holdByPayment(q, input.paymentId);
     if (existing) throw new AlreadyExists(`payment ${input.paymentId} already has hold ${existing.holdId}`);
@@ -80,16 +89,24 @@ export class Ledger {
     // A concurrent PlaceHold for the same payment committed first.
     if (!hold) throw new AlreadyExists(`payment ${input.paymentId} already has a hold`);
     await this.store.changeHeld(q, wallet!.account, currency, minor);
-    await this.emit(q, 'payment.hold.placed', holdEvent(hold, hold.amount));
+    if (hold.voucherId) await this.vouchers.redeem(q, hold);
+    await this.emit(q, 'payment.hold.placed', holdEvent(hold, hold.amount, '', true));
     return { outcome: 'PLACED', hold };
   }
 
-  /** Ends a hold by moving `amount` (default all of it) from the wallet into the merchant's escrow; the rest of the reservation is released. */
+  /**
+   * Ends a hold by moving `amount` (default all of it) from the wallet into the merchant's escrow;
+   * the rest of the reservation is released. A voucher hold's discount is the merchant's cost:
+   * a second transfer (kind 'voucher') moves it from merchant:<id>:vouchers to external:vouchers,
+   * all of it even on a partial capture (the voucher was spent on this purchase).
+   */
   async capture(q: Queryable, input: { holdId: string; amount?: Amount }): Promise<{ hold: HoldRow; transfer: TransferView }> {
     const hold = await this.lockedHold(q, input.holdId);
     if (input.amount) requireSameCurrency(hold, input.amount);
     const captured = planCapture(holdMoney(hold), input.amount?.minor);
     const wallet = walletOf(hold.accountId);
+    // Both transfers' accounts locked up front in the one global order.
+    if (hold.discount > 0n) await this.lockAccounts(q, hold.currency, [wallet, escrowOf(hold.merchantId), vouchersOf(hold.merchantId), VOUCHERS]);
     const transfer = await this.store.post(q, {
       kind: 'capture',
       reference: hold.paymentId,
@@ -97,8 +114,11 @@ export class Ledger {
       legs: move(wallet, escrowOf(hold.merchantId), hold.currency, captured),
       held: { account: wallet, currency: hold.currency, amount: -hold.amount },
     });
+    if (hold.discount > 0n) {
+      await this.store.post(q, { kind: 'voucher', reference: hold.paymentId, holdId: hold.holdId, legs: move(vouchersOf(hold.merchantId), VOUCHERS, hold.currency, hold.discount) });
+    }
     const after = await this.store.markCaptured(q, hold.holdId, captured, this.options.protectionWindowSeconds);
-    await this.emit(q, 'payment.hold.captured', holdEvent(after, captured, transfer.transferId));
+    await this.emit(q, 'payment.hold.captured', holdEvent(after, captured, transfer.transferId, true));
     await this.emit(q, 'escrow.funded', holdEvent(after, captured, transfer.transferId));
     return { hold: after, transfer };
   }
@@ -172,7 +192,7 @@ export class Ledger {
       outcome: input.outcome,
       reason: dispute.reason,
       transferId: transfer.transferId,
-      merchantName: '',
+      merchantName: hold.merchantName,
       deviceId: hold.deviceId,
     };
     await enqueueEvent(q, newEvent(DISPUTE_RESOLVED, SOURCE, { $case: 'dispute', value }, disputeResolvedEventId(dispute.disputeId)));
@@ -234,9 +254,15 @@ export class Ledger {
 
   private async end(q: Queryable, hold: HoldRow, status: 'VOIDED' | 'EXPIRED'): Promise<HoldRow> {
     const after = await this.store.endHold(q, hold.holdId, status);
+    // Nothing was bought: the buyer keeps the voucher. Before the wallet (lock order).
+    if (hold.voucherId) await this.vouchers.release(q, hold);
     await this.store.changeHeld(q, walletOf(hold.accountId), hold.currency, -hold.amount);
     await this.emit(q, status === 'VOIDED' ? 'payment.hold.voided' : 'payment.hold.expired', holdEvent(after, hold.amount));
     return after;
+  }
+
+  private async lockAccounts(q: Queryable, currency: string, accounts: string[]): Promise<void> {
+    for (const a of accounts.map((account) => ({ account, currency })).sort(compareAccounts)) await this.store.lockOrCreate(q, a.account, a.currency);
   }
 
   private async release(q: Queryable, hold: HoldRow, change: EscrowChange, reference: string): Promise<TransferView> {
@@ -264,8 +290,19 @@ export class Ledger {
   }
 }
 
-function holdEvent(hold: HoldRow, amount: bigint, transferId = ''): LedgerMoved {
-  return { transferId, holdId: hold.holdId, paymentId: hold.paymentId, accountId: hold.accountId, merchantId: hold.merchantId, amount: toMoney(amount, hold.currency), merchantName: '', deviceId: hold.deviceId, discount: undefined };
+/** A hold's ledger event; `withDiscount` (placed, captured) carries a voucher's discount. */
+function holdEvent(hold: HoldRow, amount: bigint, transferId = '', withDiscount = false): LedgerMoved {
+  return {
+    transferId,
+    holdId: hold.holdId,
+    paymentId: hold.paymentId,
+    accountId: hold.accountId,
+    merchantId: hold.merchantId,
+    amount: toMoney(amount, hold.currency),
+    merchantName: hold.merchantName,
+    deviceId: hold.deviceId,
+    discount: withDiscount && hold.discount > 0n ? toMoney(hold.discount, hold.currency) : undefined,
+  };
 }
 
 function requireSameCurrency(hold: HoldRow, amount: Amount): void {

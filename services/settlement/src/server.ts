@@ -7,6 +7,8 @@ import {
   DisputeOutcome,
   HoldOutcome,
   HoldStatus,
+  IssueVoucherRequest,
+  IssueVoucherResponse,
   OpenDisputeRequest,
   OpenDisputeResponse,
   PlaceHoldRequest,
@@ -25,6 +27,7 @@ import {
   type Hold,
   type SettlementServiceServer,
   type Transfer,
+  type Voucher,
 } from '../../../gen/wristpay/settlement/v1/settlement';
 import type { Db } from '../../../platform/db';
 import { InvalidArgument } from '../../../platform/errors';
@@ -38,7 +41,9 @@ import { requireId, resolveBalanceAccount } from './domain/accounts';
 import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
 import type { Ledger } from './ledger';
 import type { HoldRow, TransferView } from './store';
-import { requireText, requireUuid } from '../../../platform/validate';
+import type { VoucherRow } from './vouchers';
+import { requireMerchantName, requireText, requireUuid, requireVoucherCode } from '../../../platform/validate';
+import { requireMaxUses, requirePercent, type VoucherDiscount } from './domain/voucher';
 
 export interface SettlementDeps {
   config: Config;
@@ -78,12 +83,32 @@ export function toHold(h: HoldRow): Hold {
     status: HoldStatus[`HOLD_STATUS_${h.status}`],
     expiresAt: h.expiresAt,
     captured: toMoney(h.captured, h.currency),
-    gross: toMoney(h.amount, h.currency),
-    discount: toMoney(0n, h.currency),
-    voucherId: '',
-    merchantName: '',
+    gross: toMoney(h.gross, h.currency),
+    discount: toMoney(h.discount, h.currency),
+    voucherId: h.voucherId ?? '',
+    merchantName: h.merchantName,
     deviceId: h.deviceId,
   };
+}
+
+export function toVoucher(v: VoucherRow): Voucher {
+  return {
+    voucherId: v.voucherId,
+    code: v.code,
+    merchantId: v.merchantId,
+    discount: v.discount.kind === 'amount' ? { $case: 'amountOff', value: toMoney(v.discount.amount.minor, v.discount.amount.currency) } : { $case: 'percentOff', value: v.discount.percent },
+    expiresAt: v.expiresAt,
+    maxUses: v.maxUses,
+    uses: v.uses,
+    createdAt: v.createdAt,
+  };
+}
+
+/** Exactly one of amount_off (positive) and percent_off (1-99). */
+function requireDiscount(discount: IssueVoucherRequest['discount']): VoucherDiscount {
+  if (!discount) throw new InvalidArgument('one of amount_off or percent_off is required');
+  if (discount.$case === 'amountOff') return { kind: 'amount', amount: requirePositive(discount.value, 'amount_off') };
+  return { kind: 'percent', percent: requirePercent(discount.value) };
 }
 
 function annotate(attributes: { holdId?: string; paymentId?: string; accountId?: string; merchantId?: string; amount?: Amount }): void {
@@ -131,6 +156,8 @@ export function settlementService(deps: SettlementDeps) {
         deviceId: requireId(req.deviceId, 'device_id'),
         amount: requirePositive(req.amount, 'amount'),
         ttlSeconds: ttlOf(req.ttlSeconds),
+        voucherCode: req.voucherCode === '' ? '' : requireVoucherCode(req.voucherCode, 'voucher_code'),
+        merchantName: requireMerchantName(req.merchantName),
       };
       annotate(input);
       const res = await once(db, 'PlaceHold', req.idempotencyKey, { codec: PlaceHoldRequest, value: req }, PlaceHoldResponse, async (q) => {
@@ -233,12 +260,37 @@ export function settlementService(deps: SettlementDeps) {
       return { transfer: toTransfer(await ledger.transfer(db, requireUuid(req.transferId, 'transfer_id'))) };
     },
 
-    // TODO(issue 7, this session): replaced by the limits and vouchers work.
+    // TODO(issue 7, this session): replaced by the limits work.
     async setBandLimits() { throw new Error('not implemented'); },
     async getBandLimits() { throw new Error('not implemented'); },
-    async issueVoucher() { throw new Error('not implemented'); },
-    async getVoucher() { throw new Error('not implemented'); },
-    async quoteVoucher() { throw new Error('not implemented'); },
+
+    async issueVoucher(req) {
+      const merchantId = requireId(req.merchantId, 'merchant_id');
+      const code = req.code === '' ? undefined : requireVoucherCode(req.code);
+      const discount = requireDiscount(req.discount);
+      if (!req.expiresAt || Number.isNaN(req.expiresAt.getTime())) throw new InvalidArgument('expires_at is required');
+      const maxUses = requireMaxUses(req.maxUses);
+      annotate({ merchantId });
+      const res = await once(db, 'IssueVoucher', req.idempotencyKey, { codec: IssueVoucherRequest, value: req }, IssueVoucherResponse, async (q) => ({
+        voucher: toVoucher(await ledger.vouchers.issue(q, { merchantId, code, discount, expiresAt: req.expiresAt!, maxUses })),
+      }));
+      log.info({ merchantId, voucherId: res.voucher?.voucherId, maxUses }, 'voucher issued');
+      return res;
+    },
+
+    async getVoucher(req) {
+      const merchantId = requireId(req.merchantId, 'merchant_id');
+      const code = requireVoucherCode(req.code);
+      return { voucher: toVoucher((await ledger.vouchers.get(db, merchantId, code)).voucher) };
+    },
+
+    async quoteVoucher(req) {
+      const merchantId = requireId(req.merchantId, 'merchant_id');
+      const code = requireVoucherCode(req.code);
+      const amount = requirePositive(req.amount, 'amount');
+      const q = await ledger.vouchers.quote(db, merchantId, code, amount);
+      return { voucher: toVoucher(q.voucher), discount: toMoney(q.discount, amount.currency), toPay: toMoney(q.toPay, amount.currency) };
+    },
   };
 
   return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers });

@@ -6,7 +6,7 @@ import type { EscrowChange, EscrowStatus, HoldMoney, HoldStatus } from './domain
 import { INT64_MAX, INT64_MIN } from './domain/money';
 import { assertBalanced, netByAccount, type Leg } from './domain/postings';
 
-export type TransferKind = 'topup' | 'capture' | 'release' | 'refund' | 'payout';
+export type TransferKind = 'topup' | 'capture' | 'release' | 'refund' | 'payout' | 'voucher';
 
 export interface AccountRow {
   account: string;
@@ -33,7 +33,14 @@ export interface HoldRow {
   merchantId: string;
   deviceId: string;
   currency: string;
+  /** What is reserved on the wallet: the net, after any voucher. */
   amount: bigint;
+  /** The price before the voucher (= amount when none). */
+  gross: bigint;
+  /** What the voucher took off (0 when none): the merchant's cost, posted at capture. */
+  discount: bigint;
+  voucherId: string | null;
+  merchantName: string;
   status: HoldStatus;
   createdAt: Date;
   expiresAt: Date;
@@ -92,6 +99,10 @@ function toHold(r: Raw): HoldRow {
     deviceId: r.device_id as string,
     currency: r.currency as string,
     amount: big(r.amount_minor),
+    gross: big(r.gross_minor),
+    discount: big(r.discount_minor),
+    voucherId: (r.voucher_id as string | null) ?? null,
+    merchantName: (r.merchant_name as string | null) ?? '',
     status: r.status as HoldStatus,
     createdAt: r.created_at as Date,
     expiresAt: r.expires_at as Date,
@@ -145,8 +156,9 @@ export const holdMoney = (h: HoldRow): HoldMoney => ({
 
 /**
  * SQL for the ledger. Lock order, everywhere: idempotency key, then at most one hold (or
- * dispute → its hold), then account rows in (account, currency) order. That one order is why
- * concurrent transfers never deadlock.
+ * dispute → its hold), then at most one voucher (PlaceHold; a void or expiry giving a use back),
+ * then account rows in (account, currency) order. That one order is why concurrent transfers
+ * never deadlock.
  */
 export class LedgerStore {
   async account(q: Queryable, account: string, currency: string, forUpdate = false): Promise<AccountRow | undefined> {
@@ -225,13 +237,25 @@ export class LedgerStore {
 
   async insertHold(
     q: Queryable,
-    h: { paymentId: string; accountId: string; merchantId: string; deviceId: string; currency: string; amount: bigint; ttlSeconds: number },
+    h: {
+      paymentId: string;
+      accountId: string;
+      merchantId: string;
+      deviceId: string;
+      currency: string;
+      amount: bigint;
+      ttlSeconds: number;
+      /** The voucher redeemed with this hold and what it took off; `amount` is then the net. */
+      voucher?: { voucherId: string; discount: bigint };
+      merchantName?: string;
+    },
   ): Promise<HoldRow | undefined> {
+    const discount = h.voucher?.discount ?? 0n;
     const { rows } = await q.query<Raw>(
-      `INSERT INTO holds (hold_id, payment_id, account_id, merchant_id, device_id, currency, amount_minor, status, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', now() + make_interval(secs => $8))
+      `INSERT INTO holds (hold_id, payment_id, account_id, merchant_id, device_id, currency, amount_minor, status, expires_at, gross_minor, discount_minor, voucher_id, merchant_name)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', now() + make_interval(secs => $8), $9, $10, $11, $12)
        ON CONFLICT (payment_id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
-      [randomUUID(), h.paymentId, h.accountId, h.merchantId, h.deviceId, h.currency, h.amount, h.ttlSeconds],
+      [randomUUID(), h.paymentId, h.accountId, h.merchantId, h.deviceId, h.currency, h.amount, h.ttlSeconds, h.amount + discount, discount, h.voucher?.voucherId ?? null, h.merchantName ?? ''],
     );
     return rows[0] ? toHold(rows[0]) : undefined;
   }

@@ -1,11 +1,13 @@
-import { escrowOf, parseAccount, payableOf, requireId, resolveBalanceAccount, walletOf } from './accounts';
+import { escrowOf, parseAccount, payableOf, requireId, resolveBalanceAccount, VOUCHERS, vouchersOf, walletOf } from './accounts';
 
 describe('account names', () => {
   it('round-trips every account this ledger writes', () => {
     expect(parseAccount(walletOf('acct-1'))).toEqual({ name: 'wallet:acct-1', kind: 'WALLET', owner: 'acct-1' });
     expect(parseAccount(escrowOf('m.42'))).toEqual({ name: 'merchant:m.42:escrow', kind: 'ESCROW', owner: 'm.42' });
     expect(parseAccount(payableOf('m.42'))).toEqual({ name: 'merchant:m.42:payable', kind: 'PAYABLE', owner: 'm.42' });
+    expect(parseAccount(vouchersOf('m.42'))).toEqual({ name: 'merchant:m.42:vouchers', kind: 'VOUCHER', owner: 'm.42' });
     expect(parseAccount('external:funding')?.kind).toBe('EXTERNAL');
+    expect(parseAccount(VOUCHERS)).toEqual({ name: 'external:vouchers', kind: 'EXTERNAL', owner: '' });
     expect(parseAccount('merchant:m:other')).toBeUndefined();
     expect(parseAccount('wallet:a:b')).toBeUndefined();
   });
@@ -13,6 +15,7 @@ describe('account names', () => {
   it('GetBalance reads a bare id as a wallet and a colon name as a ledger account', () => {
     expect(resolveBalanceAccount('alice').name).toBe('wallet:alice');
     expect(resolveBalanceAccount('merchant:m1:payable').kind).toBe('PAYABLE');
+    expect(resolveBalanceAccount('merchant:m1:vouchers').kind).toBe('VOUCHER');
     expect(() => resolveBalanceAccount('bank:1')).toThrow(/ledger account/);
     expect(() => resolveBalanceAccount('')).toThrow(/account_id/);
   });
