@@ -145,7 +145,8 @@ export const holdMoney = (h: HoldRow): HoldMoney => ({
 
 /**
  * SQL for the ledger. Lock order, everywhere: idempotency key, then at most one hold (or
- * dispute → its hold), then account rows in (account, currency) order. That one order is why
+ * dispute → its hold), or for PlaceHold the voucher row and then the band's limits row
+ * (band-limits.ts), then account rows in (account, currency) order. That one order is why
  * concurrent transfers never deadlock.
  */
 export class LedgerStore {
