@@ -299,6 +299,20 @@ describe('band limits over gRPC against real PostgreSQL and NATS', () => {
     await expectStatus(wallet.setBandLimits(limitsRequest({ ...band, deviceId: randomUUID() }, { expectedVersion: 3n })), status.FAILED_PRECONDITION, /version 0, not the expected version 3/);
   });
 
+  it('concurrent changes to one band, the first ones included, are serialised: versions 1..8, one audit row and one event each', async () => {
+    const band = await buyerWithBand();
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => setLimits(band, { perDay: eur(1_000 + i), reason: `change ${i}` })));
+    expect(answers.map((a) => a.version).sort((x, y) => Number(x - y))).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
+    const rows = await auditRows(band.deviceId);
+    expect(rows.map((r) => r.version)).toEqual([1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n]);
+    // Each change's "before" is the previous change's "after": none was lost in the race.
+    for (let i = 1; i < rows.length; i++) expect(rows[i]!.per_day_minor_before).toEqual(rows[i - 1]!.per_day_minor_after);
+    expect(rows[0]!.per_day_minor_before).toBeNull();
+    expect((await limitsOf(band)).perDay).toEqual(eur(rows[7]!.per_day_minor_after as bigint));
+    await h.events.waitFor(() => limitEvents(band.deviceId).length === 8, 5_000, 'eight payment.limits.changed');
+    expect(new Set(limitEvents(band.deviceId).map((e) => (e.event.payload as { value: { version: bigint } }).value.version)).size).toBe(8);
+  });
+
   it('a retried key returns the first answer: one version, one audit row, one event; another request under the key is refused', async () => {
     const band = await buyerWithBand();
     const req = limitsRequest(band, { perPayment: eur(700), perDay: eur(1_400) });
