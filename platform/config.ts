@@ -38,6 +38,15 @@ export function urlWith(...schemes: string[]) {
 /** A host:port address another service listens on. */
 export const grpcAddress = z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'must be host:port');
 
+/**
+ * Comma-separated caller identities (mTLS certificate CNs), e.g. "wallet" or
+ * "wallet,support-console": a method's allow-list (platform/grpc/server.ts allowedCallers).
+ */
+export const callerList = z
+  .string()
+  .regex(/^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/, 'must be one or more caller identities (certificate CNs), comma-separated')
+  .transform((v) => v.split(',').map((name) => name.trim()));
+
 /** A base64 value that decodes to exactly `bytes` bytes (keys). */
 export function base64Key(bytes: number) {
   return z

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { databaseEnv, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
+import { callerList, databaseEnv, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
 
 export const SERVICE = 'settlement';
 export const PORT_ENV = 'SETTLEMENT_PORT';
@@ -20,6 +20,13 @@ export const configSchema = z.object({
   SWEEP_BATCH: z.coerce.number().int().positive().max(10_000).default(100),
   /** PostgreSQL connections per replica (PlaceHold holds one for the length of its transaction). */
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().max(200).default(10),
+  /**
+   * Caller identities (mTLS certificate CNs, comma-separated) allowed to SetBandLimits. Limits
+   * are the band owner's, set from the phone, so only the phone-facing wallet backend; never the
+   * gateway or a terminal. Over plaintext (GRPC_TLS=off) there is no identity and the call is
+   * refused.
+   */
+  LIMIT_CALLERS: callerList.default(['wallet']),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -3,9 +3,11 @@ import type { Queryable } from '../../../platform/db';
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
 import { enqueueEvent } from '../../../platform/outbox';
+import { BandLimits } from './band-limits';
 import { disputeResolvedEventId } from './domain/event-ids';
 import { escrowOf, FUNDING, payableOf, PAYOUTS, VOUCHERS, vouchersOf, walletOf } from './domain/accounts';
 import { assertDisputable, assertVoidable, planCapture, planDisputeRefund, planRefund, planRelease, type EscrowChange } from './domain/hold';
+import type { LimitRefusal } from './domain/limits';
 import { toMoney, type Amount } from './domain/money';
 import { payoutReport } from './domain/payout-report';
 import { compareAccounts, move } from './domain/postings';
@@ -15,7 +17,7 @@ import { Vouchers } from './vouchers';
 const SOURCE = 'settlement';
 const DISPUTE_RESOLVED = 'payment.dispute.resolved';
 
-export type HoldOutcome = 'PLACED' | 'INSUFFICIENT_FUNDS' | 'ACCOUNT_FROZEN';
+export type HoldOutcome = 'PLACED' | 'INSUFFICIENT_FUNDS' | 'ACCOUNT_FROZEN' | LimitRefusal;
 
 export interface PlaceHoldInput {
   paymentId: string;
@@ -49,6 +51,7 @@ export interface Balance {
 export class Ledger {
   readonly store = new LedgerStore();
   readonly vouchers = new Vouchers();
+  readonly limits = new BandLimits();
 
   constructor(private readonly options: LedgerOptions) {}
 
@@ -70,10 +73,13 @@ export class Ledger {
   }
 
   /**
-   * Reserves money on the buyer's wallet. The wallet row is locked first, so concurrent holds on
-   * one wallet queue and each sees the reservations committed before it: together they never
-   * reserve more than the wallet has. A missing wallet has nothing in it. With a voucher, the hold
-   * is for the net (amount − discount) and the voucher's use is counted only when it is PLACED.
+   * Reserves money on the buyer's wallet. A voucher first: with one, the hold is for the net
+   * (amount − discount) and the voucher's use is counted only when the hold is PLACED. A band
+   * reported lost pays nothing; then the band's own limits (frozen, per payment, per day:
+   * BandLimits.check, which locks the band's limits row) on the net; then the wallet row is
+   * locked, so concurrent holds on one wallet queue and each sees the reservations committed
+   * before it: together they never reserve more than the wallet has. A missing wallet has
+   * nothing in it. A refusal is an outcome: nothing is held and no voucher is used.
    */
   async placeHold(q: Queryable, request: PlaceHoldInput): Promise<{ outcome: HoldOutcome; hold?: HoldRow }> {
     // The voucher first (lock order: voucher → band limits → wallet); from here on input.amount is the net.
@@ -81,6 +87,8 @@ export class Ledger {
     if (await this.store.isFrozen(q, input.deviceId)) return { outcome: 'ACCOUNT_FROZEN' };
     const existing = await this.store.holdByPayment(q, input.paymentId);
     if (existing) throw new AlreadyExists(`payment ${input.paymentId} already has hold ${existing.holdId}`);
+    const refused = await this.limits.check(q, { deviceId: input.deviceId, accountId: input.accountId, amount: input.amount });
+    if (refused) return { outcome: refused };
     const { currency, minor } = input.amount;
     const wallet = await this.store.account(q, walletOf(input.accountId), currency, true);
     const available = wallet ? wallet.posted - wallet.held : 0n;

@@ -19,11 +19,14 @@ import {
   ResolveDisputeResponse,
   RunPayoutsRequest,
   RunPayoutsResponse,
+  SetBandLimitsRequest,
+  SetBandLimitsResponse,
   SettlementServiceService,
   TopUpRequest,
   TopUpResponse,
   VoidRequest,
   VoidResponse,
+  type BandLimits,
   type Hold,
   type SettlementServiceServer,
   type Transfer,
@@ -36,8 +39,10 @@ import { once } from '../../../platform/idempotency';
 import type { Logger } from '../../../platform/log';
 import type { OutboxRelay } from '../../../platform/outbox';
 import { ATTR } from '../../../platform/telemetry/attributes';
+import type { BandLimitsView } from './band-limits';
 import type { Config } from './config';
 import { requireId, resolveBalanceAccount } from './domain/accounts';
+import { requireReason, requireSettings, requireVersionField } from './domain/limits';
 import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
 import type { Ledger } from './ledger';
 import type { HoldRow, TransferView } from './store';
@@ -110,6 +115,28 @@ function requireDiscount(discount: IssueVoucherRequest['discount']): VoucherDisc
   if (discount.$case === 'amountOff') return { kind: 'amount', amount: requirePositive(discount.value, 'amount_off') };
   return { kind: 'percent', percent: requirePercent(discount.value) };
 }
+
+export function toBandLimits(v: BandLimitsView): BandLimits {
+  return {
+    deviceId: v.deviceId,
+    accountId: v.accountId,
+    perPayment: v.perPayment === null ? undefined : toMoney(v.perPayment, v.currency!),
+    perDay: v.perDay === null ? undefined : toMoney(v.perDay, v.currency!),
+    frozen: v.frozen,
+    version: v.version,
+    updatedAt: v.updatedAt ?? undefined,
+    updatedBy: v.updatedBy,
+    spentToday: v.spentToday ? toMoney(v.spentToday.minor, v.spentToday.currency) : undefined,
+    remainingToday: v.remainingToday ? toMoney(v.remainingToday.minor, v.remainingToday.currency) : undefined,
+  };
+}
+
+/**
+ * Who a limits change is recorded under: the mTLS identity. The LIMIT_CALLERS allow-list
+ * already refuses a call without one; should that list ever be lifted, a plaintext change is
+ * recorded as what it is rather than under a made-up name.
+ */
+export const changedBy = (caller: string | null): string => caller ?? 'unauthenticated';
 
 function annotate(attributes: { holdId?: string; paymentId?: string; accountId?: string; merchantId?: string; amount?: Amount }): void {
   const span = trace.getActiveSpan();
@@ -260,9 +287,27 @@ export function settlementService(deps: SettlementDeps) {
       return { transfer: toTransfer(await ledger.transfer(db, requireUuid(req.transferId, 'transfer_id'))) };
     },
 
-    // TODO(issue 7, this session): replaced by the limits work.
-    async setBandLimits() { throw new Error('not implemented'); },
-    async getBandLimits() { throw new Error('not implemented'); },
+    async setBandLimits(req, ctx) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      const accountId = requireId(req.accountId, 'account_id');
+      const settings = requireSettings({ perPayment: req.perPayment, perDay: req.perDay, frozen: req.frozen });
+      const reason = requireReason(req.reason);
+      const expectedVersion = requireVersionField(req.expectedVersion);
+      const by = changedBy(ctx.caller);
+      annotate({ accountId });
+      const res = await once(db, 'SetBandLimits', req.idempotencyKey, { codec: SetBandLimitsRequest, value: req }, SetBandLimitsResponse, async (q) => ({
+        limits: toBandLimits(await ledger.limits.set(q, { deviceId, accountId, settings, reason, expectedVersion, changedBy: by })),
+      }));
+      relay.kick();
+      log.info({ deviceId, accountId, version: res.limits?.version, frozen: res.limits?.frozen, changedBy: by }, 'band limits changed');
+      return res;
+    },
+
+    async getBandLimits(req) {
+      const deviceId = requireId(req.deviceId, 'device_id');
+      const accountId = requireId(req.accountId, 'account_id');
+      return { limits: toBandLimits(await ledger.limits.get(db, deviceId, accountId)) };
+    },
 
     async issueVoucher(req) {
       const merchantId = requireId(req.merchantId, 'merchant_id');
@@ -293,5 +338,6 @@ export function settlementService(deps: SettlementDeps) {
     },
   };
 
-  return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers });
+  // Limits are the band owner's: only the phone-facing wallet backend changes them (mTLS identity).
+  return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers, allowedCallers: { setBandLimits: config.LIMIT_CALLERS } });
 }

@@ -157,8 +157,8 @@ export const holdMoney = (h: HoldRow): HoldMoney => ({
 /**
  * SQL for the ledger. Lock order, everywhere: idempotency key, then at most one hold (or
  * dispute → its hold), then at most one voucher (PlaceHold; a void or expiry giving a use back),
- * then account rows in (account, currency) order. That one order is why concurrent transfers
- * never deadlock.
+ * then for PlaceHold the band's limits row (band-limits.ts), then account rows in (account,
+ * currency) order. That one order is why concurrent transfers never deadlock.
  */
 export class LedgerStore {
   async account(q: Queryable, account: string, currency: string, forUpdate = false): Promise<AccountRow | undefined> {

@@ -1,15 +1,9 @@
 import { z } from 'zod';
-import { base64Key, clientEnv, ConfigError, databaseEnv, grpcAddress, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
+import { base64Key, callerList, clientEnv, ConfigError, databaseEnv, grpcAddress, loadConfig, natsEnv, retentionEnv, serverEnv } from '../../../platform/config';
 import { Keyring, KeyringError } from './domain/envelope';
 
 export const SERVICE = 'tokenization';
 export const PORT_ENV = 'TOKENIZATION_PORT';
-
-/** Comma-separated caller identities (certificate CNs), e.g. "wallet" or "wallet,support-console". */
-const callerList = z
-  .string()
-  .regex(/^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/, 'must be one or more caller identities (certificate CNs), comma-separated')
-  .transform((v) => v.split(',').map((name) => name.trim()));
 
 export const configSchema = z.object({
   ...serverEnv(PORT_ENV, 50052),

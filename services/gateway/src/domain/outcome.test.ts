@@ -36,6 +36,26 @@ describe('the gateway decision table', () => {
     expect(afterHold(HoldOutcome.HOLD_OUTCOME_UNSPECIFIED).status).toBe(PaymentStatus.PAYMENT_STATUS_DECLINED);
   });
 
+  it("declines each of the band owner's limits with its own reason and a message saying which", () => {
+    expect(afterHold(HoldOutcome.HOLD_OUTCOME_OVER_PAYMENT_LIMIT)).toEqual({
+      status: PaymentStatus.PAYMENT_STATUS_DECLINED,
+      reason: DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT,
+      message: expect.stringMatching(/per-payment limit/),
+    });
+    expect(afterHold(HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT)).toEqual({
+      status: PaymentStatus.PAYMENT_STATUS_DECLINED,
+      reason: DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT,
+      message: expect.stringMatching(/daily limit/),
+    });
+    expect(afterHold(HoldOutcome.HOLD_OUTCOME_BAND_FROZEN)).toEqual({
+      status: PaymentStatus.PAYMENT_STATUS_DECLINED,
+      reason: DeclineReason.DECLINE_REASON_BAND_FROZEN,
+      message: expect.stringMatching(/frozen/),
+    });
+    // An owner's freeze is not a lost band: the two keep distinct reasons.
+    expect(afterHold(HoldOutcome.HOLD_OUTCOME_BAND_FROZEN).reason).not.toBe(afterHold(HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN).reason);
+  });
+
   it('names the outcome event after the status', () => {
     expect(eventTypeFor(PaymentStatus.PAYMENT_STATUS_APPROVED)).toBe('payment.authorized');
     expect(eventTypeFor(PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED)).toBe('payment.challenged');

@@ -53,11 +53,26 @@ export function afterRisk(decision: Decision, reasons: string[]): Verdict | unde
   return declined(DeclineReason.DECLINE_REASON_RISK, `declined by risk (${reasons.join(', ') || 'high risk'})`);
 }
 
-/** Step 4: the money. Not enough of it is a decline, not an error. */
+/**
+ * Step 4: the money. Not enough of it, or a limit the band's owner set, is a decline, not an
+ * error. An outcome this table does not know declines as insufficient funds: never approve
+ * what settlement did not say it placed.
+ */
 export function afterHold(outcome: HoldOutcome): Verdict {
-  if (outcome === HoldOutcome.HOLD_OUTCOME_PLACED) return approved;
-  if (outcome === HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN) return declined(DeclineReason.DECLINE_REASON_ACCOUNT_FROZEN, 'the band sub-account is frozen');
-  return declined(DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS, 'insufficient funds');
+  switch (outcome) {
+    case HoldOutcome.HOLD_OUTCOME_PLACED:
+      return approved;
+    case HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN:
+      return declined(DeclineReason.DECLINE_REASON_ACCOUNT_FROZEN, 'the band sub-account is frozen');
+    case HoldOutcome.HOLD_OUTCOME_BAND_FROZEN:
+      return declined(DeclineReason.DECLINE_REASON_BAND_FROZEN, "the band's owner has frozen it");
+    case HoldOutcome.HOLD_OUTCOME_OVER_PAYMENT_LIMIT:
+      return declined(DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT, "over the band's per-payment limit (or not in the limit's currency)");
+    case HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT:
+      return declined(DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT, "over what the band may still spend today under its daily limit");
+    default:
+      return declined(DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS, 'insufficient funds');
+  }
 }
 
 /** The event a final status publishes (`payment.<past-tense>`). */

@@ -53,6 +53,11 @@ export class Harness {
     this.client = testClient(SettlementServiceClient, this.service.port);
   }
 
+  /** Another settlement replica on the same database and NATS prefix, with extra environment (e.g. mTLS); the caller stops it. */
+  replica(env: Record<string, string>): Promise<Service> {
+    return startSettlement(readConfig(testEnv(this.prefix, { ...this.env, ...env })), testLogger('settlement'));
+  }
+
   /** The invariants every test must leave intact. */
   async expectLedgerSound(): Promise<void> {
     const result = await checkLedger(this.ledgerDb);
