@@ -116,6 +116,12 @@ export const retentionEnv = {
   RETENTION_INTERVAL_SECONDS: z.coerce.number().int().positive().default(3600),
 } as const;
 
+/** Comma-separated caller identities (mTLS certificate CNs), e.g. "wallet" or "wallet,support-console", for allowedCallers. */
+export const callerList = z
+  .string()
+  .regex(/^\s*[A-Za-z0-9._-]+\s*(,\s*[A-Za-z0-9._-]+\s*)*$/, 'must be one or more caller identities (certificate CNs), comma-separated')
+  .transform((v) => v.split(',').map((name) => name.trim()));
+
 export const env = { port, bool };
 
 /** Options for talking to another service over gRPC (deadline per call). */
