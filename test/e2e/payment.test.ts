@@ -37,7 +37,7 @@ describe('one payment end to end', () => {
     const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
     for (const s of SERVICES) {
       perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
-      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement') {
+      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement' || s === 'alerts') {
         const db = await freshDatabase();
         databases.push(db);
         perService[s]!.DATABASE_URL = db.url;
