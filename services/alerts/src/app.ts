@@ -5,7 +5,7 @@ import { composeService, dependency, type RunningService } from '../../../platfo
 import { alertIngest, consumeAlerts, type IngestOutcome } from './alert-consumer';
 import { SERVICE, type Config } from './config';
 import { alertsService } from './server';
-import { AlertStore } from './store';
+import { AlertStore, alertsRetention } from './store';
 import { FeedWakeups } from './wakeups';
 import type { Event } from '../../../gen/wristpay/events/v1/events';
 
@@ -22,8 +22,7 @@ export async function startAlerts(config: Config, log: Logger): Promise<RunningA
     const { bus, db } = await openDurableState(config, SERVICE, log, own, {
       processedEventsKey: ['consumer', 'event_id'],
       poolSize: config.DATABASE_POOL_SIZE,
-      // Old alerts go; the feed rows (alert_feeds) stay, so an account's sequence carries on.
-      retention: [{ table: 'alerts', key: ['account_id', 'sequence'], timeColumn: 'created_at', retainDays: config.ALERTS_RETENTION_DAYS }],
+      retention: [alertsRetention(config.ALERTS_RETENTION_DAYS)],
     });
     const store = new AlertStore(db);
     const wakeups = own(new FeedWakeups(bus, log).start(), (w) => w.stop());

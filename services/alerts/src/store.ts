@@ -1,5 +1,15 @@
 import type { Db, Queryable } from '../../../platform/db';
+import type { RetentionRule } from '../../../platform/retention';
 import type { AlertDraft, AlertKindName } from './domain/alert';
+
+/**
+ * Alerts older than `days` go (ALERTS_RETENTION_DAYS); the feed rows (alert_feeds) stay, so an
+ * account's sequence carries on, and created_at rises with the sequence (001_alerts.sql), so a
+ * feed is pruned from its oldest end.
+ */
+export function alertsRetention(days: number): RetentionRule {
+  return { table: 'alerts', key: ['account_id', 'sequence'], timeColumn: 'created_at', retainDays: days };
+}
 
 /** One stored alert, as the database returns it. */
 export interface AlertRow {
