@@ -43,6 +43,11 @@ export function alertIngest(deps: { store: AlertStore; wakeups: FeedWakeups; log
  * Starts the durable consumers named `alerts` on the payment and the escrow streams. Each takes
  * its whole area (nats-server 2.9 allows one filter subject per consumer) and acks, unhandled,
  * the types that make no alert. `stop()` drains both.
+ *
+ * Created with deliver-new: the first deployment starts at the end of the streams instead of
+ * replaying every payment ever made into the phones' feeds (the streams have no max age). From
+ * then on the durable consumer keeps its place across restarts and rollouts, so nothing published
+ * while the service is down is lost.
  */
 export async function consumeAlerts(deps: { bus: EventBus; ingest: (event: Event) => Promise<IngestOutcome> }): Promise<{ stop: () => Promise<void> }> {
   const handler = async (event: Event) => {
@@ -50,7 +55,7 @@ export async function consumeAlerts(deps: { bus: EventBus; ingest: (event: Event
   };
   const consumers: Array<{ stop: () => Promise<void> }> = [];
   try {
-    for (const area of ['payment', 'escrow'] as const) consumers.push(await deps.bus.consume({ area, durable: ALERTS_CONSUMER, types: typesOf(area), handler }));
+    for (const area of ['payment', 'escrow'] as const) consumers.push(await deps.bus.consume({ area, durable: ALERTS_CONSUMER, types: typesOf(area), handler, deliverNew: true }));
   } catch (err) {
     for (const c of consumers) await c.stop();
     throw err;
