@@ -31,7 +31,10 @@ export interface StreamCallOptions {
 /**
  * Promise form of a ts-proto grpc-js client: `await client.getSession({ deviceId })`; a
  * server-streaming method is an async iterable: `for await (const m of client.streamAlerts(req))`.
- * Leaving the loop (break, return, throw) cancels the call; a status other than OK is thrown.
+ * The call starts at the first `next()` (the first turn of the loop); leaving the loop (break,
+ * return, throw) cancels it; a status other than OK is thrown. Streams get no deadline unless
+ * `deadlineMs` is given, and the channel never retries them: resuming is the caller's (e.g. from
+ * the last sequence it saw).
  */
 export type PromiseClient<C> = {
   [K in keyof C as C[K] extends ServerStreamingMethod<any, any> | UnaryMethod<any, any> ? K : never]: C[K] extends ServerStreamingMethod<infer Req, infer Res>
