@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 #
-# One image for all five WristPay services. The Deployment chooses the service with its command:
+# One image for all six WristPay services. The Deployment chooses the service with its command:
 #   node --require ./dist/platform/telemetry/register.js dist/services/<name>/src/main.js
 #
 # Targets:
@@ -76,5 +76,5 @@ COPY package.json ./
 # Files stay owned by root and read-only for the service user. Numeric so that Kubernetes can
 # verify runAsNonRoot (the Deployments set runAsUser 1000 too).
 USER 1000:1000
-EXPOSE 50050 50051 50052 50053 50054
+EXPOSE 50050 50051 50052 50053 50054 50055
 CMD ["node", "-e", "console.error('wristpay image: choose a service, e.g. node --require ./dist/platform/telemetry/register.js dist/services/gateway/src/main.js'); process.exit(64)"]

@@ -97,7 +97,7 @@ export async function startBenchMesh(options: { gatewayReplicas?: number } = {})
   for (const s of SERVICES) {
     ports[s] = await freePort();
     perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
-    if (s === 'device-registry' || s === 'tokenization' || s === 'settlement') {
+    if (s === 'device-registry' || s === 'tokenization' || s === 'settlement' || s === 'alerts') {
       const db = `${tag}_${s.replace('-', '_')}`;
       await admin.query(`CREATE DATABASE ${db}`);
       databases.push(db);

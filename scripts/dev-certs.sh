@@ -12,7 +12,7 @@ if [ ! -f "$out/ca.crt" ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
     -keyout "$out/ca.key" -out "$out/ca.crt" -subj "/CN=wristpay-dev-ca" 2>/dev/null
 fi
-for name in device-registry tokenization risk settlement gateway wallet demo; do
+for name in device-registry tokenization risk settlement gateway alerts wallet demo; do
   [ -f "$out/$name.crt" ] && continue
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$out/$name.key" -out "$out/$name.csr" -subj "/CN=$name" 2>/dev/null

@@ -8,8 +8,8 @@ import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { repoPath } from '../platform/paths';
 
-/** The five services in start order (none needs another up to start: gRPC channels connect lazily). */
-export const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway'] as const;
+/** The six services in start order (none needs another up to start: gRPC channels connect lazily). */
+export const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway', 'alerts'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
 /** Each service's port variable, as its config.ts reads it. */
@@ -19,6 +19,7 @@ export const PORT_ENV: Record<ServiceName, string> = {
   risk: 'RISK_PORT',
   settlement: 'SETTLEMENT_PORT',
   gateway: 'GATEWAY_PORT',
+  alerts: 'ALERTS_PORT',
 };
 
 /** The address variable other services use to reach each one. */
@@ -28,6 +29,7 @@ export const ADDR_ENV: Record<ServiceName, string> = {
   risk: 'RISK_ADDR',
   settlement: 'SETTLEMENT_ADDR',
   gateway: 'GATEWAY_ADDR',
+  alerts: 'ALERTS_ADDR',
 };
 
 export interface MeshOptions {
@@ -153,7 +155,7 @@ export async function startService(
 }
 
 /**
- * Starts the five services as separate processes and resolves when each answers
+ * Starts the six services as separate processes and resolves when each answers
  * grpc.health.v1 SERVING; rejects with the service's own one-line error if one dies first.
  */
 export async function startMesh(options: MeshOptions): Promise<Mesh> {

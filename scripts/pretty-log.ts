@@ -1,6 +1,6 @@
 import type { ServiceName } from './mesh';
 
-const COLORS: Record<ServiceName, number> = { gateway: 36, 'device-registry': 35, tokenization: 33, risk: 31, settlement: 32 };
+const COLORS: Record<ServiceName, number> = { gateway: 36, 'device-registry': 35, tokenization: 33, risk: 31, settlement: 32, alerts: 34 };
 const HIDDEN = new Set(['level', 'time', 'msg', 'service', 'pid', 'hostname']);
 
 /**

@@ -18,9 +18,9 @@ import { renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
 import { certPaths, SERVICES, startMesh, type ServiceName } from './mesh';
 import { printLogLine } from './pretty-log';
 
-const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: 50050, 'device-registry': 50051, tokenization: 50052, risk: 50053, settlement: 50054 };
+const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: 50050, 'device-registry': 50051, tokenization: 50052, risk: 50053, settlement: 50054, alerts: 50055 };
 /** The services that own a database, and its name (DESIGN.md: one database per owning service). */
-const DATABASES: Partial<Record<ServiceName, string>> = { 'device-registry': 'registry', tokenization: 'vault', settlement: 'ledger' };
+const DATABASES: Partial<Record<ServiceName, string>> = { 'device-registry': 'registry', tokenization: 'vault', settlement: 'ledger', alerts: 'alerts' };
 
 const data = repoPath('.data');
 const once = process.argv.includes('--once');

@@ -4,6 +4,7 @@ import {
   type ChannelCredentials,
   type Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
   type ServiceDefinition,
   type ServiceError,
@@ -16,11 +17,31 @@ type UnaryMethod<Req, Res> = (
   callback: (error: ServiceError | null, response: Res) => void,
 ) => ClientUnaryCall;
 
-/** Promise form of a ts-proto grpc-js client: `await client.getSession({ deviceId })`. */
+type ServerStreamingMethod<Req, Res> = (request: Req, metadata?: Metadata, options?: Partial<CallOptions>) => ClientReadableStream<Res>;
+
+/** Options of one server-streaming call made through a PromiseClient. */
+export interface StreamCallOptions {
+  /** None by default: a stream lasts until the caller stops reading (or `signal` aborts). */
+  deadlineMs?: number;
+  metadata?: Metadata;
+  /** Cancels the call; the iteration then throws the CANCELLED status. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Promise form of a ts-proto grpc-js client: `await client.getSession({ deviceId })`; a
+ * server-streaming method is an async iterable: `for await (const m of client.streamAlerts(req))`.
+ * The call starts at the first `next()` (the first turn of the loop); leaving the loop (break,
+ * return, throw) cancels it; a status other than OK is thrown. Streams get no deadline unless
+ * `deadlineMs` is given, and the channel never retries them: resuming is the caller's (e.g. from
+ * the last sequence it saw).
+ */
 export type PromiseClient<C> = {
-  [K in keyof C as C[K] extends UnaryMethod<any, any> ? K : never]: C[K] extends UnaryMethod<infer Req, infer Res>
-    ? (request: Req, options?: { deadlineMs?: number; metadata?: Metadata }) => Promise<Res>
-    : never;
+  [K in keyof C as C[K] extends ServerStreamingMethod<any, any> | UnaryMethod<any, any> ? K : never]: C[K] extends ServerStreamingMethod<infer Req, infer Res>
+    ? (request: Req, options?: StreamCallOptions) => AsyncGenerator<Res, void, undefined>
+    : C[K] extends UnaryMethod<infer Req, infer Res>
+      ? (request: Req, options?: { deadlineMs?: number; metadata?: Metadata }) => Promise<Res>
+      : never;
 } & { close(): void; raw: C };
 
 type ClientConstructor<C> = {
@@ -74,7 +95,12 @@ export function createClient<C extends Client>(Ctor: ClientConstructor<C>, addre
   };
   const raw = new Ctor(address, options.credentials, channelOptions);
   const wrapped: Record<string, unknown> = { raw, close: () => raw.close() };
-  for (const [name] of methods) {
+  for (const [name, def] of methods) {
+    if (def.responseStream && !def.requestStream) {
+      const method = (raw as unknown as Record<string, ServerStreamingMethod<unknown, unknown>>)[name]!.bind(raw);
+      wrapped[name] = (request: unknown, callOptions: StreamCallOptions = {}) => readStream(method, request, callOptions);
+      continue;
+    }
     const method = (raw as unknown as Record<string, UnaryMethod<unknown, unknown>>)[name]!.bind(raw);
     wrapped[name] = (request: unknown, callOptions?: { deadlineMs?: number; metadata?: Metadata }) =>
       new Promise((resolve, reject) => {
@@ -83,4 +109,19 @@ export function createClient<C extends Client>(Ctor: ClientConstructor<C>, addre
       });
   }
   return wrapped as PromiseClient<C>;
+}
+
+async function* readStream<Req, Res>(method: ServerStreamingMethod<Req, Res>, request: Req, options: StreamCallOptions): AsyncGenerator<Res, void, undefined> {
+  const deadline = options.deadlineMs === undefined ? Infinity : new Date(Date.now() + options.deadlineMs);
+  const call = method(request, options.metadata ?? new Metadata(), { deadline });
+  const cancel = () => call.cancel();
+  if (options.signal?.aborted) cancel();
+  options.signal?.addEventListener('abort', cancel, { once: true });
+  try {
+    for await (const message of call as AsyncIterable<Res>) yield message;
+  } finally {
+    options.signal?.removeEventListener('abort', cancel);
+    // A no-op when the stream has ended; otherwise the caller left the loop early.
+    call.cancel();
+  }
 }

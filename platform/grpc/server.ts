@@ -4,9 +4,11 @@ import {
   Server,
   ServerCredentials,
   status,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   type sendUnaryData,
   type ServerUnaryCall,
+  type ServerWritableStream,
   type ServiceDefinition,
   type ServiceError,
   type UntypedServiceImplementation,
@@ -15,7 +17,7 @@ import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
-import { DomainError, PermissionDenied } from '../errors';
+import { DomainError, PermissionDenied, Unavailable } from '../errors';
 import { serverCredentials, type TlsConfig } from './credentials';
 import type { Logger } from '../log';
 import { repoPath } from '../paths';
@@ -28,18 +30,39 @@ export interface CallContext {
   /** The caller's identity from its mTLS client certificate (CN), or null on a plaintext listener. */
   caller: string | null;
   metadata: Metadata;
-  /** When this call must be answered by: the caller's deadline, capped by the server's maximum. */
+  /**
+   * When this call must be answered by: the caller's deadline, capped by the server's maximum.
+   * A server stream is not capped (it lasts until the caller cancels): its caller's deadline, or
+   * the far future when it set none.
+   */
   deadline: Date;
-  /** Aborted when the caller cancels or the deadline passes. */
+  /** Aborted when the caller cancels, the deadline passes, or (a stream) the server shuts down. */
   signal: AbortSignal;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 
+/**
+ * Sends one message of a server stream. It resolves once the message is handed to the transport
+ * (waiting for 'drain' when the client reads slower than the handler writes), and rejects with
+ * the call's abort reason once the call is cancelled, past its deadline or cut by a shutdown.
+ */
+export type Send<Res> = (message: Res) => Promise<void>;
+
+/**
+ * A server-streaming handler: it sends with `send` and the stream ends with OK when it resolves;
+ * a throw ends it with the mapped status (toServiceError). It should stop when `ctx.signal` aborts.
+ */
+export type ServerStreamingHandler<Req, Res> = (request: Req, ctx: CallContext, send: Send<Res>) => Promise<void>;
+
 /** A service implementation as plain async functions, typed from the ts-proto server interface. */
 export type Handlers<S> = {
   // `string extends K` drops the index signature ts-proto's server interfaces inherit.
-  [K in keyof S as string extends K ? never : K]: S[K] extends handleUnaryCall<infer Req, infer Res> ? UnaryHandler<Req, Res> : never;
+  [K in keyof S as string extends K ? never : K]: S[K] extends handleUnaryCall<infer Req, infer Res>
+    ? UnaryHandler<Req, Res>
+    : S[K] extends handleServerStreamingCall<infer Req, infer Res>
+      ? ServerStreamingHandler<Req, Res>
+      : never;
 };
 
 export interface ServiceRegistration<S> {
@@ -97,6 +120,13 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
 
 class DeadlineExceeded extends Error {}
 
+/** Why open server streams end when the server shuts down: UNAVAILABLE, so clients resume on another replica. */
+export class ServerShuttingDown extends Unavailable {
+  constructor() {
+    super('the server is shutting down; resume the stream');
+  }
+}
+
 // Socket errors, and PostgreSQL's connection-exception (08xxx) and operator-intervention (57Pxx)
 // classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
@@ -117,6 +147,9 @@ export class GrpcServer {
   private readonly healthServer = new Server();
   readonly health: HealthImplementation;
   private inFlight = 0;
+  /** Open server streams, each by the function that ends it (shutdown ends them all). */
+  private readonly streams = new Set<() => void>();
+  private shuttingDown = false;
 
   /** The usual way to build one: credentials, call cap and health port from the service's config. */
   static fromConfig(config: ServerConfig, options: { service: string; log: Logger; services: ServiceRegistration<unknown>[] }): GrpcServer {
@@ -153,10 +186,15 @@ export class GrpcServer {
 
   /**
    * Stops taking new calls, lets in-flight calls finish for up to `graceMs`, then cuts the rest.
-   * Health turns NOT_SERVING first so load balancers stop sending traffic.
+   * Health turns NOT_SERVING first so load balancers stop sending traffic. Open server streams
+   * never finish on their own, so they are ended at once with UNAVAILABLE (their clients resume
+   * elsewhere) instead of holding the drain until the grace period runs out.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.setServing(false);
+    this.shuttingDown = true;
+    if (this.streams.size) this.options.log.info({ streams: this.streams.size }, 'ending open streams with UNAVAILABLE for shutdown');
+    for (const end of [...this.streams]) end();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.options.log.warn({ inFlight: this.inFlight }, 'drain timed out; cancelling remaining calls');
@@ -173,12 +211,15 @@ export class GrpcServer {
 
   private addService(registration: ServiceRegistration<unknown>): void {
     const implementation: UntypedServiceImplementation = {};
-    const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown>>;
+    const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown> | ServerStreamingHandler<unknown, unknown>>;
     for (const [name, def] of Object.entries(registration.definition)) {
       const handler = handlers[name];
       if (!handler) throw new Error(`${this.options.service}: no handler for ${def.path}`);
       const allowed = (registration.allowedCallers as Record<string, readonly string[]> | undefined)?.[name];
-      implementation[name] = this.wrapUnary(def.path, handler, allowed);
+      if (def.requestStream) throw new Error(`${this.options.service}: ${def.path} streams requests, which GrpcServer does not support`);
+      implementation[name] = def.responseStream
+        ? this.wrapServerStreaming(def.path, handler as ServerStreamingHandler<unknown, unknown>, allowed)
+        : this.wrapUnary(def.path, handler as UnaryHandler<unknown, unknown>, allowed);
     }
     this.server.addService(registration.definition, implementation);
   }
@@ -197,9 +238,7 @@ export class GrpcServer {
       if (caller) trace.getActiveSpan()?.setAttribute(ATTR.rpcCaller, caller);
       const ctx: CallContext = { method, caller, metadata: call.metadata, deadline: new Date(deadlineMs), signal: abort.signal };
       const work = (async () => {
-        if (allowed && (!caller || !allowed.includes(caller))) {
-          throw new PermissionDenied(`${method.split('/').pop()} may only be called by ${allowed.join(', ')}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
-        }
+        checkCaller(method, caller, allowed);
         return handler(call.request, ctx);
       })();
       const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
@@ -214,6 +253,83 @@ export class GrpcServer {
         });
     };
   }
+
+  private wrapServerStreaming(method: string, handler: ServerStreamingHandler<unknown, unknown>, allowed?: readonly string[]): handleServerStreamingCall<unknown, unknown> {
+    const { log } = this.options;
+    return (call: ServerWritableStream<unknown, unknown>) => {
+      this.inFlight++;
+      const started = Date.now();
+      const caller = callerIdentity(call);
+      const callerDeadline = call.getDeadline();
+      const deadlineMs = typeof callerDeadline === 'number' ? callerDeadline : callerDeadline.getTime();
+      const abort = new AbortController();
+      // No deadline from the caller is Infinity: no timer (setTimeout would overflow and fire at once).
+      const timer = Number.isFinite(deadlineMs)
+        ? setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, deadlineMs - Date.now()))
+        : undefined;
+      call.on('cancelled', () => abort.abort(new DeadlineExceeded('cancelled by the caller')));
+      const endForShutdown = () => abort.abort(new ServerShuttingDown());
+      this.streams.add(endForShutdown);
+      if (this.shuttingDown) endForShutdown();
+      if (caller) trace.getActiveSpan()?.setAttribute(ATTR.rpcCaller, caller);
+      const ctx: CallContext = { method, caller, metadata: call.metadata, deadline: new Date(Number.isFinite(deadlineMs) ? deadlineMs : 8.64e15), signal: abort.signal };
+      const send: Send<unknown> = (message) => {
+        if (abort.signal.aborted) return Promise.reject(abort.signal.reason);
+        if (call.write(message)) return Promise.resolve();
+        // The transport buffer is full: wait until the client has read enough, or the call ends.
+        return new Promise<void>((resolve, reject) => {
+          const onAbort = () => {
+            call.off('drain', onDrain);
+            reject(abort.signal.reason);
+          };
+          const onDrain = () => {
+            abort.signal.removeEventListener('abort', onAbort);
+            resolve();
+          };
+          call.once('drain', onDrain);
+          abort.signal.addEventListener('abort', onAbort, { once: true });
+        });
+      };
+      const work = (async () => {
+        checkCaller(method, caller, allowed);
+        await handler(call.request, ctx, send);
+      })();
+      const ended = new Promise<never>((_, reject) => {
+        if (abort.signal.aborted) reject(abort.signal.reason);
+        abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true });
+      });
+      // The handler may still be running when the call has ended (it sees the abort at its next
+      // send or wait); whatever it throws then is not for anyone.
+      work.catch(() => undefined);
+      Promise.race([work, ended])
+        .then(
+          () => {
+            call.end();
+            log.debug({ method, caller, ms: Date.now() - started }, 'stream ended');
+          },
+          (err: unknown) => {
+            if (call.cancelled) {
+              log.debug({ method, caller, ms: Date.now() - started }, 'stream cancelled by the caller');
+              return;
+            }
+            if (err instanceof ServerShuttingDown) log.info({ method, caller }, 'stream ended for shutdown');
+            // 'error' makes grpc-js send the status and end the call (and the server span records it).
+            call.emit('error', toServiceError(err, log, method));
+          },
+        )
+        .finally(() => {
+          if (timer) clearTimeout(timer);
+          this.streams.delete(endForShutdown);
+          this.inFlight--;
+        });
+    };
+  }
+}
+
+function checkCaller(method: string, caller: string | null, allowed: readonly string[] | undefined): void {
+  if (allowed && (!caller || !allowed.includes(caller))) {
+    throw new PermissionDenied(`${method.split('/').pop()} may only be called by ${allowed.join(', ')}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
+  }
 }
 
 function serviceName(definition: ServiceDefinition): string {
@@ -222,7 +338,7 @@ function serviceName(definition: ServiceDefinition): string {
 }
 
 /** The CN of the verified client certificate; null when the listener is plaintext. */
-function callerIdentity(call: ServerUnaryCall<unknown, unknown>): string | null {
+function callerIdentity(call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): string | null {
   const cert = call.getAuthContext?.().sslPeerCertificate;
   const cn = cert?.subject?.CN;
   return typeof cn === 'string' && cn ? cn : null;

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
+import { AlertKind, AlertsServiceClient } from '../../gen/wristpay/alerts/v1/alerts';
 import { PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
 import { repoPath } from '../../platform/paths';
 import type { SpanRecord } from '../../platform/telemetry/file-exporter';
@@ -12,12 +13,13 @@ import { meshClients, type MeshClients } from '../../sim/clients';
 import { onboardBand, pay } from '../../sim/wallet';
 import { watchEvents } from '../support/events';
 import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
+import { testClient } from '../support/services';
 
 const SPAN_KIND_SERVER = 1;
 const SPAN_KIND_CONSUMER = 4;
 
 /**
- * One real payment across all five services, each its own process started as in production
+ * One real payment across all six services (alerts hears it on NATS), each its own process started as in production
  * (telemetry preloaded, mTLS between them), on real PostgreSQL, Redis and NATS JetStream.
  */
 describe('one payment end to end', () => {
@@ -25,6 +27,7 @@ describe('one payment end to end', () => {
   const work = mkdtempSync(join(tmpdir(), 'wp-e2e-'));
   const databases: Array<Awaited<ReturnType<typeof freshDatabase>>> = [];
   let mesh: Mesh | undefined;
+  let alertsPort: number;
   let clients: MeshClients;
   let events: Awaited<ReturnType<typeof watchEvents>>;
   const logs: string[] = [];
@@ -34,10 +37,11 @@ describe('one payment end to end', () => {
     execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), join(work, 'certs')], { stdio: 'pipe' });
     const ports = {} as Record<ServiceName, number>;
     for (const s of SERVICES) ports[s] = await freePort();
+    alertsPort = ports.alerts;
     const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
     for (const s of SERVICES) {
       perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
-      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement') {
+      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement' || s === 'alerts') {
         const db = await freshDatabase();
         databases.push(db);
         perService[s]!.DATABASE_URL = db.url;
@@ -109,14 +113,18 @@ describe('one payment end to end', () => {
     // Every service's spans of this payment, and a NATS consumer's, carry the trace id the terminal started.
     let spans: SpanRecord[] = [];
     const until = Date.now() + 10_000;
-    const complete = () => SERVICES.every((s) => spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER)) && spans.some((sp) => sp.kind === SPAN_KIND_CONSUMER);
+    // alerts is no hop of the payment: it joins the trace as a consumer of payment.authorized.
+    const onPath = SERVICES.filter((s) => s !== 'alerts');
+    const complete = () =>
+      onPath.every((s) => spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER)) && spans.some((sp) => sp.service === 'alerts' && sp.kind === SPAN_KIND_CONSUMER);
     while (Date.now() < until && !complete()) {
       await new Promise((r) => setTimeout(r, 200));
       spans = spansOf(first.traceId);
     }
     const summary = spans.map((s) => `${s.service}:${s.name}:${s.kind}`);
-    expect(SERVICES.filter((s) => !spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER))).toEqual([]);
+    expect(onPath.filter((s) => !spans.some((sp) => sp.service === s && sp.kind === SPAN_KIND_SERVER))).toEqual([]);
     expect(summary.some((s) => s.endsWith(`:${SPAN_KIND_CONSUMER}`))).toBe(true);
+    expect(summary).toContain(`alerts:payment.authorized process:${SPAN_KIND_CONSUMER}`);
     expect(mesh!.exited).toEqual({});
 
     // The merchant captures through the gateway: the hold becomes escrow, and a second capture is refused.
@@ -126,6 +134,24 @@ describe('one payment end to end', () => {
     expect({ held: after.held!.amountMinor, available: after.available!.amountMinor, posted: after.posted!.amountMinor }).toEqual({ held: 0n, available: 10_000n - 1_234n, posted: 10_000n - 1_234n });
     await expect(clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: 'm-e2e-shop', amount: undefined })).rejects.toMatchObject({ code: 9 /* FAILED_PRECONDITION */ });
     expect((await clients.gateway.getPayment({ paymentId, merchantId: 'm-e2e-shop' })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
+
+    // The wallet's feed: the approval, then the capture, each once, in order.
+    const certs = join(work, 'certs');
+    const wallet = testClient(AlertsServiceClient, alertsPort, credentials.createSsl(readFileSync(join(certs, 'ca.crt')), readFileSync(join(certs, 'wallet.key')), readFileSync(join(certs, 'wallet.crt'))));
+    try {
+      const feedBy = Date.now() + 10_000;
+      let feed = await wallet.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
+      while (feed.alerts.length < 2 && Date.now() < feedBy) {
+        await new Promise((r) => setTimeout(r, 100));
+        feed = await wallet.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
+      }
+      expect(feed.alerts.map((a) => ({ sequence: a.sequence, kind: a.kind, paymentId: a.paymentId, wrist: a.wrist }))).toEqual([
+        { sequence: 1n, kind: AlertKind.ALERT_KIND_AUTHORIZED, paymentId, wrist: { merchantName: expect.any(String), amount: { amountMinor: 1_234n, currency: 'EUR' }, outcome: 'Approved' } },
+        { sequence: 2n, kind: AlertKind.ALERT_KIND_CAPTURED, paymentId, wrist: { merchantName: expect.any(String), amount: { amountMinor: 1_234n, currency: 'EUR' }, outcome: 'Captured' } },
+      ]);
+    } finally {
+      wallet.close();
+    }
   });
 
   it('declines a replayed tap and moves no money for it', async () => {

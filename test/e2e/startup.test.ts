@@ -33,6 +33,12 @@ describe('start-up configuration errors', () => {
     expect(stderr).toBe('settlement: invalid configuration: DATABASE_URL: must be a postgres:// or postgresql:// URL');
   });
 
+  it('alerts names a malformed ALERT_CALLERS', () => {
+    const { code, stderr } = start('alerts', { ALERT_CALLERS: 'wallet gateway' });
+    expect(code).toBe(78);
+    expect(stderr).toBe('alerts: invalid configuration: ALERT_CALLERS: must be one or more caller identities (certificate CNs), comma-separated');
+  });
+
   it('a service whose Redis is unreachable stops with one line naming REDIS_URL', () => {
     const { code, stderr } = start('device-registry', { REDIS_URL: 'redis://127.0.0.1:1' });
     expect(code).toBe(1);

@@ -549,7 +549,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
     const postgres = workloads(r).find((w) => w.name === 'postgres');
     const postgresEnv = postgres ? resolveEnv(r, postgres.podSpec.containers[0]!, secrets, 'postgres') : undefined;
     const owners = SERVICES.filter((s) => s.database);
-    for (const db of ['registry', 'vault', 'ledger']) {
+    for (const db of ['registry', 'vault', 'ledger', 'alerts']) {
       if (!created.some((c) => c.db === db)) problems.push(`postgres-init does not create database ${db}`);
       if (owners.filter((s) => s.database === db).length !== 1) problems.push(`database ${db} must have exactly one owning service`);
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import * as alerts from '../../services/alerts/src/config';
 import * as deviceRegistry from '../../services/device-registry/src/config';
 import * as gateway from '../../services/gateway/src/config';
 import * as risk from '../../services/risk/src/config';
@@ -20,6 +21,7 @@ export const SERVICES: readonly ServiceSpec[] = [
   { name: risk.SERVICE, portEnv: risk.PORT_ENV, schema: risk.configSchema },
   { name: settlement.SERVICE, portEnv: settlement.PORT_ENV, schema: settlement.configSchema, database: 'ledger' },
   { name: gateway.SERVICE, portEnv: gateway.PORT_ENV, schema: gateway.configSchema },
+  { name: alerts.SERVICE, portEnv: alerts.PORT_ENV, schema: alerts.configSchema, database: 'alerts' },
 ];
 
 export const SERVICE_NAMES = SERVICES.map((s) => s.name);

@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 
 NAMESPACE=wristpay
 DAYS=3650 # dev only: long enough that the manifest tests are no time bomb
-SERVICES=(device-registry tokenization risk settlement gateway)
+SERVICES=(device-registry tokenization risk settlement gateway alerts)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

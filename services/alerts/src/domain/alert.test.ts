@@ -1,0 +1,91 @@
+import { newEvent } from '../../../../platform/events';
+import { alertFor, formatMoney, type AlertDraft } from './alert';
+
+const eur = (minor: bigint) => ({ amountMinor: minor, currency: 'EUR' });
+const payment = (type: string, over: Record<string, unknown> = {}) =>
+  newEvent(type, 'gateway', {
+    $case: 'payment',
+    value: { paymentId: 'p1', status: '', declineReason: '', amount: eur(1250n), merchantId: 'm-42', accountId: 'acct-1', deviceId: 'd1', holdId: '', merchantName: 'Café Zebra', discount: undefined, ...over },
+  });
+const ledger = (type: string, over: Record<string, unknown> = {}) =>
+  newEvent(type, 'settlement', {
+    $case: 'ledger',
+    value: { transferId: 't', holdId: 'h', paymentId: 'p1', accountId: 'acct-1', merchantId: 'm-42', amount: eur(1250n), merchantName: '', deviceId: 'd1', discount: undefined, ...over },
+  });
+const draft = (x: ReturnType<typeof alertFor>): AlertDraft => {
+  if ('skip' in x) throw new Error(`skipped: ${x.skip}`);
+  return x;
+};
+
+describe('formatMoney', () => {
+  it('formats minor units exactly, with the currency’s decimals', () => {
+    expect(formatMoney(eur(1250n))).toBe('12.50 EUR');
+    expect(formatMoney(eur(5n))).toBe('0.05 EUR');
+    expect(formatMoney({ amountMinor: 1200n, currency: 'JPY' })).toBe('1200 JPY');
+    expect(formatMoney({ amountMinor: 1250n, currency: 'KWD' })).toBe('1.250 KWD');
+    // Past 2^53: a float would round this.
+    expect(formatMoney(eur(9007199254740993n))).toBe('90071992547409.93 EUR');
+  });
+});
+
+describe('alertFor', () => {
+  it('maps each event type to its kind; other types make no alert', () => {
+    const kinds = {
+      'payment.authorized': 'AUTHORIZED',
+      'payment.challenged': 'CHALLENGED',
+      'payment.declined': 'DECLINED',
+    };
+    for (const [type, kind] of Object.entries(kinds)) expect(draft(alertFor(payment(type))).kind).toBe(kind);
+    const ledgerKinds = { 'payment.hold.captured': 'CAPTURED', 'payment.refunded': 'REFUNDED', 'escrow.released': 'ESCROW_RELEASED', 'escrow.frozen': 'DISPUTE_OPENED' };
+    for (const [type, kind] of Object.entries(ledgerKinds)) expect(draft(alertFor(ledger(type))).kind).toBe(kind);
+    expect(alertFor(ledger('payment.hold.placed'))).toEqual({ skip: 'not an alert type' });
+    expect(alertFor(ledger('escrow.funded'))).toEqual({ skip: 'not an alert type' });
+  });
+
+  it('puts only merchant name, amount and a one- or two-word outcome on the wrist; the merchant id stands in for a missing name', () => {
+    const a = draft(alertFor(payment('payment.authorized')));
+    expect(a.wrist).toEqual({ merchantName: 'Café Zebra', amount: eur(1250n), outcome: 'Approved' });
+    expect(draft(alertFor(ledger('payment.hold.captured'))).wrist).toEqual({ merchantName: 'm-42', amount: eur(1250n), outcome: 'Captured' });
+    for (const type of ['payment.authorized', 'payment.challenged', 'payment.declined']) {
+      expect(draft(alertFor(payment(type))).wrist.outcome.split(' ').length).toBeLessThanOrEqual(2);
+    }
+  });
+
+  it('a decline says why on the phone, and keeps the reason code', () => {
+    const d = draft(alertFor(payment('payment.declined', { declineReason: 'INSUFFICIENT_FUNDS' })));
+    expect(d.phone).toEqual({ title: 'Payment declined', body: 'Your 12.50 EUR payment at Café Zebra was declined: there is not enough money in your wallet.', merchantId: 'm-42', declineReason: 'INSUFFICIENT_FUNDS' });
+    expect(draft(alertFor(payment('payment.authorized'))).phone.declineReason).toBe('');
+  });
+
+  it('a declined payment without an account id makes no alert', () => {
+    expect(alertFor(payment('payment.declined', { accountId: '' }))).toEqual({ skip: 'no account id' });
+  });
+
+  it('a voucher payment shows what was charged, and says what the voucher took off', () => {
+    const d = draft(alertFor(payment('payment.authorized', { discount: eur(250n) })));
+    expect(d.wrist.amount).toEqual(eur(1000n));
+    expect(d.phone.body).toBe('You paid 10.00 EUR at Café Zebra with your band (12.50 EUR less a 2.50 EUR voucher).');
+  });
+
+  it('a dispute outcome reads differently for a refund and a release', () => {
+    const resolved = (outcome: string) =>
+      draft(
+        alertFor(
+          newEvent('payment.dispute.resolved', 'settlement', {
+            $case: 'dispute',
+            value: { disputeId: 'x', holdId: 'h', paymentId: 'p1', accountId: 'acct-1', merchantId: 'm-42', amount: eur(1250n), outcome, reason: 'never arrived', transferId: 't', merchantName: 'Shop', deviceId: 'd1' },
+          }),
+        ),
+      );
+    expect(resolved('REFUND_BUYER').wrist.outcome).toBe('Dispute won');
+    expect(resolved('RELEASE_TO_MERCHANT').phone.body).toBe('Your dispute with Shop was closed: 12.50 EUR was released to the merchant.');
+  });
+
+  it('a limits change names the limits, or that the band is frozen', () => {
+    const limits = (over: Record<string, unknown>) =>
+      draft(alertFor(newEvent('payment.limits.changed', 'settlement', { $case: 'limits', value: { deviceId: 'd1', accountId: 'acct-1', perPayment: undefined, perDay: undefined, frozen: false, version: 2n, changedBy: 'wallet', reason: '', ...over } })));
+    expect(limits({ perPayment: eur(5000n), perDay: eur(20000n) }).phone.body).toBe('Your band can now pay up to 50.00 EUR per payment and 200.00 EUR a day.');
+    expect(limits({ frozen: true }).wrist).toEqual({ merchantName: '', amount: undefined, outcome: 'Band frozen' });
+    expect(limits({}).phone.body).toBe('Your band has no spending limits now.');
+  });
+});

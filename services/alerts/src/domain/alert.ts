@@ -1,0 +1,182 @@
+import type { Money } from '../../../../gen/wristpay/common/v1/common';
+import type { Event } from '../../../../gen/wristpay/events/v1/events';
+
+/** The alert kinds, as stored (wristpay.alerts.v1.AlertKind without its prefix). */
+export type AlertKindName =
+  | 'AUTHORIZED'
+  | 'CHALLENGED'
+  | 'DECLINED'
+  | 'CAPTURED'
+  | 'REFUNDED'
+  | 'ESCROW_RELEASED'
+  | 'DISPUTE_OPENED'
+  | 'DISPUTE_RESOLVED'
+  | 'LIMITS_CHANGED';
+
+/** The event types that become alerts, and the kind each becomes. Anything else is acked and ignored. */
+export const ALERT_KIND_OF: Readonly<Record<string, AlertKindName>> = {
+  'payment.authorized': 'AUTHORIZED',
+  'payment.challenged': 'CHALLENGED',
+  'payment.declined': 'DECLINED',
+  'payment.hold.captured': 'CAPTURED',
+  'payment.refunded': 'REFUNDED',
+  'escrow.released': 'ESCROW_RELEASED',
+  'escrow.frozen': 'DISPUTE_OPENED',
+  'payment.dispute.resolved': 'DISPUTE_RESOLVED',
+  'payment.limits.changed': 'LIMITS_CHANGED',
+};
+
+/** An alert before the store gives it its sequence. */
+export interface AlertDraft {
+  accountId: string;
+  eventId: string;
+  kind: AlertKindName;
+  deviceId: string;
+  paymentId: string;
+  occurredAt: Date;
+  /** The band's screen: nothing but these three. */
+  wrist: { merchantName: string; amount: Money | undefined; outcome: string };
+  phone: { title: string; body: string; merchantId: string; declineReason: string };
+}
+
+/** Ids as the services send them (settlement's rule): no spaces, no colons, 1-128 characters. */
+export const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+// ISO 4217 minor-unit exponents that are not 2; everything else has two decimals.
+const EXPONENT: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
+};
+
+/** "12.50 EUR", "1200 JPY", "1.250 KWD": exact, from minor units, never through a float. */
+export function formatMoney(money: Money): string {
+  const exponent = EXPONENT[money.currency] ?? 2;
+  const negative = money.amountMinor < 0n;
+  const digits = (negative ? -money.amountMinor : money.amountMinor).toString().padStart(exponent + 1, '0');
+  const whole = digits.slice(0, digits.length - exponent);
+  const fraction = exponent ? `.${digits.slice(digits.length - exponent)}` : '';
+  return `${negative ? '-' : ''}${whole}${fraction} ${money.currency}`;
+}
+
+/** Why a payment was declined, as a person reads it (the gateway's DeclineReason without its prefix). */
+const DECLINE_TEXT: Readonly<Record<string, string>> = {
+  INSUFFICIENT_FUNDS: 'there is not enough money in your wallet',
+  ACCOUNT_FROZEN: "this band's wallet is frozen",
+  BAND_FROZEN: 'this band is frozen',
+  OVER_PAYMENT_LIMIT: "it is over this band's limit per payment",
+  OVER_DAILY_LIMIT: "it is over this band's daily limit",
+  RISK: 'it looked unusual, so it was stopped to protect you',
+  DEVICE_INACTIVE: 'this band is not active',
+  TOKEN_INACTIVE: "this band's payment token is not active",
+  UNKNOWN_TOKEN: 'the band was not recognised',
+  CRYPTOGRAM_INVALID: 'the band could not be verified',
+  REPLAY: 'the same payment was presented twice',
+  WRONG_CHANNEL: 'this band may not pay this way',
+  OFFLINE_CODE_INVALID: 'the payment code was invalid or already used',
+};
+
+export function declineText(reason: string): string {
+  return DECLINE_TEXT[reason] ?? 'the payment could not be completed';
+}
+
+const money = (m: Money | undefined): string => (m ? formatMoney(m) : 'the payment');
+
+/** What a voucher-discounted payment charged: amount less discount, when both are in one currency. */
+function charged(amount: Money | undefined, discount: Money | undefined): Money | undefined {
+  if (!amount || !discount || discount.currency !== amount.currency || discount.amountMinor <= 0n || discount.amountMinor > amount.amountMinor) return amount;
+  return { amountMinor: amount.amountMinor - discount.amountMinor, currency: amount.currency };
+}
+
+/**
+ * The alert an event makes, or why it makes none (a type that is not an alert, or no account to
+ * file it under). Pure: the same event always makes the same alert.
+ */
+export function alertFor(event: Event): AlertDraft | { skip: string } {
+  const kind = ALERT_KIND_OF[event.type];
+  if (!kind) return { skip: 'not an alert type' };
+  const p = event.payload;
+  const base = { eventId: event.eventId, kind, occurredAt: event.occurredAt ?? new Date(0) };
+  const at = (name: string, id: string) => name || id;
+
+  if (p?.$case === 'payment' && (kind === 'AUTHORIZED' || kind === 'CHALLENGED' || kind === 'DECLINED')) {
+    const v = p.value;
+    if (!v.accountId) return { skip: 'no account id' };
+    const merchant = at(v.merchantName, v.merchantId);
+    const paid = charged(v.amount, v.discount);
+    const voucher = paid !== v.amount ? ` (${money(v.amount)} less a ${money(v.discount)} voucher)` : '';
+    const common = { ...base, accountId: v.accountId, deviceId: v.deviceId, paymentId: v.paymentId };
+    if (kind === 'AUTHORIZED') {
+      return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Approved' }, phone: { title: 'Payment approved', body: `You paid ${money(paid)} at ${merchant} with your band${voucher}.`, merchantId: v.merchantId, declineReason: '' } };
+    }
+    if (kind === 'CHALLENGED') {
+      return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Check phone' }, phone: { title: 'Confirm your payment', body: `Confirm the ${money(paid)} payment at ${merchant} on your phone to complete it.`, merchantId: v.merchantId, declineReason: '' } };
+    }
+    return {
+      ...common,
+      wrist: { merchantName: merchant, amount: paid, outcome: 'Declined' },
+      phone: { title: 'Payment declined', body: `Your ${money(paid)} payment at ${merchant} was declined: ${declineText(v.declineReason)}.`, merchantId: v.merchantId, declineReason: v.declineReason || 'UNSPECIFIED' },
+    };
+  }
+
+  if (p?.$case === 'ledger' && (kind === 'CAPTURED' || kind === 'REFUNDED' || kind === 'ESCROW_RELEASED' || kind === 'DISPUTE_OPENED')) {
+    const v = p.value;
+    if (!v.accountId) return { skip: 'no account id' };
+    const merchant = at(v.merchantName, v.merchantId);
+    const common = { ...base, accountId: v.accountId, deviceId: v.deviceId, paymentId: v.paymentId };
+    const wrist = (outcome: string) => ({ merchantName: merchant, amount: v.amount, outcome });
+    const phone = (title: string, body: string) => ({ title, body, merchantId: v.merchantId, declineReason: '' });
+    switch (kind) {
+      case 'CAPTURED':
+        return { ...common, wrist: wrist('Captured'), phone: phone('Payment captured', `${merchant} took ${money(v.amount)}; it stays in escrow until your order arrives.`) };
+      case 'REFUNDED':
+        return { ...common, wrist: wrist('Refunded'), phone: phone('Refund received', `${money(v.amount)} from ${merchant} is back in your wallet.`) };
+      case 'ESCROW_RELEASED':
+        return { ...common, wrist: wrist('Paid out'), phone: phone('Payment released', `${money(v.amount)} held in escrow was released to ${merchant}.`) };
+      default:
+        return { ...common, wrist: wrist('Disputed'), phone: phone('Dispute opened', `${money(v.amount)} paid to ${merchant} is frozen in escrow while your dispute is reviewed.`) };
+    }
+  }
+
+  if (p?.$case === 'dispute' && kind === 'DISPUTE_RESOLVED') {
+    const v = p.value;
+    if (!v.accountId) return { skip: 'no account id' };
+    const merchant = at(v.merchantName, v.merchantId);
+    const refunded = v.outcome === 'REFUND_BUYER';
+    return {
+      ...base,
+      accountId: v.accountId,
+      deviceId: v.deviceId,
+      paymentId: v.paymentId,
+      wrist: { merchantName: merchant, amount: v.amount, outcome: refunded ? 'Dispute won' : 'Dispute lost' },
+      phone: {
+        title: refunded ? 'Dispute resolved for you' : 'Dispute closed',
+        body: refunded
+          ? `Your dispute with ${merchant} was resolved in your favour: ${money(v.amount)} is refunded to your wallet.`
+          : `Your dispute with ${merchant} was closed: ${money(v.amount)} was released to the merchant.`,
+        merchantId: v.merchantId,
+        declineReason: '',
+      },
+    };
+  }
+
+  if (p?.$case === 'limits' && kind === 'LIMITS_CHANGED') {
+    const v = p.value;
+    if (!v.accountId) return { skip: 'no account id' };
+    const limits = [v.perPayment && `${formatMoney(v.perPayment)} per payment`, v.perDay && `${formatMoney(v.perDay)} a day`].filter(Boolean).join(' and ');
+    const body = v.frozen
+      ? 'Your band is frozen: it cannot pay until you unfreeze it.'
+      : limits
+        ? `Your band can now pay up to ${limits}.`
+        : 'Your band has no spending limits now.';
+    return {
+      ...base,
+      accountId: v.accountId,
+      deviceId: v.deviceId,
+      paymentId: '',
+      wrist: { merchantName: '', amount: undefined, outcome: v.frozen ? 'Band frozen' : 'Limits changed' },
+      phone: { title: v.frozen ? 'Band frozen' : 'Band limits changed', body, merchantId: '', declineReason: '' },
+    };
+  }
+
+  return { skip: `payload ${p?.$case ?? 'none'} does not fit ${event.type}` };
+}

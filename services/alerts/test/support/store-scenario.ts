@@ -1,0 +1,49 @@
+import { randomUUID } from 'node:crypto';
+import { migrate, type Db } from '../../../../platform/db';
+import { newEvent } from '../../../../platform/events';
+import { createLogger } from '../../../../platform/log';
+import { repoPath } from '../../../../platform/paths';
+import { RetentionJob } from '../../../../platform/retention';
+import { alertFor, type AlertDraft } from '../../src/domain/alert';
+import { AlertStore, alertsRetention } from '../../src/store';
+
+const draft = (accountId: string): AlertDraft => {
+  const d = alertFor(
+    newEvent('payment.authorized', 'gateway', {
+      $case: 'payment',
+      value: { paymentId: randomUUID(), status: 'APPROVED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined },
+    }),
+  );
+  if ('skip' in d) throw new Error(d.skip);
+  return d;
+};
+
+/**
+ * The store on one database (PostgreSQL, or PGlite in a child process): 20 alerts for one account
+ * stored at once plus a redelivery of one of them, and another account's feed beside it. Returns
+ * what a reader then sees, as plain JSON.
+ */
+export async function runStoreScenario(db: Db) {
+  await migrate(db, repoPath('services', 'alerts', 'migrations'));
+  const store = new AlertStore(db);
+  const drafts = Array.from({ length: 20 }, () => draft('acct-a'));
+  const outcomes = await Promise.all([...drafts.map((d) => store.record('alerts', d)), store.record('alerts', drafts[3]!), store.record('alerts', draft('acct-b'))]);
+  const rows = await store.after('acct-a', 0n, 100);
+  // Retention: the five oldest are past ALERTS_RETENTION_DAYS; they go, and the feed carries on at 21.
+  await db.query("UPDATE alerts SET created_at = now() - interval '91 days' WHERE account_id = 'acct-a' AND sequence <= 5");
+  const pruned = await new RetentionJob(db, [alertsRetention(90)], createLogger('alerts', 'silent'), { intervalMs: 60_000 }).runOnce();
+  const after = await store.record('alerts', draft('acct-a'));
+  return {
+    pruned: pruned.deleted,
+    retained: (await store.after('acct-a', 0n, 100)).map((r) => Number(r.sequence)),
+    afterPrune: after.stored ? Number(after.sequence) : 'duplicate',
+    kind: db.kind,
+    duplicates: outcomes.filter((o) => !o.stored).length,
+    sequences: rows.map((r) => Number(r.sequence)),
+    eventsStored: new Set(rows.map((r) => r.event_id)).size,
+    allDrafted: drafts.every((d) => rows.some((r) => r.event_id === d.eventId)),
+    otherAccount: (await store.after('acct-b', 0n, 100)).map((r) => Number(r.sequence)),
+    page: (await store.after('acct-a', 18n, 100)).map((r) => Number(r.sequence)),
+    wrist: { name: rows[0]!.wrist_merchant_name, minor: String(rows[0]!.wrist_amount_minor), currency: rows[0]!.wrist_currency },
+  };
+}
