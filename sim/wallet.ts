@@ -5,7 +5,7 @@ import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_regi
 import type { AuthorizeRequest, AuthorizeResponse, QrPayload } from '../gen/wristpay/gateway/v1/gateway';
 import { Band, type TapPayload } from './band';
 import type { MeshClients } from './clients';
-import { terminalNonce } from './terminal';
+import { merchantName, terminalNonce } from './terminal';
 
 /**
  * What the phone wallet does for a band: register, pair, unlock a session, provision a token
@@ -90,6 +90,10 @@ export interface PaymentAttempt {
   /** What the terminal claims the amount is (differs from the tap's only when tampering). */
   presentedAmountMinor?: bigint;
   idempotencyKey?: string;
+  /** A voucher of the merchant to apply. */
+  voucherCode?: string;
+  /** The name the terminal sends; defaults to the demo merchant's display name. */
+  merchantName?: string;
 }
 
 /** A W3C trace id the caller chooses, so a payment's trace can be found by id afterwards. */
@@ -135,8 +139,8 @@ export async function pay(
       payload,
       location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
-      voucherCode: '',
-      merchantName: '',
+      voucherCode: attempt.voucherCode ?? '',
+      merchantName: attempt.merchantName ?? merchantName(attempt.merchantId),
     },
     { metadata },
   );
