@@ -13,8 +13,9 @@ import { relative } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { repoPath } from '../platform/paths';
-import { meshClients } from '../sim/clients';
-import { renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
+import { formatAlert } from '../sim/alert-feed';
+import { meshClients, walletClients } from '../sim/clients';
+import { finishFeed, renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
 import { certPaths, SERVICES, startMesh, type ServiceName } from './mesh';
 import { printLogLine } from './pretty-log';
 
@@ -109,21 +110,34 @@ async function main(): Promise<void> {
     },
     demoCredentials,
   );
+  // The phone-facing wallet backend has its own identity: only it may set a band's limits or read an account's alerts.
+  const wallet = walletClients(
+    { settlement: `localhost:${DEFAULT_PORTS.settlement}`, alerts: `localhost:${DEFAULT_PORTS.alerts}` },
+    credentials.createSsl(tls.ca, readFileSync(`${certs}/wallet.key`), readFileSync(`${certs}/wallet.crt`)),
+  );
   /** What did not go as expected; empty when everything did. */
   const failures: string[] = [];
   try {
-    const demo = await runDemo(clients, (ms) => console.log(`demo: waiting ${Math.round(ms / 1000)} s before the next round of everyday taps (set DEMO_PAUSE_MS to change)`));
+    const demo = await runDemo(clients, wallet, {
+      onPause: (ms) => console.log(`demo: waiting ${Math.round(ms / 1000)} s before the next round of everyday taps (set DEMO_PAUSE_MS to change); the phone goes offline meanwhile`),
+      onResume: (after) => console.log(`alert feed: phone back online, resuming after #${after}`),
+      onAlert: (alert) => console.log(`alert feed ${alert.accountId} ${formatAlert(alert)}`),
+    });
     console.log(`\n${renderDemo(demo.rows)}`);
     console.log(`traces: ${traceNote} (find a payment by the trace id above)`);
     for (const r of demo.rows.filter((row) => !row.ok)) failures.push(`payment #${r.n} (${r.scenario}): expected ${r.expected}, got ${r.outcome} (${r.detail})`);
     const escrow = await runEscrow(clients, demo);
     console.log(`\n${renderEscrow(escrow.rows, escrow.report)}`);
     for (const r of escrow.rows.filter((row) => !row.ok)) failures.push(`escrow step ${r.n} (${r.step}): expected ${r.expected}, got ${r.outcome} (${r.detail})`);
+    const feed = await finishFeed(demo.feed);
+    console.log(`\n${feed.ok ? '✓' : '✗'} ${feed.summary}`);
+    if (!feed.ok) failures.push(feed.summary);
   } catch (err) {
     console.error(`demo failed: ${(err as Error).message}`);
     failures.push(`the demo stopped: ${(err as Error).message}`);
   } finally {
     clients.close();
+    wallet.close();
   }
 
   const settlementDb = perService.settlement ?? {};

@@ -1,4 +1,5 @@
 import type { ChannelCredentials } from '@grpc/grpc-js';
+import { AlertsServiceClient } from '../gen/wristpay/alerts/v1/alerts';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
 import { GatewayServiceClient } from '../gen/wristpay/gateway/v1/gateway';
 import { SettlementServiceClient } from '../gen/wristpay/settlement/v1/settlement';
@@ -28,4 +29,20 @@ export function meshClients(
     settlement: createClient(SettlementServiceClient, addresses.settlement, options),
   };
   return { ...clients, close: () => Object.values(clients).forEach((c) => c.close()) };
+}
+
+/**
+ * What only the phone-facing wallet backend may call (its mTLS identity is `wallet`): a band's
+ * spending limits, and the account's alert feed (server streaming, so the plain grpc-js client).
+ */
+export interface WalletClients {
+  settlement: PromiseClient<SettlementServiceClient>;
+  alerts: AlertsServiceClient;
+  close(): void;
+}
+
+export function walletClients(addresses: { settlement: string; alerts: string }, credentials: ChannelCredentials): WalletClients {
+  const settlement = createClient(SettlementServiceClient, addresses.settlement, { credentials, deadlineMs: 10_000, retryable: [] });
+  const alerts = new AlertsServiceClient(addresses.alerts, credentials);
+  return { settlement, alerts, close: () => [settlement, alerts].forEach((c) => c.close()) };
 }

@@ -2,27 +2,44 @@ import { randomUUID } from 'node:crypto';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import Table from 'cli-table3';
 import { SessionEndReason } from '../gen/wristpay/device_registry/v1/device_registry';
-import { DeclineReason, PaymentStatus, type QrPayload } from '../gen/wristpay/gateway/v1/gateway';
+import { DeclineReason, PaymentStatus, type AuthorizeResponse, type QrPayload } from '../gen/wristpay/gateway/v1/gateway';
+import { AlertKind, type Alert } from '../gen/wristpay/alerts/v1/alerts';
 import { DisputeOutcome } from '../gen/wristpay/settlement/v1/settlement';
 import { formatAmount } from '../platform/money';
+import { AlertFollower } from './alert-feed';
 import type { Band } from './band';
-import type { MeshClients } from './clients';
+import type { MeshClients, WalletClients } from './clients';
 import { terminalNonce } from './terminal';
 import { onboardBand, pay, qrCode, type PaymentAttempt } from './wallet';
 
-type Expected = 'APPROVED' | 'DECLINED' | 'CHALLENGE_REQUIRED';
+/** REFUSED: the gateway answered with a gRPC error status (see `refusal`), not a payment. */
+type Expected = 'APPROVED' | 'DECLINED' | 'CHALLENGE_REQUIRED' | 'REFUSED';
+
+/** What a step's hooks may use besides the terminal's clients. */
+interface DemoContext {
+  /** The phone-facing wallet backend's clients (band limits). */
+  wallet: WalletClients;
+  /** Voucher codes merchants issued during the run, by a name the script gives them. */
+  vouchers: Map<string, string>;
+  /** Each band's account. */
+  accounts: string[];
+}
 
 interface Step {
   scenario: string;
   band: number;
-  attempt: PaymentAttempt | ((bands: Band[], previous: DemoRow[]) => PaymentAttempt);
+  attempt: PaymentAttempt | ((bands: Band[], previous: DemoRow[], ctx: DemoContext) => PaymentAttempt);
   expect: Expected | Expected[];
   /** A retry: the answer must carry the payment id of this earlier step (0-based). */
   samePaymentAs?: number;
   /** For a decline, the reason it must carry. */
   reason?: DeclineReason;
-  /** Something the wallet does first (wrist-off, report lost). */
-  before?: (clients: MeshClients, bands: Band[]) => Promise<void>;
+  /** For a refusal, the gRPC status it must carry. */
+  refusal?: GrpcStatus;
+  /** For an approval with a voucher, what the voucher must take off. */
+  discountMinor?: bigint;
+  /** Something the wallet (or the merchant) does first (wrist-off, report lost, set limits, issue a voucher). */
+  before?: (clients: MeshClients, bands: Band[], ctx: DemoContext) => Promise<void>;
   /** A name later steps (and the escrow section) find this payment by. */
   key?: string;
 }
@@ -48,6 +65,8 @@ export interface DemoRow {
   holdId: string;
   amountMinor: bigint;
   currency: string;
+  /** What was held on the buyer's wallet (the amount less a voucher's discount). */
+  chargedMinor: bigint;
 }
 
 /** The row of the payment a step named `key`; throws when the script has none (a bug in the script). */
@@ -76,18 +95,56 @@ function cardTestingBurst(band: number, taps: number): Step[] {
   }));
 }
 
+/** The band owner sets band 4's limits in the wallet app (SetBandLimits, the wallet's identity). */
+const setLimits = (band: number, perPaymentMinor: bigint, perDayMinor: bigint) => async (_clients: MeshClients, bands: Band[], ctx: DemoContext) => {
+  await ctx.wallet.settlement.setBandLimits({
+    idempotencyKey: randomUUID(),
+    deviceId: bands[band]!.deviceId!,
+    accountId: ctx.accounts[band]!,
+    perPayment: { amountMinor: perPaymentMinor, currency: 'EUR' },
+    perDay: { amountMinor: perDayMinor, currency: 'EUR' },
+    frozen: false,
+    reason: 'set by the owner in the wallet app',
+    expectedVersion: 0n,
+  });
+};
+
+/** A merchant issues a single-use percentage voucher through the gateway; the script finds its code by `name`. */
+const issueVoucher = (merchantId: string, percentOff: number, name: string) => async (clients: MeshClients, _bands: Band[], ctx: DemoContext) => {
+  const { voucher } = await clients.gateway.issueVoucher({
+    idempotencyKey: randomUUID(),
+    merchantId,
+    code: '',
+    discount: { $case: 'percentOff', value: percentOff },
+    expiresAt: new Date(Date.now() + 24 * 3_600_000),
+    maxUses: 1,
+  });
+  ctx.vouchers.set(name, voucher!.code);
+};
+
+const voucherCode = (ctx: DemoContext, name: string): string => {
+  const code = ctx.vouchers.get(name);
+  if (!code) throw new Error(`demo script: no voucher named ${name}`);
+  return code;
+};
+
 /**
- * About twenty payments: everyday taps in two rounds a minute apart (people do not tap one band
+ * About twenty-five payments: everyday taps in two rounds a minute apart (people do not tap one band
  * three times a minute, and the risk model knows it; a QR payment with the band's offline code
  * counts as one of band 2's two in the second round), then each way a payment must not go
  * through without the phone, or at all. Band 2's payments named `delivered` and `qr` are the
- * ones the escrow section captures.
+ * ones the escrow section captures. Band 4's owner has set spending limits (20.00 a payment,
+ * 30.00 a day): it hits the daily limit in the first round; in the second it pays with a
+ * merchant's single-use voucher (the payment named `voucher`), the voucher is refused the second
+ * time, and a payment over the per-payment limit is declined.
  */
 function script(): Array<Step | 'pause'> {
   return [
     everyday(0, 'm-coffee-lab', 450),
     { ...everyday(1, 'm-fruit-stall', 1290), key: 'delivered' },
     { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 1_200n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS },
+    { scenario: 'owner set limits: 20.00/payment, 30.00/day', band: 3, before: setLimits(3, 2_000n, 3_000n), attempt: { merchantId: 'm-bakery', amountMinor: 1_800n }, expect: 'APPROVED' },
+    { scenario: 'daily limit reached (18.00 of 30.00 spent)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 1_500n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT },
     'pause',
     everyday(0, 'm-coffee-lab', 380),
     // Band 2's first payment this round: a QR code with the band's offline code (TOTP), no tap.
@@ -142,6 +199,23 @@ function script(): Array<Step | 'pause'> {
       expect: 'DECLINED',
       reason: DeclineReason.DECLINE_REASON_CRYPTOGRAM_INVALID,
     },
+    {
+      scenario: 'merchant voucher: 20% off, single use',
+      band: 3,
+      key: 'voucher',
+      before: issueVoucher('m-bakery', 20, 'bakery'),
+      attempt: (_bands, _rows, ctx) => ({ merchantId: 'm-bakery', amountMinor: 1_000n, voucherCode: voucherCode(ctx, 'bakery') }),
+      expect: 'APPROVED',
+      discountMinor: 200n,
+    },
+    {
+      scenario: 'the same voucher a second time',
+      band: 3,
+      attempt: (_bands, _rows, ctx) => ({ merchantId: 'm-bakery', amountMinor: 1_000n, voucherCode: voucherCode(ctx, 'bakery') }),
+      expect: 'REFUSED',
+      refusal: GrpcStatus.FAILED_PRECONDITION,
+    },
+    { scenario: 'over the per-payment limit (20.00)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 2_500n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT },
     ...cardTestingBurst(0, 10),
     {
       scenario: 'band reported lost',
@@ -155,61 +229,113 @@ function script(): Array<Step | 'pause'> {
   ];
 }
 
-/** Pairs three bands, funds their wallets and runs the script; every row says whether it went as expected. */
-export async function runDemo(clients: MeshClients, onPause?: (ms: number) => void, runId = randomUUID().slice(0, 8)): Promise<{ rows: DemoRow[]; bands: Band[]; accounts: string[] }> {
-  const accounts = [0, 1, 2].map((i) => `acct-demo-${runId}-${i + 1}`);
-  const funding = [20_000n, 20_000n, 1_000n];
-  const pauseMs = Number(process.env.DEMO_PAUSE_MS ?? 61_000);
-  const bands: Band[] = [];
-  for (const [i, account] of accounts.entries()) bands.push(await onboardBand(clients, account, funding[i]!));
-  const rows: DemoRow[] = [];
-  for (const step of script()) {
-    if (step === 'pause') {
-      onPause?.(pauseMs);
-      await new Promise((r) => setTimeout(r, pauseMs));
-      continue;
-    }
-    await step.before?.(clients, bands);
-    const attempt = typeof step.attempt === 'function' ? step.attempt(bands, rows) : step.attempt;
-    const result = await pay(clients, bands[step.band]!, attempt);
-    const r = result.response;
-    const outcome = PaymentStatus[r.status].replace('PAYMENT_STATUS_', '');
-    const declineReason = DeclineReason[r.declineReason].replace('DECLINE_REASON_', '').toLowerCase();
-    const detail =
-      r.status === PaymentStatus.PAYMENT_STATUS_DECLINED
-        ? r.declineReason === DeclineReason.DECLINE_REASON_RISK
-          ? `risk: ${r.riskReasons.slice(0, 2).join(', ')}`
-          : declineReason
+/** The account whose alert feed the demo follows: band 4's (limits, a voucher, a capture). */
+export const FOLLOWED_BAND = 3;
+
+/** What a step's payment answered: a payment, or the gRPC status a refusal carried. */
+function describeRow(r: AuthorizeResponse): { outcome: string; detail: string } {
+  const outcome = PaymentStatus[r.status].replace('PAYMENT_STATUS_', '');
+  const declineReason = DeclineReason[r.declineReason].replace('DECLINE_REASON_', '').toLowerCase();
+  const discount = r.discount?.amountMinor ?? 0n;
+  const detail =
+    r.status === PaymentStatus.PAYMENT_STATUS_DECLINED
+      ? r.declineReason === DeclineReason.DECLINE_REASON_RISK
+        ? `risk: ${r.riskReasons.slice(0, 2).join(', ')}`
+        : declineReason
+      : discount > 0n
+        ? `voucher -${money(discount, r.discount!.currency)}, charged ${money(r.charged!.amountMinor, r.charged!.currency)}`
         : r.riskReasons.length
           ? r.riskReasons.slice(0, 2).join(', ')
           : `risk ${r.riskScore}`;
+  return { outcome, detail };
+}
+
+/**
+ * Pairs four bands, funds their wallets and runs the script; every row says whether it went as
+ * expected. The alert feed of band 4's account is followed from the start (`onAlert` sees each
+ * alert as it streams); the phone drops the connection during the pause and resumes from the
+ * last alert it saw.
+ */
+export async function runDemo(
+  clients: MeshClients,
+  wallet: WalletClients,
+  hooks: { onPause?: (ms: number) => void; onAlert?: (alert: Alert) => void; onResume?: (after: bigint) => void } = {},
+  runId = randomUUID().slice(0, 8),
+): Promise<{ rows: DemoRow[]; bands: Band[]; accounts: string[]; feed: AlertFollower }> {
+  const accounts = [0, 1, 2, 3].map((i) => `acct-demo-${runId}-${i + 1}`);
+  const funding = [20_000n, 20_000n, 1_000n, 10_000n];
+  const pauseMs = Number(process.env.DEMO_PAUSE_MS ?? 61_000);
+  const bands: Band[] = [];
+  for (const [i, account] of accounts.entries()) bands.push(await onboardBand(clients, account, funding[i]!));
+  const feed = new AlertFollower(wallet.alerts, accounts[FOLLOWED_BAND]!, (alert) => hooks.onAlert?.(alert));
+  feed.connect();
+  const ctx: DemoContext = { wallet, vouchers: new Map(), accounts };
+  const rows: DemoRow[] = [];
+  for (const step of script()) {
+    if (step === 'pause') {
+      hooks.onPause?.(pauseMs);
+      feed.disconnect();
+      await new Promise((r) => setTimeout(r, pauseMs));
+      hooks.onResume?.(feed.last);
+      feed.connect();
+      continue;
+    }
+    await step.before?.(clients, bands, ctx);
+    const attempt = typeof step.attempt === 'function' ? step.attempt(bands, rows, ctx) : step.attempt;
+    const started = process.hrtime.bigint();
+    let row: Pick<DemoRow, 'outcome' | 'detail' | 'ms' | 'traceId' | 'paymentId' | 'idempotencyKey' | 'tap' | 'status' | 'holdId' | 'chargedMinor'> & { ok: boolean };
+    try {
+      const result = await pay(clients, bands[step.band]!, attempt);
+      const r = result.response;
+      const { outcome, detail } = describeRow(r);
+      row = {
+        outcome,
+        detail,
+        ms: result.ms,
+        traceId: result.traceId,
+        paymentId: r.paymentId,
+        idempotencyKey: result.idempotencyKey,
+        tap: result.tap,
+        status: r.status,
+        holdId: r.holdId,
+        chargedMinor: r.charged?.amountMinor ?? attempt.amountMinor,
+        ok:
+          [step.expect].flat().includes(outcome as Expected) &&
+          (step.reason === undefined || r.declineReason === step.reason) &&
+          (step.samePaymentAs === undefined || r.paymentId === rows[step.samePaymentAs]?.paymentId) &&
+          (step.discountMinor === undefined || r.discount?.amountMinor === step.discountMinor),
+      };
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      row = {
+        outcome: 'REFUSED',
+        detail: describeError(err),
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        traceId: '',
+        paymentId: '',
+        idempotencyKey: '',
+        tap: undefined,
+        status: PaymentStatus.PAYMENT_STATUS_UNSPECIFIED,
+        holdId: '',
+        chargedMinor: 0n,
+        ok: [step.expect].flat().includes('REFUSED') && (step.refusal === undefined || code === step.refusal),
+      };
+    }
     rows.push({
+      ...row,
       n: rows.length + 1,
       scenario: step.scenario,
       band: step.band + 1,
       merchant: attempt.merchantId,
       amount: formatAmount({ amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency: attempt.currency ?? 'EUR' }),
       expected: [step.expect].flat().join(' or '),
-      outcome,
-      detail,
-      ms: result.ms,
-      traceId: result.traceId,
-      paymentId: r.paymentId,
-      ok:
-        [step.expect].flat().includes(outcome as Expected) &&
-        (step.reason === undefined || r.declineReason === step.reason) &&
-        (step.samePaymentAs === undefined || r.paymentId === rows[step.samePaymentAs]?.paymentId),
-      idempotencyKey: result.idempotencyKey,
-      tap: result.tap,
       qr: attempt.qr,
       key: step.key,
-      status: r.status,
-      holdId: r.holdId,
       amountMinor: attempt.amountMinor,
       currency: attempt.currency ?? 'EUR',
     });
   }
-  return { rows, bands, accounts };
+  return { rows, bands, accounts, feed };
 }
 
 export function renderDemo(rows: DemoRow[]): string {
@@ -218,7 +344,7 @@ export function renderDemo(rows: DemoRow[]): string {
   const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
   const pct = (p: number) => ms[Math.min(ms.length - 1, Math.floor((p / 100) * ms.length))]!.toFixed(1);
   const count = (o: string) => rows.filter((r) => r.outcome === o).length;
-  return `${table.toString()}\n${rows.length} payments: ${count('APPROVED')} approved, ${count('CHALLENGE_REQUIRED')} step-up, ${count('DECLINED')} declined; latency p50 ${pct(50)} ms, p95 ${pct(95)} ms, max ${pct(100)} ms; ${rows.filter((r) => !r.ok).length} unexpected`;
+  return `${table.toString()}\n${rows.length} payments: ${count('APPROVED')} approved, ${count('CHALLENGE_REQUIRED')} step-up, ${count('DECLINED')} declined, ${count('REFUSED')} refused; latency p50 ${pct(50)} ms, p95 ${pct(95)} ms, max ${pct(100)} ms; ${rows.filter((r) => !r.ok).length} unexpected`;
 }
 
 export interface EscrowRow {
@@ -335,6 +461,25 @@ export async function runEscrow(clients: MeshClients, demo: { rows: DemoRow[]; a
     };
   });
 
+  const voucher = demo.rows.find((r) => r.key === 'voucher');
+  if (voucher) {
+    const bakeryEscrow = `merchant:${voucher.merchant}:escrow`;
+    const bakeryVouchers = `merchant:${voucher.merchant}:vouchers`;
+    await step('capture the voucher payment', label(voucher), 'gateway.Capture', 'CAPTURED', async () => {
+      holdOf(voucher);
+      const [escrowBefore, vouchersBefore] = [await posted(bakeryEscrow), await posted(bakeryVouchers)];
+      const { payment } = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId: voucher.paymentId, merchantId: voucher.merchant, amount: undefined });
+      const [escrowMoved, vouchersMoved] = [(await posted(bakeryEscrow)) - escrowBefore, (await posted(bakeryVouchers)) - vouchersBefore];
+      const outcome = PaymentStatus[payment!.status].replace('PAYMENT_STATUS_', '');
+      const discount = voucher.amountMinor - voucher.chargedMinor;
+      return {
+        outcome,
+        detail: `${bakeryEscrow} ${signed(escrowMoved)}; the discount is the merchant's cost: ${bakeryVouchers} ${signed(vouchersMoved)}`,
+        ok: outcome === 'CAPTURED' && discount > 0n && escrowMoved === voucher.chargedMinor && vouchersMoved === -discount,
+      };
+    });
+  }
+
   let report = '';
   const date = utcDate();
   await step(`payouts for ${date}`, '—', 'settlement.RunPayouts', 'PAID OUT (or PAID EARLIER TODAY)', async () => {
@@ -366,4 +511,28 @@ export function renderEscrow(rows: EscrowRow[], report: string): string {
   for (const r of rows) table.push([r.n, r.step, r.payment, r.call, `${mark(r)} ${r.outcome}`, r.detail, r.ms.toFixed(1)]);
   const bad = rows.filter((r) => !r.ok).length;
   return `${table.toString()}\n${rows.length} escrow steps; ${bad} unexpected${report ? `\n\n${report.trimEnd()}` : ''}`;
+}
+
+/** What band 4's account must see on its feed, in order: the script's steps for that band, then the capture. */
+const EXPECTED_FEED = [
+  AlertKind.ALERT_KIND_LIMITS_CHANGED,
+  AlertKind.ALERT_KIND_AUTHORIZED,
+  AlertKind.ALERT_KIND_DECLINED,
+  AlertKind.ALERT_KIND_AUTHORIZED,
+  AlertKind.ALERT_KIND_DECLINED,
+  AlertKind.ALERT_KIND_CAPTURED,
+];
+
+/** Waits (at most `timeoutMs`) for the followed feed to hold what the script made, stops it, and says whether it was right. */
+export async function finishFeed(feed: AlertFollower, timeoutMs = 15_000): Promise<{ ok: boolean; summary: string }> {
+  const name = (k: AlertKind) => AlertKind[k].replace('ALERT_KIND_', '');
+  const arrived = await feed.waitFor((alerts) => alerts.length >= EXPECTED_FEED.length, timeoutMs);
+  feed.stop();
+  const kinds = feed.alerts.map((a) => a.kind);
+  const inOrder = kinds.length === EXPECTED_FEED.length && kinds.every((k, i) => k === EXPECTED_FEED[i]);
+  const ok = arrived && inOrder && feed.problems.length === 0;
+  const summary = ok
+    ? `alert feed of ${feed.accountId}: ${kinds.length} alerts streamed in order (resumed after a disconnect), no gap, no duplicate`
+    : `alert feed of ${feed.accountId}: expected ${EXPECTED_FEED.map(name).join(', ')}; got ${kinds.map(name).join(', ') || 'nothing'}${feed.problems.length ? `; ${feed.problems.join('; ')}` : ''}`;
+  return { ok, summary };
 }

@@ -5,7 +5,7 @@ import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_regi
 import type { AuthorizeRequest, AuthorizeResponse, QrPayload } from '../gen/wristpay/gateway/v1/gateway';
 import { Band, type TapPayload } from './band';
 import type { MeshClients } from './clients';
-import { terminalNonce } from './terminal';
+import { merchantName, terminalNonce } from './terminal';
 
 /**
  * What the phone wallet does for a band: register, pair, unlock a session, provision a token
@@ -92,7 +92,7 @@ export interface PaymentAttempt {
   idempotencyKey?: string;
   /** A voucher of the merchant to apply. */
   voucherCode?: string;
-  /** The merchant's display name as the terminal sends it. */
+  /** The name the terminal sends; defaults to the demo merchant's display name. */
   merchantName?: string;
 }
 
@@ -140,7 +140,7 @@ export async function pay(
       location: merchantLocation(attempt.merchantId),
       terminalId: `pos-${attempt.merchantId}`,
       voucherCode: attempt.voucherCode ?? '',
-      merchantName: attempt.merchantName ?? '',
+      merchantName: attempt.merchantName ?? merchantName(attempt.merchantId),
     },
     { metadata },
   );
