@@ -133,7 +133,7 @@ const voucherCode = (ctx: DemoContext, name: string): string => {
  * three times a minute, and the risk model knows it; a QR payment with the band's offline code
  * counts as one of band 2's two in the second round), then each way a payment must not go
  * through without the phone, or at all. Band 2's payments named `delivered` and `qr` are the
- * ones the escrow section captures. Band 4's owner has set spending limits (20.00 a payment,
+ * ones the escrow section captures. Band 4's owner has set spending limits (25.00 a payment,
  * 30.00 a day): it hits the daily limit in the first round; in the second it pays with a
  * merchant's single-use voucher (the payment named `voucher`), the voucher is refused the second
  * time, and a payment over the per-payment limit is declined.
@@ -143,8 +143,8 @@ function script(): Array<Step | 'pause'> {
     everyday(0, 'm-coffee-lab', 450),
     { ...everyday(1, 'm-fruit-stall', 1290), key: 'delivered' },
     { scenario: 'more than the wallet holds', band: 2, attempt: { merchantId: 'm-electronics', amountMinor: 1_200n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_INSUFFICIENT_FUNDS },
-    { scenario: 'owner set limits: 20.00/payment, 30.00/day', band: 3, before: setLimits(3, 2_000n, 3_000n), attempt: { merchantId: 'm-bakery', amountMinor: 1_800n }, expect: 'APPROVED' },
-    { scenario: 'daily limit reached (18.00 of 30.00 spent)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 1_500n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT },
+    { scenario: 'owner set limits: 25.00/payment, 30.00/day', band: 3, before: setLimits(3, 2_500n, 3_000n), attempt: { merchantId: 'm-bakery', amountMinor: 1_500n }, expect: 'APPROVED' },
+    { scenario: 'over the daily limit (15.00 of 30.00 spent)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 1_800n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_DAILY_LIMIT },
     'pause',
     everyday(0, 'm-coffee-lab', 380),
     // Band 2's first payment this round: a QR code with the band's offline code (TOTP), no tap.
@@ -215,7 +215,7 @@ function script(): Array<Step | 'pause'> {
       expect: 'REFUSED',
       refusal: GrpcStatus.FAILED_PRECONDITION,
     },
-    { scenario: 'over the per-payment limit (20.00)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 2_500n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT },
+    { scenario: 'over the per-payment limit (25.00)', band: 3, attempt: { merchantId: 'm-bakery', amountMinor: 2_600n }, expect: 'DECLINED', reason: DeclineReason.DECLINE_REASON_OVER_PAYMENT_LIMIT },
     ...cardTestingBurst(0, 10),
     {
       scenario: 'band reported lost',
