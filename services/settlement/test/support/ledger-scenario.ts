@@ -1,24 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { migrate, type Db } from '../../../../platform/db';
-import { DomainError } from '../../../../platform/errors';
 import { repoPath } from '../../../../platform/paths';
 import { checkLedger } from '../../src/invariants';
 import { Ledger } from '../../src/ledger';
+import { outcome } from './outcome';
 
 const EUR = (minor: bigint) => ({ minor, currency: 'EUR' });
 
 /** JSON-able: bigints become strings, so the PGlite child can report what it saw. */
 function plain(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)));
-}
-
-async function outcome<T>(fn: () => Promise<T>): Promise<T | string> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof DomainError) return `${err.name}: ${err.message}`;
-    throw err;
-  }
 }
 
 /**

@@ -1,22 +1,13 @@
 import type { BandLimitsChanged } from '../../../../gen/wristpay/events/v1/events';
 import { migrate, type Db, type Queryable } from '../../../../platform/db';
-import { DomainError } from '../../../../platform/errors';
 import { decodeEvent } from '../../../../platform/events';
 import { repoPath } from '../../../../platform/paths';
 import type { BandLimitsView } from '../../src/band-limits';
 import { NO_LIMITS, type LimitSettings } from '../../src/domain/limits';
 import { Ledger } from '../../src/ledger';
+import { outcome } from './outcome';
 
 const money = (minor: bigint, currency = 'EUR') => ({ minor, currency });
-
-async function outcome<T>(fn: () => Promise<T>): Promise<T | string> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof DomainError) return `${err.name}: ${err.message}`;
-    throw err;
-  }
-}
 
 /** The parts of a view a test can compare across databases (no timestamps), bigints as strings. */
 function shown(v: BandLimitsView | string): unknown {

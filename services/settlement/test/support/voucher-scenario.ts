@@ -1,19 +1,10 @@
 import { migrate, type Db, type Queryable } from '../../../../platform/db';
-import { DomainError } from '../../../../platform/errors';
 import { repoPath } from '../../../../platform/paths';
 import { checkLedger } from '../../src/invariants';
 import { Ledger } from '../../src/ledger';
+import { outcome } from './outcome';
 
 const EUR = (minor: bigint) => ({ minor, currency: 'EUR' });
-
-async function outcome<T>(fn: () => Promise<T>): Promise<T | string> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof DomainError) return `${err.name}: ${err.message}`;
-    throw err;
-  }
-}
 
 /**
  * The voucher code driven directly through the Ledger (no gRPC, no NATS) on whatever database
