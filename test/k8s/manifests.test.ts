@@ -241,6 +241,28 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
     );
     expect(denyAll ? [] : ['no default-deny ingress NetworkPolicy (podSelector {}, policyTypes [Ingress], no rules)']).toEqual([]);
   });
+
+  it('lets the phone-facing wallet backend (deployed elsewhere, pods labelled wallet) reach what it calls, and nothing else', () => {
+    const r = rendered(overlay);
+    // device-registry: pairing, sessions, ReportLost; tokenization: IssueOfflineCode;
+    // settlement: SetBandLimits; alerts: StreamAlerts. Risk is not its business; the gateway is
+    // open to every client (merchants' terminals), so the wallet reaches it like anyone.
+    const calls = ['device-registry', 'tokenization', 'settlement', 'alerts', 'gateway'];
+    const problems: string[] = [];
+    for (const name of SERVICE_NAMES) {
+      const w = deployment(r, name);
+      const port = serverContainer(w).ports?.find((p) => p.name === 'grpc');
+      if (!port) continue;
+      const target = resolveEndpoint(r, name, port.containerPort, NAMESPACE);
+      if (typeof target === 'string') {
+        problems.push(`${name}: ${target}`);
+        continue;
+      }
+      const allowed = ingressAllowed(r, { 'app.kubernetes.io/name': 'wallet' }, target);
+      if (allowed !== calls.includes(name)) problems.push(`wallet → ${name}: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed}, want ${calls.includes(name) ? 'allowed' : 'blocked'}`);
+    }
+    expect(problems).toEqual([]);
+  });
 });
 
 // ---- each service against its config.ts -------------------------------------------------------
