@@ -234,7 +234,7 @@ async function main(): Promise<void> {
     if (storedCount !== events || Number(stored.top) !== events) failures.push(`database holds ${storedCount} alerts and feeds up to ${stored.top} in all, for ${events} events`);
 
     latencies.sort((a, b) => a - b);
-    const perAccount = [...got.values()].map((l) => l.length);
+    const perAccount = [...expected.values()].map((ids) => ids.size);
     const mode = replicas === 2 ? '2 replicas consuming the durable consumer, streams on replica #2' : '1 replica';
     const lines = [
       `${events} payment events over ${accounts} accounts (${Math.min(...perAccount)}-${Math.max(...perAccount)} each), ${rate > 0 ? `published at ${rate}/s (open loop)` : `published as fast as ${concurrency} publishers get JetStream acks`}; alerts: ${mode}, mTLS, ALERTS_POLL_MS=${pollMs}; PostgreSQL, NATS on this machine (2 cores)`,
