@@ -6,19 +6,34 @@
  * wallet (every hold takes the same row lock); runs the ledger invariant checker on the database
  * afterwards; then drops the database and the streams.
  *
- *   node dist/bench/settlement-hold.js [--calls 10000] [--hot-calls 3000] [--concurrency 16] [--wallets 2000]
+ * Band limits: the same spread run on bands that have limits (per payment and per day, so each
+ * hold locks the band's band_limits row and sums the band's holds today), and one band used by
+ * holds from all the wallets, once without limits (no band lock) and once with a daily limit
+ * (every hold queues on that band's row lock; the sum covers every hold the band made today).
+ * Limits are set through SetBandLimits as `wallet` on a second, mTLS replica (certificates from
+ * scripts/dev-certs.sh) that is stopped before anything is timed; the timed calls all go to the
+ * plaintext one. `--rounds 2` repeats the with/without pairs, alternating, to see the drift.
+ *
+ *   node dist/bench/settlement-hold.js [--calls 10000] [--hot-calls 3000] [--concurrency 16] [--wallets 2000] [--rounds 1]
  *
  * The service's pool and the baseline's pool both get `--concurrency` connections
  * (DATABASE_POOL_SIZE), so neither waits for a connection the other would have had.
  * Database server: TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { Pool } from 'pg';
+import type { Money } from '../gen/wristpay/common/v1/common';
 import { HoldOutcome, SettlementServiceClient, type PlaceHoldRequest } from '../gen/wristpay/settlement/v1/settlement';
 import { openDb } from '../platform/db';
 import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
+import { repoPath } from '../platform/paths';
+import { certPaths } from '../scripts/mesh';
 import { startSettlement } from '../services/settlement/src/app';
 import { readConfig } from '../services/settlement/src/config';
 import { checkLedger } from '../services/settlement/src/invariants';
@@ -31,17 +46,11 @@ async function main(): Promise<void> {
   const hotCalls = arg('hot-calls', 3_000);
   const concurrency = arg('concurrency', 16);
   const wallets = arg('wallets', 2_000);
+  const rounds = arg('rounds', 1);
   const prefix = benchPrefix();
   const database = await freshDatabase();
-  const config = readConfig({
-    ...process.env,
-    DATABASE_URL: database.url,
-    DATABASE_POOL_SIZE: String(concurrency),
-    SETTLEMENT_PORT: '0',
-    NATS_SUBJECT_PREFIX: prefix,
-    GRPC_TLS: 'off',
-    LOG_LEVEL: 'warn',
-  });
+  const baseEnv = { DATABASE_URL: database.url, SETTLEMENT_PORT: '0', NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' };
+  const config = readConfig({ ...process.env, ...baseEnv, DATABASE_POOL_SIZE: String(concurrency), GRPC_TLS: 'off' });
   const service = await startSettlement(config, createLogger('settlement', 'warn'));
   const client = createClient(SettlementServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 10_000, retryable: [] });
   const pool = new Pool({ connectionString: database.url, max: concurrency });
@@ -70,13 +79,66 @@ async function main(): Promise<void> {
       outcomes.set(name, (outcomes.get(name) ?? 0) + 1);
     };
 
+    /**
+     * SetBandLimits on `bands` as `wallet`: only an mTLS caller has an identity, so through a
+     * second replica on the same database listening with mTLS, stopped again before any timing.
+     */
+    const setLimits = async (bands: Array<{ deviceId: string; accountId: string }>, inFlight: number, limits: { perPayment: Money; perDay: Money }) => {
+      const certs = mkdtempSync(join(tmpdir(), 'wp-bench-certs-'));
+      execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
+      const replica = await startSettlement(readConfig({ ...process.env, ...baseEnv, ...certPaths(certs, 'settlement'), GRPC_TLS: 'mtls', DATABASE_POOL_SIZE: '4' }), createLogger('settlement', 'warn'));
+      const asWallet = credentials.createSsl(readFileSync(join(certs, 'ca.crt')), readFileSync(join(certs, 'wallet.key')), readFileSync(join(certs, 'wallet.crt')));
+      const limitsClient = createClient(SettlementServiceClient, `localhost:${replica.port}`, { credentials: asWallet, deadlineMs: 10_000, retryable: [] });
+      try {
+        await run(bands.length, inFlight, (i) =>
+          limitsClient.setBandLimits({ idempotencyKey: randomUUID(), ...bands[i]!, ...limits, frozen: false, reason: 'bench', expectedVersion: 0n }),
+        );
+      } finally {
+        limitsClient.close();
+        await replica.stop();
+        rmSync(certs, { recursive: true, force: true });
+      }
+    };
+
+    // Band limits, set as the wallet backend would: far above what the bench holds, so every hold
+    // is PLACED, but both set, so each hold takes the band row lock and runs the daily sum.
+    const limitedBand = (i: number) => `${prefix}-ld${i % wallets}`;
+    const hotBandFree = `${prefix}-hotband-nolimits`;
+    const hotBandLimited = `${prefix}-hotband-limits`;
+    await setLimits(
+      [...Array.from({ length: wallets }, (_, i) => ({ deviceId: limitedBand(i), accountId: wallet(i) })), { deviceId: hotBandLimited, accountId: wallet(0) }],
+      concurrency,
+      { perPayment: eur(5_000), perDay: eur(1_000_000_000) },
+    );
+    const limitedRequest = (i: number) => ({ ...holdRequest(wallet(i), i), deviceId: limitedBand(i) });
+    const onBand = (deviceId: string) => (i: number) => ({ ...holdRequest(wallet(i), i), deviceId });
+
     await run(500, concurrency, (i) => placeHold(holdRequest(wallet(i + 7), i))); // warm-up: connections, JIT, plan cache
+    await run(500, concurrency, (i) => placeHold(limitedRequest(i + 7))); // and the limits' statements
     outcomes.clear();
-    const spread = await run(calls, concurrency, (i) => placeHold(holdRequest(wallet(i), i)));
-    const spreadOutcomes = new Map(outcomes);
-    outcomes.clear();
-    const hotRun = await run(hotCalls, concurrency, (i) => placeHold(holdRequest(hot, i)));
-    const hotOutcomes = new Map(outcomes);
+    const byLabel = new Map<string, Map<string, number>>();
+    const stage = async (label: string, n: number, request: (i: number) => PlaceHoldRequest, offset = 0) => {
+      outcomes.clear();
+      const result = await run(n, concurrency, (i) => placeHold(request(i + offset)));
+      byLabel.set(label, new Map(outcomes));
+      return { label, result, n };
+    };
+    const results: Array<Awaited<ReturnType<typeof stage>>> = [];
+    for (let r = 1; r <= rounds; r++) {
+      const tag = rounds > 1 ? `, round ${r}` : '';
+      results.push(await stage(`PlaceHold, ${wallets} wallets, no limits${tag}`, calls, (i) => holdRequest(wallet(i), i), r * calls));
+      results.push(await stage(`PlaceHold, ${wallets} wallets, limits${tag}`, calls, limitedRequest, r * calls));
+    }
+    for (let r = 1; r <= rounds; r++) {
+      const tag = rounds > 1 ? `, round ${r}` : '';
+      const half = Math.floor(hotCalls / 2);
+      // The limited band keeps its holds across rounds: its daily sum covers all of them, so number them from its first.
+      const before = (r - 1) * hotCalls;
+      results.push(await stage(`PlaceHold, one band, no limits${tag}`, hotCalls, onBand(hotBandFree)));
+      results.push(await stage(`PlaceHold, one band, limits, holds ${before + 1}-${before + half}`, half, onBand(hotBandLimited)));
+      results.push(await stage(`PlaceHold, one band, limits, holds ${before + half + 1}-${before + hotCalls}`, hotCalls - half, onBand(hotBandLimited), half));
+    }
+    const hotRun = (await stage('PlaceHold over gRPC, one hot wallet', hotCalls, (i) => holdRequest(hot, i))).result;
 
     await pool.query('CREATE TABLE bench_insert (id bigserial PRIMARY KEY, account_id text NOT NULL, amount_minor bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
     await run(500, concurrency, (i) => pool.query('INSERT INTO bench_insert (account_id, amount_minor) VALUES ($1, $2)', [wallet(i), 100 + (i % 2_900)]));
@@ -90,21 +152,36 @@ async function main(): Promise<void> {
 
     const show = (m: Map<string, number>) => [...m].map(([k, v]) => `${k.replace('HOLD_OUTCOME_', '')} ${v}`).join(', ');
     const ratio = (r: LoadResult) => `${((100 * r.perSecond) / insert.perSecond).toFixed(0)}%`;
+    const spread = results[0]!.result;
+    const pct = (a: LoadResult, b: LoadResult) => `${((100 * a.perSecond) / b.perSecond).toFixed(0)}%`;
+    const width = Math.max(...results.map((s) => s.label.length));
+    const pairs: string[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const [free, limited] = [results[2 * r]!.result, results[2 * r + 1]!.result];
+      pairs.push(`limits on the band${rounds > 1 ? `, round ${r + 1}` : ''}: ${wallets} bands ${pct(limited, free)} of the rate without (p50 ${free.p50.toFixed(1)} → ${limited.p50.toFixed(1)} ms)`);
+    }
+    for (let r = 0; r < rounds; r++) {
+      const base = 2 * rounds + 3 * r;
+      const [free, first, second] = [results[base]!.result, results[base + 1]!.result, results[base + 2]!.result];
+      pairs.push(`one band with limits${rounds > 1 ? `, round ${r + 1}` : ''}: ${pct(first, free)} (first half) and ${pct(second, free)} (second half) of the rate on one band without (serial: ${(1_000 / first.perSecond).toFixed(1)} and ${(1_000 / second.perSecond).toFixed(1)} ms per hold)`);
+    }
     const settings = (await pool.query<{ sc: string; fsync: string }>("SELECT current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync")).rows[0]!;
     process.stdout.write(
       [
         `${concurrency} in flight, ${concurrency} PostgreSQL connections each, client and server in one process (synchronous_commit=${settings.sc}, fsync=${settings.fsync})`,
-        formatResult(`PlaceHold over gRPC, ${wallets} wallets`, spread),
-        formatResult('PlaceHold over gRPC, one hot wallet', hotRun),
-        formatResult('INSERT + COMMIT, one row (pg Pool)', insert),
-        `outcomes: ${wallets} wallets: ${show(spreadOutcomes)}; hot wallet: ${show(hotOutcomes)}`,
+        ...results.map((s) => formatResult(s.label.padEnd(width), s.result)),
+        formatResult('PlaceHold over gRPC, one hot wallet'.padEnd(width), hotRun),
+        formatResult('INSERT + COMMIT, one row (pg Pool)'.padEnd(width), insert),
+        `outcomes: ${[...byLabel].map(([label, m]) => `${label.replace(/^PlaceHold( over gRPC)?, /, '')}: ${show(m)}`).join('; ')}`,
         `ratio: PlaceHold runs at ${ratio(spread)} (${wallets} wallets) and ${ratio(hotRun)} (one wallet) of a single-row INSERT-and-COMMIT's rate`,
+        ...pairs,
         `ledger check: ${verdict.ok ? 'sound' : 'VIOLATIONS'} (${verdict.counts.accounts} accounts, ${verdict.counts.transfers} transfers, ${verdict.counts.postings} postings, ${verdict.counts.holds} holds)`,
         ...verdict.violations.map((v) => `  ${v}`),
       ].join('\n') + '\n',
     );
     const placedAll = (m: Map<string, number>, n: number) => m.get('HOLD_OUTCOME_PLACED') === n;
-    if (!verdict.ok || !placedAll(spreadOutcomes, calls) || !placedAll(hotOutcomes, hotCalls)) process.exitCode = 1;
+    const allPlaced = results.every((s) => placedAll(byLabel.get(s.label)!, s.n)) && placedAll(byLabel.get('PlaceHold over gRPC, one hot wallet')!, hotCalls);
+    if (!verdict.ok || !allPlaced) process.exitCode = 1;
   } finally {
     if (!stopped) {
       client.close();
