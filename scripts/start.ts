@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     const verdict = ledgerCheck(checkDb);
     console.log(`\n${verdict.ok ? '✓' : '✗'} ${verdict.text}`);
     if (!verdict.ok) failures.push(`ledger check: ${verdict.text.split('\n')[0]}`);
-    console.log(failures.length === 0 ? '\ndemo: every payment, escrow step and the ledger check went as expected' : `\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
+    console.log(failures.length === 0 ? '\ndemo: every payment, escrow step, the alert feed and the ledger check went as expected' : `\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
     process.exit(failures.length === 0 ? 0 : 1);
   }
   if (failures.length) console.log(`\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
