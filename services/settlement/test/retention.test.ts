@@ -48,7 +48,15 @@ describe('settlement prunes its idempotency keys, published outbox rows and proc
       freshOutbox: await outboxRows(fresh.transfer!.transferId),
       events: (await h.ledgerDb.query<{ event_id: string }>('SELECT event_id FROM processed_events')).rows.map((r) => r.event_id),
     });
-    await eventually(async () => (await left()).oldOutbox === 0, 10_000, 'a retention run');
+    // One run prunes the three tables one after another: wait for all of them, not the first.
+    await eventually(
+      async () => {
+        const now = await left();
+        return now.oldOutbox === 0 && now.keys === 1 && now.events.length === 1;
+      },
+      10_000,
+      'a retention run over the three tables',
+    );
     expect(await left()).toEqual({ keys: 1, oldOutbox: 0, freshOutbox: 1, events: [freshEvent] });
   });
 });
