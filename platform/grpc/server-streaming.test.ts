@@ -46,12 +46,13 @@ interface Seen {
   sendRejected?: unknown;
 }
 
-async function start(handler: CountServer['count'], allowedCallers?: readonly string[]) {
+async function start(handler: CountServer['count'], allowedCallers?: readonly string[], streamMaxMs?: number) {
   const server = new GrpcServer({
     service: 'test',
     log: createLogger('test', 'silent'),
     credentials: ServerCredentials.createInsecure(),
     maxCallMs: 200,
+    ...(streamMaxMs ? { streamMaxMs } : {}),
     services: [
       register<{ count: unknown }>({
         definition: countService as never,
@@ -95,6 +96,33 @@ describe('GrpcServer server streaming (real server on port 0)', () => {
     const got: number[] = [];
     for await (const m of s.client.count(Buffer.from('100'))) got.push(number(m));
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  });
+
+  it('ends a stream that reaches its lifetime with UNAVAILABLE (resume), before the connection it rides on is cut', async () => {
+    const seen: Seen = { sent: 0 };
+    const s = await start(
+      async (_req, ctx, send) => {
+        await send(Buffer.from('1'));
+        seen.sent++;
+        await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+        seen.aborted = ctx.signal.reason;
+      },
+      undefined,
+      300,
+    );
+    running.push(s);
+    const started = Date.now();
+    const got: number[] = [];
+    const err = await (async () => {
+      for await (const m of s.client.count(Buffer.from('0'))) got.push(number(m));
+    })().catch((e: { code: number; details: string }) => e);
+    const ms = Date.now() - started;
+    expect(got).toEqual([1]);
+    expect(err).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringContaining('resume the stream') });
+    // 300 ms plus at most 10% jitter; well under the test's 5 s client deadline.
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThan(2_000);
+    await until(() => seen.aborted !== undefined);
   });
 
   it('maps a domain error to its status, after the messages already sent', async () => {

@@ -96,7 +96,17 @@ export interface GrpcServerOptions {
    */
   healthPort?: number;
   services: ServiceRegistration<unknown>[];
+  /**
+   * How long a server stream lives before the server ends it with UNAVAILABLE ("resume the
+   * stream"), plus up to 10% jitter so a crowd of clients does not come back at once. Default
+   * STREAM_MAX_MS; it must stay under the connection's grace (see GrpcServer.server).
+   */
+  streamMaxMs?: number;
 }
+
+const MAX_CONNECTION_AGE_MS = 5 * 60_000;
+/** Default lifetime of one server stream (GrpcServerOptions.streamMaxMs). */
+export const STREAM_MAX_MS = 4 * 60_000;
 
 /**
  * Maps anything thrown by a handler to a gRPC status. Domain errors keep their code and
@@ -127,6 +137,13 @@ export class ServerShuttingDown extends Unavailable {
   }
 }
 
+/** Why a server stream ends after its lifetime (GrpcServerOptions.streamMaxMs): UNAVAILABLE, so the client resumes. */
+export class StreamLifetimeEnded extends Unavailable {
+  constructor() {
+    super('the stream reached its maximum lifetime; resume the stream');
+  }
+}
+
 // Socket errors, and PostgreSQL's connection-exception (08xxx) and operator-intervention (57Pxx)
 // classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
@@ -142,8 +159,16 @@ function isConnectionFailure(err: unknown): boolean {
  */
 export class GrpcServer {
   // A maximum connection age makes long-lived client channels reconnect, so replicas added by
-  // an autoscaler receive traffic instead of idling behind established connections.
-  readonly server = new Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.max_connection_age_ms': 5 * 60_000, 'grpc.max_connection_age_grace_ms': 30_000 });
+  // an autoscaler receive traffic instead of idling behind established connections. After the
+  // GOAWAY, grpc-js destroys the connection when the grace runs out, with whatever calls are
+  // still open on it: the grace is longer than any server stream lives (streamMaxMs plus its
+  // jitter), so a stream is always ended by its own lifetime, with a status saying to resume,
+  // rather than cut with the connection. Unary calls are capped far below it (maxCallMs).
+  readonly server = new Server({
+    'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    'grpc.max_connection_age_ms': MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': STREAM_MAX_MS * 1.1 + 30_000,
+  });
   private readonly healthServer = new Server();
   readonly health: HealthImplementation;
   private inFlight = 0;
@@ -268,6 +293,8 @@ export class GrpcServer {
         ? setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, deadlineMs - Date.now()))
         : undefined;
       call.on('cancelled', () => abort.abort(new DeadlineExceeded('cancelled by the caller')));
+      const maxMs = Math.min(this.options.streamMaxMs ?? STREAM_MAX_MS, STREAM_MAX_MS);
+      const lifetime = setTimeout(() => abort.abort(new StreamLifetimeEnded()), maxMs + Math.random() * maxMs * 0.1);
       const endForShutdown = () => abort.abort(new ServerShuttingDown());
       this.streams.add(endForShutdown);
       if (this.shuttingDown) endForShutdown();
@@ -319,6 +346,7 @@ export class GrpcServer {
         )
         .finally(() => {
           if (timer) clearTimeout(timer);
+          clearTimeout(lifetime);
           this.streams.delete(endForShutdown);
           this.inFlight--;
         });
