@@ -106,7 +106,8 @@ export function gatewayService(deps: GatewayDeps) {
    * merchant's, expired, used up) is refused with settlement's status and costs nothing: no ATC
    * or offline code spent, no hold. Risk scores and settlement holds the net; PlaceHold redeems
    * the voucher and may still refuse it (FAILED_PRECONDITION) when a concurrent payment took
-   * its last use.
+   * its last use. The quote names the payment: a retry whose first attempt already placed the
+   * hold (and used the voucher's last use) is quoted that hold's redemption, not refused.
    */
   async function orchestrate(paymentId: string, req: AuthorizeRequest, amount: Amount, channel: Channel): Promise<{ payment: Payment; verdict: Verdict }> {
     // Zero off and the full amount until a voucher says otherwise; then the quote's, and once
@@ -114,7 +115,7 @@ export function gatewayService(deps: GatewayDeps) {
     let discount: Money = { amountMinor: 0n, currency: amount.currency };
     let charged: Money = amount;
     if (req.voucherCode) {
-      const quote = await relayRefusal(downstream.settlement.quoteVoucher({ merchantId: req.merchantId, code: req.voucherCode, amount }), [status.PERMISSION_DENIED]);
+      const quote = await relayRefusal(downstream.settlement.quoteVoucher({ merchantId: req.merchantId, code: req.voucherCode, amount, paymentId }), [status.PERMISSION_DENIED]);
       discount = quote.discount!;
       charged = quote.toPay!;
     }

@@ -333,7 +333,8 @@ export function settlementService(deps: SettlementDeps) {
       const merchantId = requireId(req.merchantId, 'merchant_id');
       const code = requireVoucherCode(req.code);
       const amount = requirePositive(req.amount, 'amount');
-      const q = await ledger.vouchers.quote(db, merchantId, code, amount);
+      const paymentId = req.paymentId === '' ? undefined : requireId(req.paymentId, 'payment_id');
+      const q = await ledger.vouchers.quote(db, merchantId, code, amount, false, paymentId);
       return { voucher: toVoucher(q.voucher), discount: toMoney(q.discount, amount.currency), toPay: toMoney(q.toPay, amount.currency) };
     },
   };

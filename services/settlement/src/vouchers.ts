@@ -99,9 +99,23 @@ export class Vouchers {
     return { voucher, now: row.db_now as Date };
   }
 
-  /** What the voucher would take off `amount` now, without redeeming it. */
-  async quote(q: Queryable, merchantId: string, code: string, amount: Amount, lock = false): Promise<Quote> {
+  /**
+   * What the voucher would take off `amount` now, without redeeming it. With `paymentId`, a
+   * standing redemption of this voucher by that payment (its hold was placed by an earlier
+   * attempt) is quoted as it was redeemed, even if that took the last use or it has expired since.
+   */
+  async quote(q: Queryable, merchantId: string, code: string, amount: Amount, lock = false, paymentId?: string): Promise<Quote> {
     const { voucher, now } = await this.get(q, merchantId, code, lock);
+    if (paymentId) {
+      const { rows } = await q.query<Raw>(
+        'SELECT gross_minor, discount_minor FROM voucher_redemptions WHERE payment_id = $1 AND voucher_id = $2 AND released_at IS NULL',
+        [paymentId, voucher.voucherId],
+      );
+      if (rows[0]) {
+        const discount = big(rows[0].discount_minor);
+        return { voucher, discount, toPay: big(rows[0].gross_minor) - discount };
+      }
+    }
     return { voucher, ...quote(voucher, amount, now) };
   }
 

@@ -126,25 +126,25 @@ describe('settlement vouchers against real PostgreSQL and NATS', () => {
       const merchantId = uniqueName('m');
       const amountOff = await issue(merchantId, { discount: { $case: 'amountOff', value: eur(300) } });
       const percent = await issue(merchantId, { discount: { $case: 'percentOff', value: 15 } });
-      expect(await h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(1_000) })).toEqual({ voucher: amountOff, discount: eur(300), toPay: eur(700) });
+      expect(await h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(1_000), paymentId: '' })).toEqual({ voucher: amountOff, discount: eur(300), toPay: eur(700) });
       // 15% of 9.99 is 1.4985: rounded down to 1.49.
-      expect(await h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999) })).toMatchObject({ discount: eur(149), toPay: eur(850) });
-      expect(await h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999, 'USD') })).toMatchObject({ discount: eur(149, 'USD'), toPay: eur(850, 'USD') });
+      expect(await h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999), paymentId: '' })).toMatchObject({ discount: eur(149), toPay: eur(850) });
+      expect(await h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999, 'USD'), paymentId: '' })).toMatchObject({ discount: eur(149, 'USD'), toPay: eur(850, 'USD') });
 
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(1_000, 'USD') }), status.FAILED_PRECONDITION, /is for EUR, not USD/);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(300) }), status.FAILED_PRECONDITION, /leaves nothing to pay/);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(200) }), status.FAILED_PRECONDITION, /leaves nothing to pay/);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: code('NONE'), amount: eur(200) }), status.NOT_FOUND, /no voucher/);
-      await expectStatus(h.client.quoteVoucher({ merchantId: uniqueName('m'), code: amountOff.code, amount: eur(1_000) }), status.PERMISSION_DENIED, /issued by another merchant/);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(0) }), status.INVALID_ARGUMENT, /amount/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(1_000, 'USD'), paymentId: '' }), status.FAILED_PRECONDITION, /is for EUR, not USD/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(300), paymentId: '' }), status.FAILED_PRECONDITION, /leaves nothing to pay/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(200), paymentId: '' }), status.FAILED_PRECONDITION, /leaves nothing to pay/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: code('NONE'), amount: eur(200), paymentId: '' }), status.NOT_FOUND, /no voucher/);
+      await expectStatus(h.client.quoteVoucher({ merchantId: uniqueName('m'), code: amountOff.code, amount: eur(1_000), paymentId: '' }), status.PERMISSION_DENIED, /issued by another merchant/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: amountOff.code, amount: eur(0), paymentId: '' }), status.INVALID_ARGUMENT, /amount/);
 
       await h.ledgerDb.query("UPDATE vouchers SET expires_at = '2026-01-02T03:04:05Z' WHERE voucher_id = $1", [percent.voucherId]);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999) }), status.FAILED_PRECONDITION, /expired at 2026-01-02T03:04:05.000Z/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: percent.code, amount: eur(999), paymentId: '' }), status.FAILED_PRECONDITION, /expired at 2026-01-02T03:04:05.000Z/);
 
       const once = await issue(merchantId);
       const alice = await buyer();
       expect((await h.client.placeHold(h.holdRequest(alice, 1_000, { merchantId, voucherCode: once.code }))).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
-      await expectStatus(h.client.quoteVoucher({ merchantId, code: once.code, amount: eur(1_000) }), status.FAILED_PRECONDITION, /is used up \(1\/1 uses\)/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: once.code, amount: eur(1_000), paymentId: '' }), status.FAILED_PRECONDITION, /is used up \(1\/1 uses\)/);
     });
   });
 
@@ -244,6 +244,21 @@ describe('settlement vouchers against real PostgreSQL and NATS', () => {
       expect(await usesOf(v.voucherId)).toBe(3);
       expect(await redemptions(v.voucherId)).toHaveLength(3);
       expect(await h.balance(alice)).toMatchObject({ held: 3n * 450n });
+    });
+
+    it('QuoteVoucher for the payment that already holds the voucher’s last use quotes its redemption (a retried Authorize); any other payment is refused', async () => {
+      const merchantId = uniqueName('m');
+      const v = await issue(merchantId, { discount: { $case: 'percentOff', value: 20 } });
+      const alice = await buyer();
+      const placed = await h.client.placeHold(h.holdRequest(alice, 1_000, { merchantId, voucherCode: v.code }));
+      const paymentId = placed.hold!.paymentId;
+      expect(await h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId })).toMatchObject({ discount: eur(200), toPay: eur(800) });
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId: randomUUID() }), status.FAILED_PRECONDITION, /used up/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId: '' }), status.FAILED_PRECONDITION, /used up/);
+      await expectStatus(h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId: 'not an id' }), status.INVALID_ARGUMENT, /payment_id/);
+      // Once voided, the redemption no longer stands: the payment is quoted like any other.
+      await h.client.void({ idempotencyKey: randomUUID(), holdId: placed.hold!.holdId });
+      expect(await h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(500), paymentId })).toMatchObject({ discount: eur(100), toPay: eur(400) });
     });
 
     it('a void or an expiry gives the use back: the buyer keeps the voucher', async () => {

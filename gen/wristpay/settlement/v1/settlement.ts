@@ -465,7 +465,15 @@ export interface GetVoucherResponse {
 export interface QuoteVoucherRequest {
   merchantId: string;
   code: string;
-  amount: Money | undefined;
+  amount:
+    | Money
+    | undefined;
+  /**
+   * The payment asking (optional). When that payment already holds a redemption of this voucher
+   * (a retried Authorize whose first attempt placed its hold), the quote is that redemption's,
+   * not a refusal of the voucher as used up.
+   */
+  paymentId: string;
 }
 
 export interface QuoteVoucherResponse {
@@ -4689,7 +4697,7 @@ export const GetVoucherResponse: MessageFns<GetVoucherResponse> = {
 };
 
 function createBaseQuoteVoucherRequest(): QuoteVoucherRequest {
-  return { merchantId: "", code: "", amount: undefined };
+  return { merchantId: "", code: "", amount: undefined, paymentId: "" };
 }
 
 export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
@@ -4702,6 +4710,9 @@ export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
     }
     if (message.amount !== undefined) {
       Money.encode(message.amount, writer.uint32(26).fork()).join();
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(34).string(message.paymentId);
     }
     return writer;
   },
@@ -4743,6 +4754,14 @@ export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
             message.amount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4764,6 +4783,11 @@ export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
         : "",
       code: isSet(object.code) ? globalThis.String(object.code) : "",
       amount: isSet(object.amount) ? Money.fromJSON(object.amount) : undefined,
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
     };
   },
 
@@ -4778,6 +4802,9 @@ export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
     if (message.amount !== undefined) {
       obj.amount = Money.toJSON(message.amount);
     }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
     return obj;
   },
 
@@ -4791,6 +4818,7 @@ export const QuoteVoucherRequest: MessageFns<QuoteVoucherRequest> = {
     message.amount = (object.amount !== undefined && object.amount !== null)
       ? Money.fromPartial(object.amount)
       : undefined;
+    message.paymentId = object.paymentId ?? "";
     return message;
   },
 };
