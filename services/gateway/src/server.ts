@@ -302,7 +302,7 @@ export function gatewayService(deps: GatewayDeps) {
         // Only settlement's "issued by another merchant" is hidden; a mesh PERMISSION_DENIED (this
         // gateway not allowed to call settlement) stays what it is.
         if (refused === status.NOT_FOUND || (refused === status.PERMISSION_DENIED && /issued by another merchant/.test((err as Error).message))) {
-          throw new NotFound(`no voucher ${code} for merchant ${merchantId}`);
+          throw new NotFound(`merchant ${merchantId} has no voucher with this code`);
         }
         throw err;
       }

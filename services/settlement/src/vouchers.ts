@@ -82,7 +82,7 @@ export class Vouchers {
       );
       if (rows[0]) return toVoucher(rows[0]);
     }
-    if (input.code) throw new AlreadyExists(`voucher code ${input.code} is already taken (codes are unique across merchants, whatever the case)`);
+    if (input.code) throw new AlreadyExists('the voucher code is already taken (codes are unique across merchants, whatever the case)');
     throw new Error(`no free voucher code after ${GENERATE_ATTEMPTS} attempts`);
   }
 
@@ -93,9 +93,9 @@ export class Vouchers {
   async get(q: Queryable, merchantId: string, code: string, lock = false): Promise<{ voucher: VoucherRow; now: Date }> {
     const { rows } = await q.query<Raw>(`SELECT *, now() AS db_now FROM vouchers WHERE upper(code) = upper($1)${lock ? ' FOR UPDATE' : ''}`, [code]);
     const row = rows[0];
-    if (!row) throw new NotFound(`no voucher ${code}`);
+    if (!row) throw new NotFound('no voucher has this code');
     const voucher = toVoucher(row);
-    if (voucher.merchantId !== merchantId) throw new PermissionDenied(`voucher ${code} was issued by another merchant`);
+    if (voucher.merchantId !== merchantId) throw new PermissionDenied('the voucher was issued by another merchant');
     return { voucher, now: row.db_now as Date };
   }
 

@@ -118,7 +118,7 @@ describe('settlement vouchers against real PostgreSQL and NATS', () => {
       const v = await issue(merchantId);
       expect((await h.client.getVoucher({ merchantId, code: v.code })).voucher).toEqual(v);
       await expectStatus(h.client.getVoucher({ merchantId, code: code('NONE') }), status.NOT_FOUND, /no voucher/);
-      await expectStatus(h.client.getVoucher({ merchantId: uniqueName('m'), code: v.code }), status.PERMISSION_DENIED, new RegExp(`voucher ${v.code} was issued by another merchant`));
+      await expectStatus(h.client.getVoucher({ merchantId: uniqueName('m'), code: v.code }), status.PERMISSION_DENIED, new RegExp(`^the voucher was issued by another merchant`));
       await expectStatus(h.client.getVoucher({ merchantId, code: 'x' }), status.INVALID_ARGUMENT, /code/);
     });
 

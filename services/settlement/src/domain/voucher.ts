@@ -54,15 +54,15 @@ export function discountOf(discount: VoucherDiscount, amount: Amount): bigint {
  * something on the wallet) or take nothing off (the use would be wasted).
  */
 export function quote(v: VoucherTerms, amount: Amount, now: Date): { discount: bigint; toPay: bigint } {
-  if (v.expiresAt.getTime() <= now.getTime()) throw new FailedPrecondition(`voucher ${v.code} expired at ${v.expiresAt.toISOString()}`);
-  if (v.uses >= v.maxUses) throw new FailedPrecondition(`voucher ${v.code} is used up (${v.uses}/${v.maxUses} uses)`);
+  if (v.expiresAt.getTime() <= now.getTime()) throw new FailedPrecondition(`the voucher expired at ${v.expiresAt.toISOString()}`);
+  if (v.uses >= v.maxUses) throw new FailedPrecondition(`the voucher is used up (${v.uses}/${v.maxUses} uses)`);
   if (v.discount.kind === 'amount' && v.discount.amount.currency !== amount.currency) {
-    throw new FailedPrecondition(`voucher ${v.code} is for ${v.discount.amount.currency}, not ${amount.currency}`);
+    throw new FailedPrecondition(`the voucher is for ${v.discount.amount.currency}, not ${amount.currency}`);
   }
   const discount = discountOf(v.discount, amount);
   if (discount >= amount.minor) {
-    throw new FailedPrecondition(`voucher ${v.code} takes off ${formatMoney(discount, amount.currency)}, which leaves nothing to pay of ${formatMoney(amount.minor, amount.currency)}`);
+    throw new FailedPrecondition(`the voucher takes off ${formatMoney(discount, amount.currency)}, which leaves nothing to pay of ${formatMoney(amount.minor, amount.currency)}`);
   }
-  if (discount <= 0n) throw new FailedPrecondition(`voucher ${v.code} takes nothing off ${formatMoney(amount.minor, amount.currency)}`);
+  if (discount <= 0n) throw new FailedPrecondition(`the voucher takes nothing off ${formatMoney(amount.minor, amount.currency)}`);
   return { discount, toPay: amount.minor - discount };
 }
