@@ -22,4 +22,10 @@ describe('formatAmount', () => {
     expect(formatAmount({ amountMinor: 900719925474099312n, currency: 'EUR' })).toBe('9007199254740993.12 EUR');
     expect(formatAmount({ amountMinor: 5n, currency: 'CNY' })).toBe('0.05 CNY');
   });
+  it('uses each currency’s decimals (ISO 4217 exponents 0, 3 and 4), and a minus sign', () => {
+    expect(formatAmount({ amountMinor: 1200n, currency: 'JPY' })).toBe('1200 JPY');
+    expect(formatAmount({ amountMinor: 1250n, currency: 'KWD' })).toBe('1.250 KWD');
+    expect(formatAmount({ amountMinor: 12345n, currency: 'CLF' })).toBe('1.2345 CLF');
+    expect(formatAmount({ amountMinor: -1250n, currency: 'EUR' })).toBe('-12.50 EUR');
+  });
 });

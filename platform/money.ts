@@ -20,9 +20,21 @@ export function requireAmount(money: Money | undefined, field = 'amount'): Amoun
   return { amountMinor: money.amountMinor, currency: money.currency };
 }
 
-/** Formats minor units for people, assuming two decimals (EUR, CNY, USD). */
+// ISO 4217 minor-unit exponents that are not 2; only used to print amounts, never to compute.
+const EXPONENT: Readonly<Record<string, number>> = {
+  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
+  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3, CLF: 4, UYW: 4,
+};
+
+/**
+ * Formats minor units for people with the currency's decimals, integer arithmetic only:
+ * `1999n EUR` → `19.99 EUR`, `1200n JPY` → `1200 JPY`, `1250n KWD` → `1.250 KWD`.
+ */
 export function formatAmount(amount: Amount): string {
+  const exponent = EXPONENT[amount.currency] ?? 2;
   const sign = amount.amountMinor < 0n ? '-' : '';
   const abs = amount.amountMinor < 0n ? -amount.amountMinor : amount.amountMinor;
-  return `${sign}${abs / 100n}.${(abs % 100n).toString().padStart(2, '0')} ${amount.currency}`;
+  if (exponent === 0) return `${sign}${abs} ${amount.currency}`;
+  const unit = 10n ** BigInt(exponent);
+  return `${sign}${abs / unit}.${(abs % unit).toString().padStart(exponent, '0')} ${amount.currency}`;
 }

@@ -1,5 +1,5 @@
 import { newEvent } from '../../../../platform/events';
-import { alertFor, formatMoney, type AlertDraft } from './alert';
+import { alertFor, type AlertDraft } from './alert';
 
 const eur = (minor: bigint) => ({ amountMinor: minor, currency: 'EUR' });
 const payment = (type: string, over: Record<string, unknown> = {}) =>
@@ -16,17 +16,6 @@ const draft = (x: ReturnType<typeof alertFor>): AlertDraft => {
   if ('skip' in x) throw new Error(`skipped: ${x.skip}`);
   return x;
 };
-
-describe('formatMoney', () => {
-  it('formats minor units exactly, with the currency’s decimals', () => {
-    expect(formatMoney(eur(1250n))).toBe('12.50 EUR');
-    expect(formatMoney(eur(5n))).toBe('0.05 EUR');
-    expect(formatMoney({ amountMinor: 1200n, currency: 'JPY' })).toBe('1200 JPY');
-    expect(formatMoney({ amountMinor: 1250n, currency: 'KWD' })).toBe('1.250 KWD');
-    // Past 2^53: a float would round this.
-    expect(formatMoney(eur(9007199254740993n))).toBe('90071992547409.93 EUR');
-  });
-});
 
 describe('alertFor', () => {
   it('maps each event type to its kind; other types make no alert', () => {

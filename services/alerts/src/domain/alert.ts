@@ -1,5 +1,6 @@
 import type { Money } from '../../../../gen/wristpay/common/v1/common';
 import type { Event } from '../../../../gen/wristpay/events/v1/events';
+import { formatAmount } from '../../../../platform/money';
 
 /** The alert kinds, as stored (wristpay.alerts.v1.AlertKind without its prefix). */
 export type AlertKindName =
@@ -42,22 +43,6 @@ export interface AlertDraft {
 /** Ids as the services send them (settlement's rule): no spaces, no colons, 1-128 characters. */
 export const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
-// ISO 4217 minor-unit exponents that are not 2; everything else has two decimals.
-const EXPONENT: Readonly<Record<string, number>> = {
-  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
-  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3,
-};
-
-/** "12.50 EUR", "1200 JPY", "1.250 KWD": exact, from minor units, never through a float. */
-export function formatMoney(money: Money): string {
-  const exponent = EXPONENT[money.currency] ?? 2;
-  const negative = money.amountMinor < 0n;
-  const digits = (negative ? -money.amountMinor : money.amountMinor).toString().padStart(exponent + 1, '0');
-  const whole = digits.slice(0, digits.length - exponent);
-  const fraction = exponent ? `.${digits.slice(digits.length - exponent)}` : '';
-  return `${negative ? '-' : ''}${whole}${fraction} ${money.currency}`;
-}
-
 /** Why a payment was declined, as a person reads it (the gateway's DeclineReason without its prefix). */
 const DECLINE_TEXT: Readonly<Record<string, string>> = {
   INSUFFICIENT_FUNDS: 'there is not enough money in your wallet',
@@ -79,7 +64,7 @@ export function declineText(reason: string): string {
   return DECLINE_TEXT[reason] ?? 'the payment could not be completed';
 }
 
-const money = (m: Money | undefined): string => (m ? formatMoney(m) : 'the payment');
+const money = (m: Money | undefined): string => (m ? formatAmount(m) : 'the payment');
 
 /** What a voucher-discounted payment charged: amount less discount, when both are in one currency. */
 function charged(amount: Money | undefined, discount: Money | undefined): Money | undefined {
@@ -162,7 +147,7 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
   if (p?.$case === 'limits' && kind === 'LIMITS_CHANGED') {
     const v = p.value;
     if (!v.accountId) return { skip: 'no account id' };
-    const limits = [v.perPayment && `${formatMoney(v.perPayment)} per payment`, v.perDay && `${formatMoney(v.perDay)} a day`].filter(Boolean).join(' and ');
+    const limits = [v.perPayment && `${formatAmount(v.perPayment)} per payment`, v.perDay && `${formatAmount(v.perDay)} a day`].filter(Boolean).join(' and ');
     const body = v.frozen
       ? 'Your band is frozen: it cannot pay until you unfreeze it.'
       : limits

@@ -1,5 +1,6 @@
 import type { Money } from '../../../../gen/wristpay/common/v1/common';
 import { InvalidArgument } from '../../../../platform/errors';
+import { formatAmount } from '../../../../platform/money';
 
 /** An exact amount: int64 minor units of one ISO 4217 currency. */
 export interface Amount {
@@ -28,18 +29,5 @@ export function requirePositive(money: Money | undefined, field: string): Amount
 
 export const toMoney = (minor: bigint, currency: string): Money => ({ amountMinor: minor, currency });
 
-// ISO 4217 minor-unit exponents that are not 2; only used to print reports, never to compute.
-const EXPONENT: Record<string, number> = {
-  BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0, UYI: 0, VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0,
-  BHD: 3, IQD: 3, JOD: 3, KWD: 3, LYD: 3, OMR: 3, TND: 3, CLF: 4, UYW: 4,
-};
-
-/** Formats minor units for people, e.g. `1999n, 'EUR'` → `19.99 EUR`, with integer arithmetic only. */
-export function formatMoney(minor: bigint, currency: string): string {
-  const exponent = EXPONENT[currency] ?? 2;
-  const sign = minor < 0n ? '-' : '';
-  const abs = minor < 0n ? -minor : minor;
-  if (exponent === 0) return `${sign}${abs} ${currency}`;
-  const unit = 10n ** BigInt(exponent);
-  return `${sign}${abs / unit}.${(abs % unit).toString().padStart(exponent, '0')} ${currency}`;
-}
+/** Formats minor units for people, e.g. `1999n, 'EUR'` → `19.99 EUR` (platform/money.ts formatAmount). */
+export const formatMoney = (minor: bigint, currency: string): string => formatAmount({ amountMinor: minor, currency });
