@@ -2,6 +2,19 @@ import { InvalidArgument } from './errors';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * The ids services send each other for buyers, merchants, bands and payments: 1-128 letters,
+ * digits or . _ @ + -, starting with a letter or digit. No ':' (settlement's ledger account names,
+ * `merchant:<id>:payable`, parse back to one owner), no spaces, no braces (Redis hash tags).
+ */
+export const ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+/** An id request field (see ID); anything else is INVALID_ARGUMENT naming the field. */
+export function requireId(value: string, field: string): string {
+  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ @ + - (no spaces or colons)`);
+  return value;
+}
+
 /** True for a canonical UUID in any case. */
 export const isUuid = (value: string): boolean => UUID.test(value);
 

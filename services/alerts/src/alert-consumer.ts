@@ -1,7 +1,8 @@
 import type { Event } from '../../../gen/wristpay/events/v1/events';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
-import { ACCOUNT_ID, ALERT_KIND_OF, alertFor } from './domain/alert';
+import { ID } from '../../../platform/validate';
+import { ALERT_KIND_OF, alertFor } from './domain/alert';
 import type { AlertStore } from './store';
 import type { FeedWakeups } from './wakeups';
 
@@ -26,7 +27,7 @@ export function alertIngest(deps: { store: AlertStore; wakeups: FeedWakeups; log
       log.debug({ eventType: event.type, eventId: event.eventId, why: draft.skip }, 'event makes no alert');
       return { stored: false, reason: draft.skip };
     }
-    if (!ACCOUNT_ID.test(draft.accountId) || !event.eventId) {
+    if (!ID.test(draft.accountId) || !event.eventId) {
       log.warn({ eventType: event.type, eventId: event.eventId }, 'event without a usable account or event id makes no alert');
       return { stored: false, reason: 'unusable account or event id' };
     }

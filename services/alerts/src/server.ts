@@ -1,11 +1,11 @@
 import { trace } from '@opentelemetry/api';
 import { AlertKind, AlertsServiceService, type Alert, type AlertsServiceServer } from '../../../gen/wristpay/alerts/v1/alerts';
 import { InvalidArgument } from '../../../platform/errors';
+import { requireId } from '../../../platform/validate';
 import { register, type Handlers } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import type { Config } from './config';
-import { ACCOUNT_ID } from './domain/alert';
 import type { AlertRow, AlertStore } from './store';
 import type { FeedWakeups } from './wakeups';
 
@@ -22,10 +22,7 @@ const LIST_DEFAULT = 100;
 const LIST_MAX = 500;
 const INT64_MAX = 2n ** 63n - 1n;
 
-function requireAccountId(value: string): string {
-  if (!ACCOUNT_ID.test(value)) throw new InvalidArgument('account_id is required: 1-128 letters, digits or . _ @ + - (no spaces or colons)');
-  return value;
-}
+const requireAccountId = (value: string): string => requireId(value, 'account_id');
 
 function requireAfter(value: bigint): bigint {
   if (value > INT64_MAX) throw new InvalidArgument('after_sequence is larger than any sequence');

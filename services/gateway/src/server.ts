@@ -23,7 +23,7 @@ import type { Logger } from '../../../platform/log';
 import { requireAmount, type Amount } from '../../../platform/money';
 import type { EventBus } from '../../../platform/nats';
 import { ATTR } from '../../../platform/telemetry/attributes';
-import { requireMerchantName, requireVoucherCode } from '../../../platform/validate';
+import { requireId, requireMerchantName, requireVoucherCode } from '../../../platform/validate';
 import { afterDevice, afterHold, afterRisk, afterVerification, eventTypeFor, type Verdict } from './domain/outcome';
 import type { PaymentRecords } from './payments';
 
@@ -48,12 +48,9 @@ function requireText(value: string, field: string, max = 128): string {
   return value;
 }
 
-function requireMerchantId(merchantId: string): string {
-  requireText(merchantId, 'merchant_id');
-  // The merchant id is the Redis hash tag of its idempotency records (taggedKey refuses braces).
-  if (/[{}]/.test(merchantId)) throw new InvalidArgument('merchant_id must not contain braces');
-  return merchantId;
-}
+// The ids settlement takes (checked here, before a credential is spent on a payment settlement
+// would refuse); no braces either, so it can be the Redis hash tag of its idempotency records.
+const requireMerchantId = (merchantId: string): string => requireId(merchantId, 'merchant_id');
 
 /** Checks the shape of an Authorize request before anything is called or written. */
 function validate(req: AuthorizeRequest): { amount: Amount; channel: Channel } {

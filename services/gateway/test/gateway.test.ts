@@ -231,6 +231,10 @@ describe('gateway against the real mesh', () => {
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'eur' }), status.INVALID_ARGUMENT, /currency/);
     await expectStatus(pay(clients, band, { merchantId: '', amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
     await expectStatus(pay(clients, band, { merchantId: `${merchantId}{x}`, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
+    // What settlement would refuse at PlaceHold (after the tap's ATC was spent) is refused here first.
+    for (const bad of [`${merchantId}:escrow`, 'two words', 'm'.repeat(129)]) {
+      await expectStatus(pay(clients, band, { merchantId: bad, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
+    }
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap: { ...tap, cryptogram: tap.cryptogram.subarray(0, 8) } }), status.INVALID_ARGUMENT, /cryptogram/);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 5_000n });
 

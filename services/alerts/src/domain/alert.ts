@@ -40,8 +40,6 @@ export interface AlertDraft {
   phone: { title: string; body: string; merchantId: string; declineReason: string };
 }
 
-/** Ids as the services send them (settlement's rule): no spaces, no colons, 1-128 characters. */
-export const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 
 /** Why a payment was declined, as a person reads it (the gateway's DeclineReason without its prefix). */
 const DECLINE_TEXT: Readonly<Record<string, string>> = {

@@ -1,18 +1,11 @@
 import { InvalidArgument } from '../../../../platform/errors';
+import { ID, requireId } from '../../../../platform/validate';
+
+export { requireId };
 
 /** What an account is for; decides which balance rules apply to it (see 001_ledger.sql). */
 export type AccountKind = 'WALLET' | 'ESCROW' | 'PAYABLE' | 'EXTERNAL' | 'VOUCHER';
 
-/**
- * Ids of buyers, merchants, bands and payments as other services send them. No ':' so a ledger
- * account name (`merchant:<id>:payable`) always parses back to one owner.
- */
-const ID = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
-
-export function requireId(value: string, field: string): string {
-  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ @ + - (no spaces or colons)`);
-  return value;
-}
 
 export const FUNDING = 'external:funding';
 export const PAYOUTS = 'external:payouts';
