@@ -288,10 +288,11 @@ export class GrpcServer {
       const callerDeadline = call.getDeadline();
       const deadlineMs = typeof callerDeadline === 'number' ? callerDeadline : callerDeadline.getTime();
       const abort = new AbortController();
-      // No deadline from the caller is Infinity: no timer (setTimeout would overflow and fire at once).
-      const timer = Number.isFinite(deadlineMs)
-        ? setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, deadlineMs - Date.now()))
-        : undefined;
+      // No deadline from the caller is Infinity, and one past the stream's lifetime never comes
+      // first: no timer for either (setTimeout past 2^31-1 ms would overflow and fire at once).
+      const untilDeadline = deadlineMs - Date.now();
+      const timer =
+        untilDeadline < STREAM_MAX_MS * 2 ? setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, untilDeadline)) : undefined;
       call.on('cancelled', () => abort.abort(new DeadlineExceeded('cancelled by the caller')));
       const maxMs = Math.min(this.options.streamMaxMs ?? STREAM_MAX_MS, STREAM_MAX_MS);
       const lifetime = setTimeout(() => abort.abort(new StreamLifetimeEnded()), maxMs + Math.random() * maxMs * 0.1);
