@@ -27,7 +27,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     registry: createClient(DeviceRegistryServiceClient, config.DEVICE_REGISTRY_ADDR, { ...common, retryable: ['getSession', 'getDevice'] }),
     tokenization: createClient(TokenizationServiceClient, config.TOKENIZATION_ADDR, { ...common, retryable: ['getToken', 'verifyPayment', 'verifyOfflineCode'] }),
     risk: createClient(RiskServiceClient, config.RISK_ADDR, { ...common, retryable: ['score', 'explain'] }),
-    settlement: createClient(SettlementServiceClient, config.SETTLEMENT_ADDR, { ...common, retryable: ['placeHold', 'capture', 'refund', 'getBalance'] }),
+    settlement: createClient(SettlementServiceClient, config.SETTLEMENT_ADDR, { ...common, retryable: ['placeHold', 'capture', 'refund', 'getBalance', 'quoteVoucher', 'getVoucher'] }),
   };
   const server = GrpcServer.fromConfig(config, {
     service: SERVICE,
