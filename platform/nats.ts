@@ -205,7 +205,12 @@ export class EventBus {
         let got = 0;
         for await (const msg of await consumer.fetch({ max_messages: Math.min(pending, options.batch ?? 1_000), expires: 2_000 })) {
           got++;
-          pending = msg.seq >= last ? 0 : msg.info.pending;
+          // Stored after the read began (the type's last message before it was below `last`): not ours.
+          if (msg.seq > last) {
+            pending = 0;
+            break;
+          }
+          pending = msg.seq === last ? 0 : msg.info.pending;
           let event: Event | undefined;
           try {
             event = decodeEvent(msg.data);
