@@ -35,17 +35,9 @@ import { EventBus } from '../platform/nats';
 import { repoPath } from '../platform/paths';
 import { certPaths, freePort, startService, type ServiceProcess } from '../scripts/mesh';
 import { ADMIN_URL, benchPrefix, removeStreams, runBench } from './harness';
-import { arg, run } from './load';
+import { arg, processCpuSeconds, run } from './load';
 
 const NATS_URL = 'nats://127.0.0.1:4222';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
-
-/** CPU seconds (user + system) a process has used so far: fields 14 and 15 of /proc/<pid>/stat. */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 const TYPES = ['payment.authorized', 'payment.authorized', 'payment.challenged', 'payment.declined'] as const;
 

@@ -35,11 +35,10 @@ import { certPaths, freePort, startService, type ServiceProcess } from '../scrip
 import type { Band } from '../sim/band';
 import { onboardBand, pay } from '../sim/wallet';
 import { benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
-import { arg, formatResult, run, type LoadResult } from './load';
+import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 const CORES = cpus().length;
 
 /** `--name 1,2,3` as numbers. */
@@ -48,13 +47,6 @@ function listArg(name: string, fallback: number[]): number[] {
   return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : fallback;
 }
 
-/** CPU seconds (user + system) a process has used so far: fields 14 and 15 of /proc/<pid>/stat. */
-function processCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces; the fields after its closing parenthesis start at field 3.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
 
 /** All cores' busy and total jiffies since boot (first line of /proc/stat; idle and iowait count as not busy). */
 function machineJiffies(): { busy: number; total: number } {
