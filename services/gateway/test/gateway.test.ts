@@ -244,6 +244,9 @@ describe('gateway against the real mesh', () => {
     // Its key with a different amount is refused, and moves nothing.
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: 900n, idempotencyKey: ok.idempotencyKey }), status.ALREADY_EXISTS, /idempotency key/);
     expect(await balanceOf(accountId)).toEqual({ held: 800n, available: 5_000n - 800n });
+    // The verification event arrives on its own time: wait for it, then for any second one.
+    await events.waitFor(() => verifications(band, tap.atc).length > 0, 5_000, 'the verification event');
+    await new Promise((r) => setTimeout(r, 200));
     expect(verifications(band, tap.atc)).toEqual(['OK']);
   });
 
@@ -348,6 +351,7 @@ describe('gateway against the real mesh', () => {
       expect(verifications(band, tap.atc)).toEqual([]);
       const ok = await pay(clients, band, { merchantId, amountMinor: 1_000n, tap });
       expect(ok.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, charged: { amountMinor: 1_000n } });
+      await events.waitFor(() => verifications(band, tap.atc).length > 0, 5_000, 'the verification event');
       expect(verifications(band, tap.atc)).toEqual(['OK']);
     });
 
