@@ -62,6 +62,7 @@ function paymentEvent(i: number, accountId: string): Event {
         holdId: '',
         merchantName: 'Corner Café',
         discount: undefined,
+        stepUp: undefined,
       },
     },
     `${type}.${paymentId}`,

@@ -1,8 +1,8 @@
 import { verify } from 'crypto';
 import { ed25519PublicKeyFromRaw } from './keys';
 
-/** What a signed challenge authorises: pairing a band, or starting a live session. */
-export type ChallengePurpose = 'PAIRING' | 'SESSION';
+/** What a signed challenge authorises: pairing a band, starting a live session, or one payment (a step-up). */
+export type ChallengePurpose = 'PAIRING' | 'SESSION' | 'PAYMENT';
 
 /** The fields a band signs to answer a device-registry challenge. */
 export interface ChallengeFields {
@@ -13,7 +13,7 @@ export interface ChallengeFields {
 }
 
 const DOMAIN = 'wristpay-challenge-v1';
-const PURPOSES: readonly string[] = ['PAIRING', 'SESSION'];
+const PURPOSES: readonly string[] = ['PAIRING', 'SESSION', 'PAYMENT'];
 const NUL = Buffer.from([0]);
 
 /**
@@ -28,7 +28,7 @@ const NUL = Buffer.from([0]);
  */
 export function challengeMessage(fields: ChallengeFields): Buffer {
   const { purpose, deviceId, challengeId, nonce } = fields;
-  if (!PURPOSES.includes(purpose)) throw new RangeError('challengeMessage: purpose must be PAIRING or SESSION');
+  if (!PURPOSES.includes(purpose)) throw new RangeError('challengeMessage: purpose must be PAIRING, SESSION or PAYMENT');
   for (const [name, value] of [['deviceId', deviceId], ['challengeId', challengeId]] as const) {
     if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) {
       throw new RangeError(`challengeMessage: ${name} must be a non-empty string without NUL`);

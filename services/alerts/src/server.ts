@@ -44,6 +44,7 @@ export function toAlert(row: AlertRow): Alert {
       outcome: row.wrist_outcome,
     },
     phone: { title: row.phone_title, body: row.phone_body, merchantId: row.merchant_id, declineReason: row.decline_reason },
+    stepUp: undefined,
   };
 }
 

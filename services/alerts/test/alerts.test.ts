@@ -24,7 +24,7 @@ function paymentEvent(type: 'payment.authorized' | 'payment.challenged' | 'payme
     'gateway',
     {
       $case: 'payment',
-      value: { paymentId, status, declineReason: '', amount: eur(1250n), merchantId: 'merchant-7', accountId, deviceId: randomUUID(), holdId: '', merchantName: 'Corner Café', discount: undefined, ...over },
+      value: { paymentId, status, declineReason: '', amount: eur(1250n), merchantId: 'merchant-7', accountId, deviceId: randomUUID(), holdId: '', merchantName: 'Corner Café', discount: undefined, stepUp: undefined, ...over },
     },
     `${type}.${paymentId}`,
   );

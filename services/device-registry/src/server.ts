@@ -252,6 +252,24 @@ export function deviceRegistryService(deps: RegistryDeps) {
       return { devices: page.map(toDevice), nextPageToken };
     },
 
+    /**
+     * The band's signature over another service's challenge (the gateway's payment step-up).
+     * The issuer keeps the challenge single-use; this only says whether the registered device
+     * key signed it, and what state the band is in now, so a band reported lost cannot confirm.
+     */
+    async verifyDeviceSignature(req) {
+      const deviceId = requireUuid(req.deviceId, 'device_id');
+      if (req.purpose !== ChallengePurpose.CHALLENGE_PURPOSE_PAYMENT) throw new InvalidArgument('purpose must be PAYMENT (pairing and session challenges are answered through PairDevice and StartSession)');
+      const challengeId = requireUuid(req.challengeId, 'challenge_id');
+      if (req.nonce.length < 16 || req.nonce.length > 64) throw new InvalidArgument('nonce must be 16-64 bytes');
+      if (req.signature.length !== 64) throw new InvalidArgument('signature must be 64 bytes (Ed25519)');
+      const device = await devices.get(db, deviceId);
+      const message = challengeMessage({ purpose: 'PAYMENT', deviceId, challengeId, nonce: Buffer.from(req.nonce) });
+      const valid = verifyChallengeSignature(Buffer.from(device.ed25519_public_key), message, Buffer.from(req.signature));
+      trace.getActiveSpan()?.setAttributes({ [ATTR.deviceId]: deviceId });
+      return { valid, deviceStatus: statusOf(device.status), accountId: device.account_id };
+    },
+
     suspendDevice: (req) =>
       lifecycle('SuspendDevice', req, { req: SuspendDeviceRequest, res: SuspendDeviceResponse }, 'suspend', (device) => ({ device }), req.reason),
     resumeDevice: (req) => lifecycle('ResumeDevice', req, { req: ResumeDeviceRequest, res: ResumeDeviceResponse }, 'resume', (device) => ({ device })),

@@ -351,7 +351,7 @@ describe('risk against real Redis and NATS', () => {
       expect(await codes(payment({ ...who, tokenId: 'tok-other' }))).not.toContain('TOKEN_BLOCKED');
 
       const refused = () => newEvent('token.payment.refused', 'tokenization', { $case: 'verification', value: { tokenId: 'tok-1', deviceId: who.deviceId, result: 'BAD_CRYPTOGRAM', amount: undefined, merchantId: 'm', atc: 1n, channel: Channel.CHANNEL_BAND_TAP } });
-      const declined = () => newEvent('payment.declined', 'gateway', { $case: 'payment', value: { paymentId: randomUUID(), status: 'DECLINED', declineReason: 'risk', amount: undefined, merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: '', merchantName: '', discount: undefined } });
+      const declined = () => newEvent('payment.declined', 'gateway', { $case: 'payment', value: { paymentId: randomUUID(), status: 'DECLINED', declineReason: 'risk', amount: undefined, merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: '', merchantName: '', discount: undefined, stepUp: undefined } });
       const once = refused();
       for (const e of [once, once, refused(), refused(), declined(), declined(), declined()]) await bus.publish(e);
       await until(async () => {
@@ -410,7 +410,7 @@ describe('risk against real Redis and NATS', () => {
         },
       });
     const authorized = (who: { deviceId: string; accountId: string }, paymentId: string, minor: number) =>
-      newEvent('payment.authorized', 'gateway', { $case: 'payment', value: { paymentId, status: 'APPROVED', declineReason: '', amount: eur(minor), merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: randomUUID(), merchantName: '', discount: undefined } });
+      newEvent('payment.authorized', 'gateway', { $case: 'payment', value: { paymentId, status: 'APPROVED', declineReason: '', amount: eur(minor), merchantId: 'm', accountId: who.accountId, deviceId: who.deviceId, holdId: randomUUID(), merchantName: '', discount: undefined, stepUp: undefined } });
     const limitsKey = (deviceId: string) => `${prefix}:risk-device:{${deviceId}}:limits`;
 
     async function until<T>(read: () => Promise<T>, ok: (value: T) => boolean, what: string): Promise<T> {

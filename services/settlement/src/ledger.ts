@@ -131,6 +131,13 @@ export class Ledger {
     return { hold: after, transfer };
   }
 
+  /** The hold placed for a payment; NOT_FOUND when none was. */
+  async holdIdOfPayment(q: Queryable, paymentId: string): Promise<string> {
+    const hold = await this.store.holdByPayment(q, paymentId);
+    if (!hold) throw new NotFound(`no hold was placed for payment ${paymentId}`);
+    return hold.holdId;
+  }
+
   async void(q: Queryable, holdId: string): Promise<HoldRow> {
     const hold = await this.lockedHold(q, holdId);
     assertVoidable(holdMoney(hold));

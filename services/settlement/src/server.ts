@@ -210,9 +210,14 @@ export function settlementService(deps: SettlementDeps) {
     },
 
     async void(req) {
-      const holdId = requireUuid(req.holdId, 'hold_id');
-      annotate({ holdId });
-      const res = await once(db, 'Void', req.idempotencyKey, { codec: VoidRequest, value: req }, VoidResponse, async (q) => ({ hold: toHold(await ledger.void(q, holdId)) }));
+      // By hold, or by the payment the hold was placed for (exactly one of the two).
+      if ((req.holdId === '') === (req.paymentId === '')) throw new InvalidArgument('one of hold_id or payment_id is required');
+      const holdId = req.holdId ? requireUuid(req.holdId, 'hold_id') : undefined;
+      const paymentId = req.paymentId ? requireId(req.paymentId, 'payment_id') : undefined;
+      annotate({ holdId, paymentId });
+      const res = await once(db, 'Void', req.idempotencyKey, { codec: VoidRequest, value: req }, VoidResponse, async (q) => ({
+        hold: toHold(await ledger.void(q, holdId ?? (await ledger.holdIdOfPayment(q, paymentId!)))),
+      }));
       relay.kick();
       return res;
     },

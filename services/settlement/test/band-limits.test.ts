@@ -170,7 +170,7 @@ describe('band limits over gRPC against real PostgreSQL and NATS', () => {
     await setLimits(band, { perDay: eur(1_000) });
     const first = await pay(band, 1_000);
     expect((await pay(band, 1)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT);
-    await h.client.void({ idempotencyKey: randomUUID(), holdId: first.hold!.holdId });
+    await h.client.void({ idempotencyKey: randomUUID(), holdId: first.hold!.holdId, paymentId: "" });
     expect((await limitsOf(band)).spentToday).toEqual(eur(0));
     const second = await pay(band, 1_000);
     expect(second.outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);

@@ -44,7 +44,7 @@ describe('settlement sweeper: hold expiry and the buyer-protection window', () =
     await eventually(async () => (await h.balance(buyer)).held === 0n, 5_000, 'the hold to expire');
     expect(await h.balance(buyer)).toEqual({ available: 5_000n, held: 0n, posted: 5_000n });
     await expectStatus(h.client.capture({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, amount: undefined }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
-    await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
+    await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
     await h.events.waitFor(() => h.about('payment.hold.expired', res.hold!.holdId).length === 1, 5_000, 'hold.expired');
     await new Promise((r) => setTimeout(r, 300));
     expect(h.about('payment.hold.expired', res.hold!.holdId)).toHaveLength(1);

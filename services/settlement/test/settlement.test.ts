@@ -210,7 +210,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       expect(await h.balance(`merchant:${merchantId}:escrow`)).toMatchObject({ posted: 1_000n });
       expect(await h.client.capture(req)).toEqual(res);
       await expectStatus(h.client.capture({ ...req, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
-      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
+      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
       await h.events.waitFor(() => h.about('payment.hold.captured', hold.holdId).length === 1 && h.about('escrow.funded', hold.holdId).length === 1, 5_000, 'capture events');
     });
 
@@ -232,7 +232,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
 
     it('a void releases the reservation once; the hold can then neither be captured nor voided', async () => {
       const { buyer, hold } = await placed(1_000);
-      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId };
+      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" };
       const res = await h.client.void(req);
       expect(res.hold!.status).toBe(HoldStatus.HOLD_STATUS_VOIDED);
       expect(await h.client.void(req)).toEqual(res);
@@ -246,7 +246,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       const { buyer, hold } = await placed(1_000);
       const [c, v] = await Promise.allSettled([
         h.client.capture({ idempotencyKey: randomUUID(), holdId: hold.holdId, amount: undefined }),
-        h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId }),
+        h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }),
       ]);
       expect([c.status, v.status].filter((s) => s === 'fulfilled')).toHaveLength(1);
       const b = await h.balance(buyer);
@@ -256,7 +256,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
 
     it('ConfirmDelivery releases escrow to the merchant payable, once', async () => {
       const { merchantId, hold } = await captured(1_000);
-      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId };
+      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" };
       const res = await h.client.confirmDelivery(req);
       expect(res.transfer!.kind).toBe('release');
       expect(res.transfer!.postings).toEqual([
@@ -425,7 +425,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
           const res = await h.client.placeHold(h.holdRequest(buyer, 100, { deviceId: lostBand }));
           outcome = res.outcome;
           if (outcome === HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN) break;
-          await h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId });
+          await h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" });
           await new Promise((r) => setTimeout(r, 50));
         }
         expect(outcome).toBe(HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN);

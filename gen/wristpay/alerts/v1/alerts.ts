@@ -38,6 +38,10 @@ export enum AlertKind {
   ALERT_KIND_DISPUTE_OPENED = 7,
   ALERT_KIND_DISPUTE_RESOLVED = 8,
   ALERT_KIND_LIMITS_CHANGED = 9,
+  /** ALERT_KIND_VOIDED - The merchant cancelled an approved payment before capture: the held money is free again. */
+  ALERT_KIND_VOIDED = 10,
+  /** ALERT_KIND_EXPIRED - An approved payment was never captured and its hold lapsed: the held money is free again. */
+  ALERT_KIND_EXPIRED = 11,
   UNRECOGNIZED = -1,
 }
 
@@ -73,6 +77,12 @@ export function alertKindFromJSON(object: any): AlertKind {
     case 9:
     case "ALERT_KIND_LIMITS_CHANGED":
       return AlertKind.ALERT_KIND_LIMITS_CHANGED;
+    case 10:
+    case "ALERT_KIND_VOIDED":
+      return AlertKind.ALERT_KIND_VOIDED;
+    case 11:
+    case "ALERT_KIND_EXPIRED":
+      return AlertKind.ALERT_KIND_EXPIRED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -102,6 +112,10 @@ export function alertKindToJSON(object: AlertKind): string {
       return "ALERT_KIND_DISPUTE_RESOLVED";
     case AlertKind.ALERT_KIND_LIMITS_CHANGED:
       return "ALERT_KIND_LIMITS_CHANGED";
+    case AlertKind.ALERT_KIND_VOIDED:
+      return "ALERT_KIND_VOIDED";
+    case AlertKind.ALERT_KIND_EXPIRED:
+      return "ALERT_KIND_EXPIRED";
     case AlertKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -140,7 +154,20 @@ export interface Alert {
   paymentId: string;
   occurredAt: Date | undefined;
   wrist: WristAlert | undefined;
-  phone: PhoneAlert | undefined;
+  phone:
+    | PhoneAlert
+    | undefined;
+  /**
+   * On a CHALLENGED alert: what the phone has the band sign before confirming the payment
+   * with the gateway's ConfirmPayment.
+   */
+  stepUp: StepUp | undefined;
+}
+
+export interface StepUp {
+  challengeId: string;
+  nonce: Buffer;
+  expiresAt: Date | undefined;
 }
 
 export interface StreamAlertsRequest {
@@ -413,6 +440,7 @@ function createBaseAlert(): Alert {
     occurredAt: undefined,
     wrist: undefined,
     phone: undefined,
+    stepUp: undefined,
   };
 }
 
@@ -447,6 +475,9 @@ export const Alert: MessageFns<Alert> = {
     }
     if (message.phone !== undefined) {
       PhoneAlert.encode(message.phone, writer.uint32(74).fork()).join();
+    }
+    if (message.stepUp !== undefined) {
+      StepUp.encode(message.stepUp, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -536,6 +567,14 @@ export const Alert: MessageFns<Alert> = {
             message.phone = PhoneAlert.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.stepUp = StepUp.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -579,6 +618,11 @@ export const Alert: MessageFns<Alert> = {
         : undefined,
       wrist: isSet(object.wrist) ? WristAlert.fromJSON(object.wrist) : undefined,
       phone: isSet(object.phone) ? PhoneAlert.fromJSON(object.phone) : undefined,
+      stepUp: isSet(object.stepUp)
+        ? StepUp.fromJSON(object.stepUp)
+        : isSet(object.step_up)
+        ? StepUp.fromJSON(object.step_up)
+        : undefined,
     };
   },
 
@@ -611,6 +655,9 @@ export const Alert: MessageFns<Alert> = {
     if (message.phone !== undefined) {
       obj.phone = PhoneAlert.toJSON(message.phone);
     }
+    if (message.stepUp !== undefined) {
+      obj.stepUp = StepUp.toJSON(message.stepUp);
+    }
     return obj;
   },
 
@@ -632,6 +679,118 @@ export const Alert: MessageFns<Alert> = {
     message.phone = (object.phone !== undefined && object.phone !== null)
       ? PhoneAlert.fromPartial(object.phone)
       : undefined;
+    message.stepUp = (object.stepUp !== undefined && object.stepUp !== null)
+      ? StepUp.fromPartial(object.stepUp)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseStepUp(): StepUp {
+  return { challengeId: "", nonce: Buffer.alloc(0), expiresAt: undefined };
+}
+
+export const StepUp: MessageFns<StepUp> = {
+  encode(message: StepUp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.challengeId !== "") {
+      writer.uint32(10).string(message.challengeId);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(18).bytes(message.nonce);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StepUp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStepUp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): StepUp {
+    return {
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: StepUp): unknown {
+    const obj: any = {};
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.nonce.length !== 0) {
+      obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StepUp>, I>>(base?: I): StepUp {
+    return StepUp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StepUp>, I>>(object: I): StepUp {
+    const message = createBaseStepUp();
+    message.challengeId = object.challengeId ?? "";
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
@@ -1095,6 +1254,14 @@ export const AlertsServiceClient = makeGenericClientConstructor(
   service: typeof AlertsServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

@@ -86,6 +86,8 @@ export enum ChallengePurpose {
   CHALLENGE_PURPOSE_UNSPECIFIED = 0,
   CHALLENGE_PURPOSE_PAIRING = 1,
   CHALLENGE_PURPOSE_SESSION = 2,
+  /** CHALLENGE_PURPOSE_PAYMENT - A payment step-up: the challenge is the gateway's, not one CreateChallenge issued. */
+  CHALLENGE_PURPOSE_PAYMENT = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -100,6 +102,9 @@ export function challengePurposeFromJSON(object: any): ChallengePurpose {
     case 2:
     case "CHALLENGE_PURPOSE_SESSION":
       return ChallengePurpose.CHALLENGE_PURPOSE_SESSION;
+    case 3:
+    case "CHALLENGE_PURPOSE_PAYMENT":
+      return ChallengePurpose.CHALLENGE_PURPOSE_PAYMENT;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -115,6 +120,8 @@ export function challengePurposeToJSON(object: ChallengePurpose): string {
       return "CHALLENGE_PURPOSE_PAIRING";
     case ChallengePurpose.CHALLENGE_PURPOSE_SESSION:
       return "CHALLENGE_PURPOSE_SESSION";
+    case ChallengePurpose.CHALLENGE_PURPOSE_PAYMENT:
+      return "CHALLENGE_PURPOSE_PAYMENT";
     case ChallengePurpose.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -340,6 +347,23 @@ export interface DeregisterRequest {
 
 export interface DeregisterResponse {
   device: Device | undefined;
+}
+
+export interface VerifyDeviceSignatureRequest {
+  deviceId: string;
+  /** Only PAYMENT: pairing and session challenges are verified by PairDevice and StartSession. */
+  purpose: ChallengePurpose;
+  challengeId: string;
+  /** The challenge's nonce as its issuer made it (16-64 bytes). */
+  nonce: Buffer;
+  signature: Buffer;
+}
+
+export interface VerifyDeviceSignatureResponse {
+  /** True when the signature verifies with the band's registered device key. */
+  valid: boolean;
+  deviceStatus: DeviceStatus;
+  accountId: string;
 }
 
 function createBaseDevice(): Device {
@@ -3258,6 +3282,258 @@ export const DeregisterResponse: MessageFns<DeregisterResponse> = {
   },
 };
 
+function createBaseVerifyDeviceSignatureRequest(): VerifyDeviceSignatureRequest {
+  return { deviceId: "", purpose: 0, challengeId: "", nonce: Buffer.alloc(0), signature: Buffer.alloc(0) };
+}
+
+export const VerifyDeviceSignatureRequest: MessageFns<VerifyDeviceSignatureRequest> = {
+  encode(message: VerifyDeviceSignatureRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceId !== "") {
+      writer.uint32(10).string(message.deviceId);
+    }
+    if (message.purpose !== 0) {
+      writer.uint32(16).int32(message.purpose);
+    }
+    if (message.challengeId !== "") {
+      writer.uint32(26).string(message.challengeId);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(34).bytes(message.nonce);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(42).bytes(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyDeviceSignatureRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyDeviceSignatureRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.purpose = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyDeviceSignatureRequest {
+    return {
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      purpose: isSet(object.purpose) ? challengePurposeFromJSON(object.purpose) : 0,
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: VerifyDeviceSignatureRequest): unknown {
+    const obj: any = {};
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.purpose !== 0) {
+      obj.purpose = challengePurposeToJSON(message.purpose);
+    }
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.nonce.length !== 0) {
+      obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyDeviceSignatureRequest>, I>>(base?: I): VerifyDeviceSignatureRequest {
+    return VerifyDeviceSignatureRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyDeviceSignatureRequest>, I>>(object: I): VerifyDeviceSignatureRequest {
+    const message = createBaseVerifyDeviceSignatureRequest();
+    message.deviceId = object.deviceId ?? "";
+    message.purpose = object.purpose ?? 0;
+    message.challengeId = object.challengeId ?? "";
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.signature = object.signature ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseVerifyDeviceSignatureResponse(): VerifyDeviceSignatureResponse {
+  return { valid: false, deviceStatus: 0, accountId: "" };
+}
+
+export const VerifyDeviceSignatureResponse: MessageFns<VerifyDeviceSignatureResponse> = {
+  encode(message: VerifyDeviceSignatureResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.valid !== false) {
+      writer.uint32(8).bool(message.valid);
+    }
+    if (message.deviceStatus !== 0) {
+      writer.uint32(16).int32(message.deviceStatus);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyDeviceSignatureResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyDeviceSignatureResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.valid = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.deviceStatus = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyDeviceSignatureResponse {
+    return {
+      valid: isSet(object.valid) ? globalThis.Boolean(object.valid) : false,
+      deviceStatus: isSet(object.deviceStatus)
+        ? deviceStatusFromJSON(object.deviceStatus)
+        : isSet(object.device_status)
+        ? deviceStatusFromJSON(object.device_status)
+        : 0,
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+    };
+  },
+
+  toJSON(message: VerifyDeviceSignatureResponse): unknown {
+    const obj: any = {};
+    if (message.valid !== false) {
+      obj.valid = message.valid;
+    }
+    if (message.deviceStatus !== 0) {
+      obj.deviceStatus = deviceStatusToJSON(message.deviceStatus);
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyDeviceSignatureResponse>, I>>(base?: I): VerifyDeviceSignatureResponse {
+    return VerifyDeviceSignatureResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyDeviceSignatureResponse>, I>>(
+    object: I,
+  ): VerifyDeviceSignatureResponse {
+    const message = createBaseVerifyDeviceSignatureResponse();
+    message.valid = object.valid ?? false;
+    message.deviceStatus = object.deviceStatus ?? 0;
+    message.accountId = object.accountId ?? "";
+    return message;
+  },
+};
+
 /**
  * The device registry makes a band a trusted payment device: it pairs bands to wallet
  * accounts, keeps live band sessions and runs the device lifecycle.
@@ -3389,6 +3665,22 @@ export const DeviceRegistryServiceService = {
     responseSerialize: (value: DeregisterResponse): Buffer => Buffer.from(DeregisterResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeregisterResponse => DeregisterResponse.decode(value),
   },
+  /**
+   * Checks a band's Ed25519 signature over a challenge another service issued (the gateway's
+   * step-up: purpose PAYMENT) with the device key registered at pairing. An answer, not an
+   * error, when the signature does not verify.
+   */
+  verifyDeviceSignature: {
+    path: "/wristpay.device_registry.v1.DeviceRegistryService/VerifyDeviceSignature" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyDeviceSignatureRequest): Buffer =>
+      Buffer.from(VerifyDeviceSignatureRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyDeviceSignatureRequest => VerifyDeviceSignatureRequest.decode(value),
+    responseSerialize: (value: VerifyDeviceSignatureResponse): Buffer =>
+      Buffer.from(VerifyDeviceSignatureResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyDeviceSignatureResponse => VerifyDeviceSignatureResponse.decode(value),
+  },
 } as const;
 
 export interface DeviceRegistryServiceServer extends UntypedServiceImplementation {
@@ -3406,6 +3698,12 @@ export interface DeviceRegistryServiceServer extends UntypedServiceImplementatio
   resumeDevice: handleUnaryCall<ResumeDeviceRequest, ResumeDeviceResponse>;
   reportLost: handleUnaryCall<ReportLostRequest, ReportLostResponse>;
   deregister: handleUnaryCall<DeregisterRequest, DeregisterResponse>;
+  /**
+   * Checks a band's Ed25519 signature over a challenge another service issued (the gateway's
+   * step-up: purpose PAYMENT) with the device key registered at pairing. An answer, not an
+   * error, when the signature does not verify.
+   */
+  verifyDeviceSignature: handleUnaryCall<VerifyDeviceSignatureRequest, VerifyDeviceSignatureResponse>;
 }
 
 export interface DeviceRegistryServiceClient extends Client {
@@ -3604,6 +3902,26 @@ export interface DeviceRegistryServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeregisterResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Checks a band's Ed25519 signature over a challenge another service issued (the gateway's
+   * step-up: purpose PAYMENT) with the device key registered at pairing. An answer, not an
+   * error, when the signature does not verify.
+   */
+  verifyDeviceSignature(
+    request: VerifyDeviceSignatureRequest,
+    callback: (error: ServiceError | null, response: VerifyDeviceSignatureResponse) => void,
+  ): ClientUnaryCall;
+  verifyDeviceSignature(
+    request: VerifyDeviceSignatureRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyDeviceSignatureResponse) => void,
+  ): ClientUnaryCall;
+  verifyDeviceSignature(
+    request: VerifyDeviceSignatureRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyDeviceSignatureResponse) => void,
   ): ClientUnaryCall;
 }
 

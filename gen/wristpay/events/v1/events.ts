@@ -130,7 +130,10 @@ export interface ScoredPayment {
   recentCryptogramFailures: number;
 }
 
-/** payment.authorized, payment.challenged, payment.declined (gateway) */
+/**
+ * payment.authorized, payment.challenged, payment.declined (gateway, through its outbox: once
+ * per decision; a step-up ends in payment.authorized or payment.declined)
+ */
 export interface PaymentOutcome {
   paymentId: string;
   status: string;
@@ -143,7 +146,21 @@ export interface PaymentOutcome {
   /** The merchant's display name as the terminal sent it; empty when it sent none. */
   merchantName: string;
   /** What a voucher took off amount (amount is what the buyer was asked before it); unset for none. */
-  discount: Money | undefined;
+  discount:
+    | Money
+    | undefined;
+  /**
+   * On payment.challenged: what the phone has the band sign (never a secret: the band's
+   * signature with its device key is the proof).
+   */
+  stepUp: PaymentStepUp | undefined;
+}
+
+/** The gateway's step-up challenge of one payment. */
+export interface PaymentStepUp {
+  challengeId: string;
+  nonce: Buffer;
+  expiresAt: Date | undefined;
 }
 
 /**
@@ -1610,6 +1627,7 @@ function createBasePaymentOutcome(): PaymentOutcome {
     holdId: "",
     merchantName: "",
     discount: undefined,
+    stepUp: undefined,
   };
 }
 
@@ -1644,6 +1662,9 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     }
     if (message.discount !== undefined) {
       Money.encode(message.discount, writer.uint32(82).fork()).join();
+    }
+    if (message.stepUp !== undefined) {
+      PaymentStepUp.encode(message.stepUp, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1741,6 +1762,14 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
             message.discount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.stepUp = PaymentStepUp.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1793,6 +1822,11 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
         ? globalThis.String(object.merchant_name)
         : "",
       discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      stepUp: isSet(object.stepUp)
+        ? PaymentStepUp.fromJSON(object.stepUp)
+        : isSet(object.step_up)
+        ? PaymentStepUp.fromJSON(object.step_up)
+        : undefined,
     };
   },
 
@@ -1828,6 +1862,9 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     if (message.discount !== undefined) {
       obj.discount = Money.toJSON(message.discount);
     }
+    if (message.stepUp !== undefined) {
+      obj.stepUp = PaymentStepUp.toJSON(message.stepUp);
+    }
     return obj;
   },
 
@@ -1850,6 +1887,118 @@ export const PaymentOutcome: MessageFns<PaymentOutcome> = {
     message.discount = (object.discount !== undefined && object.discount !== null)
       ? Money.fromPartial(object.discount)
       : undefined;
+    message.stepUp = (object.stepUp !== undefined && object.stepUp !== null)
+      ? PaymentStepUp.fromPartial(object.stepUp)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePaymentStepUp(): PaymentStepUp {
+  return { challengeId: "", nonce: Buffer.alloc(0), expiresAt: undefined };
+}
+
+export const PaymentStepUp: MessageFns<PaymentStepUp> = {
+  encode(message: PaymentStepUp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.challengeId !== "") {
+      writer.uint32(10).string(message.challengeId);
+    }
+    if (message.nonce.length !== 0) {
+      writer.uint32(18).bytes(message.nonce);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PaymentStepUp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePaymentStepUp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nonce = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PaymentStepUp {
+    return {
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      nonce: isSet(object.nonce) ? Buffer.from(bytesFromBase64(object.nonce)) : Buffer.alloc(0),
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PaymentStepUp): unknown {
+    const obj: any = {};
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.nonce.length !== 0) {
+      obj.nonce = base64FromBytes(message.nonce);
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PaymentStepUp>, I>>(base?: I): PaymentStepUp {
+    return PaymentStepUp.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PaymentStepUp>, I>>(object: I): PaymentStepUp {
+    const message = createBasePaymentStepUp();
+    message.challengeId = object.challengeId ?? "";
+    message.nonce = object.nonce ?? Buffer.alloc(0);
+    message.expiresAt = object.expiresAt ?? undefined;
     return message;
   },
 };
@@ -2584,6 +2733,14 @@ export const BandLimitsChanged: MessageFns<BandLimitsChanged> = {
     return message;
   },
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | bigint | undefined;
 

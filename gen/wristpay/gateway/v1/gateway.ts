@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -34,6 +36,12 @@ export enum PaymentStatus {
   PAYMENT_STATUS_DECLINED = 3,
   PAYMENT_STATUS_CAPTURED = 4,
   PAYMENT_STATUS_REFUNDED = 5,
+  /** PAYMENT_STATUS_VOIDED - The merchant cancelled the authorization before capture; the hold was released. */
+  PAYMENT_STATUS_VOIDED = 6,
+  /** PAYMENT_STATUS_EXPIRED - Approved but never captured: the hold lapsed. */
+  PAYMENT_STATUS_EXPIRED = 7,
+  /** PAYMENT_STATUS_RECEIVED - Received and being decided (an answer has not been given yet). */
+  PAYMENT_STATUS_RECEIVED = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -57,6 +65,15 @@ export function paymentStatusFromJSON(object: any): PaymentStatus {
     case 5:
     case "PAYMENT_STATUS_REFUNDED":
       return PaymentStatus.PAYMENT_STATUS_REFUNDED;
+    case 6:
+    case "PAYMENT_STATUS_VOIDED":
+      return PaymentStatus.PAYMENT_STATUS_VOIDED;
+    case 7:
+    case "PAYMENT_STATUS_EXPIRED":
+      return PaymentStatus.PAYMENT_STATUS_EXPIRED;
+    case 8:
+    case "PAYMENT_STATUS_RECEIVED":
+      return PaymentStatus.PAYMENT_STATUS_RECEIVED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -78,6 +95,12 @@ export function paymentStatusToJSON(object: PaymentStatus): string {
       return "PAYMENT_STATUS_CAPTURED";
     case PaymentStatus.PAYMENT_STATUS_REFUNDED:
       return "PAYMENT_STATUS_REFUNDED";
+    case PaymentStatus.PAYMENT_STATUS_VOIDED:
+      return "PAYMENT_STATUS_VOIDED";
+    case PaymentStatus.PAYMENT_STATUS_EXPIRED:
+      return "PAYMENT_STATUS_EXPIRED";
+    case PaymentStatus.PAYMENT_STATUS_RECEIVED:
+      return "PAYMENT_STATUS_RECEIVED";
     case PaymentStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -102,6 +125,12 @@ export enum DeclineReason {
   DECLINE_REASON_OVER_DAILY_LIMIT = 12,
   /** DECLINE_REASON_BAND_FROZEN - The owner froze the band's sub-account. */
   DECLINE_REASON_BAND_FROZEN = 13,
+  /** DECLINE_REASON_CHALLENGE_EXPIRED - The step-up was not confirmed on the phone before its challenge expired. */
+  DECLINE_REASON_CHALLENGE_EXPIRED = 14,
+  /** DECLINE_REASON_CHALLENGE_DECLINED - The band's owner refused the step-up on the phone. */
+  DECLINE_REASON_CHALLENGE_DECLINED = 15,
+  /** DECLINE_REASON_ABANDONED - The attempt was never answered (the terminal gave up) and was closed by the gateway. */
+  DECLINE_REASON_ABANDONED = 16,
   UNRECOGNIZED = -1,
 }
 
@@ -149,6 +178,15 @@ export function declineReasonFromJSON(object: any): DeclineReason {
     case 13:
     case "DECLINE_REASON_BAND_FROZEN":
       return DeclineReason.DECLINE_REASON_BAND_FROZEN;
+    case 14:
+    case "DECLINE_REASON_CHALLENGE_EXPIRED":
+      return DeclineReason.DECLINE_REASON_CHALLENGE_EXPIRED;
+    case 15:
+    case "DECLINE_REASON_CHALLENGE_DECLINED":
+      return DeclineReason.DECLINE_REASON_CHALLENGE_DECLINED;
+    case 16:
+    case "DECLINE_REASON_ABANDONED":
+      return DeclineReason.DECLINE_REASON_ABANDONED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -186,10 +224,61 @@ export function declineReasonToJSON(object: DeclineReason): string {
       return "DECLINE_REASON_OVER_DAILY_LIMIT";
     case DeclineReason.DECLINE_REASON_BAND_FROZEN:
       return "DECLINE_REASON_BAND_FROZEN";
+    case DeclineReason.DECLINE_REASON_CHALLENGE_EXPIRED:
+      return "DECLINE_REASON_CHALLENGE_EXPIRED";
+    case DeclineReason.DECLINE_REASON_CHALLENGE_DECLINED:
+      return "DECLINE_REASON_CHALLENGE_DECLINED";
+    case DeclineReason.DECLINE_REASON_ABANDONED:
+      return "DECLINE_REASON_ABANDONED";
     case DeclineReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
+}
+
+export enum MerchantStatus {
+  MERCHANT_STATUS_UNSPECIFIED = 0,
+  MERCHANT_STATUS_ACTIVE = 1,
+  MERCHANT_STATUS_SUSPENDED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function merchantStatusFromJSON(object: any): MerchantStatus {
+  switch (object) {
+    case 0:
+    case "MERCHANT_STATUS_UNSPECIFIED":
+      return MerchantStatus.MERCHANT_STATUS_UNSPECIFIED;
+    case 1:
+    case "MERCHANT_STATUS_ACTIVE":
+      return MerchantStatus.MERCHANT_STATUS_ACTIVE;
+    case 2:
+    case "MERCHANT_STATUS_SUSPENDED":
+      return MerchantStatus.MERCHANT_STATUS_SUSPENDED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return MerchantStatus.UNRECOGNIZED;
+  }
+}
+
+export function merchantStatusToJSON(object: MerchantStatus): string {
+  switch (object) {
+    case MerchantStatus.MERCHANT_STATUS_UNSPECIFIED:
+      return "MERCHANT_STATUS_UNSPECIFIED";
+    case MerchantStatus.MERCHANT_STATUS_ACTIVE:
+      return "MERCHANT_STATUS_ACTIVE";
+    case MerchantStatus.MERCHANT_STATUS_SUSPENDED:
+      return "MERCHANT_STATUS_SUSPENDED";
+    case MerchantStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** A step-up: the band must sign it (through the phone) before it expires. */
+export interface PaymentChallenge {
+  challengeId: string;
+  expiresAt: Date | undefined;
 }
 
 /** What a band emits on a contactless tap. */
@@ -218,7 +307,10 @@ export interface AuthorizeRequest {
    * merchant's voucher is refused with a gRPC status before the band's credential is spent.
    */
   voucherCode: string;
-  /** The merchant's display name (what the wrist alert shows), at most 64 characters; optional. */
+  /**
+   * Ignored: the wrist alert shows the merchant's display name from the merchant registry.
+   * Still checked (at most 64 printable characters) so older terminals get the same answer.
+   */
   merchantName: string;
 }
 
@@ -236,7 +328,11 @@ export interface AuthorizeResponse {
     | Money
     | undefined;
   /** amount minus discount: what is held on the buyer's wallet. */
-  charged: Money | undefined;
+  charged:
+    | Money
+    | undefined;
+  /** Set with CHALLENGE_REQUIRED: follow the payment with WatchPayment until it is decided. */
+  challenge: PaymentChallenge | undefined;
 }
 
 export interface Payment {
@@ -255,11 +351,65 @@ export interface Payment {
   charged: Money | undefined;
   merchantName: string;
   voucherCode: string;
+  /** Set while, and after, the payment waited for a step-up. */
+  challenge: PaymentChallenge | undefined;
+  updatedAt:
+    | Date
+    | undefined;
+  /** Readable explanation of the status (why it was declined, what it waits for). */
+  message: string;
+}
+
+export interface WatchPaymentRequest {
+  paymentId: string;
+  /** Optional: the caller's merchant (see GatewayService). */
+  merchantId: string;
+}
+
+/** The payment as it is now; the first message is its state when the watch began. */
+export interface WatchPaymentResponse {
+  payment: Payment | undefined;
+}
+
+export interface ConfirmPaymentRequest {
+  idempotencyKey: string;
+  paymentId: string;
+  /** The wallet account the band belongs to; another account's payment is NOT_FOUND. */
+  accountId: string;
+  challengeId: string;
+  /** Ed25519 by the band's device key over the challenge (purpose PAYMENT; see sim/band). */
+  signature: Buffer;
+}
+
+export interface ConfirmPaymentResponse {
+  payment: Payment | undefined;
+}
+
+export interface DeclinePaymentRequest {
+  idempotencyKey: string;
+  paymentId: string;
+  accountId: string;
+  challengeId: string;
+}
+
+export interface DeclinePaymentResponse {
+  payment: Payment | undefined;
+}
+
+export interface VoidRequest {
+  idempotencyKey: string;
+  paymentId: string;
+  /** Optional: the caller's merchant (see GatewayService). */
+  merchantId: string;
+}
+
+export interface VoidResponse {
+  payment: Payment | undefined;
 }
 
 export interface GetPaymentRequest {
   paymentId: string;
-  /** The merchant asking: a payment is found only by the merchant it was authorized for. */
+  /** Optional: the caller's merchant (see GatewayService). */
   merchantId: string;
 }
 
@@ -273,7 +423,7 @@ export interface CaptureRequest {
   amount:
     | Money
     | undefined;
-  /** The merchant capturing; another merchant's payment is NOT_FOUND. */
+  /** Optional: the caller's merchant (see GatewayService). */
   merchantId: string;
 }
 
@@ -287,7 +437,7 @@ export interface RefundRequest {
   amount:
     | Money
     | undefined;
-  /** The merchant refunding; another merchant's payment is NOT_FOUND. */
+  /** Optional: the caller's merchant (see GatewayService). */
   merchantId: string;
 }
 
@@ -322,6 +472,169 @@ export interface GetVoucherRequest {
 export interface GetVoucherResponse {
   voucher: Voucher | undefined;
 }
+
+export interface Merchant {
+  /** 1-128 letters, digits or . _ @ + - ; its terminals call as `merchant.<merchant_id>`. */
+  merchantId: string;
+  /** What alerts show on the wrist and the phone (1-64 printable characters). */
+  displayName: string;
+  /** ISO 18245 merchant category code, four digits. */
+  mcc: string;
+  /** ISO 3166-1 alpha-2. */
+  country: string;
+  /** ISO 4217: the currency its payments are authorized and settled in. */
+  settlementCurrency: string;
+  status: MerchantStatus;
+  statusReason: string;
+  /** The mTLS identity (certificate CN) bound to this merchant. */
+  callerIdentity: string;
+  createdAt: Date | undefined;
+  updatedAt: Date | undefined;
+}
+
+export interface CreateMerchantRequest {
+  idempotencyKey: string;
+  merchantId: string;
+  displayName: string;
+  mcc: string;
+  country: string;
+  settlementCurrency: string;
+}
+
+export interface CreateMerchantResponse {
+  merchant: Merchant | undefined;
+}
+
+export interface GetMerchantRequest {
+  merchantId: string;
+}
+
+export interface GetMerchantResponse {
+  merchant: Merchant | undefined;
+}
+
+export interface ListMerchantsRequest {
+  /** 1-200; 0 means 50. */
+  pageSize: number;
+  pageToken: string;
+}
+
+export interface ListMerchantsResponse {
+  merchants: Merchant[];
+  nextPageToken: string;
+}
+
+export interface SuspendMerchantRequest {
+  idempotencyKey: string;
+  merchantId: string;
+  reason: string;
+}
+
+export interface SuspendMerchantResponse {
+  merchant: Merchant | undefined;
+}
+
+export interface ReactivateMerchantRequest {
+  idempotencyKey: string;
+  merchantId: string;
+}
+
+export interface ReactivateMerchantResponse {
+  merchant: Merchant | undefined;
+}
+
+function createBasePaymentChallenge(): PaymentChallenge {
+  return { challengeId: "", expiresAt: undefined };
+}
+
+export const PaymentChallenge: MessageFns<PaymentChallenge> = {
+  encode(message: PaymentChallenge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.challengeId !== "") {
+      writer.uint32(10).string(message.challengeId);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PaymentChallenge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePaymentChallenge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PaymentChallenge {
+    return {
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PaymentChallenge): unknown {
+    const obj: any = {};
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PaymentChallenge>, I>>(base?: I): PaymentChallenge {
+    return PaymentChallenge.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PaymentChallenge>, I>>(object: I): PaymentChallenge {
+    const message = createBasePaymentChallenge();
+    message.challengeId = object.challengeId ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
+    return message;
+  },
+};
 
 function createBaseTapPayload(): TapPayload {
   return { tokenNumber: "", atc: 0n, terminalNonce: Buffer.alloc(0), cryptogram: Buffer.alloc(0) };
@@ -801,6 +1114,7 @@ function createBaseAuthorizeResponse(): AuthorizeResponse {
     riskReasons: [],
     discount: undefined,
     charged: undefined,
+    challenge: undefined,
   };
 }
 
@@ -832,6 +1146,9 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
     }
     if (message.charged !== undefined) {
       Money.encode(message.charged, writer.uint32(74).fork()).join();
+    }
+    if (message.challenge !== undefined) {
+      PaymentChallenge.encode(message.challenge, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -921,6 +1238,14 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
             message.charged = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.challenge = PaymentChallenge.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -964,6 +1289,7 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
         : [],
       discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
       charged: isSet(object.charged) ? Money.fromJSON(object.charged) : undefined,
+      challenge: isSet(object.challenge) ? PaymentChallenge.fromJSON(object.challenge) : undefined,
     };
   },
 
@@ -996,6 +1322,9 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
     if (message.charged !== undefined) {
       obj.charged = Money.toJSON(message.charged);
     }
+    if (message.challenge !== undefined) {
+      obj.challenge = PaymentChallenge.toJSON(message.challenge);
+    }
     return obj;
   },
 
@@ -1016,6 +1345,9 @@ export const AuthorizeResponse: MessageFns<AuthorizeResponse> = {
       : undefined;
     message.charged = (object.charged !== undefined && object.charged !== null)
       ? Money.fromPartial(object.charged)
+      : undefined;
+    message.challenge = (object.challenge !== undefined && object.challenge !== null)
+      ? PaymentChallenge.fromPartial(object.challenge)
       : undefined;
     return message;
   },
@@ -1038,6 +1370,9 @@ function createBasePayment(): Payment {
     charged: undefined,
     merchantName: "",
     voucherCode: "",
+    challenge: undefined,
+    updatedAt: undefined,
+    message: "",
   };
 }
 
@@ -1087,6 +1422,15 @@ export const Payment: MessageFns<Payment> = {
     }
     if (message.voucherCode !== "") {
       writer.uint32(122).string(message.voucherCode);
+    }
+    if (message.challenge !== undefined) {
+      PaymentChallenge.encode(message.challenge, writer.uint32(130).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(138).fork()).join();
+    }
+    if (message.message !== "") {
+      writer.uint32(146).string(message.message);
     }
     return writer;
   },
@@ -1224,6 +1568,30 @@ export const Payment: MessageFns<Payment> = {
             message.voucherCode = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.challenge = PaymentChallenge.decode(reader, reader.uint32());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1297,6 +1665,13 @@ export const Payment: MessageFns<Payment> = {
         : isSet(object.voucher_code)
         ? globalThis.String(object.voucher_code)
         : "",
+      challenge: isSet(object.challenge) ? PaymentChallenge.fromJSON(object.challenge) : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
     };
   },
 
@@ -1347,6 +1722,15 @@ export const Payment: MessageFns<Payment> = {
     if (message.voucherCode !== "") {
       obj.voucherCode = message.voucherCode;
     }
+    if (message.challenge !== undefined) {
+      obj.challenge = PaymentChallenge.toJSON(message.challenge);
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
     return obj;
   },
 
@@ -1376,6 +1760,775 @@ export const Payment: MessageFns<Payment> = {
       : undefined;
     message.merchantName = object.merchantName ?? "";
     message.voucherCode = object.voucherCode ?? "";
+    message.challenge = (object.challenge !== undefined && object.challenge !== null)
+      ? PaymentChallenge.fromPartial(object.challenge)
+      : undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchPaymentRequest(): WatchPaymentRequest {
+  return { paymentId: "", merchantId: "" };
+}
+
+export const WatchPaymentRequest: MessageFns<WatchPaymentRequest> = {
+  encode(message: WatchPaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.paymentId !== "") {
+      writer.uint32(10).string(message.paymentId);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchPaymentRequest {
+    return {
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: WatchPaymentRequest): unknown {
+    const obj: any = {};
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPaymentRequest>, I>>(base?: I): WatchPaymentRequest {
+    return WatchPaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPaymentRequest>, I>>(object: I): WatchPaymentRequest {
+    const message = createBaseWatchPaymentRequest();
+    message.paymentId = object.paymentId ?? "";
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseWatchPaymentResponse(): WatchPaymentResponse {
+  return { payment: undefined };
+}
+
+export const WatchPaymentResponse: MessageFns<WatchPaymentResponse> = {
+  encode(message: WatchPaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchPaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchPaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchPaymentResponse {
+    return { payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined };
+  },
+
+  toJSON(message: WatchPaymentResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchPaymentResponse>, I>>(base?: I): WatchPaymentResponse {
+    return WatchPaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchPaymentResponse>, I>>(object: I): WatchPaymentResponse {
+    const message = createBaseWatchPaymentResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseConfirmPaymentRequest(): ConfirmPaymentRequest {
+  return { idempotencyKey: "", paymentId: "", accountId: "", challengeId: "", signature: Buffer.alloc(0) };
+}
+
+export const ConfirmPaymentRequest: MessageFns<ConfirmPaymentRequest> = {
+  encode(message: ConfirmPaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(18).string(message.paymentId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
+    }
+    if (message.challengeId !== "") {
+      writer.uint32(34).string(message.challengeId);
+    }
+    if (message.signature.length !== 0) {
+      writer.uint32(42).bytes(message.signature);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmPaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmPaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.signature = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmPaymentRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+      signature: isSet(object.signature) ? Buffer.from(bytesFromBase64(object.signature)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: ConfirmPaymentRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    if (message.signature.length !== 0) {
+      obj.signature = base64FromBytes(message.signature);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConfirmPaymentRequest>, I>>(base?: I): ConfirmPaymentRequest {
+    return ConfirmPaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfirmPaymentRequest>, I>>(object: I): ConfirmPaymentRequest {
+    const message = createBaseConfirmPaymentRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.paymentId = object.paymentId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.challengeId = object.challengeId ?? "";
+    message.signature = object.signature ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseConfirmPaymentResponse(): ConfirmPaymentResponse {
+  return { payment: undefined };
+}
+
+export const ConfirmPaymentResponse: MessageFns<ConfirmPaymentResponse> = {
+  encode(message: ConfirmPaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfirmPaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfirmPaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfirmPaymentResponse {
+    return { payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined };
+  },
+
+  toJSON(message: ConfirmPaymentResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConfirmPaymentResponse>, I>>(base?: I): ConfirmPaymentResponse {
+    return ConfirmPaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfirmPaymentResponse>, I>>(object: I): ConfirmPaymentResponse {
+    const message = createBaseConfirmPaymentResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseDeclinePaymentRequest(): DeclinePaymentRequest {
+  return { idempotencyKey: "", paymentId: "", accountId: "", challengeId: "" };
+}
+
+export const DeclinePaymentRequest: MessageFns<DeclinePaymentRequest> = {
+  encode(message: DeclinePaymentRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(18).string(message.paymentId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
+    }
+    if (message.challengeId !== "") {
+      writer.uint32(34).string(message.challengeId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeclinePaymentRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeclinePaymentRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.challengeId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeclinePaymentRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      challengeId: isSet(object.challengeId)
+        ? globalThis.String(object.challengeId)
+        : isSet(object.challenge_id)
+        ? globalThis.String(object.challenge_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeclinePaymentRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.challengeId !== "") {
+      obj.challengeId = message.challengeId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeclinePaymentRequest>, I>>(base?: I): DeclinePaymentRequest {
+    return DeclinePaymentRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeclinePaymentRequest>, I>>(object: I): DeclinePaymentRequest {
+    const message = createBaseDeclinePaymentRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.paymentId = object.paymentId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.challengeId = object.challengeId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeclinePaymentResponse(): DeclinePaymentResponse {
+  return { payment: undefined };
+}
+
+export const DeclinePaymentResponse: MessageFns<DeclinePaymentResponse> = {
+  encode(message: DeclinePaymentResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeclinePaymentResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeclinePaymentResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeclinePaymentResponse {
+    return { payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined };
+  },
+
+  toJSON(message: DeclinePaymentResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeclinePaymentResponse>, I>>(base?: I): DeclinePaymentResponse {
+    return DeclinePaymentResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeclinePaymentResponse>, I>>(object: I): DeclinePaymentResponse {
+    const message = createBaseDeclinePaymentResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVoidRequest(): VoidRequest {
+  return { idempotencyKey: "", paymentId: "", merchantId: "" };
+}
+
+export const VoidRequest: MessageFns<VoidRequest> = {
+  encode(message: VoidRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(18).string(message.paymentId);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(26).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoidRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoidRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoidRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: VoidRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VoidRequest>, I>>(base?: I): VoidRequest {
+    return VoidRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VoidRequest>, I>>(object: I): VoidRequest {
+    const message = createBaseVoidRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.paymentId = object.paymentId ?? "";
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseVoidResponse(): VoidResponse {
+  return { payment: undefined };
+}
+
+export const VoidResponse: MessageFns<VoidResponse> = {
+  encode(message: VoidResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.payment !== undefined) {
+      Payment.encode(message.payment, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VoidResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVoidResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.payment = Payment.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VoidResponse {
+    return { payment: isSet(object.payment) ? Payment.fromJSON(object.payment) : undefined };
+  },
+
+  toJSON(message: VoidResponse): unknown {
+    const obj: any = {};
+    if (message.payment !== undefined) {
+      obj.payment = Payment.toJSON(message.payment);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VoidResponse>, I>>(base?: I): VoidResponse {
+    return VoidResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VoidResponse>, I>>(object: I): VoidResponse {
+    const message = createBaseVoidResponse();
+    message.payment = (object.payment !== undefined && object.payment !== null)
+      ? Payment.fromPartial(object.payment)
+      : undefined;
     return message;
   },
 };
@@ -2370,9 +3523,1168 @@ export const GetVoucherResponse: MessageFns<GetVoucherResponse> = {
   },
 };
 
+function createBaseMerchant(): Merchant {
+  return {
+    merchantId: "",
+    displayName: "",
+    mcc: "",
+    country: "",
+    settlementCurrency: "",
+    status: 0,
+    statusReason: "",
+    callerIdentity: "",
+    createdAt: undefined,
+    updatedAt: undefined,
+  };
+}
+
+export const Merchant: MessageFns<Merchant> = {
+  encode(message: Merchant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.mcc !== "") {
+      writer.uint32(26).string(message.mcc);
+    }
+    if (message.country !== "") {
+      writer.uint32(34).string(message.country);
+    }
+    if (message.settlementCurrency !== "") {
+      writer.uint32(42).string(message.settlementCurrency);
+    }
+    if (message.status !== 0) {
+      writer.uint32(48).int32(message.status);
+    }
+    if (message.statusReason !== "") {
+      writer.uint32(58).string(message.statusReason);
+    }
+    if (message.callerIdentity !== "") {
+      writer.uint32(66).string(message.callerIdentity);
+    }
+    if (message.createdAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.createdAt), writer.uint32(74).fork()).join();
+    }
+    if (message.updatedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.updatedAt), writer.uint32(82).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Merchant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMerchant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.mcc = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.country = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.settlementCurrency = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.statusReason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.callerIdentity = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.createdAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.updatedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Merchant {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      mcc: isSet(object.mcc) ? globalThis.String(object.mcc) : "",
+      country: isSet(object.country) ? globalThis.String(object.country) : "",
+      settlementCurrency: isSet(object.settlementCurrency)
+        ? globalThis.String(object.settlementCurrency)
+        : isSet(object.settlement_currency)
+        ? globalThis.String(object.settlement_currency)
+        : "",
+      status: isSet(object.status) ? merchantStatusFromJSON(object.status) : 0,
+      statusReason: isSet(object.statusReason)
+        ? globalThis.String(object.statusReason)
+        : isSet(object.status_reason)
+        ? globalThis.String(object.status_reason)
+        : "",
+      callerIdentity: isSet(object.callerIdentity)
+        ? globalThis.String(object.callerIdentity)
+        : isSet(object.caller_identity)
+        ? globalThis.String(object.caller_identity)
+        : "",
+      createdAt: isSet(object.createdAt)
+        ? fromJsonTimestamp(object.createdAt)
+        : isSet(object.created_at)
+        ? fromJsonTimestamp(object.created_at)
+        : undefined,
+      updatedAt: isSet(object.updatedAt)
+        ? fromJsonTimestamp(object.updatedAt)
+        : isSet(object.updated_at)
+        ? fromJsonTimestamp(object.updated_at)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Merchant): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.mcc !== "") {
+      obj.mcc = message.mcc;
+    }
+    if (message.country !== "") {
+      obj.country = message.country;
+    }
+    if (message.settlementCurrency !== "") {
+      obj.settlementCurrency = message.settlementCurrency;
+    }
+    if (message.status !== 0) {
+      obj.status = merchantStatusToJSON(message.status);
+    }
+    if (message.statusReason !== "") {
+      obj.statusReason = message.statusReason;
+    }
+    if (message.callerIdentity !== "") {
+      obj.callerIdentity = message.callerIdentity;
+    }
+    if (message.createdAt !== undefined) {
+      obj.createdAt = message.createdAt.toISOString();
+    }
+    if (message.updatedAt !== undefined) {
+      obj.updatedAt = message.updatedAt.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Merchant>, I>>(base?: I): Merchant {
+    return Merchant.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Merchant>, I>>(object: I): Merchant {
+    const message = createBaseMerchant();
+    message.merchantId = object.merchantId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.mcc = object.mcc ?? "";
+    message.country = object.country ?? "";
+    message.settlementCurrency = object.settlementCurrency ?? "";
+    message.status = object.status ?? 0;
+    message.statusReason = object.statusReason ?? "";
+    message.callerIdentity = object.callerIdentity ?? "";
+    message.createdAt = object.createdAt ?? undefined;
+    message.updatedAt = object.updatedAt ?? undefined;
+    return message;
+  },
+};
+
+function createBaseCreateMerchantRequest(): CreateMerchantRequest {
+  return { idempotencyKey: "", merchantId: "", displayName: "", mcc: "", country: "", settlementCurrency: "" };
+}
+
+export const CreateMerchantRequest: MessageFns<CreateMerchantRequest> = {
+  encode(message: CreateMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(26).string(message.displayName);
+    }
+    if (message.mcc !== "") {
+      writer.uint32(34).string(message.mcc);
+    }
+    if (message.country !== "") {
+      writer.uint32(42).string(message.country);
+    }
+    if (message.settlementCurrency !== "") {
+      writer.uint32(50).string(message.settlementCurrency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.mcc = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.country = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.settlementCurrency = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateMerchantRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      mcc: isSet(object.mcc) ? globalThis.String(object.mcc) : "",
+      country: isSet(object.country) ? globalThis.String(object.country) : "",
+      settlementCurrency: isSet(object.settlementCurrency)
+        ? globalThis.String(object.settlementCurrency)
+        : isSet(object.settlement_currency)
+        ? globalThis.String(object.settlement_currency)
+        : "",
+    };
+  },
+
+  toJSON(message: CreateMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.mcc !== "") {
+      obj.mcc = message.mcc;
+    }
+    if (message.country !== "") {
+      obj.country = message.country;
+    }
+    if (message.settlementCurrency !== "") {
+      obj.settlementCurrency = message.settlementCurrency;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateMerchantRequest>, I>>(base?: I): CreateMerchantRequest {
+    return CreateMerchantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateMerchantRequest>, I>>(object: I): CreateMerchantRequest {
+    const message = createBaseCreateMerchantRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.merchantId = object.merchantId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.mcc = object.mcc ?? "";
+    message.country = object.country ?? "";
+    message.settlementCurrency = object.settlementCurrency ?? "";
+    return message;
+  },
+};
+
+function createBaseCreateMerchantResponse(): CreateMerchantResponse {
+  return { merchant: undefined };
+}
+
+export const CreateMerchantResponse: MessageFns<CreateMerchantResponse> = {
+  encode(message: CreateMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchant !== undefined) {
+      Merchant.encode(message.merchant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchant = Merchant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateMerchantResponse {
+    return { merchant: isSet(object.merchant) ? Merchant.fromJSON(object.merchant) : undefined };
+  },
+
+  toJSON(message: CreateMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.merchant !== undefined) {
+      obj.merchant = Merchant.toJSON(message.merchant);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateMerchantResponse>, I>>(base?: I): CreateMerchantResponse {
+    return CreateMerchantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateMerchantResponse>, I>>(object: I): CreateMerchantResponse {
+    const message = createBaseCreateMerchantResponse();
+    message.merchant = (object.merchant !== undefined && object.merchant !== null)
+      ? Merchant.fromPartial(object.merchant)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetMerchantRequest(): GetMerchantRequest {
+  return { merchantId: "" };
+}
+
+export const GetMerchantRequest: MessageFns<GetMerchantRequest> = {
+  encode(message: GetMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchantId !== "") {
+      writer.uint32(10).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMerchantRequest {
+    return {
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMerchantRequest>, I>>(base?: I): GetMerchantRequest {
+    return GetMerchantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMerchantRequest>, I>>(object: I): GetMerchantRequest {
+    const message = createBaseGetMerchantRequest();
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMerchantResponse(): GetMerchantResponse {
+  return { merchant: undefined };
+}
+
+export const GetMerchantResponse: MessageFns<GetMerchantResponse> = {
+  encode(message: GetMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchant !== undefined) {
+      Merchant.encode(message.merchant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchant = Merchant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMerchantResponse {
+    return { merchant: isSet(object.merchant) ? Merchant.fromJSON(object.merchant) : undefined };
+  },
+
+  toJSON(message: GetMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.merchant !== undefined) {
+      obj.merchant = Merchant.toJSON(message.merchant);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetMerchantResponse>, I>>(base?: I): GetMerchantResponse {
+    return GetMerchantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetMerchantResponse>, I>>(object: I): GetMerchantResponse {
+    const message = createBaseGetMerchantResponse();
+    message.merchant = (object.merchant !== undefined && object.merchant !== null)
+      ? Merchant.fromPartial(object.merchant)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListMerchantsRequest(): ListMerchantsRequest {
+  return { pageSize: 0, pageToken: "" };
+}
+
+export const ListMerchantsRequest: MessageFns<ListMerchantsRequest> = {
+  encode(message: ListMerchantsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMerchantsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMerchantsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMerchantsRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListMerchantsRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMerchantsRequest>, I>>(base?: I): ListMerchantsRequest {
+    return ListMerchantsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMerchantsRequest>, I>>(object: I): ListMerchantsRequest {
+    const message = createBaseListMerchantsRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListMerchantsResponse(): ListMerchantsResponse {
+  return { merchants: [], nextPageToken: "" };
+}
+
+export const ListMerchantsResponse: MessageFns<ListMerchantsResponse> = {
+  encode(message: ListMerchantsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.merchants) {
+      Merchant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListMerchantsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListMerchantsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchants.push(Merchant.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListMerchantsResponse {
+    return {
+      merchants: globalThis.Array.isArray(object?.merchants)
+        ? object.merchants.map((e: any) => Merchant.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListMerchantsResponse): unknown {
+    const obj: any = {};
+    if (message.merchants?.length) {
+      obj.merchants = message.merchants.map((e) => Merchant.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListMerchantsResponse>, I>>(base?: I): ListMerchantsResponse {
+    return ListMerchantsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListMerchantsResponse>, I>>(object: I): ListMerchantsResponse {
+    const message = createBaseListMerchantsResponse();
+    message.merchants = object.merchants?.map((e) => Merchant.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseSuspendMerchantRequest(): SuspendMerchantRequest {
+  return { idempotencyKey: "", merchantId: "", reason: "" };
+}
+
+export const SuspendMerchantRequest: MessageFns<SuspendMerchantRequest> = {
+  encode(message: SuspendMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SuspendMerchantRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: SuspendMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SuspendMerchantRequest>, I>>(base?: I): SuspendMerchantRequest {
+    return SuspendMerchantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuspendMerchantRequest>, I>>(object: I): SuspendMerchantRequest {
+    const message = createBaseSuspendMerchantRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.merchantId = object.merchantId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseSuspendMerchantResponse(): SuspendMerchantResponse {
+  return { merchant: undefined };
+}
+
+export const SuspendMerchantResponse: MessageFns<SuspendMerchantResponse> = {
+  encode(message: SuspendMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchant !== undefined) {
+      Merchant.encode(message.merchant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SuspendMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSuspendMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchant = Merchant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SuspendMerchantResponse {
+    return { merchant: isSet(object.merchant) ? Merchant.fromJSON(object.merchant) : undefined };
+  },
+
+  toJSON(message: SuspendMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.merchant !== undefined) {
+      obj.merchant = Merchant.toJSON(message.merchant);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SuspendMerchantResponse>, I>>(base?: I): SuspendMerchantResponse {
+    return SuspendMerchantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SuspendMerchantResponse>, I>>(object: I): SuspendMerchantResponse {
+    const message = createBaseSuspendMerchantResponse();
+    message.merchant = (object.merchant !== undefined && object.merchant !== null)
+      ? Merchant.fromPartial(object.merchant)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseReactivateMerchantRequest(): ReactivateMerchantRequest {
+  return { idempotencyKey: "", merchantId: "" };
+}
+
+export const ReactivateMerchantRequest: MessageFns<ReactivateMerchantRequest> = {
+  encode(message: ReactivateMerchantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.idempotencyKey !== "") {
+      writer.uint32(10).string(message.idempotencyKey);
+    }
+    if (message.merchantId !== "") {
+      writer.uint32(18).string(message.merchantId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReactivateMerchantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactivateMerchantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.merchantId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReactivateMerchantRequest {
+    return {
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      merchantId: isSet(object.merchantId)
+        ? globalThis.String(object.merchantId)
+        : isSet(object.merchant_id)
+        ? globalThis.String(object.merchant_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ReactivateMerchantRequest): unknown {
+    const obj: any = {};
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.merchantId !== "") {
+      obj.merchantId = message.merchantId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReactivateMerchantRequest>, I>>(base?: I): ReactivateMerchantRequest {
+    return ReactivateMerchantRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReactivateMerchantRequest>, I>>(object: I): ReactivateMerchantRequest {
+    const message = createBaseReactivateMerchantRequest();
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.merchantId = object.merchantId ?? "";
+    return message;
+  },
+};
+
+function createBaseReactivateMerchantResponse(): ReactivateMerchantResponse {
+  return { merchant: undefined };
+}
+
+export const ReactivateMerchantResponse: MessageFns<ReactivateMerchantResponse> = {
+  encode(message: ReactivateMerchantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.merchant !== undefined) {
+      Merchant.encode(message.merchant, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReactivateMerchantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReactivateMerchantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.merchant = Merchant.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReactivateMerchantResponse {
+    return { merchant: isSet(object.merchant) ? Merchant.fromJSON(object.merchant) : undefined };
+  },
+
+  toJSON(message: ReactivateMerchantResponse): unknown {
+    const obj: any = {};
+    if (message.merchant !== undefined) {
+      obj.merchant = Merchant.toJSON(message.merchant);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReactivateMerchantResponse>, I>>(base?: I): ReactivateMerchantResponse {
+    return ReactivateMerchantResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReactivateMerchantResponse>, I>>(object: I): ReactivateMerchantResponse {
+    const message = createBaseReactivateMerchantResponse();
+    message.merchant = (object.merchant !== undefined && object.merchant !== null)
+      ? Merchant.fromPartial(object.merchant)
+      : undefined;
+    return message;
+  },
+};
+
 /**
  * The gateway is what a merchant's terminal calls. It orchestrates one payment:
- * tokenization → device-registry → risk → settlement.
+ * tokenization → device-registry → risk → settlement, and keeps each payment as a durable state
+ * machine: RECEIVED → DECLINED | CHALLENGE_REQUIRED | APPROVED (held) → CAPTURED | VOIDED |
+ * EXPIRED, with refunds against a captured payment.
+ *
+ * A merchant's calls act only for the merchant bound to its mTLS identity (certificate CN
+ * `merchant.<merchant_id>`): merchant_id in a request may be left empty, and when set must be
+ * that merchant (PERMISSION_DENIED otherwise); another merchant's payment is NOT_FOUND. A
+ * suspended or unknown merchant is refused (PERMISSION_DENIED).
  */
 export type GatewayServiceService = typeof GatewayServiceService;
 export const GatewayServiceService = {
@@ -2394,6 +4706,48 @@ export const GatewayServiceService = {
     responseSerialize: (value: GetPaymentResponse): Buffer => Buffer.from(GetPaymentResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetPaymentResponse => GetPaymentResponse.decode(value),
   },
+  /**
+   * The payment now, then each change, ending once it is decided (no longer RECEIVED or
+   * CHALLENGE_REQUIRED). A terminal follows a step-up with it.
+   */
+  watchPayment: {
+    path: "/wristpay.gateway.v1.GatewayService/WatchPayment" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchPaymentRequest): Buffer => Buffer.from(WatchPaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchPaymentRequest => WatchPaymentRequest.decode(value),
+    responseSerialize: (value: WatchPaymentResponse): Buffer =>
+      Buffer.from(WatchPaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchPaymentResponse => WatchPaymentResponse.decode(value),
+  },
+  /**
+   * The phone side (the `wallet` identity): the band signed the payment's challenge (device key,
+   * purpose PAYMENT); the payment resumes (risk learns the owner confirmed it, then the hold) and
+   * ends APPROVED or DECLINED.
+   */
+  confirmPayment: {
+    path: "/wristpay.gateway.v1.GatewayService/ConfirmPayment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ConfirmPaymentRequest): Buffer =>
+      Buffer.from(ConfirmPaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ConfirmPaymentRequest => ConfirmPaymentRequest.decode(value),
+    responseSerialize: (value: ConfirmPaymentResponse): Buffer =>
+      Buffer.from(ConfirmPaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ConfirmPaymentResponse => ConfirmPaymentResponse.decode(value),
+  },
+  /** The phone side (`wallet`): the owner refused the challenged payment; it ends DECLINED. */
+  declinePayment: {
+    path: "/wristpay.gateway.v1.GatewayService/DeclinePayment" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeclinePaymentRequest): Buffer =>
+      Buffer.from(DeclinePaymentRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeclinePaymentRequest => DeclinePaymentRequest.decode(value),
+    responseSerialize: (value: DeclinePaymentResponse): Buffer =>
+      Buffer.from(DeclinePaymentResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeclinePaymentResponse => DeclinePaymentResponse.decode(value),
+  },
   capture: {
     path: "/wristpay.gateway.v1.GatewayService/Capture" as const,
     requestStream: false as const,
@@ -2402,6 +4756,16 @@ export const GatewayServiceService = {
     requestDeserialize: (value: Buffer): CaptureRequest => CaptureRequest.decode(value),
     responseSerialize: (value: CaptureResponse): Buffer => Buffer.from(CaptureResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CaptureResponse => CaptureResponse.decode(value),
+  },
+  /** The merchant cancels an approved payment before capture; the hold is released at once. */
+  void: {
+    path: "/wristpay.gateway.v1.GatewayService/Void" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VoidRequest): Buffer => Buffer.from(VoidRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VoidRequest => VoidRequest.decode(value),
+    responseSerialize: (value: VoidResponse): Buffer => Buffer.from(VoidResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VoidResponse => VoidResponse.decode(value),
   },
   refund: {
     path: "/wristpay.gateway.v1.GatewayService/Refund" as const,
@@ -2437,7 +4801,22 @@ export const GatewayServiceService = {
 export interface GatewayServiceServer extends UntypedServiceImplementation {
   authorize: handleUnaryCall<AuthorizeRequest, AuthorizeResponse>;
   getPayment: handleUnaryCall<GetPaymentRequest, GetPaymentResponse>;
+  /**
+   * The payment now, then each change, ending once it is decided (no longer RECEIVED or
+   * CHALLENGE_REQUIRED). A terminal follows a step-up with it.
+   */
+  watchPayment: handleServerStreamingCall<WatchPaymentRequest, WatchPaymentResponse>;
+  /**
+   * The phone side (the `wallet` identity): the band signed the payment's challenge (device key,
+   * purpose PAYMENT); the payment resumes (risk learns the owner confirmed it, then the hold) and
+   * ends APPROVED or DECLINED.
+   */
+  confirmPayment: handleUnaryCall<ConfirmPaymentRequest, ConfirmPaymentResponse>;
+  /** The phone side (`wallet`): the owner refused the challenged payment; it ends DECLINED. */
+  declinePayment: handleUnaryCall<DeclinePaymentRequest, DeclinePaymentResponse>;
   capture: handleUnaryCall<CaptureRequest, CaptureResponse>;
+  /** The merchant cancels an approved payment before capture; the hold is released at once. */
+  void: handleUnaryCall<VoidRequest, VoidResponse>;
   refund: handleUnaryCall<RefundRequest, RefundResponse>;
   /** A merchant's vouchers: issue one, and look one up (only the merchant that issued it). */
   issueVoucher: handleUnaryCall<IssueVoucherRequest, IssueVoucherResponse>;
@@ -2475,6 +4854,55 @@ export interface GatewayServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetPaymentResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * The payment now, then each change, ending once it is decided (no longer RECEIVED or
+   * CHALLENGE_REQUIRED). A terminal follows a step-up with it.
+   */
+  watchPayment(
+    request: WatchPaymentRequest,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPaymentResponse>;
+  watchPayment(
+    request: WatchPaymentRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchPaymentResponse>;
+  /**
+   * The phone side (the `wallet` identity): the band signed the payment's challenge (device key,
+   * purpose PAYMENT); the payment resumes (risk learns the owner confirmed it, then the hold) and
+   * ends APPROVED or DECLINED.
+   */
+  confirmPayment(
+    request: ConfirmPaymentRequest,
+    callback: (error: ServiceError | null, response: ConfirmPaymentResponse) => void,
+  ): ClientUnaryCall;
+  confirmPayment(
+    request: ConfirmPaymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ConfirmPaymentResponse) => void,
+  ): ClientUnaryCall;
+  confirmPayment(
+    request: ConfirmPaymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ConfirmPaymentResponse) => void,
+  ): ClientUnaryCall;
+  /** The phone side (`wallet`): the owner refused the challenged payment; it ends DECLINED. */
+  declinePayment(
+    request: DeclinePaymentRequest,
+    callback: (error: ServiceError | null, response: DeclinePaymentResponse) => void,
+  ): ClientUnaryCall;
+  declinePayment(
+    request: DeclinePaymentRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeclinePaymentResponse) => void,
+  ): ClientUnaryCall;
+  declinePayment(
+    request: DeclinePaymentRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeclinePaymentResponse) => void,
+  ): ClientUnaryCall;
   capture(
     request: CaptureRequest,
     callback: (error: ServiceError | null, response: CaptureResponse) => void,
@@ -2489,6 +4917,19 @@ export interface GatewayServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CaptureResponse) => void,
+  ): ClientUnaryCall;
+  /** The merchant cancels an approved payment before capture; the hold is released at once. */
+  void(request: VoidRequest, callback: (error: ServiceError | null, response: VoidResponse) => void): ClientUnaryCall;
+  void(
+    request: VoidRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VoidResponse) => void,
+  ): ClientUnaryCall;
+  void(
+    request: VoidRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VoidResponse) => void,
   ): ClientUnaryCall;
   refund(
     request: RefundRequest,
@@ -2544,6 +4985,161 @@ export const GatewayServiceClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): GatewayServiceClient;
   service: typeof GatewayServiceService;
+  serviceName: string;
+};
+
+/** Merchant onboarding, for people in the back office (the `backoffice` identity) only. */
+export type MerchantAdminServiceService = typeof MerchantAdminServiceService;
+export const MerchantAdminServiceService = {
+  createMerchant: {
+    path: "/wristpay.gateway.v1.MerchantAdminService/CreateMerchant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateMerchantRequest): Buffer =>
+      Buffer.from(CreateMerchantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateMerchantRequest => CreateMerchantRequest.decode(value),
+    responseSerialize: (value: CreateMerchantResponse): Buffer =>
+      Buffer.from(CreateMerchantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): CreateMerchantResponse => CreateMerchantResponse.decode(value),
+  },
+  getMerchant: {
+    path: "/wristpay.gateway.v1.MerchantAdminService/GetMerchant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMerchantRequest): Buffer => Buffer.from(GetMerchantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMerchantRequest => GetMerchantRequest.decode(value),
+    responseSerialize: (value: GetMerchantResponse): Buffer => Buffer.from(GetMerchantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMerchantResponse => GetMerchantResponse.decode(value),
+  },
+  listMerchants: {
+    path: "/wristpay.gateway.v1.MerchantAdminService/ListMerchants" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListMerchantsRequest): Buffer => Buffer.from(ListMerchantsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListMerchantsRequest => ListMerchantsRequest.decode(value),
+    responseSerialize: (value: ListMerchantsResponse): Buffer =>
+      Buffer.from(ListMerchantsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListMerchantsResponse => ListMerchantsResponse.decode(value),
+  },
+  /** A suspended merchant's calls are refused (PERMISSION_DENIED) until it is reactivated. */
+  suspendMerchant: {
+    path: "/wristpay.gateway.v1.MerchantAdminService/SuspendMerchant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SuspendMerchantRequest): Buffer =>
+      Buffer.from(SuspendMerchantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SuspendMerchantRequest => SuspendMerchantRequest.decode(value),
+    responseSerialize: (value: SuspendMerchantResponse): Buffer =>
+      Buffer.from(SuspendMerchantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SuspendMerchantResponse => SuspendMerchantResponse.decode(value),
+  },
+  reactivateMerchant: {
+    path: "/wristpay.gateway.v1.MerchantAdminService/ReactivateMerchant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReactivateMerchantRequest): Buffer =>
+      Buffer.from(ReactivateMerchantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReactivateMerchantRequest => ReactivateMerchantRequest.decode(value),
+    responseSerialize: (value: ReactivateMerchantResponse): Buffer =>
+      Buffer.from(ReactivateMerchantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReactivateMerchantResponse => ReactivateMerchantResponse.decode(value),
+  },
+} as const;
+
+export interface MerchantAdminServiceServer extends UntypedServiceImplementation {
+  createMerchant: handleUnaryCall<CreateMerchantRequest, CreateMerchantResponse>;
+  getMerchant: handleUnaryCall<GetMerchantRequest, GetMerchantResponse>;
+  listMerchants: handleUnaryCall<ListMerchantsRequest, ListMerchantsResponse>;
+  /** A suspended merchant's calls are refused (PERMISSION_DENIED) until it is reactivated. */
+  suspendMerchant: handleUnaryCall<SuspendMerchantRequest, SuspendMerchantResponse>;
+  reactivateMerchant: handleUnaryCall<ReactivateMerchantRequest, ReactivateMerchantResponse>;
+}
+
+export interface MerchantAdminServiceClient extends Client {
+  createMerchant(
+    request: CreateMerchantRequest,
+    callback: (error: ServiceError | null, response: CreateMerchantResponse) => void,
+  ): ClientUnaryCall;
+  createMerchant(
+    request: CreateMerchantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateMerchantResponse) => void,
+  ): ClientUnaryCall;
+  createMerchant(
+    request: CreateMerchantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateMerchantResponse) => void,
+  ): ClientUnaryCall;
+  getMerchant(
+    request: GetMerchantRequest,
+    callback: (error: ServiceError | null, response: GetMerchantResponse) => void,
+  ): ClientUnaryCall;
+  getMerchant(
+    request: GetMerchantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMerchantResponse) => void,
+  ): ClientUnaryCall;
+  getMerchant(
+    request: GetMerchantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMerchantResponse) => void,
+  ): ClientUnaryCall;
+  listMerchants(
+    request: ListMerchantsRequest,
+    callback: (error: ServiceError | null, response: ListMerchantsResponse) => void,
+  ): ClientUnaryCall;
+  listMerchants(
+    request: ListMerchantsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListMerchantsResponse) => void,
+  ): ClientUnaryCall;
+  listMerchants(
+    request: ListMerchantsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListMerchantsResponse) => void,
+  ): ClientUnaryCall;
+  /** A suspended merchant's calls are refused (PERMISSION_DENIED) until it is reactivated. */
+  suspendMerchant(
+    request: SuspendMerchantRequest,
+    callback: (error: ServiceError | null, response: SuspendMerchantResponse) => void,
+  ): ClientUnaryCall;
+  suspendMerchant(
+    request: SuspendMerchantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SuspendMerchantResponse) => void,
+  ): ClientUnaryCall;
+  suspendMerchant(
+    request: SuspendMerchantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SuspendMerchantResponse) => void,
+  ): ClientUnaryCall;
+  reactivateMerchant(
+    request: ReactivateMerchantRequest,
+    callback: (error: ServiceError | null, response: ReactivateMerchantResponse) => void,
+  ): ClientUnaryCall;
+  reactivateMerchant(
+    request: ReactivateMerchantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReactivateMerchantResponse) => void,
+  ): ClientUnaryCall;
+  reactivateMerchant(
+    request: ReactivateMerchantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReactivateMerchantResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const MerchantAdminServiceClient = makeGenericClientConstructor(
+  MerchantAdminServiceService,
+  "wristpay.gateway.v1.MerchantAdminService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): MerchantAdminServiceClient;
+  service: typeof MerchantAdminServiceService;
   serviceName: string;
 };
 

@@ -277,7 +277,13 @@ export interface CaptureResponse {
 
 export interface VoidRequest {
   idempotencyKey: string;
+  /** The hold to release; or leave it empty and name the payment. */
   holdId: string;
+  /**
+   * The payment whose hold to release (NOT_FOUND when none was placed): how the gateway closes
+   * a payment whose attempt died between the hold and its answer.
+   */
+  paymentId: string;
 }
 
 export interface VoidResponse {
@@ -1779,7 +1785,7 @@ export const CaptureResponse: MessageFns<CaptureResponse> = {
 };
 
 function createBaseVoidRequest(): VoidRequest {
-  return { idempotencyKey: "", holdId: "" };
+  return { idempotencyKey: "", holdId: "", paymentId: "" };
 }
 
 export const VoidRequest: MessageFns<VoidRequest> = {
@@ -1789,6 +1795,9 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     }
     if (message.holdId !== "") {
       writer.uint32(18).string(message.holdId);
+    }
+    if (message.paymentId !== "") {
+      writer.uint32(26).string(message.paymentId);
     }
     return writer;
   },
@@ -1822,6 +1831,14 @@ export const VoidRequest: MessageFns<VoidRequest> = {
             message.holdId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.paymentId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1846,6 +1863,11 @@ export const VoidRequest: MessageFns<VoidRequest> = {
         : isSet(object.hold_id)
         ? globalThis.String(object.hold_id)
         : "",
+      paymentId: isSet(object.paymentId)
+        ? globalThis.String(object.paymentId)
+        : isSet(object.payment_id)
+        ? globalThis.String(object.payment_id)
+        : "",
     };
   },
 
@@ -1857,6 +1879,9 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     if (message.holdId !== "") {
       obj.holdId = message.holdId;
     }
+    if (message.paymentId !== "") {
+      obj.paymentId = message.paymentId;
+    }
     return obj;
   },
 
@@ -1867,6 +1892,7 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     const message = createBaseVoidRequest();
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.holdId = object.holdId ?? "";
+    message.paymentId = object.paymentId ?? "";
     return message;
   },
 };

@@ -5,7 +5,7 @@ const eur = (minor: bigint) => ({ amountMinor: minor, currency: 'EUR' });
 const payment = (type: string, over: Record<string, unknown> = {}) =>
   newEvent(type, 'gateway', {
     $case: 'payment',
-    value: { paymentId: 'p1', status: '', declineReason: '', amount: eur(1250n), merchantId: 'm-42', accountId: 'acct-1', deviceId: 'd1', holdId: '', merchantName: 'Café Zebra', discount: undefined, ...over },
+    value: { paymentId: 'p1', status: '', declineReason: '', amount: eur(1250n), merchantId: 'm-42', accountId: 'acct-1', deviceId: 'd1', holdId: '', merchantName: 'Café Zebra', discount: undefined, stepUp: undefined, ...over },
   });
 const ledger = (type: string, over: Record<string, unknown> = {}) =>
   newEvent(type, 'settlement', {

@@ -11,7 +11,7 @@ const draft = (accountId: string): AlertDraft => {
   const d = alertFor(
     newEvent('payment.authorized', 'gateway', {
       $case: 'payment',
-      value: { paymentId: randomUUID(), status: 'APPROVED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined },
+      value: { paymentId: randomUUID(), status: 'APPROVED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined, stepUp: undefined },
     }),
   );
   if ('skip' in d) throw new Error(d.skip);
