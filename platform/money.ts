@@ -9,13 +9,25 @@ export interface Amount {
 
 const INT64_MAX = 2n ** 63n - 1n;
 
+// ISO 4217 as the runtime's ICU data knows it (kept up to date with Node), not a hand-kept list.
+const CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
+
+/** True for an ISO 4217 currency code in use (upper case, e.g. EUR). */
+export const isCurrency = (code: string): boolean => CURRENCIES.has(code);
+
+/** A currency request field; anything but an ISO 4217 code is INVALID_ARGUMENT naming the field. */
+export function requireCurrency(code: string, field = 'currency'): string {
+  if (!isCurrency(code)) throw new InvalidArgument(`${field} must be an ISO 4217 currency code such as EUR`);
+  return code;
+}
+
 /**
  * Checks a Money field from a request. Money is never a float: a missing value, a zero or
- * negative amount, or a currency that is not three upper-case letters is INVALID_ARGUMENT.
+ * negative amount, or a currency that is not an ISO 4217 code is INVALID_ARGUMENT.
  */
 export function requireAmount(money: Money | undefined, field = 'amount'): Amount {
   if (!money) throw new InvalidArgument(`${field} is required`);
-  if (!/^[A-Z]{3}$/.test(money.currency)) throw new InvalidArgument(`${field}.currency must be an ISO 4217 code such as EUR`);
+  requireCurrency(money.currency, `${field}.currency`);
   if (money.amountMinor <= 0n || money.amountMinor > INT64_MAX) throw new InvalidArgument(`${field}.amount_minor must be a positive number of minor units`);
   return { amountMinor: money.amountMinor, currency: money.currency };
 }

@@ -15,6 +15,17 @@ export function requireId(value: string, field: string): string {
   return value;
 }
 
+const CONTROL = /[\p{Cc}]/u;
+
+/**
+ * An idempotency key: 1-200 characters, none of them a control character (PostgreSQL text
+ * cannot hold NUL, and a key is printed in logs). INVALID_ARGUMENT otherwise.
+ */
+export function requireIdempotencyKey(value: string, field = 'idempotency_key'): string {
+  if (!value || value.length > 200 || CONTROL.test(value)) throw new InvalidArgument(`${field} is required (1-200 characters, no control characters)`);
+  return value;
+}
+
 /** True for a canonical UUID in any case. */
 export const isUuid = (value: string): boolean => UUID.test(value);
 
@@ -53,5 +64,14 @@ export function requireMerchantName(value: string, field = 'merchant_name'): str
   if ([...value].length > MERCHANT_NAME_MAX) throw new InvalidArgument(`${field} must be at most ${MERCHANT_NAME_MAX} characters`);
   if (UNPRINTABLE.test(value)) throw new InvalidArgument(`${field} must be printable text (no control or formatting characters)`);
   if (value.trim() !== value) throw new InvalidArgument(`${field} must not start or end with spaces`);
+  return value;
+}
+
+// ISO 3166-1 alpha-2 regions the runtime's ICU data names ('ZZ', 'XX' and the like it does not).
+const REGIONS = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+
+/** An ISO 3166-1 alpha-2 country code (upper case); anything else is INVALID_ARGUMENT naming the field. */
+export function requireCountry(value: string, field = 'country'): string {
+  if (!/^[A-Z]{2}$/.test(value) || REGIONS.of(value) === undefined) throw new InvalidArgument(`${field} must be an ISO 3166-1 alpha-2 country code such as CN`);
   return value;
 }

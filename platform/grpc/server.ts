@@ -69,7 +69,10 @@ export interface ServiceRegistration<S> {
   /** The ts-proto service definition, e.g. RiskServiceService. */
   definition: ServiceDefinition<S & UntypedServiceImplementation>;
   handlers: Handlers<S>;
-  /** Methods only some identities may call, e.g. `{ detokenize: ['settlement'] }`. */
+  /**
+   * Methods only some identities may call, e.g. `{ detokenize: ['settlement'] }`; an entry
+   * ending in `*` admits every identity with that prefix (`merchant.*`).
+   */
   allowedCallers?: Partial<Record<keyof S, readonly string[]>>;
 }
 
@@ -355,8 +358,13 @@ export class GrpcServer {
   }
 }
 
+/** True when `caller` is one of `allowed`: an exact identity, or a prefix ending in `*` (`merchant.*`). */
+export function callerAllowed(caller: string, allowed: readonly string[]): boolean {
+  return allowed.some((entry) => (entry.endsWith('*') ? caller.startsWith(entry.slice(0, -1)) && caller.length > entry.length - 1 : caller === entry));
+}
+
 function checkCaller(method: string, caller: string | null, allowed: readonly string[] | undefined): void {
-  if (allowed && (!caller || !allowed.includes(caller))) {
+  if (allowed && (!caller || !callerAllowed(caller, allowed))) {
     throw new PermissionDenied(`${method.split('/').pop()} may only be called by ${allowed.join(', ')}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
   }
 }

@@ -14,12 +14,18 @@ export function testPki(names: string[]) {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=wristpay-test-ca', '-days', '1');
   writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  for (const name of names) {
+  const issued = new Set<string>();
+  const issue = (name: string) => {
+    if (issued.has(name)) return;
     run('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
     run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', 'leaf.ext');
-  }
+    issued.add(name);
+  };
+  for (const name of names) issue(name);
   const file = (f: string) => join(dir, f);
   return {
+    /** Issues a certificate for one more identity (a test's own merchant); once per name. */
+    issue,
     /** Environment for a service presenting `name`'s certificate and requiring client certificates. */
     env: (name: string) => ({ GRPC_TLS: 'mtls', TLS_CA_FILE: file('ca.crt'), TLS_CERT_FILE: file(`${name}.crt`), TLS_KEY_FILE: file(`${name}.key`) }),
     /** Client credentials presenting `name`'s certificate. */

@@ -1,130 +1,255 @@
-import { createHash } from 'node:crypto';
-import type Redis from 'ioredis';
-import { AuthorizeRequest, AuthorizeResponse, Payment } from '../../../gen/wristpay/gateway/v1/gateway';
-import { IdempotencyKeyReused, InvalidArgument, Unavailable } from '../../../platform/errors';
-import { taggedKey } from '../../../platform/redis';
+import type { Event } from '../../../gen/wristpay/events/v1/events';
+import { DeclineReason, type AuthorizeResponse, type Payment, type PaymentChallenge } from '../../../gen/wristpay/gateway/v1/gateway';
+import type { Db, Queryable } from '../../../platform/db';
+import { enqueueEvent } from '../../../platform/outbox';
+import { authorizationStatus, statesBefore, toStatus, type PaymentState } from './domain/payment-state';
 
-/** A retry arrived while the first attempt with the same key is still running. */
-export class AttemptInProgress extends Unavailable {
-  constructor() {
-    super('a payment with this idempotency key is still being processed; retry shortly');
-  }
+/** One row of `payments` (migrations/001_payments.sql). */
+export interface PaymentRow {
+  payment_id: string;
+  merchant_id: string;
+  idempotency_key: string;
+  request_hash: Uint8Array;
+  status: PaymentState;
+  decline_reason: string;
+  message: string;
+  channel: string;
+  amount_minor: bigint;
+  currency: string;
+  discount_minor: bigint;
+  charged_minor: bigint;
+  voucher_code: string;
+  merchant_name: string;
+  device_id: string;
+  account_id: string;
+  hold_id: string;
+  risk_score: number;
+  risk_reasons: string[];
+  challenge_id: string | null;
+  challenge_nonce: Uint8Array | null;
+  challenge_expires_at: Date | null;
+  confirmed_at: Date | null;
+  resolved_key: string | null;
+  resolved_hash: Uint8Array | null;
+  owner: string;
+  attempt: number;
+  created_at: Date;
+  updated_at: Date;
 }
 
-type Claim = { kind: 'new'; paymentId: string } | { kind: 'done'; response: AuthorizeResponse };
-
-/*
- * <p>:authorize:{merchant}:<key>  JSON {hash, paymentId, leaseUntil (ms)}: an attempt running or failed
- *                                 JSON {hash, paymentId, response (base64)}: the first answer
- * Kept PAYMENT_RECORD_TTL_SECONDS either way, so a retry of a failed attempt keeps its payment id.
- */
-
-// KEYS: the idempotency record. ARGV: request hash, payment id if new, now (ms), lease (ms), ttl (s).
-// Returns {'new', paymentId} (this attempt runs), {'done', response}, {'busy'} or {'reused'}.
-// A failed attempt's record stays with leaseUntil 0, so the next attempt takes it over with the
-// same payment id; an attempt whose process died is taken over once its lease has run out.
-const CLAIM = `
-local stored = redis.call('GET', KEYS[1])
-local record
-if stored then
-  record = cjson.decode(stored)
-  if record.hash ~= ARGV[1] then return {'reused'} end
-  if record.response then return {'done', record.response} end
-  if tonumber(record.leaseUntil) > tonumber(ARGV[3]) then return {'busy'} end
-else
-  record = {hash = ARGV[1], paymentId = ARGV[2]}
-end
-record.leaseUntil = tonumber(ARGV[3]) + tonumber(ARGV[4])
-redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[5])
-return {'new', record.paymentId}
-`;
-
-// KEYS: the idempotency record. ARGV: request hash, payment id, ttl (s). Ends the lease of an
-// unanswered attempt; never touches an answer: an attempt taken over after its lease may fail
-// late, after the take-over has completed, and must not erase the answer the client was given.
-const RELEASE = `
-local stored = redis.call('GET', KEYS[1])
-if not stored then return 0 end
-local record = cjson.decode(stored)
-if record.response or record.hash ~= ARGV[1] or record.paymentId ~= ARGV[2] then return 0 end
-record.leaseUntil = 0
-redis.call('SET', KEYS[1], cjson.encode(record), 'EX', ARGV[3])
-return 1
-`;
-
-interface ClaimRedis extends Redis {
-  gatewayClaim(key: string, ...argv: Array<string | number>): Promise<[string, string?]>;
-  gatewayRelease(key: string, ...argv: Array<string | number>): Promise<number>;
+/** What a new payment is recorded with before anything downstream is called. */
+export interface NewPayment {
+  paymentId: string;
+  merchantId: string;
+  idempotencyKey: string;
+  requestHash: Buffer;
+  /** The Channel name (CHANNEL_BAND_TAP, CHANNEL_BAND_QR). */
+  channel: string;
+  amountMinor: bigint;
+  currency: string;
+  voucherCode: string;
+  merchantName: string;
+  owner: string;
 }
 
-function requestHash(request: AuthorizeRequest): string {
-  return createHash('sha256').update(AuthorizeRequest.encode(request).finish()).digest('base64');
+/** Columns a transition may set. */
+export type PaymentChange = Partial<
+  Pick<
+    PaymentRow,
+    | 'status'
+    | 'decline_reason'
+    | 'message'
+    | 'discount_minor'
+    | 'charged_minor'
+    | 'device_id'
+    | 'account_id'
+    | 'hold_id'
+    | 'risk_score'
+    | 'risk_reasons'
+    | 'challenge_id'
+    | 'challenge_nonce'
+    | 'challenge_expires_at'
+    | 'resolved_key'
+    | 'resolved_hash'
+    | 'owner'
+    | 'attempt'
+  >
+> & { confirmed_at?: 'now' };
+
+/** Only these conditions guard a transition (values are bound, never spliced). */
+export interface TransitionGuard {
+  /** The states the payment must be in; by default every state that may move to `change.status`. */
+  from?: PaymentState[];
+  /** The attempt that must still own a RECEIVED payment (fencing against a superseded attempt). */
+  attempt?: number;
+  /** A CHALLENGED payment's challenge must not have expired. */
+  challengeLive?: boolean;
 }
+
+const reason = (value: DeclineReason): string => (value === DeclineReason.DECLINE_REASON_UNSPECIFIED ? '' : DeclineReason[value].replace('DECLINE_REASON_', ''));
+export const declineReasonName = reason;
+const declineReasonOf = (name: string): DeclineReason =>
+  name ? ((DeclineReason as unknown as Record<string, DeclineReason>)[`DECLINE_REASON_${name}`] ?? DeclineReason.DECLINE_REASON_UNSPECIFIED) : DeclineReason.DECLINE_REASON_UNSPECIFIED;
+
+function challengeOf(row: PaymentRow): PaymentChallenge | undefined {
+  return row.challenge_id ? { challengeId: row.challenge_id, expiresAt: row.challenge_expires_at ?? undefined } : undefined;
+}
+
+const money = (amountMinor: bigint, currency: string) => ({ amountMinor: BigInt(amountMinor), currency });
+
+export function toPayment(row: PaymentRow): Payment {
+  return {
+    paymentId: row.payment_id,
+    status: toStatus(row.status),
+    declineReason: declineReasonOf(row.decline_reason),
+    merchantId: row.merchant_id,
+    amount: money(row.amount_minor, row.currency),
+    holdId: row.hold_id,
+    deviceId: row.device_id,
+    accountId: row.account_id,
+    riskScore: row.risk_score,
+    riskReasons: row.risk_reasons,
+    createdAt: row.created_at,
+    discount: money(row.discount_minor, row.currency),
+    charged: money(row.charged_minor, row.currency),
+    merchantName: row.merchant_name,
+    voucherCode: row.voucher_code,
+    challenge: challengeOf(row),
+    updatedAt: row.updated_at,
+    message: row.message,
+  };
+}
+
+/** Authorize's answer for a payment: its authorization decision (payment-state.ts authorizationStatus). */
+export function toAuthorizeResponse(row: PaymentRow): AuthorizeResponse {
+  const status = authorizationStatus(row.status);
+  return {
+    paymentId: row.payment_id,
+    status,
+    declineReason: declineReasonOf(row.decline_reason),
+    message: row.message,
+    holdId: row.hold_id,
+    riskScore: row.risk_score,
+    riskReasons: row.risk_reasons,
+    discount: money(row.discount_minor, row.currency),
+    charged: money(row.charged_minor, row.currency),
+    challenge: row.status === 'CHALLENGED' ? challengeOf(row) : undefined,
+  };
+}
+
+const COLUMNS = '*';
 
 /**
- * The gateway keeps nothing durable of its own: payment records and idempotent answers live in
- * Redis with a TTL. Money safety does not depend on them — downstream calls carry keys derived
- * from the payment id (VerifyPayment's payment id, PlaceHold's idempotency key) — they make a
- * retried Authorize return the first answer, and a retry after a failure reuse the payment id,
- * so its verification and hold are the first attempt's, not a replay or a second hold.
+ * The gateway's payments in PostgreSQL. Every transition is one conditional UPDATE (the states
+ * it may come from, and for a RECEIVED payment the attempt that owns it) committed with its
+ * outbox event, so an event is published exactly once per transition and two racing
+ * transitions (a confirmation and the expiry sweep, two attempts) cannot both win.
  */
-export class PaymentRecords {
-  private readonly redis: ClaimRedis;
-
-  constructor(
-    redis: Redis,
-    private readonly prefix: string,
-    private readonly ttlSeconds: number,
-    private readonly leaseMs = 30_000,
-    private readonly clock: () => number = Date.now,
-  ) {
-    this.redis = redis as ClaimRedis;
-    if (!('gatewayClaim' in redis)) redis.defineCommand('gatewayClaim', { numberOfKeys: 1, lua: CLAIM });
-    if (!('gatewayRelease' in redis)) redis.defineCommand('gatewayRelease', { numberOfKeys: 1, lua: RELEASE });
-  }
-
-  private idemKey = (merchantId: string, key: string) => taggedKey(this.prefix, 'authorize', merchantId, key);
-  private paymentKey = (paymentId: string) => taggedKey(this.prefix, 'payment', paymentId);
+export class PaymentStore {
+  constructor(readonly db: Db) {}
 
   /**
-   * Claims (merchant, idempotency key) for an attempt: with `newPaymentId` the first time, with
-   * the first attempt's payment id after a failed one; or returns the first answer. The same key
-   * with a different request is refused; a key whose attempt is still running is UNAVAILABLE.
+   * Records a new payment RECEIVED under (merchant, idempotency key), or returns the payment
+   * already recorded under them (`fresh` false), whatever its request.
    */
-  async claim(request: AuthorizeRequest, newPaymentId: string): Promise<Claim> {
-    if (!request.idempotencyKey || request.idempotencyKey.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
-    const key = this.idemKey(request.merchantId, request.idempotencyKey);
-    const [kind, value] = await this.redis.gatewayClaim(key, requestHash(request), newPaymentId, this.clock(), this.leaseMs, this.ttlSeconds);
-    if (kind === 'reused') throw new IdempotencyKeyReused();
-    if (kind === 'busy') throw new AttemptInProgress();
-    if (kind === 'done') return { kind: 'done', response: AuthorizeResponse.decode(Buffer.from(value!, 'base64')) };
-    return { kind: 'new', paymentId: value! };
+  async claim(p: NewPayment): Promise<{ fresh: boolean; row: PaymentRow }> {
+    // A row that made the insert conflict is visible to the next statement; a third pass covers
+    // nothing but keeps a pathological race from looping.
+    for (let i = 0; i < 3; i++) {
+      const inserted = await this.db.query<PaymentRow>(
+        `INSERT INTO payments (payment_id, merchant_id, idempotency_key, request_hash, status, channel, amount_minor, currency, charged_minor, voucher_code, merchant_name, owner)
+         VALUES ($1, $2, $3, $4, 'RECEIVED', $5, $6, $7, $6, $8, $9, $10)
+         ON CONFLICT (merchant_id, idempotency_key) DO NOTHING RETURNING ${COLUMNS}`,
+        [p.paymentId, p.merchantId, p.idempotencyKey, p.requestHash, p.channel, p.amountMinor, p.currency, p.voucherCode, p.merchantName, p.owner],
+      );
+      if (inserted.rows[0]) return { fresh: true, row: inserted.rows[0] };
+      const existing = await this.byKey(p.merchantId, p.idempotencyKey);
+      if (existing) return { fresh: false, row: existing };
+    }
+    throw new Error('payment claim found neither a new nor an existing row');
   }
 
-  /** Stores the payment and the answer for its idempotency key, in one round trip. */
-  async complete(request: AuthorizeRequest, payment: Payment, response: AuthorizeResponse): Promise<void> {
-    const answer = JSON.stringify({ hash: requestHash(request), paymentId: payment.paymentId, response: Buffer.from(AuthorizeResponse.encode(response).finish()).toString('base64') });
-    await this.redis
-      .multi()
-      .set(this.idemKey(request.merchantId, request.idempotencyKey), answer, 'EX', this.ttlSeconds)
-      .set(this.paymentKey(payment.paymentId), Buffer.from(Payment.encode(payment).finish()).toString('base64'), 'EX', this.ttlSeconds)
-      .exec();
+  async get(paymentId: string, q: Queryable = this.db): Promise<PaymentRow | undefined> {
+    const { rows } = await q.query<PaymentRow>(`SELECT ${COLUMNS} FROM payments WHERE payment_id = $1`, [paymentId]);
+    return rows[0];
+  }
+
+  async byKey(merchantId: string, idempotencyKey: string): Promise<PaymentRow | undefined> {
+    const { rows } = await this.db.query<PaymentRow>(`SELECT ${COLUMNS} FROM payments WHERE merchant_id = $1 AND idempotency_key = $2`, [merchantId, idempotencyKey]);
+    return rows[0];
   }
 
   /**
-   * Ends a failed attempt's lease: a retry under the same key runs again at once, with the same
-   * payment id. A record that already holds an answer is left as it is.
+   * Makes `owner` the runner of a RECEIVED payment whose attempt is `seenAttempt`, bumping the
+   * attempt; undefined when another take-over or a decision came first.
    */
-  async release(request: AuthorizeRequest, paymentId: string): Promise<void> {
-    await this.redis.gatewayRelease(this.idemKey(request.merchantId, request.idempotencyKey), requestHash(request), paymentId, this.ttlSeconds);
+  async takeOver(paymentId: string, seenAttempt: number, owner: string): Promise<PaymentRow | undefined> {
+    const { rows } = await this.db.query<PaymentRow>(
+      `UPDATE payments SET owner = $3, attempt = attempt + 1, updated_at = now() WHERE payment_id = $1 AND status = 'RECEIVED' AND attempt = $2 RETURNING ${COLUMNS}`,
+      [paymentId, seenAttempt, owner],
+    );
+    return rows[0];
   }
 
-  async get(paymentId: string): Promise<Payment | undefined> {
-    const stored = await this.redis.get(this.paymentKey(paymentId));
-    return stored ? Payment.decode(Buffer.from(stored, 'base64')) : undefined;
+  /**
+   * Applies `change` if the guard holds, with `event(row after)` in the same transaction; the row
+   * after, or undefined when the guard did not hold (nothing written).
+   */
+  async transition(paymentId: string, change: PaymentChange, guard: TransitionGuard = {}, event?: (row: PaymentRow) => Event | undefined): Promise<PaymentRow | undefined> {
+    const from = guard.from ?? (change.status ? statesBefore(change.status) : undefined);
+    const sets: string[] = ['updated_at = now()'];
+    const params: unknown[] = [paymentId];
+    for (const [column, value] of Object.entries(change)) {
+      if (column === 'confirmed_at') {
+        sets.push('confirmed_at = now()');
+        continue;
+      }
+      params.push(value);
+      sets.push(`${column} = $${params.length}`);
+    }
+    const where = ['payment_id = $1'];
+    if (from) {
+      params.push(from);
+      where.push(`status = ANY($${params.length}::text[])`);
+    }
+    if (guard.attempt !== undefined) {
+      params.push(guard.attempt);
+      where.push(`attempt = $${params.length}`);
+    }
+    if (guard.challengeLive) where.push('challenge_expires_at > now()');
+    const sql = `UPDATE payments SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING ${COLUMNS}`;
+    return this.db.tx(async (q) => {
+      const { rows } = await q.query<PaymentRow>(sql, params);
+      const row = rows[0];
+      if (!row) return undefined;
+      const e = event?.(row);
+      if (e) await enqueueEvent(q, e);
+      return row;
+    });
   }
 
-  async save(payment: Payment): Promise<void> {
-    await this.redis.set(this.paymentKey(payment.paymentId), Buffer.from(Payment.encode(payment).finish()).toString('base64'), 'EX', this.ttlSeconds);
+  /** Deletes a RECEIVED payment this attempt still owns (refused before anything downstream was spent). */
+  async discard(paymentId: string, attempt: number): Promise<void> {
+    await this.db.query("DELETE FROM payments WHERE payment_id = $1 AND status = 'RECEIVED' AND attempt = $2", [paymentId, attempt]);
+  }
+
+  /** Challenged payments past their expiry, oldest first (the sweeper declines them one by one). */
+  async expiredChallenges(limit: number): Promise<string[]> {
+    const { rows } = await this.db.query<{ payment_id: string }>(
+      `SELECT payment_id FROM payments WHERE status = 'CHALLENGED' AND challenge_expires_at <= now() ORDER BY challenge_expires_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.payment_id);
+  }
+
+  /** RECEIVED payments untouched for `olderThanSeconds` whose replica no longer beats. */
+  async orphaned(olderThanSeconds: number, staleMs: number, limit: number): Promise<PaymentRow[]> {
+    const { rows } = await this.db.query<PaymentRow>(
+      `SELECT p.* FROM payments p LEFT JOIN gateway_instances i ON i.instance_id = p.owner AND i.beat_at > now() - make_interval(secs => $2::double precision / 1000)
+        WHERE p.status = 'RECEIVED' AND p.updated_at < now() - make_interval(secs => $1) AND i.instance_id IS NULL
+        ORDER BY p.updated_at LIMIT $3`,
+      [olderThanSeconds, staleMs, limit],
+    );
+    return rows;
   }
 }

@@ -1,101 +1,57 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { credentials, status } from '@grpc/grpc-js';
-import Redis from 'ioredis';
+import { status } from '@grpc/grpc-js';
+import { Client } from 'pg';
 import { SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { DeclineReason, PaymentStatus } from '../../../gen/wristpay/gateway/v1/gateway';
-import { taggedKey } from '../../../platform/redis';
 import { freePort } from '../../../scripts/mesh';
 import type { Band, TapPayload } from '../../../sim/band';
-import { meshClients, type MeshClients } from '../../../sim/clients';
+import { type MeshClients } from '../../../sim/clients';
+import { GatewayServiceClient } from '../../../gen/wristpay/gateway/v1/gateway';
+import { createClient } from '../../../platform/grpc/client';
 import { terminalNonce } from '../../../sim/terminal';
 import { onboardBand, pay } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
-import { freshDatabase, requireServers, TEST_REDIS_URL } from '../../../test/support/servers';
-import { expectStatus, testEnv, testLogger, uniqueName } from '../../../test/support/services';
-import { startDeviceRegistry } from '../../device-registry/src/app';
-import { readConfig as registryConfig } from '../../device-registry/src/config';
+import { startGatewayMesh, type GatewayMesh, type MerchantTerminal } from '../../../test/support/gateway-mesh';
+import { requireServers } from '../../../test/support/servers';
+import { expectStatus, testLogger, uniqueName } from '../../../test/support/services';
 import { startRisk } from '../../risk/src/app';
 import { readConfig as riskConfig } from '../../risk/src/config';
-import { startSettlement } from '../../settlement/src/app';
-import { readConfig as settlementConfig } from '../../settlement/src/config';
-import { startTokenization } from '../../tokenization/src/app';
-import { readConfig as tokenizationConfig } from '../../tokenization/src/config';
 import { startGateway } from '../src/app';
 import { readConfig as gatewayConfig } from '../src/config';
 
-type Stoppable = { stop(): Promise<void> };
-
 /**
- * The gateway in-process on port 0 in front of the four real downstream services (each on port
- * 0, its own PostgreSQL database where it has one), on real Redis and NATS JetStream under one
- * prefix. Every test onboards its own band, account and merchant.
+ * The gateway in-process on port 0 in front of the four real downstream services, all over
+ * mutual TLS (test/support/gateway-mesh.ts), on real PostgreSQL, Redis and NATS JetStream under
+ * one prefix. Every test onboards its own merchants (back office), bands and accounts.
  */
 describe('gateway against the real mesh', () => {
-  const prefix = uniqueName('gw');
-  const databases: Array<Awaited<ReturnType<typeof freshDatabase>>> = [];
-  /** Everything started, stopped in reverse order. */
-  const running: Stoppable[] = [];
+  let mesh: GatewayMesh;
+  let shop: MerchantTerminal;
   let clients: MeshClients;
   let events: Awaited<ReturnType<typeof watchEvents>>;
-  let redis: Redis;
-  let ports: { registry: number; tokenization: number; risk: number; settlement: number; gateway: number };
-
-  const env = (extra: Record<string, string>) => testEnv(prefix, extra);
-  const addresses = (risk = ports.risk) => ({
-    DEVICE_REGISTRY_ADDR: `127.0.0.1:${ports.registry}`,
-    TOKENIZATION_ADDR: `127.0.0.1:${ports.tokenization}`,
-    RISK_ADDR: `127.0.0.1:${risk}`,
-    SETTLEMENT_ADDR: `127.0.0.1:${ports.settlement}`,
-  });
-  async function started<T extends Stoppable>(service: Promise<T>): Promise<T> {
-    const s = await service;
-    running.push(s);
-    return s;
-  }
-  const gatewayAt = (port: number) => ({ gateway: `127.0.0.1:${port}`, registry: `127.0.0.1:${ports.registry}`, tokenization: `127.0.0.1:${ports.tokenization}`, settlement: `127.0.0.1:${ports.settlement}` });
-  const startGatewayWith = (risk: number) => started(startGateway(gatewayConfig(env({ GATEWAY_PORT: '0', ...addresses(risk) })), testLogger('gateway')));
+  let db: Client;
+  const stoppers: Array<{ stop(): Promise<void> }> = [];
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
-    const [registryDb, vaultDb, ledgerDb] = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase()]);
-    databases.push(registryDb, vaultDb, ledgerDb);
-    events = await watchEvents(prefix);
-    redis = new Redis(TEST_REDIS_URL);
-    const registry = await started(startDeviceRegistry(registryConfig(env({ DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' })), testLogger('device-registry')));
-    const [tokenization, risk, settlement] = await Promise.all([
-      started(
-        startTokenization(
-          tokenizationConfig(
-            env({
-              DATABASE_URL: vaultDb.url,
-              TOKENIZATION_PORT: '0',
-              DEVICE_REGISTRY_ADDR: `127.0.0.1:${registry.port}`,
-              TOKEN_MASTER_KEY: randomBytes(32).toString('base64'),
-              VAULT_KEKS: `1:${randomBytes(32).toString('base64')}`,
-            }),
-          ),
-          testLogger('tokenization'),
-        ),
-      ),
-      started(startRisk(riskConfig(env({ RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'))),
-      started(startSettlement(settlementConfig(env({ DATABASE_URL: ledgerDb.url, SETTLEMENT_PORT: '0' })), testLogger('settlement'))),
-    ]);
-    ports = { registry: registry.port, tokenization: tokenization.port, risk: risk.port, settlement: settlement.port, gateway: 0 };
-    ports.gateway = (await startGatewayWith(risk.port)).port;
-    clients = meshClients(gatewayAt(ports.gateway), credentials.createInsecure());
+    mesh = await startGatewayMesh();
+    events = await watchEvents(mesh.prefix);
+    shop = await mesh.merchant();
+    clients = shop.clients;
+    db = new Client({ connectionString: String(mesh.gatewayEnv().DATABASE_URL) });
+    await db.connect();
   }, 60_000);
 
   afterAll(async () => {
-    clients?.close();
-    for (const s of running.reverse()) await s.stop();
+    await db?.end();
+    for (const s of stoppers.reverse()) await s.stop();
     await events?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
-      redis.disconnect();
-    }
-    await Promise.all(databases.map((d) => d.drop()));
+    await mesh?.stop();
   });
+
+  /** The gateway's row for a merchant's idempotency key. */
+  const rowOf = async (merchantId: string, key: string) =>
+    (await db.query<{ payment_id: string; status: string; attempt: number }>('SELECT payment_id, status, attempt FROM payments WHERE merchant_id = $1 AND idempotency_key = $2', [merchantId, key])).rows[0];
 
   const EUR = 'EUR';
   const balanceOf = async (accountId: string) => {
@@ -114,7 +70,7 @@ describe('gateway against the real mesh', () => {
 
   it('approves a live band; a retried Authorize returns the same payment and holds the money once', async () => {
     const accountId = uniqueName('acct');
-    const merchantId = uniqueName('m');
+    const { merchantId, displayName } = shop;
     const band = await onboardBand(clients, accountId, 10_000n);
     const first = await pay(clients, band, { merchantId, amountMinor: 1_234n });
     expect(first.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED, holdId: expect.any(String) });
@@ -125,7 +81,7 @@ describe('gateway against the real mesh', () => {
     expect(await balanceOf(accountId)).toEqual({ held: 1_234n, available: 10_000n - 1_234n });
 
     const { payment } = await clients.gateway.getPayment({ paymentId: first.response.paymentId, merchantId });
-    expect(payment).toMatchObject({ paymentId: first.response.paymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: first.response.holdId, accountId, deviceId: band.deviceId, merchantId, amount: { amountMinor: 1_234n, currency: EUR } });
+    expect(payment).toMatchObject({ paymentId: first.response.paymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: first.response.holdId, accountId, deviceId: band.deviceId, merchantId, amount: { amountMinor: 1_234n, currency: EUR }, merchantName: displayName });
 
     const paymentId = first.response.paymentId;
     await events.waitFor(() => eventsAbout('payment.authorized', paymentId).length > 0 && eventsAbout('payment.hold.placed', paymentId).length > 0, 5_000, 'payment.authorized and payment.hold.placed');
@@ -137,7 +93,7 @@ describe('gateway against the real mesh', () => {
 
   it('captures once: the same Capture retried answers as the first, another key is refused, a refund after it still works', async () => {
     const accountId = uniqueName('acct');
-    const merchantId = uniqueName('m');
+    const { merchantId } = shop;
     const band = await onboardBand(clients, accountId, 10_000n);
     const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n });
     expect(response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
@@ -149,11 +105,13 @@ describe('gateway against the real mesh', () => {
     // Settlement's refusals reach the merchant as they are, not as INTERNAL.
     await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: { amountMinor: 2_001n, currency: EUR } }), status.FAILED_PRECONDITION);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 8_000n });
-    // Another merchant cannot see, capture or refund it: NOT_FOUND, as for an unknown payment.
-    const stranger = uniqueName('m');
-    await expectStatus(clients.gateway.getPayment({ paymentId: response.paymentId, merchantId: stranger }), status.NOT_FOUND);
-    await expectStatus(clients.gateway.refund({ paymentId: response.paymentId, merchantId: stranger, idempotencyKey: randomUUID(), amount: { amountMinor: 1n, currency: EUR } }), status.NOT_FOUND);
-    await expectStatus(clients.gateway.getPayment({ paymentId: response.paymentId, merchantId: '' }), status.INVALID_ARGUMENT);
+    // Another merchant cannot see, capture or refund it: NOT_FOUND, as for an unknown payment;
+    // naming this merchant is PERMISSION_DENIED (a merchant acts only for itself).
+    const stranger = await mesh.merchant();
+    await expectStatus(stranger.clients.gateway.getPayment({ paymentId: response.paymentId, merchantId: '' }), status.NOT_FOUND);
+    await expectStatus(stranger.clients.gateway.refund({ paymentId: response.paymentId, merchantId: '', idempotencyKey: randomUUID(), amount: { amountMinor: 1n, currency: EUR } }), status.NOT_FOUND);
+    await expectStatus(stranger.clients.gateway.getPayment({ paymentId: response.paymentId, merchantId }), status.PERMISSION_DENIED, /acts for merchant/);
+    await expectStatus(clients.gateway.getPayment({ paymentId: 'not-a-uuid', merchantId: '' }), status.INVALID_ARGUMENT, /payment_id/);
 
     const refund = { paymentId: response.paymentId, merchantId, idempotencyKey: randomUUID(), amount: { amountMinor: 500n, currency: EUR } };
     expect((await clients.gateway.refund(refund)).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_REFUNDED);
@@ -165,14 +123,18 @@ describe('gateway against the real mesh', () => {
   });
 
   it('after a downstream failure, the same Authorize again approves under the first attempt’s payment id, verified and held once', async () => {
-    // A second gateway whose risk is not there yet: the first attempt verifies the tap (spending
-    // its ATC) and reads the session, then fails at risk.Score.
+    // A second gateway replica (same payments database) whose risk is not there yet: the first
+    // attempt verifies the tap (spending its ATC) and reads the session, then fails at risk.Score.
     const riskPort = await freePort();
-    const gateway = await startGatewayWith(riskPort);
-    const viaGateway = meshClients(gatewayAt(gateway.port), credentials.createInsecure());
+    const gateway = await startGateway(gatewayConfig(mesh.gatewayEnv({ GATEWAY_PORT: '0', RISK_ADDR: `localhost:${riskPort}` })), testLogger('gateway'));
+    stoppers.push(gateway);
+    const viaGateway = {
+      ...clients,
+      gateway: createClient(GatewayServiceClient, `localhost:${gateway.port}`, { credentials: mesh.pki.client(`merchant.${shop.merchantId}`), deadlineMs: 10_000, retryable: [] }),
+    };
     try {
       const accountId = uniqueName('acct');
-      const merchantId = uniqueName('m');
+      const { merchantId } = shop;
       const band = await onboardBand(clients, accountId, 10_000n);
       const tap = tapFor(band, merchantId, 2_500n);
       const attempt = { merchantId, amountMinor: 2_500n, tap, idempotencyKey: randomUUID() };
@@ -181,15 +143,15 @@ describe('gateway against the real mesh', () => {
       expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 10_000n });
       await events.waitFor(() => verifications(band, tap.atc).length > 0, 5_000, 'the first attempt’s verification');
       expect(verifications(band, tap.atc)).toEqual(['OK']);
-      // The failed attempt left its payment id behind, lease released, for the retry to reuse.
-      const record = JSON.parse((await redis.get(taggedKey(prefix, 'authorize', merchantId, attempt.idempotencyKey)))!) as { paymentId: string; leaseUntil: number; response?: string };
-      expect(record).toMatchObject({ paymentId: expect.any(String), leaseUntil: 0 });
-      expect(record.response).toBeUndefined();
-      const firstPaymentId = record.paymentId;
+      // The failed attempt left its payment RECEIVED in the database, for the retry to resume.
+      const record = await rowOf(merchantId, attempt.idempotencyKey);
+      expect(record).toMatchObject({ status: 'RECEIVED', attempt: 1 });
+      const firstPaymentId = record!.payment_id;
 
-      await started(startRisk(riskConfig(env({ RISK_PORT: String(riskPort), RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false' })), testLogger('risk')));
+      const risk = await startRisk(riskConfig({ ...mesh.gatewayEnv(), ...mesh.pki.env('risk'), RISK_PORT: String(riskPort), RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false' }), testLogger('risk'));
+      stoppers.push(risk);
       // The terminal retries the same request while the gateway's channel to risk reconnects
-      // (each UNAVAILABLE releases the key again, under the same payment id).
+      // (each retry takes the payment over again, under the same payment id).
       let retried = await pay(viaGateway, band, attempt).catch((err: { code?: number }) => err);
       for (const until = Date.now() + 10_000; 'code' in retried && retried.code === status.UNAVAILABLE && Date.now() < until; ) {
         await new Promise((r) => setTimeout(r, 100));
@@ -202,7 +164,8 @@ describe('gateway against the real mesh', () => {
       expect(await balanceOf(accountId)).toEqual({ held: 2_500n, available: 10_000n - 2_500n });
       expect((await viaGateway.gateway.getPayment({ paymentId: firstPaymentId, merchantId })).payment).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: retried.response.holdId });
 
-      // Once answered, the same request returns that answer (through either gateway).
+      expect(await rowOf(merchantId, attempt.idempotencyKey)).toMatchObject({ status: 'APPROVED' });
+      // Once answered, the same request returns that answer (through either replica).
       expect((await pay(viaGateway, band, attempt)).response).toEqual(retried.response);
       expect((await pay(clients, band, attempt)).response).toEqual(retried.response);
 
@@ -214,27 +177,38 @@ describe('gateway against the real mesh', () => {
       // One verification of the tap, never a REPLAY refusal.
       expect(verifications(band, tap.atc)).toEqual(['OK']);
     } finally {
-      viaGateway.close();
+      viaGateway.gateway.close();
     }
   });
 
   it('refuses bad input with INVALID_ARGUMENT before anything is spent or held; a reused key with another amount is ALREADY_EXISTS', async () => {
     const accountId = uniqueName('acct');
-    const merchantId = uniqueName('m');
+    const { merchantId } = shop;
     const band = await onboardBand(clients, accountId, 5_000n);
     const tap = tapFor(band, merchantId, 800n);
 
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, idempotencyKey: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, idempotencyKey: 'k'.repeat(201) }), status.INVALID_ARGUMENT, /idempotency_key/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, idempotencyKey: 'key\u0000nul' }), status.INVALID_ARGUMENT, /idempotency_key/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: 0n }), status.INVALID_ARGUMENT, /amount/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, presentedAmountMinor: -800n }), status.INVALID_ARGUMENT, /amount/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'eur' }), status.INVALID_ARGUMENT, /currency/);
-    await expectStatus(pay(clients, band, { merchantId: '', amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
-    await expectStatus(pay(clients, band, { merchantId: `${merchantId}{x}`, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
-    // What settlement would refuse at PlaceHold (after the tap's ATC was spent) is refused here first.
-    for (const bad of [`${merchantId}:escrow`, 'two words', 'm'.repeat(129)]) {
-      await expectStatus(pay(clients, band, { merchantId: bad, amountMinor: 800n, tap }), status.INVALID_ARGUMENT, /merchant_id/);
-    }
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'ZZZ' }), status.INVALID_ARGUMENT, /currency/);
+    // A currency the merchant is not paid in is refused before the tap is presented.
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap, currency: 'USD' }), status.INVALID_ARGUMENT, /must be EUR/);
+    await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap: { ...tap, atc: 2n ** 64n - 1n } }), status.INVALID_ARGUMENT, /atc/);
+    await expectStatus(
+      clients.gateway.authorize({ idempotencyKey: randomUUID(), merchantId, amount: { amountMinor: 800n, currency: EUR }, payload: { $case: 'tap', value: tap }, location: { latitude: Number.NaN, longitude: 0 }, terminalId: '', voucherCode: '', merchantName: '' }),
+      status.INVALID_ARGUMENT,
+      /location/,
+    );
+    await expectStatus(
+      clients.gateway.authorize({ idempotencyKey: randomUUID(), merchantId, amount: { amountMinor: 800n, currency: EUR }, payload: { $case: 'tap', value: tap }, location: undefined, terminalId: 't'.repeat(65), voucherCode: '', merchantName: '' }),
+      status.INVALID_ARGUMENT,
+      /terminal_id/,
+    );
+    // merchant_id may be left out (the caller's merchant) but never names another one.
+    await expectStatus(pay(clients, band, { merchantId: `${merchantId}x`, amountMinor: 800n, tap }), status.PERMISSION_DENIED, /acts for merchant/);
     await expectStatus(pay(clients, band, { merchantId, amountMinor: 800n, tap: { ...tap, cryptogram: tap.cryptogram.subarray(0, 8) } }), status.INVALID_ARGUMENT, /cryptogram/);
     expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 5_000n });
 
@@ -251,7 +225,7 @@ describe('gateway against the real mesh', () => {
   });
 
   it('declines a band reported lost, and asks for step-up (CHALLENGE) once the band is off the wrist; neither holds money', async () => {
-    const merchantId = uniqueName('m');
+    const { merchantId } = shop;
     const lostAccount = uniqueName('acct');
     const lost = await onboardBand(clients, lostAccount, 5_000n);
     await clients.registry.reportLost({ idempotencyKey: randomUUID(), deviceId: lost.deviceId! });
@@ -268,7 +242,7 @@ describe('gateway against the real mesh', () => {
     const ended = await clients.registry.endSession({ idempotencyKey: randomUUID(), deviceId: off.deviceId!, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF });
     expect(ended.ended).toBe(true);
     const challenged = await pay(clients, off, { merchantId, amountMinor: 500n });
-    expect(challenged.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED, holdId: '' });
+    expect(challenged.response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED, declineReason: DeclineReason.DECLINE_REASON_UNSPECIFIED, holdId: '', challenge: { challengeId: expect.any(String), expiresAt: expect.any(Date) } });
     expect(challenged.response.riskReasons).toContain('SESSION_NOT_LIVE');
     expect(await balanceOf(offAccount)).toEqual({ held: 0n, available: 5_000n });
 
@@ -281,11 +255,11 @@ describe('gateway against the real mesh', () => {
 
   describe('vouchers and merchant names', () => {
     const voucherCode = (label = 'GW') => `${label}-${randomBytes(5).toString('hex')}`;
-    const issue = async (merchantId: string, over: Partial<Parameters<MeshClients['gateway']['issueVoucher']>[0]> = {}) =>
+    const issue = async (m: MerchantTerminal, over: Partial<Parameters<MeshClients['gateway']['issueVoucher']>[0]> = {}) =>
       (
-        await clients.gateway.issueVoucher({
+        await m.clients.gateway.issueVoucher({
           idempotencyKey: randomUUID(),
-          merchantId,
+          merchantId: m.merchantId,
           code: voucherCode(),
           discount: { $case: 'amountOff', value: { amountMinor: 300n, currency: EUR } },
           expiresAt: new Date(Date.now() + 3_600_000),
@@ -293,14 +267,16 @@ describe('gateway against the real mesh', () => {
           ...over,
         })
       ).voucher!;
-    const usesOf = async (merchantId: string, code: string) => (await clients.gateway.getVoucher({ merchantId, code })).voucher!.uses;
+    const usesOf = async (m: MerchantTerminal, code: string) => (await m.clients.gateway.getVoucher({ merchantId: m.merchantId, code })).voucher!.uses;
 
     it('Authorize with a voucher: approved for the net, discount and charged on the answer, record and events', async () => {
       const accountId = uniqueName('acct');
-      const merchantId = uniqueName('m');
-      const v = await issue(merchantId);
+      const m = await mesh.merchant({ displayName: 'Dumpling House' });
+      const { merchantId } = m;
+      const clients = m.clients;
+      const v = await issue(m);
       const band = await onboardBand(clients, accountId, 10_000n);
-      const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n, voucherCode: v.code, merchantName: 'Dumpling House' });
+      const { response } = await pay(clients, band, { merchantId, amountMinor: 2_000n, voucherCode: v.code, merchantName: 'What The Terminal Says' });
       expect(response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, discount: { amountMinor: 300n, currency: EUR }, charged: { amountMinor: 1_700n, currency: EUR } });
       expect(await balanceOf(accountId)).toEqual({ held: 1_700n, available: 10_000n - 1_700n });
       const { payment } = await clients.gateway.getPayment({ paymentId: response.paymentId, merchantId });
@@ -311,7 +287,7 @@ describe('gateway against the real mesh', () => {
         merchantName: 'Dumpling House',
         voucherCode: v.code,
       });
-      expect(await usesOf(merchantId, v.code)).toBe(1);
+      expect(await usesOf(m, v.code)).toBe(1);
 
       await events.waitFor(() => eventsAbout('payment.authorized', response.paymentId).length > 0 && eventsAbout('payment.hold.placed', response.paymentId).length > 0, 5_000, 'authorized and hold.placed');
       expect(eventsAbout('payment.authorized', response.paymentId)[0]!.event.payload).toMatchObject({
@@ -337,8 +313,10 @@ describe('gateway against the real mesh', () => {
 
     it('a used-up voucher is refused FAILED_PRECONDITION before the band’s credential is spent', async () => {
       const accountId = uniqueName('acct');
-      const merchantId = uniqueName('m');
-      const v = await issue(merchantId);
+      const m = await mesh.merchant({ displayName: 'Dumpling House' });
+      const { merchantId } = m;
+      const clients = m.clients;
+      const v = await issue(m);
       const band = await onboardBand(clients, accountId, 10_000n);
       expect((await pay(clients, band, { merchantId, amountMinor: 1_000n, voucherCode: v.code })).response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
 
@@ -357,9 +335,11 @@ describe('gateway against the real mesh', () => {
 
     it('another merchant’s voucher is PERMISSION_DENIED, an expired one FAILED_PRECONDITION, a malformed one INVALID_ARGUMENT; nothing spent', async () => {
       const accountId = uniqueName('acct');
-      const merchantId = uniqueName('m');
+      const m = await mesh.merchant();
+      const { merchantId } = m;
+      const clients = m.clients;
       const band = await onboardBand(clients, accountId, 10_000n);
-      const foreign = await issue(uniqueName('m'));
+      const foreign = await issue(await mesh.merchant());
       const tap = tapFor(band, merchantId, 1_000n);
       const unknownCode = voucherCode('NONE');
       const refusals = [
@@ -370,7 +350,7 @@ describe('gateway against the real mesh', () => {
       await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, merchantName: 'x'.repeat(65) }), status.INVALID_ARGUMENT, /merchant_name/);
       await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, merchantName: 'Shop\u202e' }), status.INVALID_ARGUMENT, /merchant_name/);
 
-      const soon = await issue(merchantId, { expiresAt: new Date(Date.now() + 1_000) });
+      const soon = await issue(m, { expiresAt: new Date(Date.now() + 1_000) });
       await new Promise((r) => setTimeout(r, 1_300));
       refusals.push(await expectStatus(pay(clients, band, { merchantId, amountMinor: 1_000n, tap, voucherCode: soon.code }), status.FAILED_PRECONDITION, /expired at/));
       // A voucher code is a bearer code: refusals (and so the spans that record them) never echo it.
@@ -381,49 +361,55 @@ describe('gateway against the real mesh', () => {
     });
 
     it('two concurrent Authorizes with one single-use voucher: one approved, the other refused and its key released', async () => {
-      const merchantId = uniqueName('m');
-      const v = await issue(merchantId, { discount: { $case: 'percentOff', value: 10 } });
+      const m = await mesh.merchant();
+      const { merchantId } = m;
+      const clients = m.clients;
+      const v = await issue(m, { discount: { $case: 'percentOff', value: 10 } });
       const accounts = [uniqueName('acct'), uniqueName('acct')];
       const bands = await Promise.all(accounts.map((a) => onboardBand(clients, a, 10_000n)));
-      const attempts = bands.map(() => ({ merchantId, amountMinor: 1_000n, voucherCode: v.code, idempotencyKey: randomUUID() }));
+      const attempts = bands.map((b) => ({ merchantId, amountMinor: 1_000n, voucherCode: v.code, idempotencyKey: randomUUID(), tap: tapFor(b, merchantId, 1_000n) }));
       const results = await Promise.allSettled(bands.map((b, i) => pay(clients, b, attempts[i]!)));
       const approved = results.filter((r) => r.status === 'fulfilled' && r.value.response.status === PaymentStatus.PAYMENT_STATUS_APPROVED);
       const refused = results.map((r, i) => ({ r, i })).filter(({ r }) => r.status === 'rejected');
       expect(approved).toHaveLength(1);
       expect(refused).toHaveLength(1);
       expect((refused[0]!.r as PromiseRejectedResult).reason).toMatchObject({ code: status.FAILED_PRECONDITION, details: expect.stringMatching(/used up/) });
-      expect(await usesOf(merchantId, v.code)).toBe(1);
+      expect(await usesOf(m, v.code)).toBe(1);
       const held = await Promise.all(accounts.map(balanceOf));
       expect(held.map((b) => b.held).sort()).toEqual([0n, 900n]);
-      // The refused attempt left no answer behind: a retry runs again (and is refused again).
+      // Its credential was spent, so its payment stays RECEIVED (unanswered): a retry resumes it
+      // under the same payment id (and is refused again, the voucher still used up).
       const loser = refused[0]!.i;
-      const record = JSON.parse((await redis.get(taggedKey(prefix, 'authorize', merchantId, attempts[loser]!.idempotencyKey)))!) as { leaseUntil: number; response?: string };
-      expect(record).toMatchObject({ leaseUntil: 0 });
-      expect(record.response).toBeUndefined();
+      expect(await rowOf(merchantId, attempts[loser]!.idempotencyKey)).toMatchObject({ status: 'RECEIVED' });
+      await expectStatus(pay(clients, bands[loser]!, attempts[loser]!), status.FAILED_PRECONDITION, /used up/);
     });
 
     it('IssueVoucher and GetVoucher are scoped to the merchant: another merchant’s voucher is NOT_FOUND, worded as an unknown one', async () => {
-      const merchantId = uniqueName('m');
-      const other = uniqueName('m');
+      const mine = await mesh.merchant();
+      const theirs = await mesh.merchant();
+      const { merchantId } = mine;
+      const other = theirs.merchantId;
       const key = randomUUID();
-      const request = { idempotencyKey: key, merchantId, code: voucherCode(), discount: { $case: 'percentOff' as const, value: 20 }, expiresAt: new Date(Date.now() + 3_600_000), maxUses: 0 };
-      const { voucher } = await clients.gateway.issueVoucher(request);
+      const request = { idempotencyKey: key, merchantId: '', code: voucherCode(), discount: { $case: 'percentOff' as const, value: 20 }, expiresAt: new Date(Date.now() + 3_600_000), maxUses: 0 };
+      const { voucher } = await mine.clients.gateway.issueVoucher(request);
       expect(voucher).toMatchObject({ merchantId, code: request.code, maxUses: 1, uses: 0, discount: { $case: 'percentOff', value: 20 } });
-      expect((await clients.gateway.issueVoucher(request)).voucher).toEqual(voucher);
+      expect((await mine.clients.gateway.issueVoucher(request)).voucher).toEqual(voucher);
       // The same key from another merchant is that merchant's own request, not a reuse of ours.
-      const theirs = await clients.gateway.issueVoucher({ ...request, merchantId: other, code: voucherCode() });
-      expect(theirs.voucher!.merchantId).toBe(other);
-      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), merchantId: other }), status.ALREADY_EXISTS, /already taken/);
-      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), expiresAt: new Date(Date.now() - 1_000) }), status.INVALID_ARGUMENT, /expires_at/);
-      await expectStatus(clients.gateway.issueVoucher({ ...request, idempotencyKey: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
+      const theirsIssued = await theirs.clients.gateway.issueVoucher({ ...request, code: voucherCode() });
+      expect(theirsIssued.voucher!.merchantId).toBe(other);
+      await expectStatus(theirs.clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID() }), status.ALREADY_EXISTS, /already taken/);
+      // A merchant issues only its own vouchers.
+      await expectStatus(theirs.clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), merchantId, code: voucherCode() }), status.PERMISSION_DENIED, /acts for merchant/);
+      await expectStatus(mine.clients.gateway.issueVoucher({ ...request, idempotencyKey: randomUUID(), expiresAt: new Date(Date.now() - 1_000) }), status.INVALID_ARGUMENT, /expires_at/);
+      await expectStatus(mine.clients.gateway.issueVoucher({ ...request, idempotencyKey: '' }), status.INVALID_ARGUMENT, /idempotency_key/);
 
-      expect((await clients.gateway.getVoucher({ merchantId, code: request.code })).voucher).toEqual(voucher);
-      const foreign = await expectStatus(clients.gateway.getVoucher({ merchantId: other, code: request.code }), status.NOT_FOUND);
+      expect((await mine.clients.gateway.getVoucher({ merchantId, code: request.code })).voucher).toEqual(voucher);
+      const foreign = await expectStatus(theirs.clients.gateway.getVoucher({ merchantId: '', code: request.code }), status.NOT_FOUND);
       const unknownCode = voucherCode('NONE');
-      const unknown = await expectStatus(clients.gateway.getVoucher({ merchantId: other, code: unknownCode }), status.NOT_FOUND);
+      const unknown = await expectStatus(theirs.clients.gateway.getVoucher({ merchantId: '', code: unknownCode }), status.NOT_FOUND);
       expect(foreign.details).toBe(`merchant ${other} has no voucher with this code`);
       expect(unknown.details).toBe(foreign.details);
-      await expectStatus(clients.gateway.getVoucher({ merchantId, code: 'a b' }), status.INVALID_ARGUMENT, /code/);
+      await expectStatus(mine.clients.gateway.getVoucher({ merchantId, code: 'a b' }), status.INVALID_ARGUMENT, /code/);
     });
   });
 });
