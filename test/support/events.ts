@@ -9,8 +9,8 @@ import { TEST_NATS_URL } from './servers';
  * were published, and how many times. Reads with ordered consumers: it never acks or disturbs
  * the services' own durable consumers.
  */
-export async function watchEvents(prefix: string) {
-  const nc = await connect({ servers: TEST_NATS_URL });
+export async function watchEvents(prefix: string, url = TEST_NATS_URL) {
+  const nc = await connect({ servers: url });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const seen: Array<{ subject: string; event: Event; msgId: string | undefined; headers: Record<string, string> }> = [];

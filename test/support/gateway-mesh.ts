@@ -55,7 +55,7 @@ const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gate
  * (a throw-away CA: the certificate CN is the caller identity the policies check), on real
  * PostgreSQL (a fresh database each), Redis and NATS JetStream under one prefix.
  */
-export async function startGatewayMesh(options: { gatewayEnv?: Record<string, string>; natsUrl?: string } = {}): Promise<GatewayMesh> {
+export async function startGatewayMesh(options: { gatewayEnv?: Record<string, string>; settlementEnv?: Record<string, string>; natsUrl?: string } = {}): Promise<GatewayMesh> {
   const prefix = uniqueName('gw');
   const pki = testPki(SERVICES);
   const databases = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase(), freshDatabase()]);
@@ -85,7 +85,7 @@ export async function startGatewayMesh(options: { gatewayEnv?: Record<string, st
       ),
     ),
     started(startRisk(riskConfig(env('risk', { RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'))),
-    started(startSettlement(settlementConfig(env('settlement', { DATABASE_URL: ledgerDb!.url, SETTLEMENT_PORT: '0' })), testLogger('settlement'))),
+    started(startSettlement(settlementConfig(env('settlement', { DATABASE_URL: ledgerDb!.url, SETTLEMENT_PORT: '0', ...options.settlementEnv })), testLogger('settlement'))),
   ]);
   const ports = { registry: registry.port, tokenization: tokenization.port, risk: risk.port, settlement: settlement.port, gateway: 0 };
   const gatewayEnv = (extra: Record<string, string> = {}) =>

@@ -17,13 +17,13 @@ export const configSchema = z.object({
   /** PostgreSQL connections per replica (an Authorize holds one only for its two short writes). */
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().max(200).default(10),
   /** How long the phone has to confirm a step-up before the payment is declined (challenge_expired). */
-  CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(10).max(3600).default(120),
+  CHALLENGE_TTL_SECONDS: z.coerce.number().int().min(1).max(3600).default(120),
   /**
    * How long a payment may stay RECEIVED (never answered: the terminal gave up and its attempt
    * died) before the gateway closes it DECLINED (abandoned) and releases any hold it placed.
    * Longer than any terminal keeps retrying.
    */
-  ABANDON_AFTER_SECONDS: z.coerce.number().int().min(10).default(300),
+  ABANDON_AFTER_SECONDS: z.coerce.number().int().min(1).default(300),
   /** How often the sweeper expires challenges and closes abandoned payments. */
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(1_000),
   /**
