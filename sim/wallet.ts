@@ -2,7 +2,8 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
 import { Channel, UnlockMethod } from '../gen/wristpay/common/v1/common';
 import { ChallengePurpose } from '../gen/wristpay/device_registry/v1/device_registry';
-import type { AuthorizeRequest, AuthorizeResponse, QrPayload } from '../gen/wristpay/gateway/v1/gateway';
+import type { AuthorizeRequest, AuthorizeResponse, GatewayServiceClient, Payment, QrPayload } from '../gen/wristpay/gateway/v1/gateway';
+import type { PromiseClient } from '../platform/grpc/client';
 import { Band, type TapPayload } from './band';
 import type { MeshClients } from './clients';
 import { merchantName, terminalNonce } from './terminal';
@@ -145,4 +146,22 @@ export async function pay(
     { metadata },
   );
   return { response, ms: Number(process.hrtime.bigint() - started) / 1e6, traceId, idempotencyKey, tap };
+}
+
+/** A step-up as the phone receives it on its alert feed (alerts' StepUp, or the payment.challenged event). */
+export interface StepUpToSign {
+  paymentId: string;
+  accountId: string;
+  challengeId: string;
+  nonce: Uint8Array;
+}
+
+/**
+ * The phone confirms a stepped-up payment: the band signs the payment's challenge with its
+ * device key (purpose PAYMENT) and the wallet backend sends the signature to the gateway.
+ */
+export async function confirmStepUp(walletGateway: PromiseClient<GatewayServiceClient>, band: Band, stepUp: StepUpToSign, idempotencyKey: string = randomUUID()): Promise<Payment> {
+  const signature = band.signChallenge({ purpose: 'PAYMENT', challengeId: stepUp.challengeId, nonce: Buffer.from(stepUp.nonce) });
+  const { payment } = await walletGateway.confirmPayment({ idempotencyKey, paymentId: stepUp.paymentId, accountId: stepUp.accountId, challengeId: stepUp.challengeId, signature });
+  return payment!;
 }
