@@ -15,7 +15,7 @@ import Redis from 'ioredis';
 import { Client } from 'pg';
 import { STREAM_AREAS } from '../platform/events';
 import { repoPath } from '../platform/paths';
-import { ADDR_ENV, certPaths, freePort, SERVICES, startMesh, startService, type ServiceName, type ServiceProcess } from '../scripts/mesh';
+import { ADDR_ENV, certPaths, DATABASES, freePort, SERVICES, startMesh, startService, type ServiceName, type ServiceProcess } from '../scripts/mesh';
 import { meshClients, type MeshClients } from '../sim/clients';
 
 /** The PostgreSQL server the mesh benchmarks create their databases on. */
@@ -79,11 +79,11 @@ export interface BenchMesh {
 }
 
 /**
- * The five services as separate processes with mTLS (certificates from scripts/dev-certs.sh), a
+ * The services as separate processes with mTLS (certificates from scripts/dev-certs.sh), a
  * fresh PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
  * throwaway prefix for Redis keys and NATS subjects. With `gatewayReplicas` > 1, more gateway
- * processes with the same configuration, and the gateway client spreads calls over all of them
- * (round robin over an `ipv4:` address list).
+ * processes with the same configuration (so the same database), and the gateway client spreads
+ * calls over all of them (round robin over an `ipv4:` address list).
  */
 export async function startBenchMesh(options: { gatewayReplicas?: number } = {}): Promise<BenchMesh> {
   const tag = benchPrefix();
@@ -97,7 +97,7 @@ export async function startBenchMesh(options: { gatewayReplicas?: number } = {})
   for (const s of SERVICES) {
     ports[s] = await freePort();
     perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
-    if (s === 'device-registry' || s === 'tokenization' || s === 'settlement' || s === 'alerts') {
+    if (DATABASES[s]) {
       const db = `${tag}_${s.replace('-', '_')}`;
       await admin.query(`CREATE DATABASE ${db}`);
       databases.push(db);

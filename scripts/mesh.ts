@@ -12,6 +12,13 @@ import { repoPath } from '../platform/paths';
 export const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway', 'alerts'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
+/**
+ * The services that own a database, and its name (DESIGN.md: one database per owning service).
+ * `npm start` calls it `wristpay_<name>` on a shared server; the cluster (k8s/base/postgres.yaml)
+ * creates it as `<name>` with a login role of the same name.
+ */
+export const DATABASES: Partial<Record<ServiceName, string>> = { gateway: 'payments', 'device-registry': 'registry', tokenization: 'vault', settlement: 'ledger', alerts: 'alerts' };
+
 /** Each service's port variable, as its config.ts reads it. */
 export const PORT_ENV: Record<ServiceName, string> = {
   'device-registry': 'DEVICE_REGISTRY_PORT',

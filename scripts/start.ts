@@ -16,12 +16,10 @@ import { repoPath } from '../platform/paths';
 import { formatAlert } from '../sim/alert-feed';
 import { meshClients, walletClients } from '../sim/clients';
 import { finishFeed, renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
-import { certPaths, SERVICES, startMesh, type ServiceName } from './mesh';
+import { certPaths, DATABASES, SERVICES, startMesh, type ServiceName } from './mesh';
 import { printLogLine } from './pretty-log';
 
 const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: 50050, 'device-registry': 50051, tokenization: 50052, risk: 50053, settlement: 50054, alerts: 50055 };
-/** The services that own a database, and its name (DESIGN.md: one database per owning service). */
-const DATABASES: Partial<Record<ServiceName, string>> = { 'device-registry': 'registry', tokenization: 'vault', settlement: 'ledger', alerts: 'alerts' };
 
 const data = repoPath('.data');
 const once = process.argv.includes('--once');
@@ -90,6 +88,7 @@ async function main(): Promise<void> {
     ports: DEFAULT_PORTS,
     env: {
       GRPC_TLS: 'mtls',
+      // device-registry and risk; the others ignore it.
       REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',

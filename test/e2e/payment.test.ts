@@ -8,7 +8,7 @@ import { AlertKind, AlertsServiceClient } from '../../gen/wristpay/alerts/v1/ale
 import { PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
 import { repoPath } from '../../platform/paths';
 import type { SpanRecord } from '../../platform/telemetry/file-exporter';
-import { certPaths, freePort, SERVICES, startMesh, type Mesh, type ServiceName } from '../../scripts/mesh';
+import { certPaths, DATABASES, freePort, SERVICES, startMesh, type Mesh, type ServiceName } from '../../scripts/mesh';
 import { meshClients, type MeshClients } from '../../sim/clients';
 import { onboardBand, pay } from '../../sim/wallet';
 import { watchEvents } from '../support/events';
@@ -41,7 +41,7 @@ describe('one payment end to end', () => {
     const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
     for (const s of SERVICES) {
       perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
-      if (s === 'device-registry' || s === 'tokenization' || s === 'settlement' || s === 'alerts') {
+      if (DATABASES[s]) {
         const db = await freshDatabase();
         databases.push(db);
         perService[s]!.DATABASE_URL = db.url;

@@ -16,6 +16,7 @@ import type { IConfigMap, IService } from 'kubernetes-models/v1';
 import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
 import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, requiredKeys, schemaKeys, type ServiceSpec } from './services';
 import { asString, asStringList, nestedCalls, parseTopLevelCalls, type Call, type Value } from './starlark';
@@ -42,7 +43,7 @@ import {
 
 const NAMESPACE = 'wristpay';
 const TELEMETRY_PRELOAD = './dist/platform/telemetry/register.js';
-/** Services whose replica count an HPA owns in prod (stateless apart from Redis). */
+/** Services whose replica count an HPA owns in prod (their state is in PostgreSQL or Redis, shared by the replicas). */
 const AUTOSCALED = ['gateway', 'risk'];
 /** Infra a service depends on, by the variable that points at it. */
 const INFRA_BY_VARIABLE: Record<string, string> = { NATS_URL: 'nats', REDIS_URL: 'redis', DATABASE_URL: 'postgres' };
@@ -571,7 +572,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
     const postgres = workloads(r).find((w) => w.name === 'postgres');
     const postgresEnv = postgres ? resolveEnv(r, postgres.podSpec.containers[0]!, secrets, 'postgres') : undefined;
     const owners = SERVICES.filter((s) => s.database);
-    for (const db of ['registry', 'vault', 'ledger', 'alerts']) {
+    for (const db of ['payments', 'registry', 'vault', 'ledger', 'alerts']) {
       if (!created.some((c) => c.db === db)) problems.push(`postgres-init does not create database ${db}`);
       if (owners.filter((s) => s.database === db).length !== 1) problems.push(`database ${db} must have exactly one owning service`);
     }
@@ -589,6 +590,30 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
       const expectedPassword = entry && postgresEnv ? envValues(postgresEnv)[entry.passwordVar] : undefined;
       if (entry && expectedPassword !== undefined && decodeURIComponent(u.password) !== expectedPassword) {
         problems.push(`${spec.name}: DATABASE_URL password differs from postgres' ${entry.passwordVar}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('PostgreSQL and Redis admit exactly the services that use them, and a service reads DATABASE_URL only if it owns a database', () => {
+    const r = rendered(overlay);
+    const problems: string[] = [];
+    for (const [variable, infra] of [['DATABASE_URL', 'postgres'], ['REDIS_URL', 'redis']] as const) {
+      const port = r.find<IService>('Service', infra)?.spec?.ports?.[0]?.port;
+      const target = port === undefined ? `no Service ${infra}` : resolveEndpoint(r, infra, port, NAMESPACE);
+      if (typeof target === 'string') {
+        problems.push(`${infra}: ${target}`);
+        continue;
+      }
+      for (const spec of SERVICES) {
+        const reads = schemaKeys(spec).includes(variable);
+        if (variable === 'DATABASE_URL' && reads !== Boolean(spec.database)) {
+          problems.push(`${spec.name}: ${reads ? 'reads DATABASE_URL but owns no database' : `owns database ${spec.database} but does not read DATABASE_URL`} (DATABASES in scripts/mesh.ts)`);
+        }
+        const allowed = ingressAllowed(r, deployment(r, spec.name).podLabels, target);
+        if (allowed !== reads) {
+          problems.push(`${spec.name} → ${infra}: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${reads ? 'allowed' : `blocked (services/${spec.name}/src/config.ts does not read ${variable})`}`);
+        }
       }
     }
     expect(problems).toEqual([]);
@@ -659,6 +684,37 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
 
 // ---- overlay-specific -------------------------------------------------------------------------
 
+/** The OIDs of the extended key usages mTLS needs (a server's, a client's). */
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+/**
+ * What is wrong with one dev certificate: its CN is not the caller identity `cn`, ca did not sign
+ * it, the key is not its key, or it (or the CA) expires within a month.
+ */
+function leafCertificateProblems(
+  where: string,
+  cn: string,
+  pem: { cert: X509Certificate; key: string; ca: X509Certificate },
+  labels: { cert: string; key: string },
+): string[] {
+  const { cert, key, ca } = pem;
+  const problems: string[] = [];
+  if (/(^|\n)CN=([^\n]*)/.exec(cert.subject)?.[2] !== cn) {
+    problems.push(`${where}: subject ${cert.subject.replace(/\n/g, ', ')}, want CN=${cn} (the caller identity)`);
+  }
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) problems.push(`${where}: ${labels.cert} is not signed by ca.crt`);
+  if (!cert.checkPrivateKey(createPrivateKey(key))) problems.push(`${where}: ${labels.key} does not match ${labels.cert}`);
+  if (createPublicKey(key).export({ format: 'pem', type: 'spki' }) !== cert.publicKey.export({ format: 'pem', type: 'spki' })) {
+    problems.push(`${where}: ${labels.key} is not the certificate's key`);
+  }
+  const monthFromNow = Date.now() + 30 * 24 * 3600 * 1000;
+  for (const [label, c] of [[labels.cert, cert], ['ca.crt', ca]] as const) {
+    if (new Date(c.validTo).getTime() < monthFromNow) problems.push(`${where}: ${label} expires ${c.validTo}: run k8s/overlays/dev/certs/generate.sh`);
+  }
+  return problems;
+}
+
 describe('k8s/overlays/dev', () => {
   it('generates only clearly dev-only placeholder Secrets', () => {
     const problems: string[] = [];
@@ -704,22 +760,31 @@ describe('k8s/overlays/dev', () => {
       sharedCa ??= data['ca.crt'];
       const ca = new X509Certificate(data['ca.crt']);
       const cert = new X509Certificate(data['tls.crt']);
-      if (!/(^|\n)CN=([^\n]*)/.test(cert.subject) || /(^|\n)CN=([^\n]*)/.exec(cert.subject)![2] !== name) {
-        problems.push(`${name}-tls: subject ${cert.subject.replace(/\n/g, ', ')}, want CN=${name} (the caller identity)`);
-      }
-      if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) problems.push(`${name}-tls: tls.crt is not signed by ca.crt`);
-      if (!cert.checkPrivateKey(createPrivateKey(data['tls.key']))) problems.push(`${name}-tls: tls.key does not match tls.crt`);
-      if (createPublicKey(data['tls.key']).export({ format: 'pem', type: 'spki' }) !== cert.publicKey.export({ format: 'pem', type: 'spki' })) {
-        problems.push(`${name}-tls: tls.key is not the certificate's key`);
-      }
-      const monthFromNow = Date.now() + 30 * 24 * 3600 * 1000;
-      for (const [label, c] of [['tls.crt', cert], ['ca.crt', ca]] as const) {
-        if (new Date(c.validTo).getTime() < monthFromNow) problems.push(`${name}-tls: ${label} expires ${c.validTo}: run k8s/overlays/dev/certs/generate.sh`);
-      }
+      problems.push(...leafCertificateProblems(`${name}-tls`, name, { cert, key: data['tls.key'], ca }, { cert: 'tls.crt', key: 'tls.key' }));
       for (const host of dialledAs.get(name) ?? []) {
         if (cert.checkHost(host) === undefined) problems.push(`${name}-tls: no SAN for "${host}", the name other services dial it by`);
       }
       if (cert.checkHost(name) === undefined) problems.push(`${name}-tls: no SAN for "${name}"`);
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('k8s/overlays/dev certs/', () => {
+  it('client-only certificates for the callers outside the mesh: demo, wallet, backoffice and merchant.<id> for each demo merchant, from the services\' CA', () => {
+    const dir = 'k8s/overlays/dev/certs';
+    const ca = new X509Certificate(readRepoFile(`${dir}/ca.crt`));
+    const problems: string[] = [];
+    for (const cn of ['demo', 'wallet', 'backoffice', ...[...DEMO_MERCHANTS.keys()].map(merchantIdentity)]) {
+      const files = { cert: `${cn}.crt`, key: `${cn}.key` };
+      if (!fs.existsSync(path.join(REPO_ROOT, dir, files.cert)) || !fs.existsSync(path.join(REPO_ROOT, dir, files.key))) {
+        problems.push(`${dir}: no ${files.cert} and ${files.key}: run k8s/overlays/dev/certs/generate.sh`);
+        continue;
+      }
+      const cert = new X509Certificate(readRepoFile(`${dir}/${files.cert}`));
+      problems.push(...leafCertificateProblems(`${dir}/${cn}`, cn, { cert, key: readRepoFile(`${dir}/${files.key}`), ca }, files));
+      const usages = cert.keyUsage ?? [];
+      if (!usages.includes(CLIENT_AUTH) || usages.includes(SERVER_AUTH)) problems.push(`${dir}/${files.cert}: extended key usage ${usages.join(', ') || 'any'}, want clientAuth only`);
     }
     expect(problems).toEqual([]);
   });

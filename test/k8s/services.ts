@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DATABASES } from '../../scripts/mesh';
 import * as alerts from '../../services/alerts/src/config';
 import * as deviceRegistry from '../../services/device-registry/src/config';
 import * as gateway from '../../services/gateway/src/config';
@@ -11,18 +12,19 @@ export interface ServiceSpec {
   name: string;
   portEnv: string;
   schema: z.ZodObject;
-  /** The PostgreSQL database this service owns (DESIGN.md: one per owning service). */
+  /**
+   * The PostgreSQL database this service owns (DESIGN.md: one per owning service), as npm start
+   * knows it (scripts/mesh.ts); in the cluster it is also the name of its login role.
+   */
   database?: string;
 }
 
-export const SERVICES: readonly ServiceSpec[] = [
-  { name: deviceRegistry.SERVICE, portEnv: deviceRegistry.PORT_ENV, schema: deviceRegistry.configSchema, database: 'registry' },
-  { name: tokenization.SERVICE, portEnv: tokenization.PORT_ENV, schema: tokenization.configSchema, database: 'vault' },
-  { name: risk.SERVICE, portEnv: risk.PORT_ENV, schema: risk.configSchema },
-  { name: settlement.SERVICE, portEnv: settlement.PORT_ENV, schema: settlement.configSchema, database: 'ledger' },
-  { name: gateway.SERVICE, portEnv: gateway.PORT_ENV, schema: gateway.configSchema },
-  { name: alerts.SERVICE, portEnv: alerts.PORT_ENV, schema: alerts.configSchema, database: 'alerts' },
-];
+export const SERVICES: readonly ServiceSpec[] = [deviceRegistry, tokenization, risk, settlement, gateway, alerts].map((s) => ({
+  name: s.SERVICE,
+  portEnv: s.PORT_ENV,
+  schema: s.configSchema,
+  database: DATABASES[s.SERVICE as keyof typeof DATABASES],
+}));
 
 export const SERVICE_NAMES = SERVICES.map((s) => s.name);
 

@@ -7,8 +7,10 @@
 # Each certificate: CN = the service's short name (the caller identity the services check),
 # SANs = every DNS name a client may dial it by in namespace wristpay, plus localhost for
 # `tilt up` port-forwards. serverAuth + clientAuth because every service is both in mTLS.
-# Plus a client-only `demo` certificate (not mounted anywhere) for the demo and sim tools when
-# they call the gateway through Tilt's port-forward on localhost:50050.
+# Plus client-only certificates (not mounted anywhere) for the callers outside the mesh, to call
+# through Tilt's port-forwards (gateway localhost:50050, alerts localhost:50055): `wallet` (the
+# phone-facing wallet backend), `backoffice` (people: merchant onboarding), `merchant.<id>` for
+# each demo merchant in sim/demo-merchants.txt, and `demo` for the demo and sim tools.
 #
 #   bash k8s/overlays/dev/certs/generate.sh      # then re-run: npx jest test/k8s
 set -euo pipefail
@@ -17,6 +19,10 @@ cd "$(dirname "$0")"
 NAMESPACE=wristpay
 DAYS=3650 # dev only: long enough that the manifest tests are no time bomb
 SERVICES=(device-registry tokenization risk settlement gateway alerts)
+CLIENTS=(demo wallet backoffice)
+while read -r id _; do
+  [[ -z "$id" || "$id" == \#* ]] || CLIENTS+=("merchant.$id")
+done <../../../../sim/demo-merchants.txt
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -28,27 +34,30 @@ openssl req -x509 -new -sha256 -key "$work/ca.key" -days "$DAYS" \
   -addext "keyUsage=critical,keyCertSign,cRLSign" \
   -out ca.crt
 
-for svc in "${SERVICES[@]}"; do
-  openssl ecparam -name prime256v1 -genkey -noout -out "$work/$svc.ec.key"
+# issue CN EXTFILE: a key and a certificate for CN, signed by the CA with the extensions in EXTFILE.
+issue() {
+  openssl ecparam -name prime256v1 -genkey -noout -out "$work/$1.ec.key"
   # PKCS#8, the form Node's tls and every gRPC stack read.
-  openssl pkcs8 -topk8 -nocrypt -in "$work/$svc.ec.key" -out "$svc.key"
-  openssl req -new -sha256 -key "$svc.key" -subj "/O=WristPay DEV ONLY/CN=$svc" -out "$work/$svc.csr"
+  openssl pkcs8 -topk8 -nocrypt -in "$work/$1.ec.key" -out "$1.key"
+  openssl req -new -sha256 -key "$1.key" -subj "/O=WristPay DEV ONLY/CN=$1" -out "$work/$1.csr"
+  openssl x509 -req -sha256 -in "$work/$1.csr" -CA ca.crt -CAkey "$work/ca.key" -CAcreateserial \
+    -CAserial "$work/ca.srl" -days "$DAYS" -extfile "$2" -out "$1.crt"
+}
+
+for svc in "${SERVICES[@]}"; do
   cat >"$work/$svc.ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyAgreement
 extendedKeyUsage=serverAuth,clientAuth
 subjectAltName=DNS:$svc,DNS:$svc.$NAMESPACE,DNS:$svc.$NAMESPACE.svc,DNS:$svc.$NAMESPACE.svc.cluster.local,DNS:localhost,IP:127.0.0.1
 EXT
-  openssl x509 -req -sha256 -in "$work/$svc.csr" -CA ca.crt -CAkey "$work/ca.key" -CAcreateserial \
-    -CAserial "$work/ca.srl" -days "$DAYS" -extfile "$work/$svc.ext" -out "$svc.crt"
+  issue "$svc" "$work/$svc.ext"
 done
 
-openssl ecparam -name prime256v1 -genkey -noout -out "$work/demo.ec.key"
-openssl pkcs8 -topk8 -nocrypt -in "$work/demo.ec.key" -out demo.key
-openssl req -new -sha256 -key demo.key -subj "/O=WristPay DEV ONLY/CN=demo" -out "$work/demo.csr"
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n' >"$work/demo.ext"
-openssl x509 -req -sha256 -in "$work/demo.csr" -CA ca.crt -CAkey "$work/ca.key" -CAcreateserial \
-  -CAserial "$work/ca.srl" -days "$DAYS" -extfile "$work/demo.ext" -out demo.crt
+printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=clientAuth\n' >"$work/client.ext"
+for cn in "${CLIENTS[@]}"; do
+  issue "$cn" "$work/client.ext"
+done
 
 # The CA key is thrown away: nothing can be signed with this CA after this script exits.
 echo "dev certificates written to $(pwd) (CA key discarded)"
