@@ -1,5 +1,5 @@
 import { newEvent } from '../../../../platform/events';
-import { alertFor, type AlertDraft } from './alert';
+import { alertFor, declineText, type AlertDraft } from './alert';
 
 const eur = (minor: bigint) => ({ amountMinor: minor, currency: 'EUR' });
 const payment = (type: string, over: Record<string, unknown> = {}) =>
@@ -44,6 +44,14 @@ describe('alertFor', () => {
     const d = draft(alertFor(payment('payment.declined', { declineReason: 'INSUFFICIENT_FUNDS' })));
     expect(d.phone).toEqual({ title: 'Payment declined', body: 'Your 12.50 EUR payment at Café Zebra was declined: there is not enough money in your wallet.', merchantId: 'm-42', declineReason: 'INSUFFICIENT_FUNDS' });
     expect(draft(alertFor(payment('payment.authorized'))).phone.declineReason).toBe('');
+  });
+
+  it('says why a step-up payment was declined: not confirmed in time, refused on the phone, abandoned by the terminal', () => {
+    const body = (declineReason: string) => draft(alertFor(payment('payment.declined', { declineReason }))).phone;
+    expect(body('CHALLENGE_EXPIRED')).toMatchObject({ body: 'Your 12.50 EUR payment at Café Zebra was declined: you did not confirm it on your phone in time.', declineReason: 'CHALLENGE_EXPIRED' });
+    expect(body('CHALLENGE_DECLINED')).toMatchObject({ body: 'Your 12.50 EUR payment at Café Zebra was declined: you refused it on your phone.', declineReason: 'CHALLENGE_DECLINED' });
+    expect(body('ABANDONED')).toMatchObject({ body: 'Your 12.50 EUR payment at Café Zebra was declined: the terminal did not complete it; nothing was charged.', declineReason: 'ABANDONED' });
+    expect(declineText('SOMETHING_NEW')).toBe('the payment could not be completed');
   });
 
   it('a declined payment without an account id makes no alert', () => {

@@ -56,6 +56,9 @@ const DECLINE_TEXT: Readonly<Record<string, string>> = {
   REPLAY: 'the same payment was presented twice',
   WRONG_CHANNEL: 'this band may not pay this way',
   OFFLINE_CODE_INVALID: 'the payment code was invalid or already used',
+  CHALLENGE_EXPIRED: 'you did not confirm it on your phone in time',
+  CHALLENGE_DECLINED: 'you refused it on your phone',
+  ABANDONED: 'the terminal did not complete it; nothing was charged',
 };
 
 export function declineText(reason: string): string {
