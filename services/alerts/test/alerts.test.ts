@@ -91,6 +91,8 @@ describe('alerts (real PostgreSQL and NATS JetStream, mTLS)', () => {
         ],
         [ledgerEvent('payment.refunded', accountId), AlertKind.ALERT_KIND_REFUNDED, 'Refunded'],
         [ledgerEvent('escrow.released', accountId), AlertKind.ALERT_KIND_ESCROW_RELEASED, 'Paid out'],
+        [ledgerEvent('payment.hold.voided', accountId), AlertKind.ALERT_KIND_VOIDED, 'Cancelled'],
+        [ledgerEvent('payment.hold.expired', accountId), AlertKind.ALERT_KIND_EXPIRED, 'Released'],
         [
           newEvent('payment.limits.changed', 'settlement', {
             $case: 'limits',

@@ -25,7 +25,14 @@ describe('alertFor', () => {
       'payment.declined': 'DECLINED',
     };
     for (const [type, kind] of Object.entries(kinds)) expect(draft(alertFor(payment(type))).kind).toBe(kind);
-    const ledgerKinds = { 'payment.hold.captured': 'CAPTURED', 'payment.refunded': 'REFUNDED', 'escrow.released': 'ESCROW_RELEASED', 'escrow.frozen': 'DISPUTE_OPENED' };
+    const ledgerKinds = {
+      'payment.hold.captured': 'CAPTURED',
+      'payment.refunded': 'REFUNDED',
+      'escrow.released': 'ESCROW_RELEASED',
+      'escrow.frozen': 'DISPUTE_OPENED',
+      'payment.hold.voided': 'VOIDED',
+      'payment.hold.expired': 'EXPIRED',
+    };
     for (const [type, kind] of Object.entries(ledgerKinds)) expect(draft(alertFor(ledger(type))).kind).toBe(kind);
     expect(alertFor(ledger('payment.hold.placed'))).toEqual({ skip: 'not an alert type' });
     expect(alertFor(ledger('escrow.funded'))).toEqual({ skip: 'not an alert type' });
@@ -52,6 +59,19 @@ describe('alertFor', () => {
     expect(body('CHALLENGE_DECLINED')).toMatchObject({ body: 'Your 12.50 EUR payment at Café Zebra was declined: you refused it on your phone.', declineReason: 'CHALLENGE_DECLINED' });
     expect(body('ABANDONED')).toMatchObject({ body: 'Your 12.50 EUR payment at Café Zebra was declined: the terminal did not complete it; nothing was charged.', declineReason: 'ABANDONED' });
     expect(declineText('SOMETHING_NEW')).toBe('the payment could not be completed');
+  });
+
+  it('a voided or expired hold frees the money: Cancelled or Released on the wrist, and the phone says the money is available again', () => {
+    const voided = draft(alertFor(ledger('payment.hold.voided', { merchantName: 'Corner Bakery', amount: eur(800n) })));
+    expect(voided.wrist).toEqual({ merchantName: 'Corner Bakery', amount: eur(800n), outcome: 'Cancelled' });
+    expect(voided.phone).toEqual({ title: 'Payment cancelled', body: 'Corner Bakery cancelled your 8.00 EUR payment; the money is available again.', merchantId: 'm-42', declineReason: '' });
+    expect(voided).toMatchObject({ kind: 'VOIDED', accountId: 'acct-1', deviceId: 'd1', paymentId: 'p1' });
+    const expired = draft(alertFor(ledger('payment.hold.expired')));
+    expect(expired.wrist).toEqual({ merchantName: 'm-42', amount: eur(1250n), outcome: 'Released' });
+    expect(expired.phone).toEqual({ title: 'Payment expired', body: 'Your 12.50 EUR payment at m-42 was never taken, so it lapsed; the money is available again.', merchantId: 'm-42', declineReason: '' });
+    expect(alertFor(ledger('payment.hold.voided', { accountId: '' }))).toEqual({ skip: 'no account id' });
+    // A voided hold is a ledger movement: another payload does not fit it.
+    expect(alertFor(payment('payment.hold.voided'))).toEqual({ skip: 'payload payment does not fit payment.hold.voided' });
   });
 
   it('a declined payment without an account id makes no alert', () => {

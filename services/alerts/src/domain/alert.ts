@@ -12,7 +12,9 @@ export type AlertKindName =
   | 'ESCROW_RELEASED'
   | 'DISPUTE_OPENED'
   | 'DISPUTE_RESOLVED'
-  | 'LIMITS_CHANGED';
+  | 'LIMITS_CHANGED'
+  | 'VOIDED'
+  | 'EXPIRED';
 
 /** The event types that become alerts, and the kind each becomes. Anything else is acked and ignored. */
 export const ALERT_KIND_OF: Readonly<Record<string, AlertKindName>> = {
@@ -25,6 +27,8 @@ export const ALERT_KIND_OF: Readonly<Record<string, AlertKindName>> = {
   'escrow.frozen': 'DISPUTE_OPENED',
   'payment.dispute.resolved': 'DISPUTE_RESOLVED',
   'payment.limits.changed': 'LIMITS_CHANGED',
+  'payment.hold.voided': 'VOIDED',
+  'payment.hold.expired': 'EXPIRED',
 };
 
 /** An alert before the store gives it its sequence. */
@@ -73,6 +77,20 @@ function charged(amount: Money | undefined, discount: Money | undefined): Money 
   return { amountMinor: amount.amountMinor - discount.amountMinor, currency: amount.currency };
 }
 
+type LedgerKind = 'CAPTURED' | 'REFUNDED' | 'ESCROW_RELEASED' | 'DISPUTE_OPENED' | 'VOIDED' | 'EXPIRED';
+
+/** What each ledger movement says on the wrist (outcome) and the phone, given the merchant and the amount. */
+const LEDGER_TEXT: Readonly<Record<LedgerKind, (merchant: string, amount: string) => { outcome: string; title: string; body: string }>> = {
+  CAPTURED: (m, a) => ({ outcome: 'Captured', title: 'Payment captured', body: `${m} took ${a}; it stays in escrow until your order arrives.` }),
+  REFUNDED: (m, a) => ({ outcome: 'Refunded', title: 'Refund received', body: `${a} from ${m} is back in your wallet.` }),
+  ESCROW_RELEASED: (m, a) => ({ outcome: 'Paid out', title: 'Payment released', body: `${a} held in escrow was released to ${m}.` }),
+  DISPUTE_OPENED: (m, a) => ({ outcome: 'Disputed', title: 'Dispute opened', body: `${a} paid to ${m} is frozen in escrow while your dispute is reviewed.` }),
+  VOIDED: (m, a) => ({ outcome: 'Cancelled', title: 'Payment cancelled', body: `${m} cancelled your ${a} payment; the money is available again.` }),
+  EXPIRED: (m, a) => ({ outcome: 'Released', title: 'Payment expired', body: `Your ${a} payment at ${m} was never taken, so it lapsed; the money is available again.` }),
+};
+
+const isLedgerKind = (kind: AlertKindName): kind is LedgerKind => Object.hasOwn(LEDGER_TEXT, kind);
+
 /**
  * The alert an event makes, or why it makes none (a type that is not an alert, or no account to
  * file it under). Pure: the same event always makes the same alert.
@@ -104,23 +122,19 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
     };
   }
 
-  if (p?.$case === 'ledger' && (kind === 'CAPTURED' || kind === 'REFUNDED' || kind === 'ESCROW_RELEASED' || kind === 'DISPUTE_OPENED')) {
+  if (p?.$case === 'ledger' && isLedgerKind(kind)) {
     const v = p.value;
     if (!v.accountId) return { skip: 'no account id' };
     const merchant = at(v.merchantName, v.merchantId);
-    const common = { ...base, accountId: v.accountId, deviceId: v.deviceId, paymentId: v.paymentId };
-    const wrist = (outcome: string) => ({ merchantName: merchant, amount: v.amount, outcome });
-    const phone = (title: string, body: string) => ({ title, body, merchantId: v.merchantId, declineReason: '' });
-    switch (kind) {
-      case 'CAPTURED':
-        return { ...common, wrist: wrist('Captured'), phone: phone('Payment captured', `${merchant} took ${money(v.amount)}; it stays in escrow until your order arrives.`) };
-      case 'REFUNDED':
-        return { ...common, wrist: wrist('Refunded'), phone: phone('Refund received', `${money(v.amount)} from ${merchant} is back in your wallet.`) };
-      case 'ESCROW_RELEASED':
-        return { ...common, wrist: wrist('Paid out'), phone: phone('Payment released', `${money(v.amount)} held in escrow was released to ${merchant}.`) };
-      default:
-        return { ...common, wrist: wrist('Disputed'), phone: phone('Dispute opened', `${money(v.amount)} paid to ${merchant} is frozen in escrow while your dispute is reviewed.`) };
-    }
+    const { outcome, title, body } = LEDGER_TEXT[kind](merchant, money(v.amount));
+    return {
+      ...base,
+      accountId: v.accountId,
+      deviceId: v.deviceId,
+      paymentId: v.paymentId,
+      wrist: { merchantName: merchant, amount: v.amount, outcome },
+      phone: { title, body, merchantId: v.merchantId, declineReason: '' },
+    };
   }
 
   if (p?.$case === 'dispute' && kind === 'DISPUTE_RESOLVED') {
