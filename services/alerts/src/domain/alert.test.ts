@@ -61,6 +61,25 @@ describe('alertFor', () => {
     expect(declineText('SOMETHING_NEW')).toBe('the payment could not be completed');
   });
 
+  it('a challenged payment carries its step-up to the phone and says until when to confirm it', () => {
+    const stepUp = { challengeId: '5b0d3c9e-8f43-4b8e-a4a1-6a3f1c1e2d7b', nonce: Buffer.alloc(32, 7), expiresAt: new Date('2026-12-03T14:32:05.250Z') };
+    const c = draft(alertFor(payment('payment.challenged', { stepUp })));
+    expect(c.stepUp).toEqual(stepUp);
+    // A copy: the alert does not share the event's buffer.
+    expect(c.stepUp!.nonce).not.toBe(stepUp.nonce);
+    expect(c.phone).toEqual({ title: 'Confirm your payment', body: 'Confirm the 12.50 EUR payment at Café Zebra on your phone by 14:32:05 UTC to complete it.', merchantId: 'm-42', declineReason: '' });
+    expect(c.wrist).toEqual({ merchantName: 'Café Zebra', amount: eur(1250n), outcome: 'Check phone' });
+    // No step-up (an event from before step-ups), or half of one: none on the alert, and no deadline in the text.
+    for (const partial of [undefined, { ...stepUp, challengeId: '' }, { ...stepUp, nonce: Buffer.alloc(0) }, { ...stepUp, expiresAt: undefined }]) {
+      const plain = draft(alertFor(payment('payment.challenged', { stepUp: partial })));
+      expect(plain.stepUp).toBeUndefined();
+      expect(plain.phone.body).toBe('Confirm the 12.50 EUR payment at Café Zebra on your phone to complete it.');
+    }
+    // Only a challenge carries one, whatever the event says.
+    for (const type of ['payment.authorized', 'payment.declined']) expect(draft(alertFor(payment(type, { stepUp }))).stepUp).toBeUndefined();
+    expect(draft(alertFor(ledger('payment.hold.voided'))).stepUp).toBeUndefined();
+  });
+
   it('a voided or expired hold frees the money: Cancelled or Released on the wrist, and the phone says the money is available again', () => {
     const voided = draft(alertFor(ledger('payment.hold.voided', { merchantName: 'Corner Bakery', amount: eur(800n) })));
     expect(voided.wrist).toEqual({ merchantName: 'Corner Bakery', amount: eur(800n), outcome: 'Cancelled' });

@@ -1,5 +1,5 @@
 import type { Money } from '../../../../gen/wristpay/common/v1/common';
-import type { Event } from '../../../../gen/wristpay/events/v1/events';
+import type { Event, PaymentStepUp } from '../../../../gen/wristpay/events/v1/events';
 import { formatAmount } from '../../../../platform/money';
 
 /** The alert kinds, as stored (wristpay.alerts.v1.AlertKind without its prefix). */
@@ -42,6 +42,18 @@ export interface AlertDraft {
   /** The band's screen: nothing but these three. */
   wrist: { merchantName: string; amount: Money | undefined; outcome: string };
   phone: { title: string; body: string; merchantId: string; declineReason: string };
+  /**
+   * On a CHALLENGED alert: what the phone has the band sign to confirm the payment. Not a
+   * secret, but the nonce is never logged.
+   */
+  stepUp?: StepUp;
+}
+
+/** The gateway's step-up of one payment, as the alert keeps it. */
+export interface StepUp {
+  challengeId: string;
+  nonce: Buffer;
+  expiresAt: Date;
 }
 
 
@@ -70,6 +82,18 @@ export function declineText(reason: string): string {
 }
 
 const money = (m: Money | undefined): string => (m ? formatAmount(m) : 'the payment');
+
+/**
+ * The event's step-up when it is whole; otherwise none (an older payment.challenged has none,
+ * and half of one could not be signed).
+ */
+function stepUpOf(s: PaymentStepUp | undefined): StepUp | undefined {
+  if (!s || !s.challengeId || s.nonce.length === 0 || !s.expiresAt) return undefined;
+  return { challengeId: s.challengeId, nonce: Buffer.from(s.nonce), expiresAt: s.expiresAt };
+}
+
+/** A deadline as the phone text says it: the clock time in UTC (the service does not know the phone's zone). */
+const clockUtc = (d: Date): string => `${d.toISOString().slice(11, 19)} UTC`;
 
 /** What a voucher-discounted payment charged: amount less discount, when both are in one currency. */
 function charged(amount: Money | undefined, discount: Money | undefined): Money | undefined {
@@ -113,7 +137,14 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
       return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Approved' }, phone: { title: 'Payment approved', body: `You paid ${money(paid)} at ${merchant} with your band${voucher}.`, merchantId: v.merchantId, declineReason: '' } };
     }
     if (kind === 'CHALLENGED') {
-      return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Check phone' }, phone: { title: 'Confirm your payment', body: `Confirm the ${money(paid)} payment at ${merchant} on your phone to complete it.`, merchantId: v.merchantId, declineReason: '' } };
+      const stepUp = stepUpOf(v.stepUp);
+      const by = stepUp ? ` by ${clockUtc(stepUp.expiresAt)}` : '';
+      return {
+        ...common,
+        wrist: { merchantName: merchant, amount: paid, outcome: 'Check phone' },
+        phone: { title: 'Confirm your payment', body: `Confirm the ${money(paid)} payment at ${merchant} on your phone${by} to complete it.`, merchantId: v.merchantId, declineReason: '' },
+        ...(stepUp && { stepUp }),
+      };
     }
     return {
       ...common,
