@@ -44,8 +44,14 @@ export function toAlert(row: AlertRow): Alert {
       outcome: row.wrist_outcome,
     },
     phone: { title: row.phone_title, body: row.phone_body, merchantId: row.merchant_id, declineReason: row.decline_reason },
-    stepUp: undefined,
+    stepUp: stepUpOf(row),
   };
+}
+
+/** The stored step-up (only a CHALLENGED alert has one; the columns are all set or all null). */
+function stepUpOf(row: AlertRow): Alert['stepUp'] {
+  if (row.step_up_challenge_id === null || row.step_up_nonce === null || row.step_up_expires_at === null) return undefined;
+  return { challengeId: row.step_up_challenge_id, nonce: Buffer.from(row.step_up_nonce), expiresAt: row.step_up_expires_at };
 }
 
 export function alertsService(deps: AlertsDeps) {

@@ -28,6 +28,11 @@ export interface AlertRow {
   phone_body: string;
   merchant_id: string;
   decline_reason: string;
+  /** The step-up of a CHALLENGED alert: all three set, or none (003_step_up.sql). */
+  step_up_challenge_id: string | null;
+  /** bytea: a Buffer from pg, a Uint8Array from PGlite. */
+  step_up_nonce: Uint8Array | null;
+  step_up_expires_at: Date | null;
 }
 
 export type RecordOutcome = { stored: true; sequence: bigint } | { stored: false; reason: 'duplicate' };
@@ -53,8 +58,8 @@ export class AlertStore {
       const sequence = await nextSequence(q, draft.accountId);
       await q.query(
         `INSERT INTO alerts (account_id, sequence, event_id, kind, device_id, payment_id, occurred_at, wrist_merchant_name, wrist_amount_minor, wrist_currency,
-                             wrist_outcome, phone_title, phone_body, merchant_id, decline_reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+                             wrist_outcome, phone_title, phone_body, merchant_id, decline_reason, step_up_challenge_id, step_up_nonce, step_up_expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
         [
           draft.accountId,
           sequence,
@@ -71,6 +76,9 @@ export class AlertStore {
           draft.phone.body,
           draft.phone.merchantId,
           draft.phone.declineReason,
+          draft.stepUp?.challengeId ?? null,
+          draft.stepUp?.nonce ?? null,
+          draft.stepUp?.expiresAt ?? null,
         ],
       );
       return { stored: true, sequence } as const;

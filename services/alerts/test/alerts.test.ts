@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { AlertKind, AlertsServiceClient, type Alert } from '../../../gen/wristpay/alerts/v1/alerts';
 import type { Event, LedgerMoved, PaymentOutcome } from '../../../gen/wristpay/events/v1/events';
 import { openDb, type Db } from '../../../platform/db';
 import { newEvent } from '../../../platform/events';
+import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
 import { testPki } from '../../../test/support/pki';
@@ -91,6 +92,8 @@ describe('alerts (real PostgreSQL and NATS JetStream, mTLS)', () => {
         ],
         [ledgerEvent('payment.refunded', accountId), AlertKind.ALERT_KIND_REFUNDED, 'Refunded'],
         [ledgerEvent('escrow.released', accountId), AlertKind.ALERT_KIND_ESCROW_RELEASED, 'Paid out'],
+        [ledgerEvent('payment.hold.voided', accountId), AlertKind.ALERT_KIND_VOIDED, 'Cancelled'],
+        [ledgerEvent('payment.hold.expired', accountId), AlertKind.ALERT_KIND_EXPIRED, 'Released'],
         [
           newEvent('payment.limits.changed', 'settlement', {
             $case: 'limits',
@@ -125,6 +128,37 @@ describe('alerts (real PostgreSQL and NATS JetStream, mTLS)', () => {
       // Nothing else arrived: the skipped events made no alert.
       expect(sequences(all)).toEqual(oneTo(flow.length));
       await stream.nothingWithin(300);
+    } finally {
+      stream.close();
+    }
+  });
+
+  it('a challenged payment’s step-up comes back on the streamed and the listed alert; a voided hold makes a VOIDED alert, without one', async () => {
+    const accountId = uniqueName('acct');
+    const stream = openStream(a.wallet, accountId);
+    try {
+      const stepUp = { challengeId: randomUUID(), nonce: randomBytes(32), expiresAt: new Date(Date.now() + 120_000) };
+      const challenged = paymentEvent('payment.challenged', accountId, { stepUp });
+      const { paymentId } = (challenged.payload as { value: PaymentOutcome }).value;
+      await bus.publish(challenged);
+      const streamedChallenge = await stream.next();
+      expect(streamedChallenge).toMatchObject({ sequence: 1n, kind: AlertKind.ALERT_KIND_CHALLENGED, paymentId, stepUp: { challengeId: stepUp.challengeId, expiresAt: stepUp.expiresAt } });
+      expect(Buffer.from(streamedChallenge.stepUp!.nonce).equals(stepUp.nonce)).toBe(true);
+      expect(streamedChallenge.phone!.body).toBe(`Confirm the 12.50 EUR payment at Corner Café on your phone by ${stepUp.expiresAt.toISOString().slice(11, 19)} UTC to complete it.`);
+
+      // The merchant cancels the payment before capture: settlement voids its hold.
+      const voided = ledgerEvent('payment.hold.voided', accountId, { paymentId, merchantName: 'Corner Bakery', amount: eur(800n) });
+      await bus.publish(voided);
+      const streamedVoid = await stream.next();
+      expect(streamedVoid).toMatchObject({ sequence: 2n, kind: AlertKind.ALERT_KIND_VOIDED, eventId: voided.eventId, paymentId, stepUp: undefined });
+      expect(streamedVoid.wrist).toEqual({ merchantName: 'Corner Bakery', amount: eur(800n), outcome: 'Cancelled' });
+      expect(streamedVoid.phone).toEqual({ title: 'Payment cancelled', body: 'Corner Bakery cancelled your 8.00 EUR payment; the money is available again.', merchantId: 'merchant-7', declineReason: '' });
+
+      const listed = await eventuallyListed(b.wallet, accountId, 2);
+      expect(listed).toEqual([streamedChallenge, streamedVoid]);
+      // An alert of another kind never has one.
+      await bus.publish(paymentEvent('payment.authorized', accountId));
+      expect((await stream.next()).stepUp).toBeUndefined();
     } finally {
       stream.close();
     }
@@ -340,5 +374,50 @@ describe('alerts across a restart (own prefix and database, one replica at a tim
     } finally {
       stream.close();
     }
+  });
+});
+
+describe('the step-up nonce in no log line (own prefix and database, one replica logging at debug)', () => {
+  const prefix = uniqueName();
+  let pki: Pki;
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let events: Awaited<ReturnType<typeof watchEvents>>;
+  let bus: EventBus;
+  let replica: TestReplica;
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    await requireServers('PostgreSQL', 'NATS');
+    pki = testPki(['alerts', 'wallet']);
+    database = await freshDatabase();
+    events = await watchEvents(prefix);
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'gateway', log: testLogger('gateway') });
+    replica = await startReplica(prefix, database.url, pki, {}, createLogger('alerts', 'debug', { write: (line: string) => void lines.push(line) }));
+  });
+
+  afterAll(async () => {
+    await replica?.stop();
+    await bus?.close();
+    await events?.close();
+    await database?.drop();
+    pki?.remove();
+  });
+
+  it('consuming, storing, streaming and listing a challenged alert logs its ids, never its nonce', async () => {
+    const accountId = uniqueName('acct');
+    const nonce = randomBytes(32);
+    const event = paymentEvent('payment.challenged', accountId, { stepUp: { challengeId: randomUUID(), nonce, expiresAt: new Date(Date.now() + 120_000) } });
+    const stream = openStream(replica.wallet, accountId);
+    try {
+      await bus.publish(event);
+      expect(Buffer.from((await stream.next()).stepUp!.nonce).equals(nonce)).toBe(true);
+    } finally {
+      stream.close();
+    }
+    expect((await eventuallyListed(replica.wallet, accountId, 1))[0]!.stepUp!.nonce).toHaveLength(32);
+    const logged = lines.join('');
+    // The log was written, and about this very alert.
+    expect(logged).toContain(event.eventId);
+    for (const form of [nonce.toString('hex'), nonce.toString('base64'), nonce.toString('base64url'), JSON.stringify([...nonce]).slice(1, -1)]) expect(logged).not.toContain(form);
   });
 });

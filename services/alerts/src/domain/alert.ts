@@ -1,5 +1,5 @@
 import type { Money } from '../../../../gen/wristpay/common/v1/common';
-import type { Event } from '../../../../gen/wristpay/events/v1/events';
+import type { Event, PaymentStepUp } from '../../../../gen/wristpay/events/v1/events';
 import { formatAmount } from '../../../../platform/money';
 
 /** The alert kinds, as stored (wristpay.alerts.v1.AlertKind without its prefix). */
@@ -12,7 +12,9 @@ export type AlertKindName =
   | 'ESCROW_RELEASED'
   | 'DISPUTE_OPENED'
   | 'DISPUTE_RESOLVED'
-  | 'LIMITS_CHANGED';
+  | 'LIMITS_CHANGED'
+  | 'VOIDED'
+  | 'EXPIRED';
 
 /** The event types that become alerts, and the kind each becomes. Anything else is acked and ignored. */
 export const ALERT_KIND_OF: Readonly<Record<string, AlertKindName>> = {
@@ -25,6 +27,8 @@ export const ALERT_KIND_OF: Readonly<Record<string, AlertKindName>> = {
   'escrow.frozen': 'DISPUTE_OPENED',
   'payment.dispute.resolved': 'DISPUTE_RESOLVED',
   'payment.limits.changed': 'LIMITS_CHANGED',
+  'payment.hold.voided': 'VOIDED',
+  'payment.hold.expired': 'EXPIRED',
 };
 
 /** An alert before the store gives it its sequence. */
@@ -38,6 +42,18 @@ export interface AlertDraft {
   /** The band's screen: nothing but these three. */
   wrist: { merchantName: string; amount: Money | undefined; outcome: string };
   phone: { title: string; body: string; merchantId: string; declineReason: string };
+  /**
+   * On a CHALLENGED alert: what the phone has the band sign to confirm the payment. Not a
+   * secret, but the nonce is never logged.
+   */
+  stepUp?: StepUp;
+}
+
+/** The gateway's step-up of one payment, as the alert keeps it. */
+export interface StepUp {
+  challengeId: string;
+  nonce: Buffer;
+  expiresAt: Date;
 }
 
 
@@ -56,6 +72,9 @@ const DECLINE_TEXT: Readonly<Record<string, string>> = {
   REPLAY: 'the same payment was presented twice',
   WRONG_CHANNEL: 'this band may not pay this way',
   OFFLINE_CODE_INVALID: 'the payment code was invalid or already used',
+  CHALLENGE_EXPIRED: 'you did not confirm it on your phone in time',
+  CHALLENGE_DECLINED: 'you refused it on your phone',
+  ABANDONED: 'the terminal did not complete it; nothing was charged',
 };
 
 export function declineText(reason: string): string {
@@ -64,11 +83,37 @@ export function declineText(reason: string): string {
 
 const money = (m: Money | undefined): string => (m ? formatAmount(m) : 'the payment');
 
+/**
+ * The event's step-up when it is whole; otherwise none (an older payment.challenged has none,
+ * and half of one could not be signed).
+ */
+function stepUpOf(s: PaymentStepUp | undefined): StepUp | undefined {
+  if (!s || !s.challengeId || s.nonce.length === 0 || !s.expiresAt) return undefined;
+  return { challengeId: s.challengeId, nonce: Buffer.from(s.nonce), expiresAt: s.expiresAt };
+}
+
+/** A deadline as the phone text says it: the clock time in UTC (the service does not know the phone's zone). */
+const clockUtc = (d: Date): string => `${d.toISOString().slice(11, 19)} UTC`;
+
 /** What a voucher-discounted payment charged: amount less discount, when both are in one currency. */
 function charged(amount: Money | undefined, discount: Money | undefined): Money | undefined {
   if (!amount || !discount || discount.currency !== amount.currency || discount.amountMinor <= 0n || discount.amountMinor > amount.amountMinor) return amount;
   return { amountMinor: amount.amountMinor - discount.amountMinor, currency: amount.currency };
 }
+
+type LedgerKind = 'CAPTURED' | 'REFUNDED' | 'ESCROW_RELEASED' | 'DISPUTE_OPENED' | 'VOIDED' | 'EXPIRED';
+
+/** What each ledger movement says on the wrist (outcome) and the phone, given the merchant and the amount. */
+const LEDGER_TEXT: Readonly<Record<LedgerKind, (merchant: string, amount: string) => { outcome: string; title: string; body: string }>> = {
+  CAPTURED: (m, a) => ({ outcome: 'Captured', title: 'Payment captured', body: `${m} took ${a}; it stays in escrow until your order arrives.` }),
+  REFUNDED: (m, a) => ({ outcome: 'Refunded', title: 'Refund received', body: `${a} from ${m} is back in your wallet.` }),
+  ESCROW_RELEASED: (m, a) => ({ outcome: 'Paid out', title: 'Payment released', body: `${a} held in escrow was released to ${m}.` }),
+  DISPUTE_OPENED: (m, a) => ({ outcome: 'Disputed', title: 'Dispute opened', body: `${a} paid to ${m} is frozen in escrow while your dispute is reviewed.` }),
+  VOIDED: (m, a) => ({ outcome: 'Cancelled', title: 'Payment cancelled', body: `${m} cancelled your ${a} payment; the money is available again.` }),
+  EXPIRED: (m, a) => ({ outcome: 'Released', title: 'Payment expired', body: `Your ${a} payment at ${m} was never taken, so it lapsed; the money is available again.` }),
+};
+
+const isLedgerKind = (kind: AlertKindName): kind is LedgerKind => Object.hasOwn(LEDGER_TEXT, kind);
 
 /**
  * The alert an event makes, or why it makes none (a type that is not an alert, or no account to
@@ -92,7 +137,14 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
       return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Approved' }, phone: { title: 'Payment approved', body: `You paid ${money(paid)} at ${merchant} with your band${voucher}.`, merchantId: v.merchantId, declineReason: '' } };
     }
     if (kind === 'CHALLENGED') {
-      return { ...common, wrist: { merchantName: merchant, amount: paid, outcome: 'Check phone' }, phone: { title: 'Confirm your payment', body: `Confirm the ${money(paid)} payment at ${merchant} on your phone to complete it.`, merchantId: v.merchantId, declineReason: '' } };
+      const stepUp = stepUpOf(v.stepUp);
+      const by = stepUp ? ` by ${clockUtc(stepUp.expiresAt)}` : '';
+      return {
+        ...common,
+        wrist: { merchantName: merchant, amount: paid, outcome: 'Check phone' },
+        phone: { title: 'Confirm your payment', body: `Confirm the ${money(paid)} payment at ${merchant} on your phone${by} to complete it.`, merchantId: v.merchantId, declineReason: '' },
+        ...(stepUp && { stepUp }),
+      };
     }
     return {
       ...common,
@@ -101,23 +153,19 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
     };
   }
 
-  if (p?.$case === 'ledger' && (kind === 'CAPTURED' || kind === 'REFUNDED' || kind === 'ESCROW_RELEASED' || kind === 'DISPUTE_OPENED')) {
+  if (p?.$case === 'ledger' && isLedgerKind(kind)) {
     const v = p.value;
     if (!v.accountId) return { skip: 'no account id' };
     const merchant = at(v.merchantName, v.merchantId);
-    const common = { ...base, accountId: v.accountId, deviceId: v.deviceId, paymentId: v.paymentId };
-    const wrist = (outcome: string) => ({ merchantName: merchant, amount: v.amount, outcome });
-    const phone = (title: string, body: string) => ({ title, body, merchantId: v.merchantId, declineReason: '' });
-    switch (kind) {
-      case 'CAPTURED':
-        return { ...common, wrist: wrist('Captured'), phone: phone('Payment captured', `${merchant} took ${money(v.amount)}; it stays in escrow until your order arrives.`) };
-      case 'REFUNDED':
-        return { ...common, wrist: wrist('Refunded'), phone: phone('Refund received', `${money(v.amount)} from ${merchant} is back in your wallet.`) };
-      case 'ESCROW_RELEASED':
-        return { ...common, wrist: wrist('Paid out'), phone: phone('Payment released', `${money(v.amount)} held in escrow was released to ${merchant}.`) };
-      default:
-        return { ...common, wrist: wrist('Disputed'), phone: phone('Dispute opened', `${money(v.amount)} paid to ${merchant} is frozen in escrow while your dispute is reviewed.`) };
-    }
+    const { outcome, title, body } = LEDGER_TEXT[kind](merchant, money(v.amount));
+    return {
+      ...base,
+      accountId: v.accountId,
+      deviceId: v.deviceId,
+      paymentId: v.paymentId,
+      wrist: { merchantName: merchant, amount: v.amount, outcome },
+      phone: { title, body, merchantId: v.merchantId, declineReason: '' },
+    };
   }
 
   if (p?.$case === 'dispute' && kind === 'DISPUTE_RESOLVED') {

@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { AlertsServiceClient, type Alert } from '../../../../gen/wristpay/alerts/v1/alerts';
 import type { PromiseClient } from '../../../../platform/grpc/client';
+import type { Logger } from '../../../../platform/log';
 import type { testPki } from '../../../../test/support/pki';
 import { testClient, testEnv, testLogger } from '../../../../test/support/services';
 import { startAlerts, type RunningAlerts } from '../../src/app';
@@ -17,9 +18,9 @@ export interface TestReplica {
   stop(): Promise<void>;
 }
 
-/** Starts a replica under `prefix` on `databaseUrl`, port 0, with `env` added. */
-export async function startReplica(prefix: string, databaseUrl: string, pki: Pki, env: Record<string, string> = {}): Promise<TestReplica> {
-  const app = await startAlerts(readConfig(testEnv(prefix, { DATABASE_URL: databaseUrl, ALERTS_PORT: '0', DATABASE_POOL_SIZE: '4', ...pki.env('alerts'), ...env })), testLogger('alerts'));
+/** Starts a replica under `prefix` on `databaseUrl`, port 0, with `env` added (and `log`, to read what it logs). */
+export async function startReplica(prefix: string, databaseUrl: string, pki: Pki, env: Record<string, string> = {}, log: Logger = testLogger('alerts')): Promise<TestReplica> {
+  const app = await startAlerts(readConfig(testEnv(prefix, { DATABASE_URL: databaseUrl, ALERTS_PORT: '0', DATABASE_POOL_SIZE: '4', ...pki.env('alerts'), ...env })), log);
   const wallet = testClient(AlertsServiceClient, app.port, pki.client('wallet'));
   return {
     app,

@@ -5,7 +5,22 @@ import { createLogger } from '../../../../platform/log';
 import { repoPath } from '../../../../platform/paths';
 import { RetentionJob } from '../../../../platform/retention';
 import { alertFor, type AlertDraft } from '../../src/domain/alert';
+import { toAlert } from '../../src/server';
 import { AlertStore, alertsRetention } from '../../src/store';
+
+/** The step-up every run stores on one challenged alert, and expects back byte for byte. */
+export const STEP_UP = { challengeId: '0f6f3f3e-7a4b-4f57-9a38-6c1d2b1f0e01', nonce: Buffer.from('00ff10203040506070808090a0b0c0d0e0f0', 'hex'), expiresAt: new Date('2026-12-03T10:00:00.123Z') };
+
+const challenged = (accountId: string): AlertDraft => {
+  const d = alertFor(
+    newEvent('payment.challenged', 'gateway', {
+      $case: 'payment',
+      value: { paymentId: randomUUID(), status: 'CHALLENGE_REQUIRED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined, stepUp: STEP_UP },
+    }),
+  );
+  if ('skip' in d) throw new Error(d.skip);
+  return d;
+};
 
 const draft = (accountId: string): AlertDraft => {
   const d = alertFor(
@@ -17,6 +32,8 @@ const draft = (accountId: string): AlertDraft => {
   if ('skip' in d) throw new Error(d.skip);
   return d;
 };
+
+const plainStepUp = (s: ReturnType<typeof toAlert>['stepUp']) => s && { challengeId: s.challengeId, nonce: s.nonce.toString('hex'), expiresAt: s.expiresAt?.toISOString() };
 
 /**
  * The store on one database (PostgreSQL, or PGlite in a child process): 20 alerts for one account
@@ -33,6 +50,8 @@ export async function runStoreScenario(db: Db) {
   await db.query("UPDATE alerts SET created_at = now() - interval '91 days' WHERE account_id = 'acct-a' AND sequence <= 5");
   const pruned = await new RetentionJob(db, [alertsRetention(90)], createLogger('alerts', 'silent'), { intervalMs: 60_000 }).runOnce();
   const after = await store.record('alerts', draft('acct-a'));
+  await store.record('alerts', challenged('acct-c'));
+  const [stepUpRow] = await store.after('acct-c', 0n, 1);
   return {
     pruned: pruned.deleted,
     retained: (await store.after('acct-a', 0n, 100)).map((r) => Number(r.sequence)),
@@ -45,5 +64,8 @@ export async function runStoreScenario(db: Db) {
     otherAccount: (await store.after('acct-b', 0n, 100)).map((r) => Number(r.sequence)),
     page: (await store.after('acct-a', 18n, 100)).map((r) => Number(r.sequence)),
     wrist: { name: rows[0]!.wrist_merchant_name, minor: String(rows[0]!.wrist_amount_minor), currency: rows[0]!.wrist_currency },
+    // bytea comes back as a Buffer from pg and a Uint8Array from PGlite: both read back the same.
+    stepUp: plainStepUp(toAlert(stepUpRow!).stepUp),
+    noStepUp: toAlert(rows[0]!).stepUp ?? 'none',
   };
 }
