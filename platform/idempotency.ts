@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Db, Queryable } from './db';
-import { IdempotencyKeyReused, InvalidArgument } from './errors';
+import { IdempotencyKeyReused } from './errors';
+import { requireIdempotencyKey } from './validate';
 
 export interface Codec<T> {
   encode(value: T): { finish(): Uint8Array };
@@ -21,7 +22,7 @@ export async function once<Req, Res>(
   response: Codec<Res>,
   work: (q: Queryable) => Promise<Res>,
 ): Promise<Res> {
-  if (!key || key.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
+  requireIdempotencyKey(key);
   const hash = createHash('sha256').update(request.codec.encode(request.value).finish()).digest();
   return db.tx(async (q) => {
     // Twice at most: the row that made the insert conflict may be pruned by retention

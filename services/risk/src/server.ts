@@ -13,6 +13,7 @@ import { DomainError, InvalidArgument, Unavailable } from '../../../platform/err
 import { register, type Handlers } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
+import { requireIdempotencyKey } from '../../../platform/validate';
 import type { DecisionName, Verdict } from './domain/decision';
 import type { ScoreInput } from './domain/features';
 import { type DecisionStore, type StoredDecision, type StoredLabel } from './decision-store';
@@ -156,8 +157,7 @@ export function riskService(deps: RiskDeps) {
     },
 
     async feedback(req) {
-      const key = req.idempotencyKey;
-      if (!key || key.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
+      const key = requireIdempotencyKey(req.idempotencyKey);
       const paymentId = requireId(req.paymentId, 'payment_id');
       const label = LABEL_IN[req.label];
       if (!label) throw new InvalidArgument('label must be FRAUD or LEGIT');

@@ -46,7 +46,7 @@ import {
   type VerifyOutcome,
 } from './domain/verification';
 import { assertKeksHeld, type TokenRow, type TokenStore, type VerificationRecord } from './store';
-import { requireText, requireUuid } from '../../../platform/validate';
+import { requireIdempotencyKey, requireText, requireUuid } from '../../../platform/validate';
 
 export interface TokenizationDeps {
   config: Config;
@@ -305,7 +305,7 @@ export function tokenizationService(deps: TokenizationDeps) {
     },
 
     async rotateKeys(req, ctx) {
-      if (!req.idempotencyKey || req.idempotencyKey.length > 200) throw new InvalidArgument('idempotency_key is required (1-200 characters)');
+      requireIdempotencyKey(req.idempotencyKey);
       assertKeksHeld(await tokens.kekVersionsInUse(), keyring);
       // Batches commit one by one, outside `once`: a long rotation never holds a long
       // transaction, and one cut short by its deadline resumes where it stopped on retry.
