@@ -8,6 +8,7 @@ import { Band } from '../../../sim/band';
 import { confirmStepUp, onboardBand, pay, type StepUpToSign } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { startGatewayMesh, type GatewayMesh, type MerchantTerminal } from '../../../test/support/gateway-mesh';
+import { eventually } from '../../../test/support/eventually';
 import { requireServers } from '../../../test/support/servers';
 import { expectStatus, uniqueName } from '../../../test/support/services';
 import { startGateway } from '../src/app';
@@ -55,14 +56,15 @@ describe('payments: step-up, void, watch, merchants', () => {
   }
 
   /** Pays with a wrist-off band; returns the step-up as the phone gets it (from payment.challenged). */
-  async function stepUp(band: Band, accountId: string, amountMinor = 1_500n, terminal = shop): Promise<StepUpToSign & { response: Awaited<ReturnType<typeof pay>>['response'] }> {
-    const { response } = await pay(terminal.clients, band, { merchantId: terminal.merchantId, amountMinor });
+  async function stepUp(band: Band, accountId: string, amountMinor = 1_500n, terminal = shop): Promise<StepUpToSign & { paid: Awaited<ReturnType<typeof pay>> }> {
+    const paid = await pay(terminal.clients, band, { merchantId: terminal.merchantId, amountMinor });
+    const { response } = paid;
     expect(response).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED, holdId: '', challenge: { challengeId: expect.any(String) } });
     await events.waitFor(() => ofPayment('payment.challenged', response.paymentId).length > 0, 5_000, 'payment.challenged');
     const event = ofPayment('payment.challenged', response.paymentId)[0]!.event.payload as { value: { stepUp: { challengeId: string; nonce: Uint8Array; expiresAt: Date } } };
     expect(event.value.stepUp.challengeId).toBe(response.challenge!.challengeId);
     expect(event.value.stepUp.nonce).toHaveLength(32);
-    return { paymentId: response.paymentId, accountId, challengeId: event.value.stepUp.challengeId, nonce: event.value.stepUp.nonce, response };
+    return { paymentId: response.paymentId, accountId, challengeId: event.value.stepUp.challengeId, nonce: event.value.stepUp.nonce, paid };
   }
 
   /** Follows a payment with WatchPayment until the stream ends; resolves with every message. */
@@ -89,8 +91,7 @@ describe('payments: step-up, void, watch, merchants', () => {
       const { band, accountId } = await wristOffBand();
       const up = await stepUp(band, accountId);
       const watching = watch(shop, up.paymentId);
-      await new Promise((r) => setTimeout(r, 100));
-      expect(watching.updates[0]).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED });
+      expect(await eventually(() => watching.updates[0], 5_000, 'the watch’s first message')).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED });
 
       const key = randomUUID();
       const confirmed = await confirmStepUp(mesh.wallet, band, up, key);
@@ -100,7 +101,9 @@ describe('payments: step-up, void, watch, merchants', () => {
 
       const updates = await watching.ended;
       expect(updates.at(-1)).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: confirmed.holdId });
-      // The retried Authorize (same key, same tap) answers the outcome now, not the challenge.
+      // A retried Authorize (same key, same tap) answers the outcome now, not the challenge.
+      const retried = await pay(shop.clients, band, { merchantId: shop.merchantId, amountMinor: 1_500n, tap: up.paid.tap, idempotencyKey: up.paid.idempotencyKey });
+      expect(retried.response).toMatchObject({ paymentId: up.paymentId, status: PaymentStatus.PAYMENT_STATUS_APPROVED, holdId: confirmed.holdId, challenge: undefined });
       const { payment } = await shop.clients.gateway.getPayment({ paymentId: up.paymentId, merchantId: '' });
       expect(payment).toMatchObject({ status: PaymentStatus.PAYMENT_STATUS_APPROVED, challenge: { challengeId: up.challengeId } });
 
