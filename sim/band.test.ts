@@ -51,6 +51,20 @@ describe('Band', () => {
     expect(verifyChallengeSignature(Band.create().ed25519PublicKey, challengeMessage({ ...challenge, deviceId: 'dev_7' }), sig)).toBe(false);
   });
 
+  it('signs a PAYMENT step-up that verifies as PAYMENT and not as SESSION or PAIRING', () => {
+    const band = Band.create();
+    band.deviceId = 'dev_7';
+    const challenge = { purpose: 'PAYMENT' as const, challengeId: 'ch_pay_1', nonce: randomBytes(32) };
+    const sig = band.signChallenge(challenge);
+    const as = (purpose: 'PAYMENT' | 'SESSION' | 'PAIRING') => verifyChallengeSignature(band.ed25519PublicKey, challengeMessage({ ...challenge, purpose, deviceId: 'dev_7' }), sig);
+    expect(as('PAYMENT')).toBe(true);
+    expect(as('SESSION')).toBe(false);
+    expect(as('PAIRING')).toBe(false);
+    // And a session signature over the same challenge does not confirm a payment.
+    const sessionSig = band.signChallenge({ ...challenge, purpose: 'SESSION' });
+    expect(verifyChallengeSignature(band.ed25519PublicKey, challengeMessage({ ...challenge, deviceId: 'dev_7' }), sessionSig)).toBe(false);
+  });
+
   it('wrap -> install -> tap yields a cryptogram the issuer verifies with the derived token key', () => {
     const { band, tokenNumber, tokenId } = provisionedBand();
     const req = purchase();

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { ChallengePurpose as Purpose, DeviceStatus, SessionEndReason } from '../../../gen/wristpay/device_registry/v1/device_registry';
@@ -364,5 +364,69 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     }
     await new Promise((r) => setTimeout(r, 500));
     expect(registry.events.seen.slice(eventsBefore).filter((e) => [pending, active, suspended, lost, gone].some((d) => JSON.stringify(e.event.payload?.value ?? {}).includes(d.deviceId)))).toEqual([]);
+  });
+
+  // ---- payment step-up: VerifyDeviceSignature ----
+
+  /** A step-up challenge as the gateway issues one (its id and nonce, not the registry's). */
+  const paymentChallenge = (nonceBytes = 32) => ({ challengeId: randomUUID(), nonce: randomBytes(nonceBytes) });
+  const verify = (deviceId: string, challenge: { challengeId: string; nonce: Buffer }, signature: Buffer, purpose = Purpose.CHALLENGE_PURPOSE_PAYMENT) =>
+    registry.client.verifyDeviceSignature({ deviceId, purpose, ...challenge, signature });
+  const signedForPayment = (band: Band, challenge: { challengeId: string; nonce: Buffer }) => band.signChallenge({ purpose: 'PAYMENT', ...challenge });
+
+  it('verifies the band’s signature over a PAYMENT challenge (ACTIVE, with its account); another band’s, or the band’s over the same challenge as SESSION, is not valid', async () => {
+    const { band, deviceId, accountId } = await paired();
+    const challenge = paymentChallenge();
+    expect(await verify(deviceId, challenge, signedForPayment(band, challenge))).toEqual({ valid: true, deviceStatus: DeviceStatus.DEVICE_STATUS_ACTIVE, accountId });
+    // The nonce may be 16 to 64 bytes.
+    for (const n of [16, 64]) {
+      const c = paymentChallenge(n);
+      expect((await verify(deviceId, c, signedForPayment(band, c))).valid).toBe(true);
+    }
+
+    const other = Band.create();
+    other.deviceId = deviceId;
+    const notValid = { valid: false, deviceStatus: DeviceStatus.DEVICE_STATUS_ACTIVE, accountId };
+    expect(await verify(deviceId, challenge, signedForPayment(other, challenge))).toEqual(notValid);
+    // The purpose is in what is signed: a session signature over the same id and nonce does not confirm a payment.
+    expect(await verify(deviceId, challenge, band.signChallenge({ purpose: 'SESSION', ...challenge }))).toEqual(notValid);
+    // Nor does the signature of another challenge, or of this one for another band.
+    expect(await verify(deviceId, paymentChallenge(), signedForPayment(band, challenge))).toEqual(notValid);
+    const { deviceId: otherDevice } = await paired();
+    expect((await verify(otherDevice, challenge, signedForPayment(band, challenge))).valid).toBe(false);
+  });
+
+  it('a band reported lost still signs validly, but the answer says LOST (so it cannot confirm a payment)', async () => {
+    const { band, deviceId, accountId } = await paired();
+    await act.lost(deviceId);
+    const challenge = paymentChallenge();
+    expect(await verify(deviceId, challenge, signedForPayment(band, challenge))).toEqual({ valid: true, deviceStatus: DeviceStatus.DEVICE_STATUS_LOST, accountId });
+  });
+
+  it('refuses another purpose and malformed ids, nonces and signatures with INVALID_ARGUMENT, an unknown band with NOT_FOUND', async () => {
+    const { band, deviceId } = await paired();
+    const challenge = paymentChallenge();
+    const signature = signedForPayment(band, challenge);
+    for (const purpose of [Purpose.CHALLENGE_PURPOSE_SESSION, Purpose.CHALLENGE_PURPOSE_PAIRING, Purpose.CHALLENGE_PURPOSE_UNSPECIFIED]) {
+      await expectStatus(verify(deviceId, challenge, signature, purpose), status.INVALID_ARGUMENT, /^purpose must be PAYMENT/);
+    }
+    const bad: Array<[string, Parameters<typeof verify>, RegExp]> = [
+      ['15-byte nonce', [deviceId, { ...challenge, nonce: randomBytes(15) }, signature], /^nonce must be 16-64 bytes/],
+      ['65-byte nonce', [deviceId, { ...challenge, nonce: randomBytes(65) }, signature], /^nonce must be 16-64 bytes/],
+      ['no nonce', [deviceId, { ...challenge, nonce: Buffer.alloc(0) }, signature], /^nonce must be 16-64 bytes/],
+      ['63-byte signature', [deviceId, challenge, signature.subarray(0, 63)], /^signature must be 64 bytes/],
+      ['65-byte signature', [deviceId, challenge, Buffer.concat([signature, Buffer.alloc(1)])], /^signature must be 64 bytes/],
+      ['no signature', [deviceId, challenge, Buffer.alloc(0)], /^signature must be 64 bytes/],
+      ['device id not a UUID', ['not-a-uuid', challenge, signature], /^device_id must be a UUID/],
+      ['no device id', ['', challenge, signature], /^device_id must be a UUID/],
+      ['challenge id not a UUID', [deviceId, { ...challenge, challengeId: 'ch_1' }, signature], /^challenge_id must be a UUID/],
+      ['no challenge id', [deviceId, { ...challenge, challengeId: '' }, signature], /^challenge_id must be a UUID/],
+    ];
+    for (const [what, args, message] of bad) {
+      await expectStatus(verify(...args), status.INVALID_ARGUMENT, message).catch((err) => {
+        throw new Error(`${what}: ${(err as Error).message}`);
+      });
+    }
+    await expectStatus(verify(randomUUID(), challenge, signature), status.NOT_FOUND, /^no device /);
   });
 });

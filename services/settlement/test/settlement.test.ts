@@ -254,6 +254,52 @@ describe('settlement against real PostgreSQL and NATS', () => {
       expect(b.posted).toBe(c.status === 'fulfilled' ? 9_000n : 10_000n);
     });
 
+    it('a void by payment id releases that payment’s PENDING hold, once; a retry with the key answers the same', async () => {
+      const { buyer, hold } = await placed(1_000);
+      const req = { idempotencyKey: randomUUID(), holdId: '', paymentId: hold.paymentId };
+      const res = await h.client.void(req);
+      expect(res.hold).toMatchObject({ holdId: hold.holdId, paymentId: hold.paymentId, status: HoldStatus.HOLD_STATUS_VOIDED });
+      expect(await h.balance(buyer)).toEqual({ available: 10_000n, held: 0n, posted: 10_000n });
+      for (const again of await Promise.all([h.client.void(req), h.client.void(req)])) expect(again).toEqual(res);
+      expect(await h.balance(buyer)).toEqual({ available: 10_000n, held: 0n, posted: 10_000n });
+      await expectStatus(h.client.void({ ...req, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /hold is VOIDED/);
+      // The same key naming the hold instead of the payment is another request.
+      await expectStatus(h.client.void({ ...req, holdId: hold.holdId, paymentId: '' }), status.ALREADY_EXISTS, /idempotency key/);
+      await h.events.waitFor(() => h.about('payment.hold.voided', hold.holdId).length === 1, 5_000, 'hold.voided');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(h.about('payment.hold.voided', hold.holdId)).toHaveLength(1);
+      expect(h.about('payment.hold.voided', hold.holdId)[0]!.event.payload!.value).toMatchObject({ paymentId: hold.paymentId, accountId: buyer, amount: eur(1_000) });
+    });
+
+    it('a void names one of hold and payment (INVALID_ARGUMENT otherwise); a payment without a hold is NOT_FOUND, a captured one FAILED_PRECONDITION', async () => {
+      const { buyer, hold } = await placed(1_000);
+      for (const ids of [{ holdId: hold.holdId, paymentId: hold.paymentId }, { holdId: '', paymentId: '' }]) {
+        const req = { idempotencyKey: randomUUID(), ...ids };
+        await expectStatus(h.client.void(req), status.INVALID_ARGUMENT, /^one of hold_id or payment_id is required/);
+        expect(await idempotencyRecords(h.ledgerDb, req.idempotencyKey)).toBe(0);
+      }
+      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId: 'pay:1' }), status.INVALID_ARGUMENT, /^payment_id is required/);
+      expect(await h.balance(buyer)).toEqual({ available: 9_000n, held: 1_000n, posted: 10_000n });
+
+      // A payment refused for insufficient funds placed no hold; nor did one never seen.
+      const refused = h.holdRequest(buyer, 1_000_000);
+      expect((await h.client.placeHold(refused)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_INSUFFICIENT_FUNDS);
+      for (const paymentId of [refused.paymentId, randomUUID()]) {
+        await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId }), status.NOT_FOUND, new RegExp(`^no hold was placed for payment ${paymentId}`));
+      }
+      // NOT_FOUND stores nothing under its key: once the hold is there, a retry with the same key voids it.
+      const late = h.holdRequest(buyer, 500);
+      const key = randomUUID();
+      await expectStatus(h.client.void({ idempotencyKey: key, holdId: '', paymentId: late.paymentId }), status.NOT_FOUND, /no hold was placed/);
+      expect(await idempotencyRecords(h.ledgerDb, key)).toBe(0);
+      expect((await h.client.placeHold(late)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
+      expect((await h.client.void({ idempotencyKey: key, holdId: '', paymentId: late.paymentId })).hold!.status).toBe(HoldStatus.HOLD_STATUS_VOIDED);
+
+      const c = await captured(1_000);
+      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId: c.hold.paymentId }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
+      expect(await h.balance(c.buyer)).toEqual({ available: 9_000n, held: 0n, posted: 9_000n });
+    });
+
     it('ConfirmDelivery releases escrow to the merchant payable, once', async () => {
       const { merchantId, hold } = await captured(1_000);
       const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" };

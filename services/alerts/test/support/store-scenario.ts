@@ -11,22 +11,24 @@ import { AlertStore, alertsRetention } from '../../src/store';
 /** The step-up every run stores on one challenged alert, and expects back byte for byte. */
 export const STEP_UP = { challengeId: '0f6f3f3e-7a4b-4f57-9a38-6c1d2b1f0e01', nonce: Buffer.from('00ff10203040506070808090a0b0c0d0e0f0', 'hex'), expiresAt: new Date('2026-12-03T10:00:00.123Z') };
 
-const challenged = (accountId: string): AlertDraft => {
+/** The alert a payment.authorized (or, with the step-up, payment.challenged) event makes for `accountId`. */
+const draft = (accountId: string, type: 'payment.authorized' | 'payment.challenged' = 'payment.authorized'): AlertDraft => {
   const d = alertFor(
-    newEvent('payment.challenged', 'gateway', {
+    newEvent(type, 'gateway', {
       $case: 'payment',
-      value: { paymentId: randomUUID(), status: 'CHALLENGE_REQUIRED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined, stepUp: STEP_UP },
-    }),
-  );
-  if ('skip' in d) throw new Error(d.skip);
-  return d;
-};
-
-const draft = (accountId: string): AlertDraft => {
-  const d = alertFor(
-    newEvent('payment.authorized', 'gateway', {
-      $case: 'payment',
-      value: { paymentId: randomUUID(), status: 'APPROVED', declineReason: '', amount: { amountMinor: 990n, currency: 'EUR' }, merchantId: 'm', accountId, deviceId: '', holdId: '', merchantName: '', discount: undefined, stepUp: undefined },
+      value: {
+        paymentId: randomUUID(),
+        status: type === 'payment.authorized' ? 'APPROVED' : 'CHALLENGE_REQUIRED',
+        declineReason: '',
+        amount: { amountMinor: 990n, currency: 'EUR' },
+        merchantId: 'm',
+        accountId,
+        deviceId: '',
+        holdId: '',
+        merchantName: '',
+        discount: undefined,
+        stepUp: type === 'payment.challenged' ? STEP_UP : undefined,
+      },
     }),
   );
   if ('skip' in d) throw new Error(d.skip);
@@ -50,7 +52,7 @@ export async function runStoreScenario(db: Db) {
   await db.query("UPDATE alerts SET created_at = now() - interval '91 days' WHERE account_id = 'acct-a' AND sequence <= 5");
   const pruned = await new RetentionJob(db, [alertsRetention(90)], createLogger('alerts', 'silent'), { intervalMs: 60_000 }).runOnce();
   const after = await store.record('alerts', draft('acct-a'));
-  await store.record('alerts', challenged('acct-c'));
+  await store.record('alerts', draft('acct-c', 'payment.challenged'));
   const [stepUpRow] = await store.after('acct-c', 0n, 1);
   return {
     pruned: pruned.deleted,
