@@ -63,8 +63,11 @@ export function serverEnv<P extends string>(portVariable: P, defaultPort: number
   return {
     ...listen,
     LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-    /** `mtls` in the cluster; `off` (plaintext) only for local use. */
-    GRPC_TLS: z.enum(['off', 'mtls']).default('off'),
+    /**
+     * Mutual TLS unless explicitly turned off (`off`: plaintext, for unit tests only). Without a
+     * client certificate there is no caller identity, and every method refuses a call without one.
+     */
+    GRPC_TLS: z.enum(['off', 'mtls']).default('mtls'),
     TLS_CA_FILE: z.string().optional(),
     TLS_CERT_FILE: z.string().optional(),
     TLS_KEY_FILE: z.string().optional(),

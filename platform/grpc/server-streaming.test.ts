@@ -14,7 +14,9 @@ import {
 import { InvalidArgument } from '../errors';
 import { createLogger } from '../log';
 import { createClient } from './client';
-import { GrpcServer, register, type CallContext, type Send } from './server';
+import { testPki } from '../../test/support/pki';
+import { serverCredentials, type TlsConfig } from './credentials';
+import { callerAllowed, GrpcServer, register, type CallContext, type Send } from './server';
 
 // A one-method server-streaming service with raw bytes on the wire, so the test needs no generated stubs.
 const countService = {
@@ -46,23 +48,28 @@ interface Seen {
   sendRejected?: unknown;
 }
 
-async function start(handler: CountServer['count'], allowedCallers?: readonly string[], streamMaxMs?: number) {
+// Every call here is over mTLS as `tester` (a plaintext call has no identity, and every method
+// refuses a caller it does not list).
+const pki = testPki(['server', 'tester']);
+afterAll(() => pki.remove());
+
+async function start(handler: CountServer['count'], allowedCallers: readonly string[] = ['tester'], streamMaxMs?: number, plaintext = false) {
   const server = new GrpcServer({
     service: 'test',
     log: createLogger('test', 'silent'),
-    credentials: ServerCredentials.createInsecure(),
+    credentials: plaintext ? ServerCredentials.createInsecure() : serverCredentials(pki.env('server') as TlsConfig),
     maxCallMs: 200,
     ...(streamMaxMs ? { streamMaxMs } : {}),
     services: [
       register<{ count: unknown }>({
         definition: countService as never,
         handlers: { count: handler } as never,
-        ...(allowedCallers ? { allowedCallers: { count: allowedCallers } } : {}),
+        allowedCallers: { count: allowedCallers },
       }),
     ],
   });
   const port = await server.listen(0, '127.0.0.1');
-  const client = createClient(CountClient, `127.0.0.1:${port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: [] });
+  const client = createClient(CountClient, `127.0.0.1:${port}`, { credentials: plaintext ? credentials.createInsecure() : pki.client('tester'), deadlineMs: 5_000, retryable: [], serverName: 'localhost' });
   return { server, client };
 }
 
@@ -150,17 +157,29 @@ describe('GrpcServer server streaming (real server on port 0)', () => {
     expect(err).toMatchObject({ code: status.INTERNAL, details: 'internal error' });
   });
 
-  it('refuses a caller not on the allow-list (no mTLS identity on a plaintext listener) before the handler runs', async () => {
+  it('refuses a caller not on the list, any caller of a method with an empty list, and every call without an identity, before the handler runs', async () => {
     let ran = false;
-    const s = await start(async () => {
+    const handler = async () => {
       ran = true;
-    }, ['wallet']);
-    running.push(s);
-    const err = await (async () => {
-      for await (const _ of s.client.count(Buffer.from('0'))) void _;
-    })().catch((e: { code: number; details: string }) => e);
-    expect(err).toMatchObject({ code: status.PERMISSION_DENIED, details: 'Count may only be called by wallet over mTLS' });
+    };
+    const refusal = async (s: Awaited<ReturnType<typeof start>>) => {
+      running.push(s);
+      return (async () => {
+        for await (const _ of s.client.count(Buffer.from('0'))) void _;
+      })().catch((e: { code: number; details: string }) => e);
+    };
+    expect(await refusal(await start(handler, ['wallet']))).toMatchObject({ code: status.PERMISSION_DENIED, details: 'Count may only be called by wallet (caller: tester)' });
+    expect(await refusal(await start(handler, []))).toMatchObject({ code: status.PERMISSION_DENIED, details: 'Count may be called by no one (caller: tester)' });
+    expect(await refusal(await start(handler, ['tester'], undefined, true))).toMatchObject({ code: status.PERMISSION_DENIED, details: 'Count may only be called by tester over mTLS' });
     expect(ran).toBe(false);
+  });
+
+  it('admits every identity with the prefix of an entry ending in *, and only those', () => {
+    expect(callerAllowed('merchant.m-1', ['merchant.*'])).toBe(true);
+    expect(callerAllowed('merchant.', ['merchant.*'])).toBe(false);
+    expect(callerAllowed('merchants', ['merchant.*'])).toBe(false);
+    expect(callerAllowed('wallet', ['merchant.*', 'wallet'])).toBe(true);
+    expect(callerAllowed('walletx', ['wallet'])).toBe(false);
   });
 
   it('a client that leaves the loop cancels the call: the handler’s signal aborts and its next send rejects', async () => {

@@ -65,15 +65,21 @@ export type Handlers<S> = {
       : never;
 };
 
+/**
+ * Who may call each method of a service: every method has an entry (the type requires it), an
+ * entry lists caller identities (mTLS certificate CNs), and one ending in `*` admits every
+ * identity with that prefix (`merchant.*`). Deny by default: a method without an entry, an
+ * empty entry, a caller not listed, or a call without an identity (plaintext) is refused with
+ * PERMISSION_DENIED before the handler runs.
+ */
+export type CallerPolicy<S> = { readonly [K in keyof Handlers<S>]-?: readonly string[] };
+
 export interface ServiceRegistration<S> {
   /** The ts-proto service definition, e.g. RiskServiceService. */
   definition: ServiceDefinition<S & UntypedServiceImplementation>;
   handlers: Handlers<S>;
-  /**
-   * Methods only some identities may call, e.g. `{ detokenize: ['settlement'] }`; an entry
-   * ending in `*` admits every identity with that prefix (`merchant.*`).
-   */
-  allowedCallers?: Partial<Record<keyof S, readonly string[]>>;
+  /** The service's caller policy (services/<name>/src/policy.ts). */
+  allowedCallers: CallerPolicy<S>;
 }
 
 /** Binds a registration, keeping handler and definition types tied together. */
@@ -243,7 +249,8 @@ export class GrpcServer {
     for (const [name, def] of Object.entries(registration.definition)) {
       const handler = handlers[name];
       if (!handler) throw new Error(`${this.options.service}: no handler for ${def.path}`);
-      const allowed = (registration.allowedCallers as Record<string, readonly string[]> | undefined)?.[name];
+      // A method the policy does not name is refused to everyone (an empty list).
+      const allowed = (registration.allowedCallers as Record<string, readonly string[] | undefined>)[name] ?? [];
       if (def.requestStream) throw new Error(`${this.options.service}: ${def.path} streams requests, which GrpcServer does not support`);
       implementation[name] = def.responseStream
         ? this.wrapServerStreaming(def.path, handler as ServerStreamingHandler<unknown, unknown>, allowed)
@@ -252,7 +259,7 @@ export class GrpcServer {
     this.server.addService(registration.definition, implementation);
   }
 
-  private wrapUnary(method: string, handler: UnaryHandler<unknown, unknown>, allowed?: readonly string[]): handleUnaryCall<unknown, unknown> {
+  private wrapUnary(method: string, handler: UnaryHandler<unknown, unknown>, allowed: readonly string[]): handleUnaryCall<unknown, unknown> {
     const { log, maxCallMs } = this.options;
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       this.inFlight++;
@@ -282,7 +289,7 @@ export class GrpcServer {
     };
   }
 
-  private wrapServerStreaming(method: string, handler: ServerStreamingHandler<unknown, unknown>, allowed?: readonly string[]): handleServerStreamingCall<unknown, unknown> {
+  private wrapServerStreaming(method: string, handler: ServerStreamingHandler<unknown, unknown>, allowed: readonly string[]): handleServerStreamingCall<unknown, unknown> {
     const { log } = this.options;
     return (call: ServerWritableStream<unknown, unknown>) => {
       this.inFlight++;
@@ -363,9 +370,10 @@ export function callerAllowed(caller: string, allowed: readonly string[]): boole
   return allowed.some((entry) => (entry.endsWith('*') ? caller.startsWith(entry.slice(0, -1)) && caller.length > entry.length - 1 : caller === entry));
 }
 
-function checkCaller(method: string, caller: string | null, allowed: readonly string[] | undefined): void {
-  if (allowed && (!caller || !callerAllowed(caller, allowed))) {
-    throw new PermissionDenied(`${method.split('/').pop()} may only be called by ${allowed.join(', ')}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
+function checkCaller(method: string, caller: string | null, allowed: readonly string[]): void {
+  if (!caller || !callerAllowed(caller, allowed)) {
+    const who = allowed.length ? `may only be called by ${allowed.join(', ')}` : 'may be called by no one';
+    throw new PermissionDenied(`${method.split('/').pop()} ${who}${caller ? ` (caller: ${caller})` : ' over mTLS'}`);
   }
 }
 

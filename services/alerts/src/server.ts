@@ -7,6 +7,7 @@ import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import type { Config } from './config';
 import type { AlertRow, AlertStore } from './store';
+import { alertsPolicy } from './policy';
 import type { FeedWakeups } from './wakeups';
 
 export interface AlertsDeps {
@@ -100,6 +101,6 @@ export function alertsService(deps: AlertsDeps) {
   return register<AlertsServiceServer>({
     definition: AlertsServiceService,
     handlers,
-    allowedCallers: { streamAlerts: config.ALERT_CALLERS, listAlerts: config.ALERT_CALLERS },
+    allowedCallers: alertsPolicy(config),
   });
 }

@@ -41,6 +41,7 @@ import type { LifecycleAction } from './domain/lifecycle';
 import { SessionStore, type ChallengePurpose as Purpose, type LiveSession } from './sessions';
 import { DeviceStore, type DeviceRow } from './store';
 import { isUuid, requireText, requireUuid } from '../../../platform/validate';
+import { deviceRegistryPolicy } from './policy';
 
 export interface RegistryDeps {
   config: Config;
@@ -277,6 +278,6 @@ export function deviceRegistryService(deps: RegistryDeps) {
     deregister: (req) => lifecycle('Deregister', req, { req: DeregisterRequest, res: DeregisterResponse }, 'deregister', (device) => ({ device })),
   };
 
-  return register<DeviceRegistryServiceServer>({ definition: DeviceRegistryServiceService, handlers });
+  return register<DeviceRegistryServiceServer>({ definition: DeviceRegistryServiceService, handlers, allowedCallers: deviceRegistryPolicy });
 }
 

@@ -12,7 +12,7 @@ import {
 } from '../../../gen/wristpay/gateway/v1/gateway';
 import type { Db, Queryable } from '../../../platform/db';
 import { AlreadyExists, InvalidArgument, NotFound, PermissionDenied } from '../../../platform/errors';
-import { register, type Handlers } from '../../../platform/grpc/server';
+import { register, type CallerPolicy, type Handlers } from '../../../platform/grpc/server';
 import { once } from '../../../platform/idempotency';
 import type { Logger } from '../../../platform/log';
 import { requireCurrency } from '../../../platform/money';
@@ -114,7 +114,7 @@ export async function callingMerchant(merchants: MerchantStore, caller: string |
 const MCC = /^\d{4}$/;
 
 /** Onboarding RPCs for the back office (the caller policy admits only its identity). */
-export function merchantAdminService(deps: { db: Db; merchants: MerchantStore; log: Logger; allowedCallers: Record<keyof Handlers<MerchantAdminServiceServer>, readonly string[]> }) {
+export function merchantAdminService(deps: { db: Db; merchants: MerchantStore; log: Logger; allowedCallers: CallerPolicy<MerchantAdminServiceServer> }) {
   const { db, merchants, log } = deps;
 
   const handlers: Handlers<MerchantAdminServiceServer> = {

@@ -1,12 +1,11 @@
 import type { GatewayServiceServer, MerchantAdminServiceServer } from '../../../gen/wristpay/gateway/v1/gateway';
+import type { CallerPolicy } from '../../../platform/grpc/server';
 import type { Config } from './config';
 import { MERCHANT_CALLERS } from './merchants';
 
-type Policy<S> = { [K in keyof S as string extends K ? never : K]-?: readonly string[] };
-
 export interface GatewayPolicy {
-  gateway: Policy<GatewayServiceServer>;
-  merchantAdmin: Policy<MerchantAdminServiceServer>;
+  gateway: CallerPolicy<GatewayServiceServer>;
+  merchantAdmin: CallerPolicy<MerchantAdminServiceServer>;
 }
 
 /**

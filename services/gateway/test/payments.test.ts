@@ -118,7 +118,7 @@ describe('payments: step-up, void, watch, merchants', () => {
       expect(ofPayment('payment.challenged', up.paymentId)).toHaveLength(1);
       expect(ofPayment('payment.authorized', up.paymentId)).toHaveLength(1);
       expect(ofPayment('payment.declined', up.paymentId)).toHaveLength(0);
-      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('gateway'), deadlineMs: 5_000, retryable: [] });
+      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('backoffice'), deadlineMs: 5_000, retryable: [] });
       try {
         expect((await risk.explain({ paymentId: up.paymentId })).label).toBe(Label.LABEL_LEGIT);
       } finally {
@@ -172,7 +172,7 @@ describe('payments: step-up, void, watch, merchants', () => {
       expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 10_000n });
       await events.waitFor(() => ofPayment('payment.declined', up.paymentId).length > 0, 5_000, 'payment.declined');
       expect((ofPayment('payment.declined', up.paymentId)[0]!.event.payload as { value: { declineReason: string } }).value.declineReason).toBe('CHALLENGE_DECLINED');
-      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('gateway'), deadlineMs: 5_000, retryable: [] });
+      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('backoffice'), deadlineMs: 5_000, retryable: [] });
       try {
         expect((await risk.explain({ paymentId: up.paymentId })).label).toBe(Label.LABEL_FRAUD);
       } finally {

@@ -14,6 +14,7 @@ import { register, type Handlers } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
 import { requireIdempotencyKey } from '../../../platform/validate';
+import { riskPolicy } from './policy';
 import type { DecisionName, Verdict } from './domain/decision';
 import type { ScoreInput } from './domain/features';
 import { type DecisionStore, type StoredDecision, type StoredLabel } from './decision-store';
@@ -172,5 +173,5 @@ export function riskService(deps: RiskDeps) {
     },
   };
 
-  return register<RiskServiceServer>({ definition: RiskServiceService, handlers });
+  return register<RiskServiceServer>({ definition: RiskServiceService, handlers, allowedCallers: riskPolicy });
 }

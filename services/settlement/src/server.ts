@@ -48,6 +48,7 @@ import type { Ledger } from './ledger';
 import type { HoldRow, TransferView } from './store';
 import type { VoucherRow } from './vouchers';
 import { requireMerchantName, requireText, requireUuid, requireVoucherCode } from '../../../platform/validate';
+import { settlementPolicy } from './policy';
 import { requireMaxUses, requirePercent, type VoucherDiscount } from './domain/voucher';
 
 export interface SettlementDeps {
@@ -345,5 +346,5 @@ export function settlementService(deps: SettlementDeps) {
   };
 
   // Limits are the band owner's: only the phone-facing wallet backend changes them (mTLS identity).
-  return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers, allowedCallers: { setBandLimits: config.LIMIT_CALLERS } });
+  return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers, allowedCallers: settlementPolicy(config) });
 }

@@ -409,13 +409,13 @@ describe('band limits over gRPC against real PostgreSQL and NATS', () => {
     expect((await pay(band, 1, 'USD')).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
   });
 
-  it('only the wallet backend may SetBandLimits: plaintext and other identities are PERMISSION_DENIED; anyone may read', async () => {
+  it('only the wallet backend may SetBandLimits, and read them with the back office: other identities are PERMISSION_DENIED', async () => {
     const band = await buyerWithBand();
     const req = limitsRequest(band, { frozen: true });
-    await expectStatus(h.client.setBandLimits(req), status.PERMISSION_DENIED, /^SetBandLimits may only be called by wallet over mTLS$/);
     await expectStatus(gateway.setBandLimits(req), status.PERMISSION_DENIED, /^SetBandLimits may only be called by wallet \(caller: gateway\)$/);
     expect(await idempotencyRecords(h.ledgerDb, req.idempotencyKey)).toBe(0);
-    expect((await gateway.getBandLimits({ deviceId: band.deviceId, accountId: band.accountId })).limits!.version).toBe(0n);
+    await expectStatus(gateway.getBandLimits({ deviceId: band.deviceId, accountId: band.accountId }), status.PERMISSION_DENIED, /caller: gateway/);
+    expect((await wallet.getBandLimits({ deviceId: band.deviceId, accountId: band.accountId })).limits!.version).toBe(0n);
     expect((await pay(band, 1)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
   });
 });

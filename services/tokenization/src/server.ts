@@ -47,6 +47,7 @@ import {
 } from './domain/verification';
 import { assertKeksHeld, type TokenRow, type TokenStore, type VerificationRecord } from './store';
 import { requireIdempotencyKey, requireText, requireUuid } from '../../../platform/validate';
+import { tokenizationPolicy } from './policy';
 
 export interface TokenizationDeps {
   config: Config;
@@ -328,6 +329,6 @@ export function tokenizationService(deps: TokenizationDeps) {
   return register<TokenizationServiceServer>({
     definition: TokenizationServiceService,
     handlers,
-    allowedCallers: { detokenize: ['settlement'], issueOfflineCode: config.OFFLINE_CODE_CALLERS },
+    allowedCallers: tokenizationPolicy(config),
   });
 }

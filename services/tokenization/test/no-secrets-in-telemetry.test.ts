@@ -220,7 +220,7 @@ describe('no secret reaches a log line, a span, an event or an error (issue 4)',
         client.provisionToken({ idempotencyKey: randomUUID(), deviceId: alice.deviceId, accountId: alice.accountId, fundingSource: { source: { $case: 'cardNumber', value: BAD_PAN } }, channels: [Channel.CHANNEL_BAND_TAP] }),
         status.INVALID_ARGUMENT,
       ),
-      await expectStatus(client.detokenize({ tokenId: alice.tokenId }), status.PERMISSION_DENIED),
+      await expectStatus(secure.as.gateway.detokenize({ tokenId: alice.tokenId }), status.PERMISSION_DENIED),
       await expectStatus(secure.as.gateway.issueOfflineCode({ tokenId: bob.tokenId, accountId: bob.accountId }), status.PERMISSION_DENIED),
       await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: bob.tokenId, accountId: alice.accountId }), status.NOT_FOUND),
     ];

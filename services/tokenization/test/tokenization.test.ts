@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { credentials, status } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { Client } from 'pg';
 import { Channel } from '../../../gen/wristpay/common/v1/common';
 import { encodeEvent } from '../../../platform/events';
@@ -18,7 +18,8 @@ import { inChildProcess } from '../../../test/support/both-databases';
 import { pairBand, registerBand } from '../../../sim/wallet';
 import { watchEvents } from '../../../test/support/events';
 import { freshDatabase, requireServers } from '../../../test/support/servers';
-import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
+import { expectStatus, testClient, testClientAs, testEnv, testLogger, uniqueName } from '../../../test/support/services';
+import { meshPki } from '../../../test/support/mesh-pki';
 import { startTokenization } from '../src/app';
 import { readConfig } from '../src/config';
 import { mtlsReplica, testPki, type MtlsReplica } from './support/tls';
@@ -281,7 +282,12 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
 
   it('is retried by a client configured as the gateway’s (verifyPayment retryable on UNAVAILABLE) and pays once', async () => {
     const t = await bandWithToken();
-    const asGateway = createClient(TokenizationServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: ['verifyPayment', 'verifyOfflineCode'] });
+    const asGateway = createClient(TokenizationServiceClient, `127.0.0.1:${service.port}`, {
+      credentials: meshPki().client('gateway'),
+      serverName: 'localhost',
+      deadlineMs: 5_000,
+      retryable: ['verifyPayment', 'verifyOfflineCode'],
+    });
     const req = tap(t.band);
     const cleanUp = await failStoringAnswer(req.paymentId, 2);
     try {
@@ -566,10 +572,12 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       }
     });
 
-    it('issues offline codes only to the wallet backend over mTLS: not to plaintext callers, not to the gateway', async () => {
+    it('issues offline codes only to the wallet backend: not to the back office, not to the gateway', async () => {
       const t = await bandWithToken({ channels: [BAND_QR] });
       const req = { tokenId: t.tokenId, accountId: t.accountId };
-      await expectStatus(client.issueOfflineCode(req), status.PERMISSION_DENIED, /^IssueOfflineCode may only be called by wallet over mTLS$/);
+      const backoffice = testClientAs(TokenizationServiceClient, service.port, 'backoffice');
+      await expectStatus(backoffice.issueOfflineCode(req), status.PERMISSION_DENIED, /^IssueOfflineCode may only be called by wallet \(caller: backoffice\)$/);
+      backoffice.close();
       await expectStatus(secure.as.gateway.issueOfflineCode(req), status.PERMISSION_DENIED, /^IssueOfflineCode may only be called by wallet \(caller: gateway\)$/);
       await expectStatus(secure.as.settlement.issueOfflineCode(req), status.PERMISSION_DENIED, /caller: settlement/);
       // Refused before the request is looked at: a malformed one gets the same answer.
@@ -606,9 +614,11 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       await expectStatus(secure.as.wallet.issueOfflineCode({ tokenId: 'not-a-uuid', accountId: t.accountId }), status.INVALID_ARGUMENT, /token_id must be a UUID/);
     });
 
-    it('detokenizes only for settlement over mTLS', async () => {
+    it('detokenizes only for settlement', async () => {
       const t = await bandWithToken();
-      await expectStatus(client.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /only be called by settlement over mTLS/);
+      const wallet = testClientAs(TokenizationServiceClient, service.port, 'wallet');
+      await expectStatus(wallet.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /only be called by settlement \(caller: wallet\)/);
+      wallet.close();
       const { settlement: asSettlement, gateway: asGateway } = secure.as;
       expect((await asSettlement.detokenize({ tokenId: t.tokenId })).fundingSource).toEqual({ source: { $case: 'cardNumber', value: PAN } });
       await expectStatus(asGateway.detokenize({ tokenId: t.tokenId }), status.PERMISSION_DENIED, /caller: gateway/);
