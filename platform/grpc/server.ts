@@ -19,6 +19,7 @@ import { trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
 import { DomainError, PermissionDenied, Unavailable } from '../errors';
 import { serverCredentials, type TlsConfig } from './credentials';
+import { guardRequest } from './request-guard';
 import type { Logger } from '../log';
 import { repoPath } from '../paths';
 import { ATTR } from '../telemetry/attributes';
@@ -163,8 +164,8 @@ function isConnectionFailure(err: unknown): boolean {
 
 /**
  * A gRPC server with what every WristPay service needs: grpc.health.v1, server reflection,
- * error mapping, a deadline on every call, per-method caller allow-lists (from the mTLS
- * identity) and a graceful drain.
+ * error mapping, a deadline on every call, per-method caller policies (from the mTLS identity,
+ * deny by default), the request guard (request-guard.ts) and a graceful drain.
  */
 export class GrpcServer {
   // A maximum connection age makes long-lived client channels reconnect, so replicas added by
@@ -274,6 +275,7 @@ export class GrpcServer {
       const ctx: CallContext = { method, caller, metadata: call.metadata, deadline: new Date(deadlineMs), signal: abort.signal };
       const work = (async () => {
         checkCaller(method, caller, allowed);
+        guardRequest(call.request);
         return handler(call.request, ctx);
       })();
       const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
@@ -330,6 +332,7 @@ export class GrpcServer {
       };
       const work = (async () => {
         checkCaller(method, caller, allowed);
+        guardRequest(call.request);
         await handler(call.request, ctx, send);
       })();
       const ended = new Promise<never>((_, reject) => {
