@@ -7,10 +7,26 @@ import { status } from '@grpc/grpc-js';
  */
 export abstract class DomainError extends Error {
   abstract readonly code: status;
-  constructor(message: string) {
+  /**
+   * A stable machine code for this refusal (e.g. `VOUCHER_OF_ANOTHER_MERCHANT`), sent in the
+   * status trailers as {@link REASON_KEY}: callers branch on it, never on the message text.
+   */
+  readonly reason: string | undefined;
+  constructor(message: string, reason?: string) {
     super(message);
     this.name = new.target.name;
+    this.reason = reason;
   }
+}
+
+/** The trailer a refusal's stable reason code travels in. */
+export const REASON_KEY = 'wristpay-reason';
+
+/** The stable reason code a gRPC error carries ({@link REASON_KEY}), if any. */
+export function reasonOf(err: unknown): string | undefined {
+  const metadata = (err as { metadata?: { get(key: string): unknown[] } })?.metadata;
+  const value = metadata?.get?.(REASON_KEY)?.[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** The request is malformed; retrying it unchanged will fail again. */
@@ -59,8 +75,9 @@ export class DownstreamRefusal extends DomainError {
   constructor(
     readonly code: status,
     message: string,
+    reason?: string,
   ) {
-    super(message);
+    super(message, reason);
   }
 }
 
@@ -78,7 +95,7 @@ export async function relayRefusal<T>(call: Promise<T>, also: readonly status[] 
     return await call;
   } catch (err) {
     const { code, details } = err as { code?: unknown; details?: unknown };
-    if (typeof code === 'number' && (CALLER_FAULT.has(code) || also.includes(code)) && typeof details === 'string') throw new DownstreamRefusal(code, details);
+    if (typeof code === 'number' && (CALLER_FAULT.has(code) || also.includes(code)) && typeof details === 'string') throw new DownstreamRefusal(code, details, reasonOf(err));
     throw err;
   }
 }

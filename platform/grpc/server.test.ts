@@ -1,5 +1,5 @@
-import { status } from '@grpc/grpc-js';
-import { FailedPrecondition } from '../errors';
+import { Metadata, status } from '@grpc/grpc-js';
+import { FailedPrecondition, PermissionDenied, REASON_KEY, reasonOf } from '../errors';
 import { createLogger } from '../log';
 import { toServiceError } from './server';
 
@@ -18,5 +18,25 @@ describe('toServiceError', () => {
   it('hides anything unexpected behind a generic INTERNAL message', () => {
     const leaked = toServiceError(Object.assign(new Error('duplicate key'), { code: '23505', detail: 'Key (pan)=(4111111111111111) already exists.' }), log, '/m');
     expect(leaked).toEqual({ code: status.INTERNAL, details: 'internal error' });
+  });
+
+  it('sends a refusal’s reason code in the trailers, where reasonOf finds it', () => {
+    const mapped = toServiceError(new PermissionDenied('the voucher was issued by another merchant', 'VOUCHER_OF_ANOTHER_MERCHANT'), log, '/m');
+    expect(mapped).toMatchObject({ code: status.PERMISSION_DENIED });
+    expect(mapped.metadata!.get(REASON_KEY)).toEqual(['VOUCHER_OF_ANOTHER_MERCHANT']);
+    expect(reasonOf(mapped)).toBe('VOUCHER_OF_ANOTHER_MERCHANT');
+  });
+
+  it('relays a downstream refusal with its own status, message and reason, never as INTERNAL', () => {
+    const trailers = new Metadata();
+    trailers.set(REASON_KEY, 'SOME_REASON');
+    for (const code of [status.INVALID_ARGUMENT, status.NOT_FOUND, status.FAILED_PRECONDITION, status.ALREADY_EXISTS, status.OUT_OF_RANGE, status.PERMISSION_DENIED]) {
+      const downstream = Object.assign(new Error(`${code} refused`), { code, details: 'tap.atc must be between 1 and 2^63-1', metadata: trailers });
+      const mapped = toServiceError(downstream, log, '/m');
+      expect(mapped).toMatchObject({ code, details: 'tap.atc must be between 1 and 2^63-1' });
+      expect(reasonOf(mapped)).toBe('SOME_REASON');
+    }
+    expect(toServiceError(Object.assign(new Error('x'), { code: status.INTERNAL, details: 'boom', metadata: trailers }), log, '/m')).toEqual({ code: status.INTERNAL, details: 'internal error' });
+    expect(toServiceError(Object.assign(new Error('x'), { code: status.RESOURCE_EXHAUSTED, details: 'x', metadata: trailers }), log, '/m').code).toBe(status.UNAVAILABLE);
   });
 });

@@ -17,7 +17,7 @@ import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
-import { DomainError, PermissionDenied, Unavailable } from '../errors';
+import { DomainError, DownstreamRefusal, PermissionDenied, REASON_KEY, reasonOf, Unavailable } from '../errors';
 import { serverCredentials, type TlsConfig } from './credentials';
 import { guardRequest } from './request-guard';
 import type { Logger } from '../log';
@@ -123,16 +123,27 @@ export const STREAM_MAX_MS = 4 * 60_000;
  * message; anything else is INTERNAL with a generic message (the stack goes to the log only).
  */
 export function toServiceError(err: unknown, log: Logger, method: string): Partial<ServiceError> {
-  if (err instanceof DomainError) return { code: err.code, details: err.message, message: err.message };
+  if (err instanceof DomainError) {
+    if (!err.reason) return { code: err.code, details: err.message, message: err.message };
+    const metadata = new Metadata();
+    metadata.set(REASON_KEY, err.reason);
+    return { code: err.code, details: err.message, message: err.message, metadata };
+  }
   if (err instanceof DeadlineExceeded) return { code: status.DEADLINE_EXCEEDED, details: err.message };
   const code = (err as Partial<ServiceError>)?.code;
   if (isConnectionFailure(err)) {
     log.warn({ method, cause: (err as { code?: unknown }).code }, 'storage unavailable');
     return { code: status.UNAVAILABLE, details: 'storage is unavailable; retry later' };
   }
-  if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED) {
+  if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.RESOURCE_EXHAUSTED) {
     // A downstream dependency failed transiently: say so, without its internals.
     return { code: status.UNAVAILABLE, details: 'a dependency is unavailable; retry later' };
+  }
+  if (isDownstreamRefusal(err)) {
+    // A service this one called refused the request for a reason the caller can act on: the
+    // caller gets that status and message (services word them for callers, without secrets).
+    const relayed = relayRefusalOf(err);
+    return toServiceError(relayed, log, method);
   }
   log.error({ err, method }, 'unhandled error in handler');
   return { code: status.INTERNAL, details: 'internal error' };
@@ -153,6 +164,22 @@ export class StreamLifetimeEnded extends Unavailable {
     super('the stream reached its maximum lifetime; resume the stream');
   }
 }
+
+// What a downstream gRPC client call's failure looks like (a ServiceError with trailers).
+const RELAYED: ReadonlySet<status> = new Set([
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.FAILED_PRECONDITION,
+  status.ALREADY_EXISTS,
+  status.OUT_OF_RANGE,
+  status.PERMISSION_DENIED,
+  status.UNAUTHENTICATED,
+]);
+function isDownstreamRefusal(err: unknown): err is ServiceError {
+  const e = err as Partial<ServiceError>;
+  return typeof e?.code === 'number' && RELAYED.has(e.code) && typeof e.details === 'string' && e.metadata instanceof Metadata;
+}
+const relayRefusalOf = (err: ServiceError) => new DownstreamRefusal(err.code, err.details, reasonOf(err));
 
 // Socket errors, and PostgreSQL's connection-exception (08xxx) and operator-intervention (57Pxx)
 // classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).

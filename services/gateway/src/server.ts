@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { GatewayServiceService, PaymentStatus, type GatewayServiceServer, type Payment } from '../../../gen/wristpay/gateway/v1/gateway';
-import { FailedPrecondition, NotFound, relayRefusal } from '../../../platform/errors';
+import { FailedPrecondition, NotFound, relayRefusal, type DomainError } from '../../../platform/errors';
+import { REASON } from '../../../platform/reasons';
 import type { CallContext } from '../../../platform/grpc/server';
 import { register, type Handlers } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
@@ -151,7 +152,7 @@ export function gatewayService(deps: GatewayDeps) {
         const refused = (err as { code?: number }).code;
         // Only settlement's "issued by another merchant" is hidden; a mesh PERMISSION_DENIED (this
         // gateway not allowed to call settlement) stays what it is.
-        if (refused === status.NOT_FOUND || (refused === status.PERMISSION_DENIED && /issued by another merchant/.test((err as Error).message))) {
+        if (refused === status.NOT_FOUND || (refused === status.PERMISSION_DENIED && (err as DomainError).reason === REASON.VOUCHER_OF_ANOTHER_MERCHANT)) {
           throw new NotFound(`merchant ${merchant.merchant_id} has no voucher with this code`);
         }
         throw err;

@@ -3,6 +3,7 @@ import type { Queryable } from '../../../platform/db';
 import { AlreadyExists, InvalidArgument, NotFound, PermissionDenied } from '../../../platform/errors';
 import type { Amount } from './domain/money';
 import { generateVoucherCode, quote, type VoucherDiscount } from './domain/voucher';
+import { REASON } from '../../../platform/reasons';
 import { big, type HoldRow } from './store';
 
 export interface VoucherRow {
@@ -95,7 +96,7 @@ export class Vouchers {
     const row = rows[0];
     if (!row) throw new NotFound('no voucher has this code');
     const voucher = toVoucher(row);
-    if (voucher.merchantId !== merchantId) throw new PermissionDenied('the voucher was issued by another merchant');
+    if (voucher.merchantId !== merchantId) throw new PermissionDenied('the voucher was issued by another merchant', REASON.VOUCHER_OF_ANOTHER_MERCHANT);
     return { voucher, now: row.db_now as Date };
   }
 
