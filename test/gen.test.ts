@@ -19,6 +19,15 @@ describe('proto contracts', () => {
     expect(() => execFileSync(buf, ['lint'], { cwd: repoPath(), stdio: 'pipe' })).not.toThrow();
   });
 
+  // The contract as last released (proto/BREAKING_BASELINE, a commit of this repository): no
+  // field, method or enum value a deployed caller may use is removed, renumbered or retyped.
+  // After a deliberate, coordinated break, move the baseline to the commit that made it.
+  it('make no breaking change against the released contract (buf breaking, FILE rules)', () => {
+    const baseline = readFileSync(repoPath('proto', 'BREAKING_BASELINE'), 'utf8').trim();
+    expect(baseline).toMatch(/^[0-9a-f]{40}$/);
+    expect(() => execFileSync(buf, ['breaking', '--against', `.git#ref=${baseline}`], { cwd: repoPath(), stdio: 'pipe' })).not.toThrow();
+  });
+
   it('match the committed generated stubs (run `npm run gen` after editing proto/)', () => {
     const out = mkdtempSync(join(tmpdir(), 'wp-gen-'));
     try {
