@@ -3,7 +3,7 @@ import { GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { openRedis } from '../../../platform/redis';
-import type { RunningService } from '../../../platform/service';
+import { composeService, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { DecisionStore } from './decision-store';
 import { RiskEvents } from './events';
@@ -37,21 +37,28 @@ export interface RunningRisk extends RunningService {
  */
 export async function startRisk(config: Config, log: Logger, options: RiskOptions = {}): Promise<RunningRisk> {
   const clock = options.clock ?? Date.now;
-  const rules = await RuleBook.open({ rules: config.RISK_RULES_FILE, model: config.RISK_MODEL_FILE }, log).catch((err: Error) => {
-    throw new ConfigError(`invalid configuration: RISK_RULES_FILE or RISK_MODEL_FILE: ${err.message}`);
-  });
-  const bus = await connectEventBus(config, SERVICE, log);
-  const redis = openRedis(config.REDIS_URL, log);
-  try {
+  return composeService(log, async (own) => {
+    const rules = own(
+      await RuleBook.open({ rules: config.RISK_RULES_FILE, model: config.RISK_MODEL_FILE }, log).catch((err: Error) => {
+        throw new ConfigError(`invalid configuration: RISK_RULES_FILE or RISK_MODEL_FILE: ${err.message}`);
+      }),
+      (r) => r.close(),
+    );
+    const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
+    const redis = own(openRedis(config.REDIS_URL, log), (r) => r.disconnect());
     // Wait for Redis (at most its connect timeout) so the first payments are not scored degraded
     // for nothing; if it does not answer, start anyway: the client keeps reconnecting.
     await redis.connect().catch((err: Error) => log.warn({ err: err.message }, 'Redis unreachable at start; scoring in degraded mode until it answers'));
 
     const decisions = new DecisionStore(redis, config.REDIS_KEY_PREFIX, config.RISK_DECISION_TTL_DAYS);
-    const unsaved = new UnsavedDecisions(decisions, { max: config.RISK_DECISION_BACKLOG_MAX, log, ...options.unsaved });
+    const events = own(new RiskEvents(bus, log), (e) => e.drain());
+    /** When the drain began: the backlog's last write gets what is left of the grace period. */
+    let stopping = 0;
+    const unsaved = own(new UnsavedDecisions(decisions, { max: config.RISK_DECISION_BACKLOG_MAX, log, ...options.unsaved }), (u) =>
+      u.close(config.SHUTDOWN_GRACE_MS - (Date.now() - stopping)),
+    );
     // Redis is back: write what waited now rather than at the next retry.
     redis.on('ready', () => unsaved.flushSoon());
-    const events = new RiskEvents(bus, log);
     const scorer = new Scorer({
       features: new FeatureStore(redis, config.REDIS_KEY_PREFIX, {
         dedupeMs: config.RISK_DEDUPE_TTL_HOURS * 3_600_000,
@@ -71,37 +78,23 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     });
     if (config.RISK_RULES_WATCH) rules.watch();
     // While Redis is down a handler fails and JetStream redelivers later: nothing is lost.
-    const consumers = config.RISK_CONSUMERS ? await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, clock }, log) : undefined;
-
-    const server = GrpcServer.fromConfig(config, {
-      service: SERVICE,
-      log,
-      services: [riskService({ scorer, decisions, unsaved, clock, log })],
-    });
+    if (config.RISK_CONSUMERS) {
+      own(await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, clock }, log), (c) => c.stop());
+    }
+    const server = own(
+      GrpcServer.fromConfig(config, {
+        service: SERVICE,
+        log,
+        services: [riskService({ scorer, decisions, unsaved, clock, log })],
+      }),
+      (s) => {
+        stopping = Date.now();
+        return s.shutdown(config.SHUTDOWN_GRACE_MS);
+      },
+    );
     const port = await server.listen(config.RISK_PORT);
     const { rules: set, model } = rules.current();
     log.info({ port, rulesetVersion: set.version, modelVersion: model.version }, 'risk listening');
-    return {
-      port,
-      rules,
-      unsaved,
-      async stop() {
-        const started = Date.now();
-        await server.shutdown(config.SHUTDOWN_GRACE_MS);
-        // Score has stopped: one last write of what waits, in what is left of the grace period.
-        await unsaved.close(config.SHUTDOWN_GRACE_MS - (Date.now() - started));
-        await rules.close();
-        await consumers?.stop();
-        await events.drain();
-        await bus.close();
-        redis.disconnect();
-      },
-    };
-  } catch (err) {
-    // Half-started: release what was opened so the failure is the only thing left.
-    await rules.close();
-    await bus.close();
-    redis.disconnect();
-    throw err;
-  }
+    return { port, rules, unsaved };
+  });
 }
