@@ -34,4 +34,18 @@ describe('caller policies', () => {
       }
     }
   });
+
+  it('are what the README table says each identity may call', () => {
+    const readme = readFileSync(repoPath('README.md'), 'utf8');
+    const identities = ['wallet', 'backoffice', 'merchant.*', 'gateway', 'tokenization', 'settlement', 'device-registry', 'risk', 'alerts'];
+    for (const identity of identities) {
+      const calls = MESH_POLICIES.flatMap(({ definition, policy }) => {
+        const methods = Object.entries(policy)
+          .filter(([, allowed]) => allowed.includes(identity))
+          .map(([method]) => method[0]!.toUpperCase() + method.slice(1));
+        return methods.length ? [`${serviceNameOf(definition).split('.').pop()}: ${methods.join(', ')}`] : [];
+      });
+      expect(readme).toContain(`| \`${identity}\` | ${calls.join('; ') || 'nothing'} |`);
+    }
+  });
 });
