@@ -53,6 +53,15 @@ function openPostgres(url: string, max: number): Db {
     query,
     async tx(fn) {
       const client = await pool.connect();
+      // pg-pool listens for errors only on idle clients: a connection that breaks while checked
+      // out (PostgreSQL stopped or restarted) emits 'error' with no listener, which would crash
+      // the process. Here it fails this transaction's pending query instead (the query rejects
+      // with the connection error, UNAVAILABLE at the edge), and the client is discarded.
+      let broken: Error | undefined;
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const result = await fn({
@@ -64,10 +73,12 @@ function openPostgres(url: string, max: number): Db {
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (!broken) await client.query('ROLLBACK').catch(() => undefined);
         throw err;
       } finally {
-        client.release();
+        client.off('error', onError);
+        // A broken client goes back destroyed (release(err)), so the pool opens a fresh one.
+        client.release(broken);
       }
     },
     close: () => pool.end(),

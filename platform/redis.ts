@@ -14,6 +14,17 @@ export function openRedis(url: string, log: Logger): Redis {
   return redis;
 }
 
+/**
+ * True for what ioredis throws while Redis is down or reconnecting (no offline queue: commands
+ * fail at once): the caller may retry, so it is UNAVAILABLE at the gRPC edge, never INTERNAL.
+ * ioredis gives these no error code, only a class name or a fixed message.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown };
+  if (e?.name === 'MaxRetriesPerRequestError') return true;
+  return typeof e?.message === 'string' && (e.message.startsWith("Stream isn't writeable") || e.message === 'Connection is closed.');
+}
+
 /** Connects and proves the server answers, so a wrong REDIS_URL stops the service at start. */
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
   const redis = openRedis(url, log);

@@ -21,6 +21,7 @@ import { DomainError, DownstreamRefusal, PermissionDenied, REASON_KEY, reasonOf,
 import { serverCredentials, type TlsConfig } from './credentials';
 import { guardRequest } from './request-guard';
 import type { Logger } from '../log';
+import { isRedisUnavailable } from '../redis';
 import { repoPath } from '../paths';
 import { ATTR } from '../telemetry/attributes';
 
@@ -131,8 +132,8 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
   }
   if (err instanceof DeadlineExceeded) return { code: status.DEADLINE_EXCEEDED, details: err.message };
   const code = (err as Partial<ServiceError>)?.code;
-  if (isConnectionFailure(err)) {
-    log.warn({ method, cause: (err as { code?: unknown }).code }, 'storage unavailable');
+  if (isConnectionFailure(err) || isRedisUnavailable(err)) {
+    log.warn({ method, cause: (err as { code?: unknown }).code ?? (err as Error).message }, 'storage unavailable');
     return { code: status.UNAVAILABLE, details: 'storage is unavailable; retry later' };
   }
   if (code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.RESOURCE_EXHAUSTED) {
@@ -185,7 +186,9 @@ const relayRefusalOf = (err: ServiceError) => new DownstreamRefusal(err.code, er
 // classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
 function isConnectionFailure(err: unknown): boolean {
-  const code = (err as { code?: unknown })?.code;
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  // node-postgres reports a connection lost mid-query without a code, by these messages only.
+  if (typeof message === 'string' && /^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return true;
   return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^08...$/.test(code) || /^57P0[123]$/.test(code));
 }
 

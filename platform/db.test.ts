@@ -1,0 +1,52 @@
+import { openDb } from './db';
+import { freshDatabase, requireServers } from '../test/support/servers';
+import { tcpProxy } from '../test/support/tcp-proxy';
+import { isRedisUnavailable } from './redis';
+import Redis from 'ioredis';
+
+describe('the PostgreSQL pool when the connection breaks', () => {
+  beforeAll(() => requireServers('PostgreSQL'));
+
+  it('fails the transaction whose connection broke (no crash), then works again through a fresh connection', async () => {
+    const database = await freshDatabase();
+    const proxy = await tcpProxy(database.url);
+    const url = new URL(database.url);
+    url.host = `127.0.0.1:${proxy.port}`;
+    const db = await openDb({ databaseUrl: url.toString(), poolSize: 2 });
+    const crashes: unknown[] = [];
+    const onCrash = (err: unknown) => crashes.push(err);
+    process.on('uncaughtException', onCrash);
+    try {
+      await db.query('CREATE TABLE t (n int)');
+      // The transaction is mid-way (a statement running) when the connection is cut under it.
+      const running = db.tx(async (q) => {
+        await q.query('INSERT INTO t VALUES (1)');
+        await q.query('SELECT pg_sleep(2)');
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      await proxy.cut();
+      await expect(running).rejects.toBeDefined();
+      await proxy.restore();
+      await db.tx((q) => q.query('INSERT INTO t VALUES (2)'));
+      // The cut transaction left nothing; the next one committed.
+      expect((await db.query<{ n: number }>('SELECT n FROM t ORDER BY n')).rows).toEqual([{ n: 2 }]);
+      expect(crashes).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onCrash);
+      await db.close();
+      await proxy.close();
+      await database.drop();
+    }
+  });
+});
+
+describe('isRedisUnavailable', () => {
+  it('recognises what ioredis throws while Redis is down (no offline queue), and nothing else', async () => {
+    const redis = new Redis('redis://127.0.0.1:1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
+    redis.on('error', () => undefined);
+    const err = await redis.get('k').catch((e: unknown) => e);
+    redis.disconnect();
+    expect(isRedisUnavailable(err)).toBe(true);
+    expect(isRedisUnavailable(new Error('ERR wrong number of arguments'))).toBe(false);
+  });
+});
