@@ -1,9 +1,11 @@
 /**
  * `npm start`: brings the whole mesh up locally on real Redis and NATS JetStream (started or
  * installed when missing), embedded PGlite unless DATABASE_URL is set, mTLS between the services
- * with a local dev CA, then runs the demo: the payments, the escrow steps and the day's payouts.
- * `npm start -- --once` then stops the mesh, runs the ledger checker on settlement's database and
- * exits 0 when every payment, every escrow step and the checker went as expected, 1 otherwise.
+ * with a local dev CA, onboards the demo merchants through the back office, then runs the demo:
+ * the payments and their step-ups, the merchants' steps after authorization (refusals, captures,
+ * a void), the escrow steps and the day's payouts. `npm start -- --once` then stops the mesh, runs
+ * the ledger checker on settlement's database and exits 0 when every payment, every step and the
+ * checker went as expected, 1 otherwise.
  * Otherwise the mesh stays up until Ctrl-C (and the checker's command is printed).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -158,7 +160,7 @@ async function main(): Promise<void> {
     const verdict = ledgerCheck(checkDb);
     console.log(`\n${verdict.ok ? '✓' : '✗'} ${verdict.text}`);
     if (!verdict.ok) failures.push(`ledger check: ${verdict.text.split('\n')[0]}`);
-    console.log(failures.length === 0 ? '\ndemo: every payment, escrow step, the alert feed and the ledger check went as expected' : `\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
+    console.log(failures.length === 0 ? '\ndemo: every payment and step-up, every step after authorization, the alert feed and the ledger check went as expected' : `\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
     process.exit(failures.length === 0 ? 0 : 1);
   }
   if (failures.length) console.log(`\ndemo: FAILED, ${failures.length} unexpected:\n${failures.map((f) => `  ✗ ${f}`).join('\n')}`);
