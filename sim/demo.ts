@@ -429,7 +429,11 @@ export async function runDemo(clients: DemoClients, hooks: DemoHooks = {}, runId
       band: step.band + 1,
       merchant: attempt.merchantId,
       amount: formatAmount({ amountMinor: attempt.presentedAmountMinor ?? attempt.amountMinor, currency: attempt.currency ?? 'EUR' }),
-      expected: [step.expect].flat().join(' or ') + (step.stepUp ? ` → ${ends[step.stepUp]}` : ''),
+      expected:
+        [step.expect].flat().join(' or ') +
+        (step.reason !== undefined ? ` (${reasonName(step.reason)})` : '') +
+        (step.refusal !== undefined ? ` (${GrpcStatus[step.refusal]})` : '') +
+        (step.stepUp ? ` → ${ends[step.stepUp]}` : ''),
       qr: attempt.qr,
       key: step.key,
       amountMinor: attempt.amountMinor,
