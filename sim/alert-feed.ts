@@ -1,5 +1,5 @@
 import { status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { AlertKind, type Alert, type AlertsServiceClient, type StreamAlertsResponse } from '../gen/wristpay/alerts/v1/alerts';
+import { AlertKind, type Alert, type AlertsServiceClient, type StepUp, type StreamAlertsResponse } from '../gen/wristpay/alerts/v1/alerts';
 import { formatAmount } from '../platform/money';
 
 /** One line for an alert: what the wrist shows, then what the phone shows. */
@@ -90,5 +90,27 @@ export class AlertFollower {
         w.resolve();
       }
     }
+  }
+}
+
+/**
+ * What the phone does when a payment waits for it: follows its account's feed (from the start)
+ * until the CHALLENGED alert of `paymentId` arrives, and returns it with the step-up the band is
+ * to sign. Throws after `timeoutMs` without one.
+ */
+export async function stepUpAlert(client: AlertsServiceClient, accountId: string, paymentId: string, timeoutMs = 15_000): Promise<Alert & { stepUp: StepUp }> {
+  const isIt = (a: Alert) => a.kind === AlertKind.ALERT_KIND_CHALLENGED && a.paymentId === paymentId;
+  const feed = new AlertFollower(client, accountId, () => undefined);
+  feed.connect();
+  try {
+    await feed.waitFor((alerts) => alerts.some(isIt), timeoutMs);
+    const alert = feed.alerts.find(isIt);
+    if (!alert?.stepUp) {
+      const why = alert ? 'it carries no step-up' : `none within ${timeoutMs} ms`;
+      throw new Error(`no CHALLENGED alert for payment ${paymentId} on the feed of ${accountId}: ${why}${feed.problems.length ? ` (${feed.problems.join('; ')})` : ''}`);
+    }
+    return { ...alert, stepUp: alert.stepUp };
+  } finally {
+    feed.stop();
   }
 }

@@ -12,7 +12,7 @@ import { merchantName, terminalNonce } from './terminal';
  * What the phone wallet does for a band: register, pair, unlock a session, provision a token
  * and fund the wallet. Used by the demo, the end-to-end tests and the benchmarks.
  */
-export async function onboardBand(clients: MeshClients, accountId: string, topUpMinor: bigint, currency = 'EUR'): Promise<Band> {
+export async function onboardBand(clients: Pick<MeshClients, 'registry' | 'tokenization' | 'settlement'>, accountId: string, topUpMinor: bigint, currency = 'EUR'): Promise<Band> {
   const band = await registerBand(clients.registry, accountId);
   await pairBand(clients.registry, band, accountId);
   await unlock(clients, band);
@@ -113,10 +113,11 @@ export function merchantLocation(merchantId: string): { latitude: number; longit
 
 /**
  * A merchant terminal: the band taps (or shows a QR code, when `attempt.qr` is set), the terminal
- * calls gateway.Authorize. `tap` is what was forwarded for a tap, undefined for a QR payment.
+ * calls gateway.Authorize (`clients.gateway` presents the merchant's identity). `tap` is what was
+ * forwarded for a tap, undefined for a QR payment.
  */
 export async function pay(
-  clients: MeshClients,
+  clients: Pick<MeshClients, 'gateway'>,
   band: Band,
   attempt: PaymentAttempt,
 ): Promise<{ response: AuthorizeResponse; ms: number; traceId: string; idempotencyKey: string; tap: TapPayload | undefined }> {

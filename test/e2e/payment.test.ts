@@ -3,44 +3,58 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { AlertKind, AlertsServiceClient } from '../../gen/wristpay/alerts/v1/alerts';
-import { PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
+import { GatewayServiceClient, PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
+import type { PromiseClient } from '../../platform/grpc/client';
 import { repoPath } from '../../platform/paths';
 import type { SpanRecord } from '../../platform/telemetry/file-exporter';
 import { certPaths, DATABASES, freePort, SERVICES, startMesh, type Mesh, type ServiceName } from '../../scripts/mesh';
-import { meshClients, type MeshClients } from '../../sim/clients';
+import { backOfficeClients, certCredentials, merchantGateways, walletClients, type BackOfficeClients, type MerchantGateways, type WalletClients } from '../../sim/clients';
+import { onboardMerchant } from '../../sim/merchant-onboarding';
+import { DEMO_MERCHANTS } from '../../sim/terminal';
 import { onboardBand, pay } from '../../sim/wallet';
 import { watchEvents } from '../support/events';
 import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
-import { testClient } from '../support/services';
+import { expectStatus, testClient } from '../support/services';
 
 const SPAN_KIND_SERVER = 1;
 const SPAN_KIND_CONSUMER = 4;
+/** A demo merchant: scripts/dev-certs.sh issues its identity, merchant.m-coffee-lab; the test onboards it in its fresh gateway. */
+const MERCHANT = DEMO_MERCHANTS.get('m-coffee-lab')!;
 
 /**
  * One real payment across all six services (alerts hears it on NATS), each its own process started as in production
- * (telemetry preloaded, mTLS between them), on real PostgreSQL, Redis and NATS JetStream.
+ * (telemetry preloaded, mTLS between them), on real PostgreSQL, Redis and NATS JetStream. Each caller has its own
+ * identity: the back office onboards the merchant, the merchant's terminal pays and captures, the wallet does the rest.
  */
 describe('one payment end to end', () => {
   const prefix = uniqueName('e2e');
   const work = mkdtempSync(join(tmpdir(), 'wp-e2e-'));
   const databases: Array<Awaited<ReturnType<typeof freshDatabase>>> = [];
   let mesh: Mesh | undefined;
+  let certs: string;
+  let gatewayPort: number;
   let alertsPort: number;
-  let clients: MeshClients;
+  let wallet: WalletClients;
+  let backoffice: BackOfficeClients;
+  let merchants: MerchantGateways;
+  /** The merchant's terminal: the gateway as merchant.<id>. */
+  let terminal: PromiseClient<GatewayServiceClient>;
   let events: Awaited<ReturnType<typeof watchEvents>>;
   const logs: string[] = [];
 
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'Redis', 'NATS');
-    execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), join(work, 'certs')], { stdio: 'pipe' });
+    certs = join(work, 'certs');
+    execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
     const ports = {} as Record<ServiceName, number>;
     for (const s of SERVICES) ports[s] = await freePort();
+    gatewayPort = ports.gateway;
     alertsPort = ports.alerts;
     const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
     for (const s of SERVICES) {
-      perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
+      perService[s] = { ...certPaths(certs, s), WRISTPAY_TRACE_FILE: join(work, 'traces', `${s}.jsonl`) };
       if (DATABASES[s]) {
         const db = await freshDatabase();
         databases.push(db);
@@ -49,21 +63,23 @@ describe('one payment end to end', () => {
     }
     perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
     events = await watchEvents(prefix);
-    const ca = readFileSync(join(work, 'certs', 'ca.crt'));
-    const demo = credentials.createSsl(ca, readFileSync(join(work, 'certs', 'demo.key')), readFileSync(join(work, 'certs', 'demo.crt')));
     mesh = await startMesh({
       ports,
       env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'info' },
       perService,
-      credentials: demo,
+      credentials: certCredentials(certs, 'demo'),
       onLine: (service, line) => logs.push(`${service} ${line}`),
     });
     const at = (s: ServiceName) => `localhost:${ports[s]}`;
-    clients = meshClients({ gateway: at('gateway'), registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, demo);
+    wallet = walletClients({ gateway: at('gateway'), registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement'), alerts: at('alerts') }, certCredentials(certs, 'wallet'));
+    backoffice = backOfficeClients({ gateway: at('gateway'), settlement: at('settlement') }, certCredentials(certs, 'backoffice'));
+    await onboardMerchant(backoffice.merchants, MERCHANT);
+    merchants = merchantGateways(at('gateway'), certs);
+    terminal = merchants.of(MERCHANT.merchantId);
   }, 120_000);
 
   afterAll(async () => {
-    clients?.close();
+    for (const c of [wallet, backoffice, merchants]) c?.close();
     await mesh?.stop();
     await events?.close();
     for (const db of databases) await db.drop();
@@ -84,23 +100,23 @@ describe('one payment end to end', () => {
 
   it('approves a live band, holds the money exactly once, publishes each step and keeps one trace', async () => {
     const accountId = uniqueName('acct');
-    const band = await onboardBand(clients, accountId, 10_000n);
+    const band = await onboardBand(wallet, accountId, 10_000n);
     // device-registry heard tokenization's token.provisioned: the band shows its one token.
     const provisionedBy = Date.now() + 5_000;
-    let device = (await clients.registry.getDevice({ deviceId: band.deviceId! })).device!;
+    let device = (await wallet.registry.getDevice({ deviceId: band.deviceId! })).device!;
     while (device.tokensProvisioned < 1 && Date.now() < provisionedBy) {
       await new Promise((r) => setTimeout(r, 50));
-      device = (await clients.registry.getDevice({ deviceId: band.deviceId! })).device!;
+      device = (await wallet.registry.getDevice({ deviceId: band.deviceId! })).device!;
     }
     expect({ tokensProvisioned: device.tokensProvisioned, provisionedAt: device.lastTokenProvisionedAt instanceof Date }).toEqual({ tokensProvisioned: 1, provisionedAt: true });
-    const first = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 1_234n });
+    const first = await pay({ gateway: terminal }, band, { merchantId: MERCHANT.merchantId, amountMinor: 1_234n });
     expect(first.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
     const paymentId = first.response.paymentId;
 
     // A retry of the same request returns the first answer and moves nothing.
-    const retry = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 1_234n, tap: first.tap, idempotencyKey: first.idempotencyKey });
+    const retry = await pay({ gateway: terminal }, band, { merchantId: MERCHANT.merchantId, amountMinor: 1_234n, tap: first.tap, idempotencyKey: first.idempotencyKey });
     expect(retry.response.paymentId).toBe(paymentId);
-    const balance = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    const balance = await wallet.settlement.getBalance({ accountId, currency: 'EUR' });
     expect(balance.held!.amountMinor).toBe(1_234n);
     expect(balance.available!.amountMinor).toBe(10_000n - 1_234n);
 
@@ -128,40 +144,57 @@ describe('one payment end to end', () => {
     expect(mesh!.exited).toEqual({});
 
     // The merchant captures through the gateway: the hold becomes escrow, and a second capture is refused.
-    const captured = await clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: 'm-e2e-shop', amount: undefined });
+    const captured = await terminal.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: MERCHANT.merchantId, amount: undefined });
     expect(captured.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
-    const after = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    const after = await wallet.settlement.getBalance({ accountId, currency: 'EUR' });
     expect({ held: after.held!.amountMinor, available: after.available!.amountMinor, posted: after.posted!.amountMinor }).toEqual({ held: 0n, available: 10_000n - 1_234n, posted: 10_000n - 1_234n });
-    await expect(clients.gateway.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: 'm-e2e-shop', amount: undefined })).rejects.toMatchObject({ code: 9 /* FAILED_PRECONDITION */ });
-    expect((await clients.gateway.getPayment({ paymentId, merchantId: 'm-e2e-shop' })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
+    await expect(terminal.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: MERCHANT.merchantId, amount: undefined })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION });
+    expect((await terminal.getPayment({ paymentId, merchantId: MERCHANT.merchantId })).payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
 
-    // The wallet's feed: the approval, then the capture, each once, in order.
-    const certs = join(work, 'certs');
-    const wallet = testClient(AlertsServiceClient, alertsPort, credentials.createSsl(readFileSync(join(certs, 'ca.crt')), readFileSync(join(certs, 'wallet.key')), readFileSync(join(certs, 'wallet.crt'))));
+    // The wallet's feed: the approval, then the capture, each once, in order, under the registry's name of the merchant.
+    const feedBy = Date.now() + 10_000;
+    const alerts = testClient(AlertsServiceClient, alertsPort, certCredentials(certs, 'wallet'));
     try {
-      const feedBy = Date.now() + 10_000;
-      let feed = await wallet.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
+      let feed = await alerts.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
       while (feed.alerts.length < 2 && Date.now() < feedBy) {
         await new Promise((r) => setTimeout(r, 100));
-        feed = await wallet.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
+        feed = await alerts.listAlerts({ accountId, afterSequence: 0n, limit: 0 });
       }
+      const wrist = (outcome: string) => ({ merchantName: MERCHANT.displayName, amount: { amountMinor: 1_234n, currency: 'EUR' }, outcome });
       expect(feed.alerts.map((a) => ({ sequence: a.sequence, kind: a.kind, paymentId: a.paymentId, wrist: a.wrist }))).toEqual([
-        { sequence: 1n, kind: AlertKind.ALERT_KIND_AUTHORIZED, paymentId, wrist: { merchantName: expect.any(String), amount: { amountMinor: 1_234n, currency: 'EUR' }, outcome: 'Approved' } },
-        { sequence: 2n, kind: AlertKind.ALERT_KIND_CAPTURED, paymentId, wrist: { merchantName: expect.any(String), amount: { amountMinor: 1_234n, currency: 'EUR' }, outcome: 'Captured' } },
+        { sequence: 1n, kind: AlertKind.ALERT_KIND_AUTHORIZED, paymentId, wrist: wrist('Approved') },
+        { sequence: 2n, kind: AlertKind.ALERT_KIND_CAPTURED, paymentId, wrist: wrist('Captured') },
       ]);
     } finally {
-      wallet.close();
+      alerts.close();
     }
   });
 
   it('declines a replayed tap and moves no money for it', async () => {
     const accountId = uniqueName('acct');
-    const band = await onboardBand(clients, accountId, 5_000n);
-    const ok = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 700n });
+    const band = await onboardBand(wallet, accountId, 5_000n);
+    const ok = await pay({ gateway: terminal }, band, { merchantId: MERCHANT.merchantId, amountMinor: 700n });
     expect(ok.response.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
-    const replay = await pay(clients, band, { merchantId: 'm-e2e-shop', amountMinor: 700n, tap: band.replayLastTap(), idempotencyKey: randomUUID() });
+    const replay = await pay({ gateway: terminal }, band, { merchantId: MERCHANT.merchantId, amountMinor: 700n, tap: band.replayLastTap(), idempotencyKey: randomUUID() });
     expect(replay.response.status).toBe(PaymentStatus.PAYMENT_STATUS_DECLINED);
-    const balance = await clients.settlement.getBalance({ accountId, currency: 'EUR' });
+    const balance = await wallet.settlement.getBalance({ accountId, currency: 'EUR' });
     expect(balance.held!.amountMinor).toBe(700n);
+  });
+
+  it('lets only merchant identities pay: the demo and the wallet are refused at the gateway', async () => {
+    const accountId = uniqueName('acct');
+    const band = await onboardBand(wallet, accountId, 5_000n);
+    const as = (identity: string) => testClient(GatewayServiceClient, gatewayPort, certCredentials(certs, identity));
+    for (const identity of ['demo', 'wallet']) {
+      const gateway = as(identity);
+      try {
+        await expectStatus(pay({ gateway }, band, { merchantId: MERCHANT.merchantId, amountMinor: 300n }), status.PERMISSION_DENIED);
+      } finally {
+        gateway.close();
+      }
+    }
+    // A merchant certificate the back office never onboarded is refused too.
+    await expectStatus(pay({ gateway: merchants.of('m-bakery') }, band, { merchantId: 'm-bakery', amountMinor: 300n }), status.PERMISSION_DENIED, /not registered/);
+    expect((await wallet.settlement.getBalance({ accountId, currency: 'EUR' })).held!.amountMinor).toBe(0n);
   });
 });

@@ -7,7 +7,10 @@ function start(service: (typeof SERVICES)[number], env: Record<string, string>) 
   const result = spawnSync(process.execPath, serviceCommand(service), {
     env: { PATH: process.env.PATH, OTEL_SERVICE_NAME: service, WRISTPAY_TRACE_FILE: '/dev/null', ...env },
     encoding: 'utf8',
-    timeout: 20_000,
+    // Refusing a bad environment takes a second or two, but jest runs this file next to the
+    // end-to-end mesh (six services starting at once): on a busy two-core machine a 20 s limit
+    // killed the process before it could answer (status null).
+    timeout: 60_000,
   });
   return { code: result.status, stderr: result.stderr.trim() };
 }
