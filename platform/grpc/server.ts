@@ -182,14 +182,16 @@ function isDownstreamRefusal(err: unknown): err is ServiceError {
 }
 const relayRefusalOf = (err: ServiceError) => new DownstreamRefusal(err.code, err.details, reasonOf(err));
 
-// Socket errors, and PostgreSQL's connection-exception (08xxx) and operator-intervention (57Pxx)
-// classes: the database is down or restarting, which a caller may retry; not a bug (INTERNAL).
+// Socket errors, and PostgreSQL's connection-exception (08xxx), insufficient-resources (53xxx) and
+// operator-intervention (57Pxx) classes: the database is down, full or restarting, which a caller
+// may retry; not a bug (INTERNAL).
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
 function isConnectionFailure(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
   // node-postgres reports a connection lost mid-query without a code, by these messages only.
   if (typeof message === 'string' && /^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return true;
-  return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^08...$/.test(code) || /^57P0[123]$/.test(code));
+  // 53xxx: insufficient resources (too many connections, out of memory or disk): retry later.
+  return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^08...$/.test(code) || /^57P0[123]$/.test(code) || /^53...$/.test(code));
 }
 
 /**

@@ -130,16 +130,24 @@ export function deviceRegistryService(deps: RegistryDeps) {
         log.warn({ err: err.message, deviceId }, 'could not end session after lifecycle change');
         return undefined;
       });
-      if (ended) await sessionEnded(deviceId, ended, END_REASON[action]);
+      if (ended) sessionEnded(deviceId, ended, END_REASON[action]);
     }
     return result;
   }
 
-  async function sessionEnded(deviceId: string, live: LiveSession, reason: string): Promise<void> {
-    await bus
-      .publish(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason } }, `${live.sessionId}.ended`))
-      .catch((err) => log.warn({ err: err.message, deviceId }, 'session.ended event not published'));
+  /**
+   * Publishes a session event without holding the answer for it: with NATS down a publish waits
+   * out its timeout, and wrist on/off must not. (Session events are hints for risk; a lost one
+   * costs a feature, not money: they do not go through the outbox.)
+   */
+  function publishSoon(event: Parameters<EventBus['publish']>[0], what: string, deviceId: string): void {
+    void bus.publish(event).catch((err: Error) => log.warn({ err: err.message, deviceId }, `${what} event not published`));
   }
+
+  function sessionEnded(deviceId: string, live: LiveSession, reason: string): void {
+    publishSoon(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason } }, `${live.sessionId}.ended`), 'session.ended', deviceId);
+  }
+
 
   const handlers: Handlers<DeviceRegistryServiceServer> = {
     async registerDevice(req) {
@@ -200,10 +208,8 @@ export function deviceRegistryService(deps: RegistryDeps) {
         replaced = started.replaced;
         return { session: toSession(deviceId, started.session) };
       });
-      if (replaced) await sessionEnded(deviceId, replaced, 'REPLACED');
-      await bus
-        .publish(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId))
-        .catch((err) => log.warn({ err: err.message, deviceId }, 'session.started event not published'));
+      if (replaced) sessionEnded(deviceId, replaced, 'REPLACED');
+      publishSoon(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId), 'session.started', deviceId);
       return res;
     },
 
@@ -215,7 +221,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     async endSession(req) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
       const ended = await sessions.end(deviceId);
-      if (ended) await sessionEnded(deviceId, ended, sessionEndReasonToJSON(req.reason).replace('SESSION_END_REASON_', ''));
+      if (ended) sessionEnded(deviceId, ended, sessionEndReasonToJSON(req.reason).replace('SESSION_END_REASON_', ''));
       return EndSessionResponse.fromPartial({ ended: Boolean(ended) });
     },
 

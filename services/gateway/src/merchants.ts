@@ -125,11 +125,12 @@ export function merchantAdminService(deps: { db: Db; merchants: MerchantStore; l
       if (!MCC.test(req.mcc)) throw new InvalidArgument('mcc must be a four-digit merchant category code (ISO 18245)');
       const country = requireCountry(req.country);
       const currency = requireCurrency(req.settlementCurrency, 'settlement_currency');
-      const res = await once(db, 'CreateMerchant', req.idempotencyKey, { codec: CreateMerchantRequest, value: req }, CreateMerchantResponse, async (q) => ({
-        merchant: toMerchant(await merchants.create(q, { merchant_id: merchantId, display_name: displayName, mcc: req.mcc, country, settlement_currency: currency })),
-      }));
-      log.info({ merchantId, by: ctx.caller }, 'merchant onboarded');
-      return res;
+      return once(db, 'CreateMerchant', req.idempotencyKey, { codec: CreateMerchantRequest, value: req }, CreateMerchantResponse, async (q) => {
+        const merchant = toMerchant(await merchants.create(q, { merchant_id: merchantId, display_name: displayName, mcc: req.mcc, country, settlement_currency: currency }));
+        // Inside the first call only: a replay of the answer onboards nothing.
+        log.info({ merchantId, by: ctx.caller }, 'merchant onboarded');
+        return { merchant };
+      });
     },
 
     async getMerchant(req) {
@@ -157,20 +158,20 @@ export function merchantAdminService(deps: { db: Db; merchants: MerchantStore; l
     async suspendMerchant(req, ctx) {
       const merchantId = requireMerchantId(req.merchantId);
       const reason = requireText(req.reason, 'reason', 256);
-      const res = await once(db, 'SuspendMerchant', req.idempotencyKey, { codec: SuspendMerchantRequest, value: req }, SuspendMerchantResponse, async (q) => ({
-        merchant: toMerchant(await merchants.setStatus(q, merchantId, 'SUSPENDED', reason)),
-      }));
-      log.info({ merchantId, by: ctx.caller }, 'merchant suspended');
-      return res;
+      return once(db, 'SuspendMerchant', req.idempotencyKey, { codec: SuspendMerchantRequest, value: req }, SuspendMerchantResponse, async (q) => {
+        const merchant = toMerchant(await merchants.setStatus(q, merchantId, 'SUSPENDED', reason));
+        log.info({ merchantId, by: ctx.caller }, 'merchant suspended');
+        return { merchant };
+      });
     },
 
     async reactivateMerchant(req, ctx) {
       const merchantId = requireMerchantId(req.merchantId);
-      const res = await once(db, 'ReactivateMerchant', req.idempotencyKey, { codec: ReactivateMerchantRequest, value: req }, ReactivateMerchantResponse, async (q) => ({
-        merchant: toMerchant(await merchants.setStatus(q, merchantId, 'ACTIVE', '')),
-      }));
-      log.info({ merchantId, by: ctx.caller }, 'merchant reactivated');
-      return res;
+      return once(db, 'ReactivateMerchant', req.idempotencyKey, { codec: ReactivateMerchantRequest, value: req }, ReactivateMerchantResponse, async (q) => {
+        const merchant = toMerchant(await merchants.setStatus(q, merchantId, 'ACTIVE', ''));
+        log.info({ merchantId, by: ctx.caller }, 'merchant reactivated');
+        return { merchant };
+      });
     },
   };
 
