@@ -49,6 +49,9 @@ export interface GatewayMesh {
 }
 
 const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway', 'wallet', 'backoffice'];
+// Two test files run at once, each with meshes of four databases, against one PostgreSQL that
+// takes 100 connections: small pools keep a full run under that.
+const TEST_POOL_SIZE = 4;
 
 /**
  * The four downstream services and the gateway in this process, each on port 0 with mutual TLS
@@ -85,12 +88,13 @@ export async function startGatewayMesh(options: { gatewayEnv?: Record<string, st
       ),
     ),
     started(startRisk(riskConfig(env('risk', { RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'))),
-    started(startSettlement(settlementConfig(env('settlement', { DATABASE_URL: ledgerDb!.url, SETTLEMENT_PORT: '0', ...options.settlementEnv })), testLogger('settlement'))),
+    started(startSettlement(settlementConfig(env('settlement', { DATABASE_URL: ledgerDb!.url, SETTLEMENT_PORT: '0', DATABASE_POOL_SIZE: String(TEST_POOL_SIZE), ...options.settlementEnv })), testLogger('settlement'))),
   ]);
   const ports = { registry: registry.port, tokenization: tokenization.port, risk: risk.port, settlement: settlement.port, gateway: 0 };
   const gatewayEnv = (extra: Record<string, string> = {}) =>
     env('gateway', {
       DATABASE_URL: paymentsDb!.url,
+      DATABASE_POOL_SIZE: String(TEST_POOL_SIZE),
       GATEWAY_PORT: String(ports.gateway),
       DEVICE_REGISTRY_ADDR: `localhost:${ports.registry}`,
       TOKENIZATION_ADDR: `localhost:${ports.tokenization}`,
