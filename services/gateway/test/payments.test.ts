@@ -67,6 +67,16 @@ describe('payments: step-up, void, watch, merchants', () => {
     return { paymentId: response.paymentId, accountId, challengeId: event.value.stepUp.challengeId, nonce: event.value.stepUp.nonce, paid };
   }
 
+  /** What risk learned of a payment (Explain, as an analyst in the back office). */
+  async function riskLabelOf(paymentId: string): Promise<Label> {
+    const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('backoffice'), deadlineMs: 5_000, retryable: [] });
+    try {
+      return (await risk.explain({ paymentId })).label;
+    } finally {
+      risk.close();
+    }
+  }
+
   /** Follows a payment with WatchPayment until the stream ends; resolves with every message. */
   function watch(terminal: MerchantTerminal, paymentId: string): { updates: Payment[]; ended: Promise<Payment[]>; call: ClientReadableStream<WatchPaymentResponse> } {
     const raw = new GatewayServiceClient(`localhost:${mesh.ports.gateway}`, mesh.pki.client(`merchant.${terminal.merchantId}`));
@@ -118,12 +128,7 @@ describe('payments: step-up, void, watch, merchants', () => {
       expect(ofPayment('payment.challenged', up.paymentId)).toHaveLength(1);
       expect(ofPayment('payment.authorized', up.paymentId)).toHaveLength(1);
       expect(ofPayment('payment.declined', up.paymentId)).toHaveLength(0);
-      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('backoffice'), deadlineMs: 5_000, retryable: [] });
-      try {
-        expect((await risk.explain({ paymentId: up.paymentId })).label).toBe(Label.LABEL_LEGIT);
-      } finally {
-        risk.close();
-      }
+      expect(await riskLabelOf(up.paymentId)).toBe(Label.LABEL_LEGIT);
     });
 
     it('refuses a signature from another band, for another purpose, a replayed one, another account or challenge: nothing changes', async () => {
@@ -172,12 +177,7 @@ describe('payments: step-up, void, watch, merchants', () => {
       expect(await balanceOf(accountId)).toEqual({ held: 0n, available: 10_000n });
       await events.waitFor(() => ofPayment('payment.declined', up.paymentId).length > 0, 5_000, 'payment.declined');
       expect((ofPayment('payment.declined', up.paymentId)[0]!.event.payload as { value: { declineReason: string } }).value.declineReason).toBe('CHALLENGE_DECLINED');
-      const risk = createClient(RiskServiceClient, `localhost:${mesh.ports.risk}`, { credentials: mesh.pki.client('backoffice'), deadlineMs: 5_000, retryable: [] });
-      try {
-        expect((await risk.explain({ paymentId: up.paymentId })).label).toBe(Label.LABEL_FRAUD);
-      } finally {
-        risk.close();
-      }
+      expect(await riskLabelOf(up.paymentId)).toBe(Label.LABEL_FRAUD);
     });
 
     it('a confirmation and a refusal racing: exactly one wins, the other is refused, at most one hold', async () => {
