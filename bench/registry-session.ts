@@ -8,17 +8,17 @@
  *   node dist/bench/registry-session.js [--calls 20000] [--concurrency 16] [--bands 200]
  */
 import { cpus } from 'node:os';
-import { credentials } from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { Client, Pool } from 'pg';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
-import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { taggedKey } from '../platform/redis';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
 import { readConfig } from '../services/device-registry/src/config';
 import { pairBand, registerBand, unlock } from '../sim/wallet';
 import { ADMIN_URL, benchPrefix, removePrefix, runBench } from './harness';
+import { meshPki } from '../test/support/mesh-pki';
+import { testClient } from '../test/support/services';
 import { arg, formatResult, run, type LoadResult } from './load';
 
 async function main(): Promise<void> {
@@ -31,9 +31,9 @@ async function main(): Promise<void> {
   await admin.query(`CREATE DATABASE ${prefix}_registry`);
   const url = new URL(ADMIN_URL);
   url.pathname = `/${prefix}_registry`;
-  const config = readConfig({ ...process.env, DEVICE_REGISTRY_PORT: '0', DATABASE_URL: url.toString(), GRPC_TLS: 'off', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' });
+  const config = readConfig({ ...process.env, DEVICE_REGISTRY_PORT: '0', DATABASE_URL: url.toString(), ...meshPki().env('device-registry'), REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' });
   const service = await startDeviceRegistry(config, createLogger('device-registry', 'warn'));
-  const client = createClient(DeviceRegistryServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: [] });
+  const client = testClient(DeviceRegistryServiceClient, service.port);
   const redis = new Redis(config.REDIS_URL);
   try {
     const deviceIds: string[] = [];

@@ -6,15 +6,15 @@
  *   node dist/bench/risk-score.js [--calls 20000] [--concurrency 32] [--accounts 2000]
  */
 import { randomUUID } from 'node:crypto';
-import { credentials } from '@grpc/grpc-js';
 import Redis from 'ioredis';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { RiskServiceClient, type ScoreRequest } from '../gen/wristpay/risk/v1/risk';
-import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { startRisk } from '../services/risk/src/app';
 import { readConfig } from '../services/risk/src/config';
 import { benchPrefix, removePrefix, runBench } from './harness';
+import { meshPki } from '../test/support/mesh-pki';
+import { testClient } from '../test/support/services';
 import { arg, run } from './load';
 
 async function main(): Promise<void> {
@@ -22,9 +22,9 @@ async function main(): Promise<void> {
   const concurrency = arg('concurrency', 32);
   const accounts = arg('accounts', 2_000);
   const prefix = benchPrefix();
-  const config = readConfig({ ...process.env, RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
+  const config = readConfig({ ...process.env, ...meshPki().env('risk'), RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
   const service = await startRisk(config, createLogger('risk', 'warn'));
-  const client = createClient(RiskServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 5_000, retryable: [] });
+  const client = testClient(RiskServiceClient, service.port);
   const redis = new Redis(config.REDIS_URL);
   const request = (i: number): ScoreRequest => ({
     paymentId: randomUUID(),

@@ -39,6 +39,8 @@ import { readConfig } from '../services/settlement/src/config';
 import { checkLedger } from '../services/settlement/src/invariants';
 import { freshDatabase } from '../test/support/servers';
 import { benchPrefix, removeStreams, runBench } from './harness';
+import { meshPki } from '../test/support/mesh-pki';
+import { testClient } from '../test/support/services';
 import { arg, formatResult, run, type LoadResult } from './load';
 
 async function main(): Promise<void> {
@@ -50,9 +52,10 @@ async function main(): Promise<void> {
   const prefix = benchPrefix();
   const database = await freshDatabase();
   const baseEnv = { DATABASE_URL: database.url, SETTLEMENT_PORT: '0', NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' };
-  const config = readConfig({ ...process.env, ...baseEnv, DATABASE_POOL_SIZE: String(concurrency), GRPC_TLS: 'off' });
+  const config = readConfig({ ...process.env, ...baseEnv, ...meshPki().env('settlement'), DATABASE_POOL_SIZE: String(concurrency) });
   const service = await startSettlement(config, createLogger('settlement', 'warn'));
-  const client = createClient(SettlementServiceClient, `127.0.0.1:${service.port}`, { credentials: credentials.createInsecure(), deadlineMs: 10_000, retryable: [] });
+  // PlaceHold as the gateway, TopUp as the wallet backend: each method as an identity its policy admits.
+  const client = testClient(SettlementServiceClient, service.port);
   const pool = new Pool({ connectionString: database.url, max: concurrency });
   let stopped = false;
   try {

@@ -14,12 +14,10 @@
  * Database server: TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { credentials } from '@grpc/grpc-js';
 import { Pool } from 'pg';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
 import { TokenizationServiceClient, VerifyResult, type VerifyPaymentRequest } from '../gen/wristpay/tokenization/v1/tokenization';
-import { createClient } from '../platform/grpc/client';
 import { createLogger } from '../platform/log';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
 import { readConfig as readRegistryConfig } from '../services/device-registry/src/config';
@@ -29,6 +27,8 @@ import { bandWithToken } from '../services/tokenization/test/support/bands';
 import type { Band } from '../sim/band';
 import { freshDatabase } from '../test/support/servers';
 import { benchPrefix, removePrefix, runBench } from './harness';
+import { meshPki } from '../test/support/mesh-pki';
+import { testClient } from '../test/support/services';
 import { arg, formatResult, run, type LoadResult } from './load';
 
 /** The tokenization service's PostgreSQL pool (platform/db default); the baseline gets the same. */
@@ -40,23 +40,25 @@ async function main(): Promise<void> {
   const tokens = arg('tokens', 1_000);
   const prefix = benchPrefix();
   const [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
-  const common = { ...process.env, REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, GRPC_TLS: 'off', LOG_LEVEL: 'warn' };
-  const registryConfig = readRegistryConfig({ ...common, DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' });
+  // mTLS as in production: every method refuses a caller without an identity it lists.
+  const common = { ...process.env, REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' };
+  const registryConfig = readRegistryConfig({ ...common, ...meshPki().env('device-registry'), DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' });
   const registry = await startDeviceRegistry(registryConfig, createLogger('device-registry', 'warn'));
   const config = readConfig({
     ...common,
+    ...meshPki().env('tokenization'),
     DATABASE_URL: vaultDb.url,
     TOKENIZATION_PORT: '0',
-    DEVICE_REGISTRY_ADDR: `127.0.0.1:${registry.port}`,
+    DEVICE_REGISTRY_ADDR: `localhost:${registry.port}`,
     // Throwaway keys: nothing provisioned here outlives the run.
     TOKEN_MASTER_KEY: randomBytes(32).toString('base64'),
     VAULT_KEKS: `1:${randomBytes(32).toString('base64')}`,
     VAULT_ACTIVE_KEY_VERSION: '1',
   });
   const service = await startTokenization(config, createLogger('tokenization', 'warn'));
-  const opts = { credentials: credentials.createInsecure(), deadlineMs: 10_000, retryable: [] };
-  const registryClient = createClient(DeviceRegistryServiceClient, `127.0.0.1:${registry.port}`, opts);
-  const client = createClient(TokenizationServiceClient, `127.0.0.1:${service.port}`, opts);
+  // Each method called as an identity its policy admits (wallet provisions, the gateway verifies).
+  const registryClient = testClient(DeviceRegistryServiceClient, registry.port);
+  const client = testClient(TokenizationServiceClient, service.port);
   const pool = new Pool({ connectionString: vaultDb.url, max: SERVICE_POOL_SIZE });
   // An idle client is terminated when its database is dropped at the end; that is not a failure.
   pool.on('error', () => undefined);
