@@ -62,6 +62,11 @@ describe('risk gRPC edge', () => {
     expect(() => toScoreInput(request({ merchantId: 'has space' }))).toThrow(/merchant_id/);
   });
 
+  it('scores every id the other services admit: a + in an account or merchant id is no reason to refuse', () => {
+    expect(toScoreInput(request({ accountId: 'acct+family', merchantId: 'shop+kiosk' }))).toMatchObject({ accountId: 'acct+family', merchantId: 'shop+kiosk' });
+    expect(() => toScoreInput(request({ accountId: '{acct}' }))).toThrow(/account_id/);
+  });
+
   it('puts the decision, score and reason codes on the active span, and nothing else about the payment', async () => {
     const verdict: Verdict = {
       decision: 'CHALLENGE',

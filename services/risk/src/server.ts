@@ -16,6 +16,7 @@ import { ATTR } from '../../../platform/telemetry/attributes';
 import { requireIdempotencyKey } from '../../../platform/validate';
 import { riskPolicy } from './policy';
 import type { DecisionName, Verdict } from './domain/decision';
+import { RISK_ID } from './ids';
 import type { ScoreInput } from './domain/features';
 import { type DecisionStore, type StoredDecision, type StoredLabel } from './decision-store';
 import type { Scorer } from './scorer';
@@ -29,12 +30,10 @@ export interface RiskDeps {
   log: Logger;
 }
 
-// Ids become parts of Redis keys: no braces (they would break the Cluster hash tag), no spaces.
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const CURRENCY = /^[A-Z]{3}$/;
 
 function requireId(value: string, field: string): string {
-  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ : @ -`);
+  if (!RISK_ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ : @ + -`);
   return value;
 }
 
