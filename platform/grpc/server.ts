@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import {
   Metadata,
   Server,
@@ -13,16 +12,15 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { trace } from '@opentelemetry/api';
 import { HealthImplementation } from 'grpc-health-check';
 import { DomainError, DownstreamRefusal, PermissionDenied, REASON_KEY, reasonOf, Unavailable } from '../errors';
 import { serverCredentials, type TlsConfig } from './credentials';
-import { guardRequest } from './request-guard';
+import { meshDescriptor } from './descriptor';
+import { guardRequest, strictDeserializer } from './request-guard';
 import type { Logger } from '../log';
 import { isRedisUnavailable } from '../redis';
-import { repoPath } from '../paths';
 import { ATTR } from '../telemetry/attributes';
 
 /** What a handler knows about the call besides its request. */
@@ -227,7 +225,7 @@ export class GrpcServer {
     const names = options.services.map((s) => serviceName(s.definition));
     this.health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'NOT_SERVING' as const])));
     this.health.addToServer(this.server);
-    new ReflectionService(loadFileDescriptorSetFromBuffer(readFileSync(repoPath('gen', 'descriptor.binpb')))).addToServer(this.server);
+    new ReflectionService(meshDescriptor().packageDefinition).addToServer(this.server);
     for (const registration of options.services) this.addService(registration);
   }
 
@@ -278,6 +276,7 @@ export class GrpcServer {
 
   private addService(registration: ServiceRegistration<unknown>): void {
     const implementation: UntypedServiceImplementation = {};
+    const definition: Record<string, ServiceDefinition[string]> = {};
     const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown> | ServerStreamingHandler<unknown, unknown>>;
     for (const [name, def] of Object.entries(registration.definition)) {
       const handler = handlers[name];
@@ -288,8 +287,11 @@ export class GrpcServer {
       implementation[name] = def.responseStream
         ? this.wrapServerStreaming(def.path, handler as ServerStreamingHandler<unknown, unknown>, allowed)
         : this.wrapUnary(def.path, handler as UnaryHandler<unknown, unknown>, allowed);
+      // Bytes that are no well-formed request reach the wrapper as an UndecodableRequest: the
+      // caller check answers first, then the guard refuses them as INVALID_ARGUMENT.
+      definition[name] = { ...def, requestDeserialize: strictDeserializer(def.requestDeserialize, meshDescriptor().method(def.path)?.request) };
     }
-    this.server.addService(registration.definition, implementation);
+    this.server.addService(definition, implementation);
   }
 
   private wrapUnary(method: string, handler: UnaryHandler<unknown, unknown>, allowed: readonly string[]): handleUnaryCall<unknown, unknown> {

@@ -32,6 +32,8 @@ export interface GatewayMesh {
   prefix: string;
   pki: ReturnType<typeof testPki>;
   ports: { registry: number; tokenization: number; risk: number; settlement: number; gateway: number };
+  /** Each owning service's fresh database (risk keeps its state in Redis). */
+  databaseUrls: { registry: string; vault: string; ledger: string; payments: string };
   gateway: GatewayProcess;
   /** Merchant onboarding as the back office. */
   backoffice: PromiseClient<MerchantAdminServiceClient>;
@@ -120,6 +122,7 @@ export async function startGatewayMesh(options: { gatewayEnv?: Record<string, st
     prefix,
     pki,
     ports,
+    databaseUrls: { registry: registryDb!.url, vault: vaultDb!.url, ledger: ledgerDb!.url, payments: paymentsDb!.url },
     get gateway() {
       return gateway;
     },

@@ -40,7 +40,7 @@ import { canPay, type DeviceState } from './domain/lifecycle';
 import type { LifecycleAction } from './domain/lifecycle';
 import { SessionStore, type ChallengePurpose as Purpose, type LiveSession } from './sessions';
 import { DeviceStore, type DeviceRow } from './store';
-import { isUuid, requireText, requireUuid } from '../../../platform/validate';
+import { isUuid, requireId, requireText, requireUuid } from '../../../platform/validate';
 import { deviceRegistryPolicy } from './policy';
 
 export interface RegistryDeps {
@@ -151,7 +151,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
   const handlers: Handlers<DeviceRegistryServiceServer> = {
     async registerDevice(req) {
-      const accountId = requireText(req.accountId, 'account_id');
+      const accountId = requireId(req.accountId, 'account_id');
       const model = requireText(req.model, 'model', 64);
       const serial = requireText(req.serial, 'serial', 64);
       try {
@@ -181,7 +181,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
     async pairDevice(req) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
-      const accountId = requireText(req.accountId, 'account_id');
+      const accountId = requireId(req.accountId, 'account_id');
       const res = await once(db, 'PairDevice', req.idempotencyKey, { codec: PairDeviceRequest, value: req }, PairDeviceResponse, async (q) => {
         const device = await devices.get(q, deviceId, true);
         if (device.account_id !== accountId) throw new PermissionDenied('this band belongs to another account');
@@ -244,7 +244,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
     },
 
     async listDevices(req) {
-      const accountId = requireText(req.accountId, 'account_id');
+      const accountId = requireId(req.accountId, 'account_id');
       const pageSize = req.pageSize === 0 ? 50 : req.pageSize;
       if (pageSize < 1 || pageSize > 200) throw new InvalidArgument('page_size must be between 1 and 200');
       let after: string | undefined;

@@ -64,6 +64,10 @@ describe('device-registry against real PostgreSQL, Redis and NATS', () => {
     const band = Band.create();
     const base = { accountId: uniqueName('acct'), model: 'M', serial: band.serial, ed25519PublicKey: band.ed25519PublicKey, x25519PublicKey: band.x25519PublicKey };
     await expectStatus(registry.client.registerDevice({ ...base, idempotencyKey: randomUUID(), ed25519PublicKey: Buffer.alloc(31) }), status.INVALID_ARGUMENT, /32 bytes/);
+    // An account id the ledger and risk could not take (spaces, braces, colons) would make every payment of the band fail later.
+    for (const accountId of ['acct with space', '{acct}', 'acct:1', ' acct']) {
+      await expectStatus(registry.client.registerDevice({ ...base, accountId, idempotencyKey: randomUUID() }), status.INVALID_ARGUMENT, /account_id/);
+    }
     await registry.client.registerDevice({ ...base, idempotencyKey: randomUUID() });
     await expectStatus(registry.client.registerDevice({ ...base, idempotencyKey: randomUUID() }), status.ALREADY_EXISTS, /serial/);
     await registry.client.registerDevice({ ...base, serial: `${band.serial}-2`, idempotencyKey: randomUUID() });

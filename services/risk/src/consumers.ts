@@ -3,6 +3,7 @@ import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
 import type { DecisionStore, LabelFromEvent, StoredLabel } from './decision-store';
 import { InvalidBandLimits, limitFromMoney } from './domain/band-limits';
+import { RISK_ID } from './ids';
 import type { LimitsApplied, LimitsChange, SignalStore } from './signals';
 import type { UnsavedDecisions } from './unsaved-decisions';
 
@@ -42,9 +43,6 @@ export const DISPUTE_LABEL: Readonly<Record<string, StoredLabel>> = { REFUND_BUY
 /** The label source recorded for labels that came from a dispute outcome. */
 export const DISPUTE_SOURCE = 'dispute';
 
-// Ids become parts of Redis keys: the same rule as the gRPC edge (no braces, no spaces).
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
-
 /**
  * Applies one event to the signal store. Every write is idempotent (statuses keep the newest by
  * event time; counters are sets keyed by event or payment id), so redelivery is harmless.
@@ -54,26 +52,26 @@ export async function applyEvent(event: Event, signals: SignalStore): Promise<st
   const at = (event.occurredAt ?? new Date()).getTime();
   const p = event.payload;
   if (p?.$case === 'device' && DEVICE_STATUS[event.type]) {
-    if (!ID.test(p.value.deviceId)) return 'skipped: no usable device id';
+    if (!RISK_ID.test(p.value.deviceId)) return 'skipped: no usable device id';
     return (await signals.deviceStatus(p.value.deviceId, DEVICE_STATUS[event.type]!, at)) ? 'device status' : 'stale device status';
   }
   if (p?.$case === 'token' && TOKEN_STATUS[event.type]) {
-    if (!ID.test(p.value.deviceId) || !ID.test(p.value.tokenId)) return 'skipped: no usable device or token id';
+    if (!RISK_ID.test(p.value.deviceId) || !RISK_ID.test(p.value.tokenId)) return 'skipped: no usable device or token id';
     return (await signals.tokenStatus(p.value.deviceId, p.value.tokenId, TOKEN_STATUS[event.type]!, at)) ? 'token status' : 'stale token status';
   }
   if (p?.$case === 'verification' && event.type === 'token.payment.refused') {
-    if (!ID.test(p.value.deviceId)) return 'skipped: no usable device id';
+    if (!RISK_ID.test(p.value.deviceId)) return 'skipped: no usable device id';
     await signals.refusal(p.value.deviceId, event.eventId, at);
     return 'refusal';
   }
   if (p?.$case === 'payment' && event.type === 'payment.declined') {
-    if (!ID.test(p.value.accountId) || !ID.test(p.value.paymentId)) return 'skipped: no usable account or payment id';
+    if (!RISK_ID.test(p.value.accountId) || !RISK_ID.test(p.value.paymentId)) return 'skipped: no usable account or payment id';
     await signals.decline(p.value.accountId, p.value.paymentId, at);
     return 'decline';
   }
   if (p?.$case === 'payment' && event.type === 'payment.authorized') {
     const { deviceId, paymentId, amount, discount } = p.value;
-    if (!ID.test(deviceId) || !ID.test(paymentId)) return 'skipped: no usable device or payment id';
+    if (!RISK_ID.test(deviceId) || !RISK_ID.test(paymentId)) return 'skipped: no usable device or payment id';
     if (!amount || !/^[A-Z]{3}$/.test(amount.currency)) return 'skipped: no usable amount';
     // What the band actually paid: a voucher's discount (same currency) is not spend.
     const net = amount.amountMinor - (discount && discount.currency === amount.currency ? discount.amountMinor : 0n);
@@ -93,7 +91,7 @@ export async function applyLimitsChange(event: Event, signals: SignalStore, now:
   const p = event.payload;
   if (p?.$case !== 'limits') return 'skipped: not a limits payload';
   const v = p.value;
-  if (!ID.test(v.deviceId)) return 'skipped: no usable device id';
+  if (!RISK_ID.test(v.deviceId)) return 'skipped: no usable device id';
   if (v.version < 0n) return 'skipped: negative version';
   let change: LimitsChange;
   try {
@@ -120,7 +118,7 @@ export async function applyDisputeOutcome(
 ): Promise<LabelFromEvent | `skipped: ${string}`> {
   const p = event.payload;
   if (p?.$case !== 'dispute') return 'skipped: not a dispute payload';
-  if (!ID.test(p.value.paymentId)) return 'skipped: no usable payment id';
+  if (!RISK_ID.test(p.value.paymentId)) return 'skipped: no usable payment id';
   const label = DISPUTE_LABEL[p.value.outcome];
   if (!label) return `skipped: unknown outcome ${JSON.stringify(p.value.outcome.slice(0, 40))}`;
   // A decision this replica still holds in memory is written first, or the label would find none.

@@ -58,8 +58,15 @@ describe('risk gRPC edge', () => {
       cryptogramFailures: 1,
     });
     expect(toScoreInput(request({ location: undefined })).location).toBeUndefined();
-    expect(() => toScoreInput(request({ amount: { amountMinor: 2n ** 60n, currency: 'EUR' } }))).toThrow(InvalidArgument);
+    expect(() => toScoreInput(request({ amount: { amountMinor: 0n, currency: 'EUR' } }))).toThrow(InvalidArgument);
+    // Any int64 amount is scored; past 2^53 the features see the largest amount a float holds exactly.
+    expect(toScoreInput(request({ amount: { amountMinor: 2n ** 63n - 1n, currency: 'EUR' } })).amountMinor).toBe(Number.MAX_SAFE_INTEGER);
     expect(() => toScoreInput(request({ merchantId: 'has space' }))).toThrow(/merchant_id/);
+  });
+
+  it('scores every id the other services admit: a + in an account or merchant id is no reason to refuse', () => {
+    expect(toScoreInput(request({ accountId: 'acct+family', merchantId: 'shop+kiosk' }))).toMatchObject({ accountId: 'acct+family', merchantId: 'shop+kiosk' });
+    expect(() => toScoreInput(request({ accountId: '{acct}' }))).toThrow(/account_id/);
   });
 
   it('puts the decision, score and reason codes on the active span, and nothing else about the payment', async () => {

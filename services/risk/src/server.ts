@@ -16,6 +16,7 @@ import { ATTR } from '../../../platform/telemetry/attributes';
 import { requireIdempotencyKey } from '../../../platform/validate';
 import { riskPolicy } from './policy';
 import type { DecisionName, Verdict } from './domain/decision';
+import { RISK_ID } from './ids';
 import type { ScoreInput } from './domain/features';
 import { type DecisionStore, type StoredDecision, type StoredLabel } from './decision-store';
 import type { Scorer } from './scorer';
@@ -29,12 +30,10 @@ export interface RiskDeps {
   log: Logger;
 }
 
-// Ids become parts of Redis keys: no braces (they would break the Cluster hash tag), no spaces.
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 const CURRENCY = /^[A-Z]{3}$/;
 
 function requireId(value: string, field: string): string {
-  if (!ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ : @ -`);
+  if (!RISK_ID.test(value)) throw new InvalidArgument(`${field} is required: 1-128 letters, digits or . _ : @ + -`);
   return value;
 }
 
@@ -56,7 +55,6 @@ export function toScoreInput(req: ScoreRequest): ScoreInput {
   const merchantId = optionalId(req.merchantId, 'merchant_id');
   if (!req.amount) throw new InvalidArgument('amount is required');
   if (req.amount.amountMinor <= 0n) throw new InvalidArgument('amount.amount_minor must be positive');
-  if (req.amount.amountMinor > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidArgument('amount.amount_minor is too large');
   if (!CURRENCY.test(req.amount.currency)) throw new InvalidArgument('amount.currency must be an ISO 4217 code (three upper-case letters)');
   let location: ScoreInput['location'];
   if (req.location) {
@@ -72,7 +70,10 @@ export function toScoreInput(req: ScoreRequest): ScoreInput {
     deviceId,
     tokenId,
     merchantId,
-    amountMinor: Number(req.amount.amountMinor),
+    // Money is int64 (the gateway authorizes up to 2^63-1 minor units); the features are floats,
+    // to which every amount past 2^53 is the same very large amount: scored, not refused (a
+    // refusal here left the payment undecided and the terminal with INTERNAL).
+    amountMinor: nonNegative(req.amount.amountMinor, 'amount.amount_minor'),
     currency: req.amount.currency,
     location,
     channelQr: req.channel === Channel.CHANNEL_BAND_QR,

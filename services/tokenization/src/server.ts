@@ -46,7 +46,7 @@ import {
   type VerifyOutcome,
 } from './domain/verification';
 import { assertKeksHeld, type TokenRow, type TokenStore, type VerificationRecord } from './store';
-import { requireIdempotencyKey, requireText, requireUuid } from '../../../platform/validate';
+import { requireId, requireIdempotencyKey, requireUuid } from '../../../platform/validate';
 import { tokenizationPolicy } from './policy';
 
 export interface TokenizationDeps {
@@ -194,7 +194,7 @@ export function tokenizationService(deps: TokenizationDeps) {
   const handlers: Handlers<TokenizationServiceServer> = {
     async provisionToken(req, ctx) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
-      const accountId = requireText(req.accountId, 'account_id');
+      const accountId = requireId(req.accountId, 'account_id');
       const funding = validateFunding(req.fundingSource);
       const channels = parseChannels(req.channels);
       // The idempotency record keeps a hash of the request; hash a keyed fingerprint of the
@@ -247,7 +247,7 @@ export function tokenizationService(deps: TokenizationDeps) {
 
     async issueOfflineCode(req, ctx) {
       const tokenId = requireUuid(req.tokenId, 'token_id');
-      const accountId = requireText(req.accountId, 'account_id');
+      const accountId = requireId(req.accountId, 'account_id');
       const token = await tokens.get(db, tokenId);
       // Another account's token is answered exactly like a missing one (same status, same
       // message), before its status is looked at: the caller learns nothing about it.

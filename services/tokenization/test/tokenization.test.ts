@@ -441,6 +441,7 @@ describe('tokenization against real PostgreSQL, NATS and a real device-registry'
       [{ fundingSource: undefined }, /funding_source/],
       [{ channels: [] }, /channels/],
       [{ deviceId: 'band-1' }, /device_id/],
+      [{ accountId: 'acct with space' }, /account_id/],
       [{ idempotencyKey: '' }, /idempotency_key/],
     ];
     for (const [change, message] of invalid) {
