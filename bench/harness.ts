@@ -15,7 +15,7 @@ import { Client } from 'pg';
 import { GatewayServiceClient, MerchantAdminServiceClient } from '../gen/wristpay/gateway/v1/gateway';
 import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
-import { repoPath } from '../platform/paths';
+import { repoRoot } from '../platform/paths';
 import { ADDR_ENV, certPaths, freePort, SERVICES, startMesh, startService, type ServiceName, type ServiceProcess } from '../scripts/mesh';
 import type { Band } from '../sim/band';
 import { meshClients, type MeshClients } from '../sim/clients';
@@ -29,6 +29,23 @@ export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@
 /** The Redis and NATS the mesh's services connect to (their config defaults: the mesh passes no URLs). */
 const MESH_REDIS_URL = 'redis://127.0.0.1:6379';
 const MESH_NATS_URL = 'nats://127.0.0.1:4222';
+
+/** A fresh, empty database `name` on ADMIN_URL's server: its URL, and drop() (which ends any connection left on it). */
+export async function benchDatabase(name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = async (sql: string) => {
+    const c = new Client({ connectionString: ADMIN_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
 
 /** A throwaway Redis key prefix / NATS subject prefix (and database name stem) for one run. */
 export function benchPrefix(): string {
@@ -94,12 +111,39 @@ export interface BenchMesh {
   terminal(merchantId: string): MeshClients;
   /** Every service process, extra gateway replicas included, as `gateway#2` (for CPU accounting). */
   processes: { name: string; pid: number }[];
+  /** The JSON-lines trace file a service writes its spans to (platform/telemetry/file-exporter.ts); the first gateway's for `gateway`. */
+  traceFile(service: ServiceName): string;
   /** Closes the clients, stops the services, drops the databases, removes the prefix's Redis keys and NATS streams and the work folder. */
   stop(): Promise<void>;
 }
 
+export interface BenchMeshOptions {
+  gatewayReplicas?: number;
+  /** Merchant ids to onboard, each with its own terminal. */
+  merchants?: readonly string[];
+  /** A built tree to run instead of this one (scripts/mesh.ts `root`): its dist/ and its scripts/dev-certs.sh. */
+  root?: string;
+  /**
+   * The tree's gateway keeps no database and has no merchant registry (before 290b1d2; any
+   * identity of the mesh CA could Authorize): it gets no database, and the merchants get their
+   * certificates and terminals but are not onboarded.
+   */
+  statelessGateway?: boolean;
+  /** Printed before each service's error lines on stderr (to tell two meshes apart). */
+  label?: string;
+}
+
+/** A service's line worth showing while a bench runs: an error or fatal log line, or anything not JSON (a crash). */
+function errorLine(line: string): boolean {
+  try {
+    return ['error', 'fatal'].includes((JSON.parse(line) as { level?: string }).level ?? '');
+  } catch {
+    return true;
+  }
+}
+
 /**
- * The services as separate processes with mTLS (certificates from scripts/dev-certs.sh, plus
+ * The services as separate processes with mTLS (certificates from the tree's scripts/dev-certs.sh, plus
  * `backoffice` and `merchant.<id>` for each of `merchants`, issued by the same CA), a fresh
  * PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
  * throwaway prefix for Redis keys and NATS subjects. The merchants are onboarded through
@@ -108,34 +152,33 @@ export interface BenchMesh {
  * gateway processes with the same configuration, and the gateway clients spread calls over all
  * of them (round robin over an `ipv4:` address list).
  */
-export async function startBenchMesh(options: { gatewayReplicas?: number; merchants?: readonly string[] } = {}): Promise<BenchMesh> {
+export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchMesh> {
+  const root = options.root ?? repoRoot();
   const tag = benchPrefix();
   const work = mkdtempSync(join(tmpdir(), 'wp-bench-'));
   const certs = join(work, 'certs');
   const merchants = options.merchants ?? [];
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  const databases: string[] = [];
-  execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
+  const databases: Array<{ drop(): Promise<void> }> = [];
+  execFileSync('bash', [join(root, 'scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
   for (const name of ['backoffice', ...merchants.map(merchantIdentity)]) issueCertificate(certs, name);
   const ports = {} as Record<ServiceName, number>;
   const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
   for (const s of SERVICES) {
     ports[s] = await freePort();
     perService[s] = { ...certPaths(certs, s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
-    if (OWNS_DATABASE.includes(s)) {
-      const db = `${tag}_${s.replace('-', '_')}`;
-      await admin.query(`CREATE DATABASE ${db}`);
+    if (OWNS_DATABASE.includes(s) && !(s === 'gateway' && options.statelessGateway)) {
+      const db = await benchDatabase(`${tag}_${s.replace('-', '_')}`);
       databases.push(db);
-      const url = new URL(ADMIN_URL);
-      url.pathname = `/${db}`;
-      perService[s]!.DATABASE_URL = url.toString();
+      perService[s]!.DATABASE_URL = db.url;
     }
   }
   perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
   const creds = clientCredentials(certs, 'wallet');
   const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn' };
-  const mesh = await startMesh({ ports, env, perService, credentials: creds });
+  const onLine = (service: ServiceName, line: string) => {
+    if (errorLine(line)) process.stderr.write(`[${options.label ? `${options.label} ` : ''}${service}] ${line}\n`);
+  };
+  const mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
   const extraGateways: ServiceProcess[] = [];
   const closers: Array<{ close(): void }> = [];
@@ -143,15 +186,14 @@ export async function startBenchMesh(options: { gatewayReplicas?: number; mercha
     for (const c of closers) c.close();
     await Promise.all(extraGateways.map((g) => g.stop()));
     await mesh.stop();
-    for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await admin.end();
+    for (const db of databases) await db.drop();
     rmSync(work, { recursive: true, force: true });
     await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL);
   };
   try {
     for (let r = 2; r <= (options.gatewayReplicas ?? 1); r++) {
       const gatewayEnv = { ...Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)])), ...env, ...perService.gateway, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
-      extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds }));
+      extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds, root, onLine: (line) => onLine('gateway', line) }));
     }
     const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');
     const serverName = extraGateways.length ? 'gateway' : undefined;
@@ -164,7 +206,7 @@ export async function startBenchMesh(options: { gatewayReplicas?: number; mercha
     closers.push(backoffice);
     const terminals = new Map<string, MeshClients>();
     for (const merchantId of merchants) {
-      await backoffice.createMerchant({ idempotencyKey: randomUUID(), merchantId, displayName: `Bench shop ${merchantId}`, mcc: '5812', country: 'CN', settlementCurrency: 'EUR' });
+      if (!options.statelessGateway) await backoffice.createMerchant({ idempotencyKey: randomUUID(), merchantId, displayName: `Bench shop ${merchantId}`, mcc: '5812', country: 'CN', settlementCurrency: 'EUR' });
       const terminal = createClient(GatewayServiceClient, gateway, as(merchantIdentity(merchantId)));
       closers.push(terminal);
       terminals.set(merchantId, { ...clients, gateway: terminal });
@@ -176,6 +218,7 @@ export async function startBenchMesh(options: { gatewayReplicas?: number; mercha
         if (!t) throw new Error(`merchant ${merchantId} was not onboarded: pass it in startBenchMesh's merchants`);
         return t;
       },
+      traceFile: (service) => join(work, `${service}.jsonl`),
       processes: [
         ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
         ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),

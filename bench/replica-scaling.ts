@@ -35,17 +35,11 @@ import { certPaths, freePort, startService, type ServiceProcess } from '../scrip
 import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
-import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+import { arg, formatResult, listArg, processCpuSeconds, run, type LoadResult } from './load';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
 const CORES = cpus().length;
-
-/** `--name 1,2,3` as numbers. */
-function listArg(name: string, fallback: number[]): number[] {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : fallback;
-}
 
 
 /** All cores' busy and total jiffies since boot (first line of /proc/stat; idle and iowait count as not busy). */
