@@ -1,0 +1,289 @@
+/**
+ * gateway.Authorize before and after a change, in one run on one machine: the mesh of a baseline
+ * commit (built in a temporary git worktree) and the mesh of this tree, both up at once and
+ * started the same way (bench/harness.ts: every service a process from its tree's dist/ with
+ * mTLS and its tree's dev certificates, a fresh PostgreSQL database for each service that owns
+ * one, throwaway Redis/NATS prefixes, the same settings), and paid through by the same client
+ * code: fresh bands, each paying once, over 50 merchants, each merchant's terminal with its own
+ * identity `merchant.<id>` (the baseline gateway took any identity of its CA; this one wants the
+ * merchant registered, so here it is onboarded first). Each side first makes one untimed payment
+ * per merchant (every terminal connected, the JIT warm). Stages alternate between the sides at
+ * each concurrency, the order flipping every round (ABBA), so drift in the machine's load falls
+ * on both.
+ *
+ * Beside them, in the same rotation and on the same PostgreSQL server (a database of its own),
+ * the floor a durable record stands on: a single-row INSERT autocommitted (INSERT and COMMIT in
+ * one round trip) and a SELECT 1, from a pg Pool at the same concurrency. At 1 in flight the
+ * gateway's own spans of the timed payments (its trace file) show where each Authorize's time
+ * went on either side.
+ *
+ *   node dist/bench/authorize-before-after.js [--baseline 3e7da73] [--bands 200] [--concurrency 1,16] [--rounds 2] [--floor-calls 500]
+ *
+ * `--bands` payments per side per stage. The worktree (`git worktree add --detach`, node_modules
+ * linked from this tree, built with tsc) is removed at the end, and on Ctrl-C.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'pg';
+import { PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
+import { repoPath, repoRoot } from '../platform/paths';
+import type { SpanRecord } from '../platform/telemetry/file-exporter';
+import type { Band } from '../sim/band';
+import { onboardBand } from '../sim/wallet';
+import { BENCH_MERCHANTS, benchDatabase, benchPayment, benchPrefix, runBench, startBenchMesh, type BenchMesh } from './harness';
+import { arg, formatResult, listArg, pooled, processCpuSeconds, run, stringArg, type LoadResult } from './load';
+
+const git = (...args: string[]) => execFileSync('git', args, { cwd: repoRoot(), stdio: 'pipe' }).toString().trim();
+
+/** `commit` checked out in a temporary worktree and built with this tree's node_modules; `remove()` deletes it. */
+function checkoutBaseline(commit: string): { root: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'wp-baseline-'));
+  const root = join(dir, 'tree');
+  let removed = false;
+  const remove = () => {
+    if (removed) return;
+    removed = true;
+    // The link first, so nothing that removes the tree can follow it into this tree's node_modules.
+    try {
+      unlinkSync(join(root, 'node_modules'));
+    } catch {
+      // not linked yet
+    }
+    try {
+      git('worktree', 'remove', '--force', root);
+    } catch {
+      git('worktree', 'prune');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    git('worktree', 'add', '--detach', root, commit);
+    symlinkSync(repoPath('node_modules'), join(root, 'node_modules'));
+    execFileSync('npx', ['tsc', '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'pipe' });
+  } catch (err) {
+    remove();
+    throw err;
+  }
+  return { root, remove };
+}
+
+interface Side {
+  label: string;
+  mesh: BenchMesh;
+  bands: Band[];
+  used: number;
+  outcomes: Map<string, number>;
+  /** Trace ids of the payments timed at 1 in flight. */
+  traced: Set<string>;
+  results: Map<number, LoadResult[]>;
+}
+
+/** One side's stage: `calls` fresh bands pay once each, `concurrency` at a time; a timed stage at 1 in flight keeps its trace ids. */
+async function payStage(side: Side, calls: number, concurrency: number, timed = true): Promise<LoadResult> {
+  return run(calls, concurrency, async (i) => {
+    const { response, traceId } = await benchPayment(side.mesh, side.bands[side.used++]!, i);
+    const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
+    side.outcomes.set(status, (side.outcomes.get(status) ?? 0) + 1);
+    if (timed && concurrency === 1) side.traced.add(traceId);
+  });
+}
+
+/** What a span of the gateway is, as `<what>: <which>`: a downstream call, a PostgreSQL statement (its leading words), a NATS publish, a Redis command. */
+function spanLabel(span: SpanRecord): string {
+  if (span.name.startsWith('grpc.')) return `gRPC: ${span.name.replace(/^grpc\.wristpay\.\w+\.v1\./, '')}`;
+  if (span.name.startsWith('pg')) {
+    const sql = span.attributes['db.statement'] ?? span.attributes['db.query.text'];
+    if (sql === undefined) return `PostgreSQL: ${span.name}`;
+    const text = String(sql).replace(/\s+/g, ' ');
+    return `PostgreSQL: ${/^(SELECT .*? FROM \w+|INSERT INTO \w+|UPDATE \w+|DELETE FROM \w+|\w+)/.exec(text)?.[1] ?? text}`;
+  }
+  if (span.name.endsWith(' publish')) return `NATS: ${span.name}`;
+  if ([span.attributes['db.system'], span.attributes['db.system.name']].includes('redis')) return `Redis: ${span.name}`;
+  return `other: ${span.name}`;
+}
+
+interface Share {
+  calls: number;
+  ms: number;
+}
+
+/**
+ * The gateway's spans of the payments `traceIds` (timed at 1 in flight, so nothing overlaps):
+ * the Authorize server span, and its direct children by label, mean ms and calls per Authorize,
+ * split into those that started before the answer and those that ran after it under the same
+ * trace (the outbox relay's read, publish and mark).
+ */
+function spanBreakdown(file: string, traceIds: Set<string>): { count: number; authorizeMs: number; answerPath: Map<string, Share>; afterAnswer: Map<string, Share> } {
+  const spans = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as SpanRecord)
+    .filter((span) => traceIds.has(span.traceId));
+  const servers = new Map(spans.filter((span) => span.kind === 1 && span.name.endsWith('GatewayService/Authorize')).map((span) => [span.spanId, span]));
+  const answerPath = new Map<string, Share>();
+  const afterAnswer = new Map<string, Share>();
+  const n = servers.size || 1;
+  for (const span of spans) {
+    const server = span.parentSpanId ? servers.get(span.parentSpanId) : undefined;
+    if (!server) continue;
+    const into = span.startUs < server.startUs + server.durationUs ? answerPath : afterAnswer;
+    const share = into.get(spanLabel(span)) ?? { calls: 0, ms: 0 };
+    share.calls += 1 / n;
+    share.ms += span.durationUs / 1000 / n;
+    into.set(spanLabel(span), share);
+  }
+  return { count: servers.size, authorizeMs: [...servers.values()].reduce((sum, span) => sum + span.durationUs / 1000, 0) / n, answerPath, afterAnswer };
+}
+
+/** Prints one side's breakdown: totals by kind (gRPC, PostgreSQL, ...), then each label. */
+function printBreakdown(label: string, t: ReturnType<typeof spanBreakdown>): void {
+  const ms = (n: number) => `${n.toFixed(2)} ms`;
+  const total = (m: Map<string, Share>) => [...m.values()].reduce((sum, c) => sum + c.ms, 0);
+  const byKind = (m: Map<string, Share>) => {
+    const kinds = new Map<string, number>();
+    for (const [name, c] of m) kinds.set(name.split(':')[0]!, (kinds.get(name.split(':')[0]!) ?? 0) + c.ms);
+    return [...kinds].map(([k, v]) => `${k} ${ms(v)}`).join(', ');
+  };
+  const downstream = [...t.answerPath].filter(([name]) => name.startsWith('gRPC:')).reduce((sum, [, c]) => sum + c.ms, 0);
+  console.log(
+    `${label}, ${t.count} Authorize spans: server span ${ms(t.authorizeMs)} = ${byKind(t.answerPath)}, outside child spans ${ms(t.authorizeMs - total(t.answerPath))} ` +
+      `(Redis pipeline spans overlap); the gateway's own part (server span minus downstream calls) ${ms(t.authorizeMs - downstream)}`,
+  );
+  for (const [name, c] of [...t.answerPath].sort((x, y) => y[1].ms - x[1].ms)) console.log(`  ${name.padEnd(60)} ${ms(c.ms).padStart(10)}  ×${c.calls.toFixed(2)}`);
+  if (t.afterAnswer.size) {
+    console.log(`  after the answer, same trace: ${byKind(t.afterAnswer)}`);
+    for (const [name, c] of [...t.afterAnswer].sort((x, y) => y[1].ms - x[1].ms)) console.log(`    ${name.padEnd(58)} ${ms(c.ms).padStart(10)}  ×${c.calls.toFixed(2)}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const commit = stringArg('baseline', '3e7da73');
+  const bands = arg('bands', 200);
+  const levels = listArg('concurrency', [1, 16]);
+  const rounds = arg('rounds', 2);
+  const floorCalls = arg('floor-calls', 500);
+  const warm = BENCH_MERCHANTS.length;
+  const baselineHash = git('rev-parse', '--short', `${commit}^{commit}`);
+  const currentHash = git('rev-parse', '--short', 'HEAD');
+  const builtIn = Date.now();
+  const baseline = checkoutBaseline(commit);
+  const cleanup: Array<() => unknown> = [baseline.remove];
+  const onSignal = () => {
+    baseline.remove();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    console.log(`baseline ${baselineHash} built in a temporary worktree (${((Date.now() - builtIn) / 1000).toFixed(0)} s); current: this tree (HEAD ${currentHash})`);
+    const sides: Side[] = [];
+    for (const [label, options] of [
+      [`baseline ${baselineHash}`, { root: baseline.root, statelessGateway: true }],
+      [`current ${currentHash}`, {}],
+    ] as const) {
+      const mesh = await startBenchMesh({ ...options, merchants: BENCH_MERCHANTS, label });
+      cleanup.push(() => mesh.stop());
+      sides.push({ label, mesh, bands: [], used: 0, outcomes: new Map(), traced: new Set(), results: new Map() });
+    }
+    const floorDb = await benchDatabase(`${benchPrefix()}_floor`);
+    cleanup.push(() => floorDb.drop());
+    const pool = new Pool({ connectionString: floorDb.url, max: Math.max(...levels) });
+    cleanup.push(() => pool.end());
+    await pool.query('CREATE TABLE bench_insert (payment_id uuid PRIMARY KEY, amount_minor bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
+    const setting = async (name: string) => (await pool.query(`SHOW ${name}`)).rows[0]![name] as string;
+    const floor = {
+      'INSERT + COMMIT, one row (autocommit)': (i: number) => pool.query('INSERT INTO bench_insert (payment_id, amount_minor) VALUES ($1, $2)', [randomUUID(), 1_000 + (i % 500)]),
+      'SELECT 1 round trip': () => pool.query('SELECT 1'),
+    };
+    const floorResults = new Map<string, LoadResult[]>();
+
+    const perSide = rounds * levels.length * bands + warm;
+    for (const side of sides) {
+      // Onboarding is not what is measured; 8 at a time keeps ProvisionToken's registry call within its deadline on two busy cores.
+      await run(perSide, 8, async () => {
+        side.bands.push(await onboardBand(side.mesh.clients, `acct-${randomUUID()}`, 100_000n));
+      });
+      await payStage(side, warm, Math.max(...levels), false);
+    }
+    await run(floorCalls, Math.max(...levels), floor['SELECT 1 round trip']);
+    console.log(
+      `${bands} payments per side per stage, ${rounds} round(s) at ${levels.join(', ')} in flight, ${warm} merchants, after ${perSide} bands onboarded per side; ` +
+        `6 services per side as processes with mTLS, both meshes up throughout; PostgreSQL (synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}), Redis, NATS on this machine (${cpus().length} cores)`,
+    );
+
+    const width = 58;
+    for (let round = 1; round <= rounds; round++) {
+      for (const c of levels) {
+        for (const side of round % 2 === 1 ? sides : [...sides].reverse()) {
+          const load = loadavg()[0]!;
+          const idle = sides.find((other) => other !== side)!;
+          const idleCpu = () => idle.mesh.processes.reduce((sum, p) => sum + processCpuSeconds(p.pid), 0);
+          const idleBefore = idleCpu();
+          const r = await payStage(side, bands, c);
+          const idleCores = (idleCpu() - idleBefore) / r.seconds;
+          side.results.set(c, [...(side.results.get(c) ?? []), r]);
+          console.log(`${formatResult(`round ${round}, ${c} in flight, ${side.label}`.padEnd(width), r)}   (load average ${load.toFixed(2)}; the other mesh idle: ${idleCores.toFixed(2)} cores)`);
+        }
+        for (const [label, one] of Object.entries(floor)) {
+          const r = await run(floorCalls, c, one);
+          floorResults.set(`${label}@${c}`, [...(floorResults.get(`${label}@${c}`) ?? []), r]);
+          console.log(formatResult(`round ${round}, ${c} in flight, ${label}`.padEnd(width), r));
+        }
+      }
+    }
+
+    const [before, after] = sides as [Side, Side];
+    const ms = (n: number) => `${n.toFixed(2)} ms`;
+    const insert1 = levels.includes(1) ? pooled(floorResults.get('INSERT + COMMIT, one row (autocommit)@1')!) : undefined;
+    console.log(`\nall rounds pooled (every call's latency together; rate over the stages' summed time):`);
+    console.log(`${''.padEnd(16)}${before.label.padEnd(42)}${after.label.padEnd(42)}after / before`);
+    for (const c of levels) {
+      const [b, a] = [pooled(before.results.get(c)!), pooled(after.results.get(c)!)];
+      const cell = (r: LoadResult) => `${r.perSecond.toFixed(1)}/s  p50 ${ms(r.p50)}  p99 ${ms(r.p99)}`.padEnd(42);
+      console.log(
+        `${`${c} in flight`.padEnd(16)}${cell(b)}${cell(a)}rate ${(a.perSecond / b.perSecond).toFixed(2)}×, p50 ${a.p50 >= b.p50 ? '+' : ''}${ms(a.p50 - b.p50)}, p99 ${a.p99 >= b.p99 ? '+' : ''}${ms(a.p99 - b.p99)}`,
+      );
+    }
+    for (const c of levels) {
+      const rounds = before.results.get(c)!.map((b, i) => {
+        const a = after.results.get(c)![i]!;
+        return `rate ${(a.perSecond / b.perSecond).toFixed(2)}× p50 ${a.p50 >= b.p50 ? '+' : ''}${ms(a.p50 - b.p50)}`;
+      });
+      console.log(`${`${c} in flight`.padEnd(16)}by round: ${rounds.join('; ')}`);
+    }
+    for (const label of Object.keys(floor)) {
+      console.log(levels.map((c) => formatResult(`${label}, ${c} in flight`.padEnd(width), pooled(floorResults.get(`${label}@${c}`)!))).join('\n'));
+    }
+    if (insert1) {
+      const [b, a] = [pooled(before.results.get(1)!), pooled(after.results.get(1)!)];
+      console.log(`added p50 at 1 in flight: ${ms(a.p50 - b.p50)} = ${((a.p50 - b.p50) / insert1.p50).toFixed(1)} × one INSERT + COMMIT (p50 ${ms(insert1.p50)})`);
+    }
+    for (const side of sides) console.log(`outcomes, ${side.label}: ${[...side.outcomes].map(([k, v]) => `${k} ${v}`).join(', ')} (warm-up included)`);
+
+    if (levels.includes(1)) {
+      // The batch span processor exports every 200 ms.
+      await new Promise((r) => setTimeout(r, 1_000));
+      console.log(`\nwhere an Authorize's time goes at 1 in flight (the gateway's own spans; mean ms per Authorize, and calls per Authorize):`);
+      for (const side of sides) printBreakdown(side.label, spanBreakdown(side.mesh.traceFile('gateway'), side.traced));
+    }
+    if (sides.some((s) => [...s.outcomes.keys()].some((k) => k !== 'APPROVED'))) {
+      console.log('not every payment was APPROVED: the two sides did not run the same path');
+      process.exitCode = 1;
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    for (const step of cleanup.reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        process.stderr.write(`bench: cleanup: ${(err as Error).message}\n`);
+      }
+    }
+  }
+}
+
+if (require.main === module) runBench(main);
