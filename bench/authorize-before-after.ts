@@ -106,56 +106,79 @@ function spanLabel(span: SpanRecord): string {
 }
 
 interface Share {
-  calls: number;
-  ms: number;
+  /** Each span's duration (ms). */
+  durations: number[];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+interface Breakdown {
+  /** Each Authorize server span's duration, and the same minus its downstream gRPC calls (the gateway's own part), in ms. */
+  authorize: number[];
+  own: number[];
+  answerPath: Map<string, Share>;
+  afterAnswer: Map<string, Share>;
 }
 
 /**
- * The gateway's spans of the payments `traceIds` (timed at 1 in flight, so nothing overlaps):
- * the Authorize server span, and its direct children by label, mean ms and calls per Authorize,
- * split into those that started before the answer and those that ran after it under the same
- * trace (the outbox relay's read, publish and mark).
+ * The gateway's spans of the payments `traceIds` (timed at 1 in flight, so payments do not
+ * overlap): each Authorize server span, and its direct children by label, split into those that
+ * started before the answer and those that ran after it under the same trace (the outbox relay's
+ * read, publish and mark). Span start times are whole milliseconds (durations are finer), so a
+ * span that starts in the answer's last millisecond may fall on either side: a fraction of a
+ * call per Authorize on the other side is that.
  */
-function spanBreakdown(file: string, traceIds: Set<string>): { count: number; authorizeMs: number; answerPath: Map<string, Share>; afterAnswer: Map<string, Share> } {
+function spanBreakdown(file: string, traceIds: Set<string>): Breakdown {
   const spans = readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as SpanRecord)
     .filter((span) => traceIds.has(span.traceId));
   const servers = new Map(spans.filter((span) => span.kind === 1 && span.name.endsWith('GatewayService/Authorize')).map((span) => [span.spanId, span]));
-  const answerPath = new Map<string, Share>();
-  const afterAnswer = new Map<string, Share>();
-  const n = servers.size || 1;
+  const downstreamMs = new Map<string, number>();
+  const t: Breakdown = { authorize: [], own: [], answerPath: new Map(), afterAnswer: new Map() };
   for (const span of spans) {
     const server = span.parentSpanId ? servers.get(span.parentSpanId) : undefined;
     if (!server) continue;
-    const into = span.startUs < server.startUs + server.durationUs ? answerPath : afterAnswer;
-    const share = into.get(spanLabel(span)) ?? { calls: 0, ms: 0 };
-    share.calls += 1 / n;
-    share.ms += span.durationUs / 1000 / n;
-    into.set(spanLabel(span), share);
+    const label = spanLabel(span);
+    const before = span.startUs < server.startUs + server.durationUs;
+    const into = before ? t.answerPath : t.afterAnswer;
+    into.set(label, { durations: [...(into.get(label)?.durations ?? []), span.durationUs / 1000] });
+    if (before && label.startsWith('gRPC:')) downstreamMs.set(server.spanId, (downstreamMs.get(server.spanId) ?? 0) + span.durationUs / 1000);
   }
-  return { count: servers.size, authorizeMs: [...servers.values()].reduce((sum, span) => sum + span.durationUs / 1000, 0) / n, answerPath, afterAnswer };
+  for (const server of servers.values()) {
+    t.authorize.push(server.durationUs / 1000);
+    t.own.push(server.durationUs / 1000 - (downstreamMs.get(server.spanId) ?? 0));
+  }
+  return t;
 }
 
-/** Prints one side's breakdown: totals by kind (gRPC, PostgreSQL, ...), then each label. */
-function printBreakdown(label: string, t: ReturnType<typeof spanBreakdown>): void {
-  const ms = (n: number) => `${n.toFixed(2)} ms`;
-  const total = (m: Map<string, Share>) => [...m.values()].reduce((sum, c) => sum + c.ms, 0);
+/** Prints one side's breakdown: mean ms per Authorize by kind (gRPC, PostgreSQL, ...), then each label with its calls per Authorize and its spans' p50. */
+function printBreakdown(label: string, t: Breakdown): void {
+  const n = t.authorize.length || 1;
+  const perAuthorize = (share: Share) => sum(share.durations) / n;
   const byKind = (m: Map<string, Share>) => {
     const kinds = new Map<string, number>();
-    for (const [name, c] of m) kinds.set(name.split(':')[0]!, (kinds.get(name.split(':')[0]!) ?? 0) + c.ms);
+    for (const [name, share] of m) kinds.set(name.split(':')[0]!, (kinds.get(name.split(':')[0]!) ?? 0) + perAuthorize(share));
     return [...kinds].map(([k, v]) => `${k} ${ms(v)}`).join(', ');
   };
-  const downstream = [...t.answerPath].filter(([name]) => name.startsWith('gRPC:')).reduce((sum, [, c]) => sum + c.ms, 0);
+  const lines = (m: Map<string, Share>, indent: string) => {
+    for (const [name, share] of [...m].sort((x, y) => perAuthorize(y[1]) - perAuthorize(x[1]))) {
+      console.log(`${indent}${name.padEnd(64 - indent.length)} ${ms(perAuthorize(share)).padStart(10)}  ×${(share.durations.length / n).toFixed(2)}   p50 ${ms(median(share.durations))}`);
+    }
+  };
+  const inChildren = sum([...t.answerPath.values()].map(perAuthorize));
   console.log(
-    `${label}, ${t.count} Authorize spans: server span ${ms(t.authorizeMs)} = ${byKind(t.answerPath)}, outside child spans ${ms(t.authorizeMs - total(t.answerPath))} ` +
-      `(Redis pipeline spans overlap); the gateway's own part (server span minus downstream calls) ${ms(t.authorizeMs - downstream)}`,
+    `${label}, ${t.authorize.length} Authorize spans: server span mean ${ms(sum(t.authorize) / n)} (p50 ${ms(median(t.authorize))}) = ${byKind(t.answerPath)}, ` +
+      `outside child spans ${ms(sum(t.authorize) / n - inChildren)} (a Redis MULTI's spans overlap)`,
   );
-  for (const [name, c] of [...t.answerPath].sort((x, y) => y[1].ms - x[1].ms)) console.log(`  ${name.padEnd(60)} ${ms(c.ms).padStart(10)}  ×${c.calls.toFixed(2)}`);
+  console.log(`  the gateway's own part (server span minus its downstream calls): mean ${ms(sum(t.own) / n)}, p50 ${ms(median(t.own))}`);
+  lines(t.answerPath, '  ');
   if (t.afterAnswer.size) {
     console.log(`  after the answer, same trace: ${byKind(t.afterAnswer)}`);
-    for (const [name, c] of [...t.afterAnswer].sort((x, y) => y[1].ms - x[1].ms)) console.log(`    ${name.padEnd(58)} ${ms(c.ms).padStart(10)}  ×${c.calls.toFixed(2)}`);
+    lines(t.afterAnswer, '    ');
   }
 }
 
@@ -220,12 +243,15 @@ async function main(): Promise<void> {
         for (const side of round % 2 === 1 ? sides : [...sides].reverse()) {
           const load = loadavg()[0]!;
           const idle = sides.find((other) => other !== side)!;
-          const idleCpu = () => idle.mesh.processes.reduce((sum, p) => sum + processCpuSeconds(p.pid), 0);
-          const idleBefore = idleCpu();
+          const cpu = (mesh: BenchMesh, only?: string) => sum(mesh.processes.filter((p) => !only || p.name === only).map((p) => processCpuSeconds(p.pid)));
+          const cpuBefore = [cpu(side.mesh, 'gateway'), cpu(side.mesh), cpu(idle.mesh)];
           const r = await payStage(side, bands, c);
-          const idleCores = (idleCpu() - idleBefore) / r.seconds;
+          const [gateway, mesh, other] = [cpu(side.mesh, 'gateway'), cpu(side.mesh), cpu(idle.mesh)].map((v, k) => v - cpuBefore[k]!) as [number, number, number];
           side.results.set(c, [...(side.results.get(c) ?? []), r]);
-          console.log(`${formatResult(`round ${round}, ${c} in flight, ${side.label}`.padEnd(width), r)}   (load average ${load.toFixed(2)}; the other mesh idle: ${idleCores.toFixed(2)} cores)`);
+          console.log(
+            `${formatResult(`round ${round}, ${c} in flight, ${side.label}`.padEnd(width), r)}   CPU per call: gateway ${ms((gateway / bands) * 1000)}, its 6 services ${ms((mesh / bands) * 1000)}` +
+              ` (load average ${load.toFixed(2)}; the other mesh idle: ${(other / r.seconds).toFixed(2)} cores)`,
+          );
         }
         for (const [label, one] of Object.entries(floor)) {
           const r = await run(floorCalls, c, one);
@@ -236,7 +262,6 @@ async function main(): Promise<void> {
     }
 
     const [before, after] = sides as [Side, Side];
-    const ms = (n: number) => `${n.toFixed(2)} ms`;
     const insert1 = levels.includes(1) ? pooled(floorResults.get('INSERT + COMMIT, one row (autocommit)@1')!) : undefined;
     console.log(`\nall rounds pooled (every call's latency together; rate over the stages' summed time):`);
     console.log(`${''.padEnd(16)}${before.label.padEnd(42)}${after.label.padEnd(42)}after / before`);
