@@ -73,22 +73,37 @@ function checkoutBaseline(commit: string): { root: string; remove(): void } {
 interface Side {
   label: string;
   mesh: BenchMesh;
-  bands: Band[];
-  used: number;
   outcomes: Map<string, number>;
   /** Trace ids of the payments timed at 1 in flight. */
   traced: Set<string>;
   results: Map<number, LoadResult[]>;
 }
 
-/** One side's stage: `calls` fresh bands pay once each, `concurrency` at a time; a timed stage at 1 in flight keeps its trace ids. */
-async function payStage(side: Side, calls: number, concurrency: number, timed = true): Promise<LoadResult> {
-  return run(calls, concurrency, async (i) => {
-    const { response, traceId } = await benchPayment(side.mesh, side.bands[side.used++]!, i);
+/**
+ * `count` bands onboarded on one side (not timed; 8 at a time keeps ProvisionToken's registry
+ * call within its deadline on two busy cores). Each stage gets its own, onboarded just before:
+ * a band's session lives SESSION_TTL_SECONDS (300 s) after its unlock, and risk steps up a tap
+ * without a live session, so bands left waiting longer would take another path.
+ */
+async function onboard(side: Side, count: number): Promise<Band[]> {
+  const bands: Band[] = [];
+  await run(count, 8, async () => {
+    bands.push(await onboardBand(side.mesh.clients, `acct-${randomUUID()}`, 100_000n));
+  });
+  return bands;
+}
+
+/** One side's stage: each band pays once, `concurrency` at a time; a timed stage at 1 in flight keeps its trace ids. Its outcomes, as `APPROVED 200`. */
+async function payStage(side: Side, bands: Band[], concurrency: number, timed = true): Promise<{ result: LoadResult; outcomes: string }> {
+  const outcomes = new Map<string, number>();
+  const result = await run(bands.length, concurrency, async (i) => {
+    const { response, traceId } = await benchPayment(side.mesh, bands[i]!, i);
     const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
+    outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     side.outcomes.set(status, (side.outcomes.get(status) ?? 0) + 1);
     if (timed && concurrency === 1) side.traced.add(traceId);
   });
+  return { result, outcomes: [...outcomes].map(([k, v]) => `${k} ${v}`).join(', ') };
 }
 
 /** What a span of the gateway is, as `<what>: <which>`: a downstream call, a PostgreSQL statement (its leading words), a NATS publish, a Redis command. */
@@ -209,7 +224,7 @@ async function main(): Promise<void> {
     ] as const) {
       const mesh = await startBenchMesh({ ...options, merchants: BENCH_MERCHANTS, label });
       cleanup.push(() => mesh.stop());
-      sides.push({ label, mesh, bands: [], used: 0, outcomes: new Map(), traced: new Set(), results: new Map() });
+      sides.push({ label, mesh, outcomes: new Map(), traced: new Set(), results: new Map() });
     }
     const floorDb = await benchDatabase(`${benchPrefix()}_floor`);
     cleanup.push(() => floorDb.drop());
@@ -223,34 +238,31 @@ async function main(): Promise<void> {
     };
     const floorResults = new Map<string, LoadResult[]>();
 
-    const perSide = rounds * levels.length * bands + warm;
-    for (const side of sides) {
-      // Onboarding is not what is measured; 8 at a time keeps ProvisionToken's registry call within its deadline on two busy cores.
-      await run(perSide, 8, async () => {
-        side.bands.push(await onboardBand(side.mesh.clients, `acct-${randomUUID()}`, 100_000n));
-      });
-      await payStage(side, warm, Math.max(...levels), false);
-    }
+    for (const side of sides) await payStage(side, await onboard(side, warm), Math.max(...levels), false);
     await run(floorCalls, Math.max(...levels), floor['SELECT 1 round trip']);
     console.log(
-      `${bands} payments per side per stage, ${rounds} round(s) at ${levels.join(', ')} in flight, ${warm} merchants, after ${perSide} bands onboarded per side; ` +
+      `${bands} payments per side per stage (fresh bands, onboarded for the stage), ${rounds} round(s) at ${levels.join(', ')} in flight, ${warm} merchants; ` +
         `6 services per side as processes with mTLS, both meshes up throughout; PostgreSQL (synchronous_commit=${await setting('synchronous_commit')}, fsync=${await setting('fsync')}), Redis, NATS on this machine (${cpus().length} cores)`,
     );
 
     const width = 58;
     for (let round = 1; round <= rounds; round++) {
       for (const c of levels) {
-        for (const side of round % 2 === 1 ? sides : [...sides].reverse()) {
+        const order = round % 2 === 1 ? sides : [...sides].reverse();
+        const stageBands = new Map<Side, Band[]>();
+        for (const side of order) stageBands.set(side, await onboard(side, bands));
+        for (const side of order) {
           const load = loadavg()[0]!;
           const idle = sides.find((other) => other !== side)!;
-          const cpu = (mesh: BenchMesh, only?: string) => sum(mesh.processes.filter((p) => !only || p.name === only).map((p) => processCpuSeconds(p.pid)));
-          const cpuBefore = [cpu(side.mesh, 'gateway'), cpu(side.mesh), cpu(idle.mesh)];
-          const r = await payStage(side, bands, c);
-          const [gateway, mesh, other] = [cpu(side.mesh, 'gateway'), cpu(side.mesh), cpu(idle.mesh)].map((v, k) => v - cpuBefore[k]!) as [number, number, number];
+          const cpu = (mesh: BenchMesh) => mesh.processes.map((p) => processCpuSeconds(p.pid));
+          const [mine, other] = [cpu(side.mesh), sum(cpu(idle.mesh))];
+          const { result: r, outcomes } = await payStage(side, stageBands.get(side)!, c);
+          const perCall = cpu(side.mesh).map((v, k) => ((v - mine[k]!) / bands) * 1000);
           side.results.set(c, [...(side.results.get(c) ?? []), r]);
+          console.log(`${formatResult(`round ${round}, ${c} in flight, ${side.label}`.padEnd(width), r)}   ${outcomes} (load average ${load.toFixed(2)})`);
           console.log(
-            `${formatResult(`round ${round}, ${c} in flight, ${side.label}`.padEnd(width), r)}   CPU per call: gateway ${ms((gateway / bands) * 1000)}, its 6 services ${ms((mesh / bands) * 1000)}` +
-              ` (load average ${load.toFixed(2)}; the other mesh idle: ${(other / r.seconds).toFixed(2)} cores)`,
+            `  CPU ms per call: ${side.mesh.processes.map((p, k) => `${p.name} ${perCall[k]!.toFixed(2)}`).join(', ')}; all ${sum(perCall).toFixed(2)}` +
+              `   (the other mesh, idle: ${((sum(cpu(idle.mesh)) - other) / r.seconds).toFixed(2)} cores)`,
           );
         }
         for (const [label, one] of Object.entries(floor)) {
