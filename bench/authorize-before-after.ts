@@ -228,7 +228,9 @@ async function main(): Promise<void> {
     }
     const floorDb = await benchDatabase(`${benchPrefix()}_floor`);
     cleanup.push(() => floorDb.drop());
-    const pool = new Pool({ connectionString: floorDb.url, max: Math.max(...levels) });
+    // Its connections are opened once, before anything is timed, and kept: the server's max_connections is shared
+    // with both meshes (and whatever else runs here), and a connection refused mid-run would end the run.
+    const pool = new Pool({ connectionString: floorDb.url, max: Math.max(...levels), idleTimeoutMillis: 0 });
     cleanup.push(() => pool.end());
     await pool.query('CREATE TABLE bench_insert (payment_id uuid PRIMARY KEY, amount_minor bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
     const setting = async (name: string) => (await pool.query(`SHOW ${name}`)).rows[0]![name] as string;
@@ -239,6 +241,7 @@ async function main(): Promise<void> {
     const floorResults = new Map<string, LoadResult[]>();
 
     for (const side of sides) await payStage(side, await onboard(side, warm), Math.max(...levels), false);
+    await Promise.all(Array.from({ length: Math.max(...levels) }, () => pool.query('SELECT pg_sleep(0.05)')));
     await run(floorCalls, Math.max(...levels), floor['SELECT 1 round trip']);
     console.log(
       `${bands} payments per side per stage (fresh bands, onboarded for the stage), ${rounds} round(s) at ${levels.join(', ')} in flight, ${warm} merchants; ` +
