@@ -46,6 +46,7 @@ function checkoutBaseline(commit: string): { root: string; remove(): void } {
   const remove = () => {
     if (removed) return;
     removed = true;
+    process.removeListener('exit', remove);
     // The link first, so nothing that removes the tree can follow it into this tree's node_modules.
     try {
       unlinkSync(join(root, 'node_modules'));
@@ -59,6 +60,8 @@ function checkoutBaseline(commit: string): { root: string; remove(): void } {
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  // Synchronous, so it also runs when the process ends without reaching its cleanup.
+  process.once('exit', remove);
   try {
     git('worktree', 'add', '--detach', root, commit);
     symlinkSync(repoPath('node_modules'), join(root, 'node_modules'));
@@ -232,6 +235,8 @@ async function main(): Promise<void> {
     // with both meshes (and whatever else runs here), and a connection refused mid-run would end the run.
     const pool = new Pool({ connectionString: floorDb.url, max: Math.max(...levels), idleTimeoutMillis: 0 });
     cleanup.push(() => pool.end());
+    // An idle connection ended from outside (a restart, pg_terminate_backend) must not end the run: the pool opens another.
+    pool.on('error', (err) => process.stderr.write(`bench: floor connection lost: ${err.message}\n`));
     await pool.query('CREATE TABLE bench_insert (payment_id uuid PRIMARY KEY, amount_minor bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
     const setting = async (name: string) => (await pool.query(`SHOW ${name}`)).rows[0]![name] as string;
     const floor = {

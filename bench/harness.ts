@@ -182,7 +182,19 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
   const extraGateways: ServiceProcess[] = [];
   const closers: Array<{ close(): void }> = [];
+  // If this process ends without stop() (a crash, a closed stdout), its services must not outlive it.
+  const killServices = () => {
+    for (const pid of [...Object.values(mesh.pids), ...extraGateways.map((g) => g.pid)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killServices);
   const stop = async () => {
+    process.removeListener('exit', killServices);
     for (const c of closers) c.close();
     await Promise.all(extraGateways.map((g) => g.stop()));
     await mesh.stop();
