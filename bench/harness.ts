@@ -1,22 +1,27 @@
 /**
  * What the benchmarks share: a throwaway prefix, removing what a prefix left in Redis and NATS,
- * and starting the five-service mesh (as separate processes with mTLS) on fresh PostgreSQL
- * databases.
+ * and starting the mesh (as separate processes with mTLS) on fresh PostgreSQL databases, with
+ * the bench's merchants onboarded in the gateway.
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
 import { Client } from 'pg';
+import { GatewayServiceClient, MerchantAdminServiceClient } from '../gen/wristpay/gateway/v1/gateway';
 import { STREAM_AREAS } from '../platform/events';
-import { repoPath } from '../platform/paths';
+import { createClient } from '../platform/grpc/client';
+import { repoRoot } from '../platform/paths';
 import { ADDR_ENV, certPaths, DATABASES, freePort, SERVICES, startMesh, startService, type ServiceName, type ServiceProcess } from '../scripts/mesh';
+import type { Band } from '../sim/band';
 import { meshClients, type MeshClients } from '../sim/clients';
+import { pay } from '../sim/wallet';
+import { merchantIdentity } from '../services/gateway/src/merchants';
+import { clientCredentials, issueCertificate } from '../test/support/pki';
 
 /** The PostgreSQL server the mesh benchmarks create their databases on. */
 export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -24,6 +29,23 @@ export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@
 /** The Redis and NATS the mesh's services connect to (their config defaults: the mesh passes no URLs). */
 const MESH_REDIS_URL = 'redis://127.0.0.1:6379';
 const MESH_NATS_URL = 'nats://127.0.0.1:4222';
+
+/** A fresh, empty database `name` on ADMIN_URL's server: its URL, and drop() (which ends any connection left on it). */
+export async function benchDatabase(name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = async (sql: string) => {
+    const c = new Client({ connectionString: ADMIN_URL });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
 
 /** A throwaway Redis key prefix / NATS subject prefix (and database name stem) for one run. */
 export function benchPrefix(): string {
@@ -70,74 +92,159 @@ export function runBench(main: () => Promise<void>): void {
   );
 }
 
+/** The merchants the gateway benchmarks pay: payment i goes to `m-bench-<i mod 50>`. */
+export const BENCH_MERCHANTS = Array.from({ length: 50 }, (_, k) => `m-bench-${k}`);
+
+/** Payment `i` of a gateway benchmark: `band` pays merchant `BENCH_MERCHANTS[i mod 50]` (an amount that varies with i) at that merchant's terminal. */
+export function benchPayment(mesh: Pick<BenchMesh, 'terminal'>, band: Band, i: number): ReturnType<typeof pay> {
+  const merchantId = BENCH_MERCHANTS[i % BENCH_MERCHANTS.length]!;
+  return pay(mesh.terminal(merchantId), band, { merchantId, amountMinor: 1_000n + BigInt(i % 500) });
+}
+
+
 export interface BenchMesh {
+  /** Registry, tokenization and settlement (to onboard bands) and the gateway, all as the phone-facing `wallet`. */
   clients: MeshClients;
+  /** The terminal of one of the merchants startBenchMesh onboarded: the gateway as `merchant.<id>`, the rest as `clients` (stop() closes them). */
+  terminal(merchantId: string): MeshClients;
   /** Every service process, extra gateway replicas included, as `gateway#2` (for CPU accounting). */
   processes: { name: string; pid: number }[];
+  /** The JSON-lines trace file a service writes its spans to (platform/telemetry/file-exporter.ts); the first gateway's for `gateway`. */
+  traceFile(service: ServiceName): string;
   /** Closes the clients, stops the services, drops the databases, removes the prefix's Redis keys and NATS streams and the work folder. */
   stop(): Promise<void>;
 }
 
+export interface BenchMeshOptions {
+  gatewayReplicas?: number;
+  /** Merchant ids to onboard, each with its own terminal. */
+  merchants?: readonly string[];
+  /** A built tree to run instead of this one (scripts/mesh.ts `root`): its dist/ and its scripts/dev-certs.sh. */
+  root?: string;
+  /**
+   * The tree's gateway keeps no database and has no merchant registry (before 290b1d2; any
+   * identity of the mesh CA could Authorize): it gets no database, and the merchants get their
+   * certificates and terminals but are not onboarded.
+   */
+  statelessGateway?: boolean;
+  /** Printed before each service's error lines on stderr (to tell two meshes apart). */
+  label?: string;
+}
+
+/** A service's line worth showing while a bench runs: an error or fatal log line, or anything not JSON (a crash). */
+function errorLine(line: string): boolean {
+  try {
+    return ['error', 'fatal'].includes((JSON.parse(line) as { level?: string }).level ?? '');
+  } catch {
+    return true;
+  }
+}
+
 /**
+<<<<<<< HEAD
  * The services as separate processes with mTLS (certificates from scripts/dev-certs.sh), a
  * fresh PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
  * throwaway prefix for Redis keys and NATS subjects. With `gatewayReplicas` > 1, more gateway
  * processes with the same configuration (so the same database), and the gateway client spreads
  * calls over all of them (round robin over an `ipv4:` address list).
+=======
+ * The services as separate processes with mTLS (certificates from the tree's scripts/dev-certs.sh, plus
+ * `backoffice` and `merchant.<id>` for each of `merchants`, issued by the same CA), a fresh
+ * PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
+ * throwaway prefix for Redis keys and NATS subjects. The merchants are onboarded through
+ * MerchantAdminService as `backoffice` (settling in EUR), and each gets its own gateway client
+ * (`terminal(id)`), since a merchant may only pay as itself. With `gatewayReplicas` > 1, more
+ * gateway processes with the same configuration, and the gateway clients spread calls over all
+ * of them (round robin over an `ipv4:` address list).
+>>>>>>> wt-bench
  */
-export async function startBenchMesh(options: { gatewayReplicas?: number } = {}): Promise<BenchMesh> {
+export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchMesh> {
+  const root = options.root ?? repoRoot();
   const tag = benchPrefix();
   const work = mkdtempSync(join(tmpdir(), 'wp-bench-'));
-  const admin = new Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  const databases: string[] = [];
-  execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), join(work, 'certs')], { stdio: 'pipe' });
+  const certs = join(work, 'certs');
+  const merchants = options.merchants ?? [];
+  const databases: Array<{ drop(): Promise<void> }> = [];
+  execFileSync('bash', [join(root, 'scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
+  for (const name of ['backoffice', ...merchants.map(merchantIdentity)]) issueCertificate(certs, name);
   const ports = {} as Record<ServiceName, number>;
   const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
   for (const s of SERVICES) {
     ports[s] = await freePort();
-    perService[s] = { ...certPaths(join(work, 'certs'), s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
-    if (DATABASES[s]) {
-      const db = `${tag}_${s.replace('-', '_')}`;
-      await admin.query(`CREATE DATABASE ${db}`);
+    perService[s] = { ...certPaths(certs, s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
+    if (DATABASES[s] && !(s === 'gateway' && options.statelessGateway)) {
+      const db = await benchDatabase(`${tag}_${s.replace('-', '_')}`);
       databases.push(db);
-      const url = new URL(ADMIN_URL);
-      url.pathname = `/${db}`;
-      perService[s]!.DATABASE_URL = url.toString();
+      perService[s]!.DATABASE_URL = db.url;
     }
   }
   perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
-  const creds = credentials.createSsl(readFileSync(join(work, 'certs', 'ca.crt')), readFileSync(join(work, 'certs', 'demo.key')), readFileSync(join(work, 'certs', 'demo.crt')));
+  const creds = clientCredentials(certs, 'wallet');
   const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn' };
-  const mesh = await startMesh({ ports, env, perService, credentials: creds });
+  const onLine = (service: ServiceName, line: string) => {
+    if (errorLine(line)) process.stderr.write(`[${options.label ? `${options.label} ` : ''}${service}] ${line}\n`);
+  };
+  const mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
   const extraGateways: ServiceProcess[] = [];
+  const closers: Array<{ close(): void }> = [];
+  // If this process ends without stop() (a crash, a closed stdout), its services must not outlive it.
+  const killServices = () => {
+    for (const pid of [...Object.values(mesh.pids), ...extraGateways.map((g) => g.pid)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killServices);
+  const stop = async () => {
+    process.removeListener('exit', killServices);
+    for (const c of closers) c.close();
+    await Promise.all(extraGateways.map((g) => g.stop()));
+    await mesh.stop();
+    for (const db of databases) await db.drop();
+    rmSync(work, { recursive: true, force: true });
+    await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL);
+  };
   try {
     for (let r = 2; r <= (options.gatewayReplicas ?? 1); r++) {
       const gatewayEnv = { ...Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)])), ...env, ...perService.gateway, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
-      extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds }));
+      extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds, root, onLine: (line) => onLine('gateway', line) }));
     }
+    const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');
+    const serverName = extraGateways.length ? 'gateway' : undefined;
+    const addresses = { gateway, registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') };
+    const clients = meshClients(addresses, creds, serverName);
+    closers.push(clients);
+    // The gateway as another identity, with meshClients' call options.
+    const as = (identity: string) => ({ credentials: clientCredentials(certs, identity), deadlineMs: 10_000, retryable: [], serverName });
+    const backoffice = createClient(MerchantAdminServiceClient, gateway, as('backoffice'));
+    closers.push(backoffice);
+    const terminals = new Map<string, MeshClients>();
+    for (const merchantId of merchants) {
+      if (!options.statelessGateway) await backoffice.createMerchant({ idempotencyKey: randomUUID(), merchantId, displayName: `Bench shop ${merchantId}`, mcc: '5812', country: 'CN', settlementCurrency: 'EUR' });
+      const terminal = createClient(GatewayServiceClient, gateway, as(merchantIdentity(merchantId)));
+      closers.push(terminal);
+      terminals.set(merchantId, { ...clients, gateway: terminal });
+    }
+    return {
+      clients,
+      terminal: (merchantId) => {
+        const t = terminals.get(merchantId);
+        if (!t) throw new Error(`merchant ${merchantId} was not onboarded: pass it in startBenchMesh's merchants`);
+        return t;
+      },
+      traceFile: (service) => join(work, `${service}.jsonl`),
+      processes: [
+        ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
+        ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),
+      ],
+      stop,
+    };
   } catch (err) {
-    await Promise.all(extraGateways.map((g) => g.stop()));
-    await mesh.stop();
+    await stop();
     throw err;
   }
-  const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');
-  const clients = meshClients({ gateway, registry: at('device-registry'), tokenization: at('tokenization'), settlement: at('settlement') }, creds, extraGateways.length ? 'gateway' : undefined);
-  return {
-    clients,
-    processes: [
-      ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
-      ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),
-    ],
-    stop: async () => {
-      clients.close();
-      await Promise.all(extraGateways.map((g) => g.stop()));
-      await mesh.stop();
-      for (const db of databases) await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      await admin.end();
-      rmSync(work, { recursive: true, force: true });
-      await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL);
-    },
-  };
 }

@@ -7,6 +7,9 @@ export interface LoadResult {
   p50: number;
   p99: number;
   max: number;
+  /** Every call's latency (ms), sorted, and the wall time of the run (s): to pool runs (`pooled`). */
+  latencies: number[];
+  seconds: number;
 }
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -24,6 +27,18 @@ export function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
+/** `--name 1,2,3` as numbers. */
+export function listArg(name: string, fallback: number[]): number[] {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : fallback;
+}
+
+/** `--name value` as given. */
+export function stringArg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1]! : fallback;
+}
+
 export async function run(calls: number, concurrency: number, one: (i: number) => Promise<unknown>): Promise<LoadResult> {
   const latencies: number[] = [];
   let next = 0;
@@ -38,11 +53,21 @@ export async function run(calls: number, concurrency: number, one: (i: number) =
       }
     }),
   );
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return summarize(latencies, Number(process.hrtime.bigint() - started) / 1e9);
+}
+
+function summarize(latencies: number[], seconds: number): LoadResult {
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { perSecond: calls / seconds, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]! };
+  return { perSecond: latencies.length / seconds, p50: q(0.5), p99: q(0.99), max: latencies[latencies.length - 1]!, latencies, seconds };
 }
+
+/** Several runs as one: every call's latency together, the rate over their summed wall time. */
+export const pooled = (runs: LoadResult[]): LoadResult =>
+  summarize(
+    runs.flatMap((r) => r.latencies),
+    runs.reduce((sum, r) => sum + r.seconds, 0),
+  );
 
 export const formatResult = (label: string, r: LoadResult): string =>
   `${label.padEnd(40)} ${r.perSecond.toFixed(0).padStart(6)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;

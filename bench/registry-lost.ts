@@ -24,7 +24,8 @@ const name = (r: DeclineReason) => DeclineReason[r].replace('DECLINE_REASON_', '
 async function main(): Promise<void> {
   const bands = arg('bands', 50);
   const concurrency = arg('concurrency', 1);
-  const { clients, stop } = await startBenchMesh();
+  const merchants = Array.from({ length: 20 }, (_, k) => `m-lost-${k}`);
+  const { clients, terminal, stop } = await startBenchMesh({ merchants });
   try {
     const wallet: Band[] = [];
     await run(bands, 8, async () => {
@@ -40,14 +41,14 @@ async function main(): Promise<void> {
     const before = new Map<string, number>();
     await run(bands, concurrency, async (i) => {
       const band = wallet[i]!;
-      const merchantId = `m-lost-${i % 20}`;
+      const merchantId = merchants[i % merchants.length]!;
       const t0 = process.hrtime.bigint();
       const reported = clients.registry.reportLost({ idempotencyKey: randomUUID(), deviceId: band.deviceId! }).then(() => reportLostMs.push(Number(process.hrtime.bigint() - t0) / 1e6));
       let tries = 0;
       let approved = 0;
       for (;;) {
         tries++;
-        const { response } = await pay(clients, band, { merchantId, amountMinor: 500n + BigInt(tries) });
+        const { response } = await pay(terminal(merchantId), band, { merchantId, amountMinor: 500n + BigInt(tries) });
         if (response.status === PaymentStatus.PAYMENT_STATUS_APPROVED) approved++;
         const cutOff = response.status === PaymentStatus.PAYMENT_STATUS_DECLINED;
         if (!cutOff) {
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
       approvedAfterReport.push(approved);
       await reported;
       // Once cut off, it stays cut off: one more tap after ReportLost has answered.
-      const after = await pay(clients, band, { merchantId, amountMinor: 777n });
+      const after = await pay(terminal(merchantId), band, { merchantId, amountMinor: 777n });
       if (after.response.status !== PaymentStatus.PAYMENT_STATUS_DECLINED) laterApproved.push(band.deviceId!);
     });
 

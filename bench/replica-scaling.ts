@@ -33,19 +33,13 @@ import { createClient } from '../platform/grpc/client';
 import { repoPath } from '../platform/paths';
 import { certPaths, freePort, startService, type ServiceProcess } from '../scripts/mesh';
 import type { Band } from '../sim/band';
-import { onboardBand, pay } from '../sim/wallet';
-import { benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
-import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+import { onboardBand } from '../sim/wallet';
+import { BENCH_MERCHANTS, benchPayment, benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
+import { arg, formatResult, listArg, processCpuSeconds, run, type LoadResult } from './load';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
 const CORES = cpus().length;
-
-/** `--name 1,2,3` as numbers. */
-function listArg(name: string, fallback: number[]): number[] {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]!.split(',').map(Number) : fallback;
-}
 
 
 /** All cores' busy and total jiffies since boot (first line of /proc/stat; idle and iowait count as not busy). */
@@ -275,22 +269,21 @@ async function riskStage(ctx: Context, round: number, count: number, stage: numb
 /** gateway.Authorize on the mesh with `count` gateway replicas; each of `bands` fresh bands pays once. */
 async function gatewayStage(ctx: Context, round: number, count: number): Promise<Stage> {
   const { redis, natsPid, concurrency, bands } = ctx;
-  const warmBands = 50;
-  const mesh = await startBenchMesh({ gatewayReplicas: count });
+  const warmBands = BENCH_MERCHANTS.length;
+  const mesh = await startBenchMesh({ gatewayReplicas: count, merchants: BENCH_MERCHANTS });
   try {
     const wallet: Band[] = [];
     // Onboarding is not what is measured; at 32 in flight on two busy cores ProvisionToken's call to the registry can time out.
     await run(bands + warmBands, Math.min(concurrency, 8), async () => {
       wallet.push(await onboardBand(mesh.clients, `acct-${randomUUID()}`, 100_000n));
     });
-    const payOnce = (band: Band, i: number) => pay(mesh.clients, band, { merchantId: `m-bench-${i % 50}`, amountMinor: 1_000n + BigInt(i % 500) });
-    // Warm-up: a TLS connection to every gateway replica and the JIT on the payment path.
-    await run(warmBands, concurrency, (i) => payOnce(wallet[bands + i]!, i));
+    // Warm-up: each merchant's terminal connects (TLS) to every gateway replica, and the JIT on the payment path.
+    await run(warmBands, concurrency, (i) => benchPayment(mesh, wallet[bands + i]!, i));
     const outcomes = new Map<string, number>();
     const gateways = mesh.processes.filter((p) => p.name.startsWith('gateway'));
     const procs = [...gateways, ...mesh.processes.filter((p) => !p.name.startsWith('gateway'))];
     const m = await measured(procs, redis, natsPid, bands, concurrency, async (i) => {
-      const { response } = await payOnce(wallet[i]!, i);
+      const { response } = await benchPayment(mesh, wallet[i]!, i);
       const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
       outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     });

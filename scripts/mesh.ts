@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { credentials as grpcCredentials, loadPackageDefinition, type ChannelCredentials, type Client } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
-import { repoPath } from '../platform/paths';
+import { repoRoot } from '../platform/paths';
 
 /** The six services in start order (none needs another up to start: gRPC channels connect lazily). */
 export const SERVICES = ['device-registry', 'tokenization', 'risk', 'settlement', 'gateway', 'alerts'] as const;
@@ -41,6 +41,8 @@ export const ADDR_ENV: Record<ServiceName, string> = {
 
 export interface MeshOptions {
   ports: Record<ServiceName, number>;
+  /** The built tree whose dist/ the services run from (default: this repository; another is a git worktree of an earlier commit). */
+  root?: string;
   /** Environment every service gets (NATS, Redis, TLS mode, ...). */
   env: Record<string, string>;
   /** Extra environment per service (database, certificates, secrets). */
@@ -74,10 +76,10 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The compiled entry point and the telemetry preload, as the image runs them. */
-export function serviceCommand(service: ServiceName): string[] {
-  const main = repoPath('dist', 'services', service, 'src', 'main.js');
-  const telemetry = repoPath('dist', 'platform', 'telemetry', 'register.js');
+/** The compiled entry point and the telemetry preload under `root` (a built tree), as the image runs them. */
+export function serviceCommand(service: ServiceName, root = repoRoot()): string[] {
+  const main = join(root, 'dist', 'services', service, 'src', 'main.js');
+  const telemetry = join(root, 'dist', 'platform', 'telemetry', 'register.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
   return ['--require', telemetry, main];
 }
@@ -98,15 +100,17 @@ export interface ServiceProcess {
 /**
  * Spawns one service process (compiled entry point, telemetry preload) listening on `port`, with
  * `env` plus PATH, its port variable and OTEL_SERVICE_NAME. Several of one service are replicas.
+ * `hooks.root`: the built tree to run (serviceCommand).
  */
 export function spawnService(
   service: ServiceName,
   port: number,
   env: Record<string, string | undefined>,
-  hooks: { onLine?: (line: string, stream: 'stdout' | 'stderr') => void; onExit?: (code: number | null) => void } = {},
+  hooks: { onLine?: (line: string, stream: 'stdout' | 'stderr') => void; onExit?: (code: number | null) => void; root?: string } = {},
 ): ServiceProcess {
-  const child = spawn(process.execPath, serviceCommand(service), {
-    cwd: repoPath(),
+  const root = hooks.root ?? repoRoot();
+  const child = spawn(process.execPath, serviceCommand(service, root), {
+    cwd: root,
     env: { PATH: process.env.PATH, ...env, [PORT_ENV[service]]: String(port), OTEL_SERVICE_NAME: service },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -147,9 +151,9 @@ export async function startService(
   service: ServiceName,
   port: number,
   env: Record<string, string | undefined>,
-  options: { credentials?: ChannelCredentials; startTimeoutMs?: number; onLine?: (line: string, stream: 'stdout' | 'stderr') => void } = {},
+  options: { credentials?: ChannelCredentials; startTimeoutMs?: number; onLine?: (line: string, stream: 'stdout' | 'stderr') => void; root?: string } = {},
 ): Promise<ServiceProcess> {
-  const proc = spawnService(service, port, env, { onLine: options.onLine });
+  const proc = spawnService(service, port, env, { onLine: options.onLine, root: options.root });
   try {
     await waitServing(port, options.credentials ?? grpcCredentials.createInsecure(), options.startTimeoutMs ?? 120_000, () =>
       proc.exitCode !== undefined ? `${service} exited (${proc.exitCode}): ${proc.lastError ?? 'no output'}` : undefined,
@@ -173,6 +177,7 @@ export async function startMesh(options: MeshOptions): Promise<Mesh> {
     procs.set(
       service,
       spawnService(service, options.ports[service], { ...addresses, ...options.env, ...options.perService[service] }, {
+        root: options.root,
         onLine: (line, stream) => options.onLine?.(service, line, stream),
         onExit: (code) => {
           exited[service] = code;
