@@ -234,9 +234,11 @@ async function main(): Promise<void> {
     // Its connections are opened once, before anything is timed, and kept: the server's max_connections is shared
     // with both meshes (and whatever else runs here), and a connection refused mid-run would end the run.
     const pool = new Pool({ connectionString: floorDb.url, max: Math.max(...levels), idleTimeoutMillis: 0 });
-    cleanup.push(() => pool.end());
+    let poolEnded = false;
+    cleanup.push(() => ((poolEnded = true), pool.end()));
     // An idle connection ended from outside (a restart, pg_terminate_backend) must not end the run: the pool opens another.
-    pool.on('error', (err) => process.stderr.write(`bench: floor connection lost: ${err.message}\n`));
+    // (pool.end() resolves before its connections have closed, so dropping the database right after ends them too.)
+    pool.on('error', (err) => poolEnded || process.stderr.write(`bench: floor connection lost: ${err.message}\n`));
     await pool.query('CREATE TABLE bench_insert (payment_id uuid PRIMARY KEY, amount_minor bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
     const setting = async (name: string) => (await pool.query(`SHOW ${name}`)).rows[0]![name] as string;
     const floor = {
