@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Pool, types } from 'pg';
 import type { Logger } from './log';
 import { repoPath } from './paths';
-import { dependency } from './service';
+import { dependency, StartupError } from './service';
 
 // int8 arrives as a string from pg and as bigint from PGlite; money is int64, so make both bigint.
 types.setTypeParser(types.builtins.INT8, (value) => BigInt(value));
@@ -156,10 +156,12 @@ export interface DatabaseConfig {
 
 /**
  * Opens a service's own database and brings its schema up to date (platform migrations, then
- * services/<service>/migrations). A failure names the variable to fix and stops the start.
+ * services/<service>/migrations). A PostgreSQL server that does not answer yet is waited for
+ * (platform/service.ts dependency); an embedded database that cannot be opened stops the start
+ * with one line naming PGLITE_DIR.
  */
 export async function openServiceDb(config: DatabaseConfig, service: string, log: Logger, poolSize?: number): Promise<Db> {
-  return dependency('PostgreSQL', config.DATABASE_URL ? 'DATABASE_URL' : 'PGLITE_DIR', async () => {
+  const open = async () => {
     const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize });
     try {
       await migrate(db, repoPath('services', service, 'migrations'), log);
@@ -168,5 +170,11 @@ export async function openServiceDb(config: DatabaseConfig, service: string, log
       throw err;
     }
     return db;
-  });
+  };
+  if (config.DATABASE_URL) return dependency(log, 'PostgreSQL', 'DATABASE_URL', open);
+  try {
+    return await open();
+  } catch (err) {
+    throw new StartupError(`cannot open the embedded database at PGLITE_DIR: ${(err as Error).message.split('\n')[0]}`);
+  }
 }

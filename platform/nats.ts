@@ -43,9 +43,9 @@ export interface NatsConfig {
   NATS_STREAM_REPLICAS: number;
 }
 
-/** Connects a service to JetStream from its config; a failure names NATS_URL and stops the start. */
+/** Connects a service to JetStream from its config, waiting (platform/service.ts dependency) until it answers. */
 export function connectEventBus(config: NatsConfig, source: string, log: Logger): Promise<EventBus> {
-  return dependency('NATS', 'NATS_URL', () =>
+  return dependency(log, 'NATS JetStream', 'NATS_URL', () =>
     EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source, log, replicas: config.NATS_STREAM_REPLICAS }),
   );
 }
@@ -75,7 +75,13 @@ export class EventBus {
   static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number }): Promise<EventBus> {
     const nc = await connect({ servers: options.url, name: options.source, maxReconnectAttempts: -1 });
     const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1);
-    await bus.ensureStreams();
+    try {
+      await bus.ensureStreams();
+    } catch (err) {
+      // JetStream not ready yet (a cluster without a meta leader): the caller retries with a new connection.
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
     return bus;
   }
 

@@ -25,11 +25,16 @@ export function isRedisUnavailable(err: unknown): boolean {
   return typeof e?.message === 'string' && (e.message.startsWith("Stream isn't writeable") || e.message === 'Connection is closed.');
 }
 
-/** Connects and proves the server answers, so a wrong REDIS_URL stops the service at start. */
+/** Connects and proves the server answers; on failure the client is closed (the caller retries with a new one). */
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
   const redis = openRedis(url, log);
-  await redis.connect();
-  await redis.ping();
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
   return redis;
 }
 

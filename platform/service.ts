@@ -1,19 +1,58 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ConfigError } from './config';
+import type { GrpcServer, ServiceRegistration } from './grpc/server';
 import { createLogger, type Logger } from './log';
 import { shutdownTelemetry } from './telemetry/shutdown';
 
-/** A dependency could not be reached at start; the message names the variable to fix. */
+/** A local resource (an embedded database's directory) could not be opened: no retry helps. */
 export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
-/** Runs `connect`, turning a failure into a StartupError that names `variable` (never its value). */
-export async function dependency<T>(what: string, variable: string, connect: () => Promise<T>): Promise<T> {
-  try {
-    return await connect();
-  } catch (err) {
-    throw new StartupError(`cannot reach ${what} at ${variable}: ${(err as Error).message.split('\n')[0]}`);
+/** Backoff between attempts to reach a dependency at start (exported for tests). */
+export const DEPENDENCY_RETRY = { firstMs: 200, maxMs: 5_000 };
+
+/**
+ * Runs `connect` until it succeeds. A dependency that is not up yet (PostgreSQL still starting,
+ * Redis or NATS restarting, a Service whose DNS name does not resolve yet) is waited for with
+ * jittered exponential backoff rather than ending the process: the service's gRPC server already
+ * listens NOT_SERVING (listenEarly), so the kubelet's readiness probe keeps traffic away while
+ * liveness leaves it running, and it turns SERVING as soon as everything answers. Each failed
+ * attempt is logged with the variable to check (never its value, which may hold a password).
+ */
+export async function dependency<T>(log: Logger, what: string, variable: string, connect: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const connected = await connect();
+      if (attempt > 1) log.info({ dependency: what, attempts: attempt }, `${what} answered; going on with the start`);
+      return connected;
+    } catch (err) {
+      const delayMs = Math.round(Math.min(DEPENDENCY_RETRY.maxMs, DEPENDENCY_RETRY.firstMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4));
+      log.warn({ dependency: what, variable, attempt, retryInMs: delayMs, err: (err as Error).message.split('\n')[0] }, `waiting for ${what} at ${variable}`);
+      await sleep(delayMs);
+    }
   }
+}
+
+/**
+ * Binds a service's gRPC server before its dependencies are opened: it answers health checks
+ * (NOT_SERVING) and refuses calls with UNAVAILABLE while the start waits for them. `serve`
+ * gives the handlers once they are up, turning it SERVING. The drain is registered with `own`
+ * twice: now, so a start that fails half way still closes the listener, and again in `serve`,
+ * so that a stop drains the server before closing what its handlers use (closers run in reverse
+ * order; the server's shutdown runs once).
+ */
+export async function listenEarly(own: Own, server: GrpcServer, port: number, graceMs: number): Promise<{ port: number; serve: (registrations: ServiceRegistration<unknown>[]) => void }> {
+  const drain = (s: GrpcServer) => s.shutdown(graceMs);
+  own(server, drain);
+  const bound = await server.listen(port);
+  return {
+    port: bound,
+    serve: (registrations) => {
+      own(server, drain);
+      server.install(registrations);
+    },
+  };
 }
 
 export interface RunningService {

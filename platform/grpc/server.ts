@@ -74,17 +74,37 @@ export type Handlers<S> = {
  */
 export type CallerPolicy<S> = { readonly [K in keyof Handlers<S>]-?: readonly string[] };
 
-export interface ServiceRegistration<S> {
+/**
+ * What a server knows of a service before its handlers exist: which methods it has and who may
+ * call them. A server listens with contracts only while the service waits for its dependencies
+ * (GrpcServer.install gives the handlers later).
+ */
+export interface ServiceContract<S> {
   /** The ts-proto service definition, e.g. RiskServiceService. */
   definition: ServiceDefinition<S & UntypedServiceImplementation>;
-  handlers: Handlers<S>;
   /** The service's caller policy (services/<name>/src/policy.ts). */
   allowedCallers: CallerPolicy<S>;
+}
+
+export interface ServiceRegistration<S> extends ServiceContract<S> {
+  handlers: Handlers<S>;
 }
 
 /** Binds a registration, keeping handler and definition types tied together. */
 export function register<S>(registration: ServiceRegistration<S>): ServiceRegistration<unknown> {
   return registration as ServiceRegistration<unknown>;
+}
+
+/** Binds a contract, keeping policy and definition types tied together. */
+export function contract<S>(contract: ServiceContract<S>): ServiceContract<unknown> {
+  return contract as ServiceContract<unknown>;
+}
+
+/** Why a call is refused while the service is still waiting for its dependencies: retry shortly. */
+export class ServiceStarting extends Unavailable {
+  constructor(service: string) {
+    super(`${service} is starting (waiting for its database, Redis or NATS); retry shortly`);
+  }
 }
 
 /** The listener settings every service reads (platform/config.ts serverEnv). */
@@ -104,7 +124,11 @@ export interface GrpcServerOptions {
    * probes, which cannot present a client certificate to the mTLS port. 0 or unset: none.
    */
   healthPort?: number;
-  services: ServiceRegistration<unknown>[];
+  /**
+   * The services this server serves. A registration serves at once; a contract alone listens
+   * NOT_SERVING and answers UNAVAILABLE (ServiceStarting) until `install` gives its handlers.
+   */
+  services: Array<ServiceRegistration<unknown> | ServiceContract<unknown>>;
   /**
    * How long a server stream lives before the server ends it with UNAVAILABLE ("resume the
    * stream"), plus up to 10% jitter so a crowd of clients does not come back at once. Default
@@ -114,6 +138,14 @@ export interface GrpcServerOptions {
 }
 
 const MAX_CONNECTION_AGE_MS = 5 * 60_000;
+
+/**
+ * The grpc.health.v1 service name that answers SERVING as soon as the server listens: the process
+ * is up and its event loop answers. Liveness and startup probes ask for it; readiness asks for ''
+ * (the whole server), which stays NOT_SERVING while the service waits for its dependencies, so a
+ * pod waiting for its database is kept out of the endpoints without being restarted.
+ */
+export const LIVENESS_SERVICE = 'liveness';
 /** Default lifetime of one server stream (GrpcServerOptions.streamMaxMs). */
 export const STREAM_MAX_MS = 4 * 60_000;
 
@@ -215,18 +247,50 @@ export class GrpcServer {
   /** Open server streams, each by the function that ends it (shutdown ends them all). */
   private readonly streams = new Set<() => void>();
   private shuttingDown = false;
+  private shutdownDone: Promise<void> | undefined;
+  private listening = false;
+  /** Each service's handlers by method name, once installed; a call to a service not in here is answered ServiceStarting. */
+  private readonly installed = new Map<string, Record<string, UnaryHandler<unknown, unknown> | ServerStreamingHandler<unknown, unknown>>>();
+  private readonly contracts = new Map<string, ServiceContract<unknown>>();
 
   /** The usual way to build one: credentials, call cap and health port from the service's config. */
-  static fromConfig(config: ServerConfig, options: { service: string; log: Logger; services: ServiceRegistration<unknown>[] }): GrpcServer {
+  static fromConfig(config: ServerConfig, options: { service: string; log: Logger; services: GrpcServerOptions['services'] }): GrpcServer {
     return new GrpcServer({ ...options, credentials: serverCredentials(config), maxCallMs: config.GRPC_MAX_CALL_MS, healthPort: config.HEALTH_PORT });
   }
 
   constructor(private readonly options: GrpcServerOptions) {
     const names = options.services.map((s) => serviceName(s.definition));
-    this.health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'NOT_SERVING' as const])));
+    this.health = new HealthImplementation(Object.fromEntries(['', LIVENESS_SERVICE, ...names].map((n) => [n, 'NOT_SERVING' as const])));
     this.health.addToServer(this.server);
     new ReflectionService(meshDescriptor().packageDefinition).addToServer(this.server);
-    for (const registration of options.services) this.addService(registration);
+    for (const service of options.services) this.addService(service);
+    this.install(options.services.filter((s): s is ServiceRegistration<unknown> => 'handlers' in s));
+  }
+
+  /**
+   * Gives the handlers of services declared by contract (their dependencies are up now). Once
+   * every declared service has its handlers, a listening server turns SERVING.
+   */
+  install(registrations: ServiceRegistration<unknown>[]): void {
+    for (const registration of registrations) {
+      const name = serviceName(registration.definition);
+      const declared = this.contracts.get(name);
+      if (!declared) throw new Error(`${this.options.service}: ${name} was not declared when the server was built`);
+      if (declared.allowedCallers !== registration.allowedCallers && JSON.stringify(declared.allowedCallers) !== JSON.stringify(registration.allowedCallers)) {
+        throw new Error(`${this.options.service}: ${name} is installed with another caller policy than it was declared with`);
+      }
+      const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown> | ServerStreamingHandler<unknown, unknown>>;
+      for (const [method, def] of Object.entries(registration.definition)) {
+        if (!handlers[method]) throw new Error(`${this.options.service}: no handler for ${def.path}`);
+      }
+      this.installed.set(name, handlers);
+    }
+    if (this.listening && this.ready) this.setServing(true);
+  }
+
+  /** True once every declared service has its handlers. */
+  get ready(): boolean {
+    return this.installed.size === this.contracts.size;
   }
 
   /** Binds and starts serving; resolves with the bound port (useful with port 0 in tests). */
@@ -240,7 +304,11 @@ export class GrpcServer {
         this.healthServer.bindAsync(`${host}:${this.options.healthPort}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
     }
-    this.setServing(true);
+    this.listening = true;
+    this.health.setStatus(LIVENESS_SERVICE, 'SERVING');
+    // A server still waiting for its dependencies listens NOT_SERVING: the kubelet's readiness
+    // probe keeps traffic away and its liveness probe (the process answers) leaves it running.
+    if (this.ready) this.setServing(true);
     return bound;
   }
 
@@ -255,7 +323,13 @@ export class GrpcServer {
    * never finish on their own, so they are ended at once with UNAVAILABLE (their clients resume
    * elsewhere) instead of holding the drain until the grace period runs out.
    */
-  async shutdown(graceMs: number): Promise<void> {
+  shutdown(graceMs: number): Promise<void> {
+    // Once: a service registers the drain twice (see platform/service.ts listenEarly).
+    this.shutdownDone ??= this.drain(graceMs);
+    return this.shutdownDone;
+  }
+
+  private async drain(graceMs: number): Promise<void> {
     this.setServing(false);
     this.shuttingDown = true;
     if (this.streams.size) this.options.log.info({ streams: this.streams.size }, 'ending open streams with UNAVAILABLE for shutdown');
@@ -274,27 +348,30 @@ export class GrpcServer {
     this.healthServer.forceShutdown();
   }
 
-  private addService(registration: ServiceRegistration<unknown>): void {
+  private addService(service: ServiceContract<unknown>): void {
     const implementation: UntypedServiceImplementation = {};
     const definition: Record<string, ServiceDefinition[string]> = {};
-    const handlers = registration.handlers as Record<string, UnaryHandler<unknown, unknown> | ServerStreamingHandler<unknown, unknown>>;
-    for (const [name, def] of Object.entries(registration.definition)) {
-      const handler = handlers[name];
-      if (!handler) throw new Error(`${this.options.service}: no handler for ${def.path}`);
+    const name = serviceName(service.definition);
+    this.contracts.set(name, service);
+    for (const [method, def] of Object.entries(service.definition)) {
       // A method the policy does not name is refused to everyone (an empty list).
-      const allowed = (registration.allowedCallers as Record<string, readonly string[] | undefined>)[name] ?? [];
+      const allowed = (service.allowedCallers as Record<string, readonly string[] | undefined>)[method] ?? [];
       if (def.requestStream) throw new Error(`${this.options.service}: ${def.path} streams requests, which GrpcServer does not support`);
-      implementation[name] = def.responseStream
-        ? this.wrapServerStreaming(def.path, handler as ServerStreamingHandler<unknown, unknown>, allowed)
-        : this.wrapUnary(def.path, handler as UnaryHandler<unknown, unknown>, allowed);
+      // Looked up per call: the handlers of a service declared by contract arrive later (install).
+      const handler = () => this.installed.get(name)?.[method] ?? this.starting();
+      implementation[method] = def.responseStream ? this.wrapServerStreaming(def.path, handler as () => ServerStreamingHandler<unknown, unknown>, allowed) : this.wrapUnary(def.path, handler as () => UnaryHandler<unknown, unknown>, allowed);
       // Bytes that are no well-formed request reach the wrapper as an UndecodableRequest: the
       // caller check answers first, then the guard refuses them as INVALID_ARGUMENT.
-      definition[name] = { ...def, requestDeserialize: strictDeserializer(def.requestDeserialize, meshDescriptor().method(def.path)?.request) };
+      definition[method] = { ...def, requestDeserialize: strictDeserializer(def.requestDeserialize, meshDescriptor().method(def.path)?.request) };
     }
     this.server.addService(definition, implementation);
   }
 
-  private wrapUnary(method: string, handler: UnaryHandler<unknown, unknown>, allowed: readonly string[]): handleUnaryCall<unknown, unknown> {
+  private starting(): never {
+    throw new ServiceStarting(this.options.service);
+  }
+
+  private wrapUnary(method: string, handler: () => UnaryHandler<unknown, unknown>, allowed: readonly string[]): handleUnaryCall<unknown, unknown> {
     const { log, maxCallMs } = this.options;
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       this.inFlight++;
@@ -310,7 +387,7 @@ export class GrpcServer {
       const work = (async () => {
         checkCaller(method, caller, allowed);
         guardRequest(call.request);
-        return handler(call.request, ctx);
+        return handler()(call.request, ctx);
       })();
       const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
       Promise.race([work, timeout])
@@ -325,7 +402,7 @@ export class GrpcServer {
     };
   }
 
-  private wrapServerStreaming(method: string, handler: ServerStreamingHandler<unknown, unknown>, allowed: readonly string[]): handleServerStreamingCall<unknown, unknown> {
+  private wrapServerStreaming(method: string, handler: () => ServerStreamingHandler<unknown, unknown>, allowed: readonly string[]): handleServerStreamingCall<unknown, unknown> {
     const { log } = this.options;
     return (call: ServerWritableStream<unknown, unknown>) => {
       this.inFlight++;
@@ -367,7 +444,7 @@ export class GrpcServer {
       const work = (async () => {
         checkCaller(method, caller, allowed);
         guardRequest(call.request);
-        await handler(call.request, ctx, send);
+        await handler()(call.request, ctx, send);
       })();
       const ended = new Promise<never>((_, reject) => {
         if (abort.signal.aborted) reject(abort.signal.reason);

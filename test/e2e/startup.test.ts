@@ -1,5 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { serviceCommand, SERVICES } from '../../scripts/mesh';
+import { credentials } from '@grpc/grpc-js';
+import { DEPENDENCY_RETRY } from '../../platform/service';
+import { freePort, healthStatus, serviceCommand, SERVICES, spawnService, waitServing } from '../../scripts/mesh';
+import { eventually } from '../support/eventually';
+import { meshPki } from '../support/mesh-pki';
+import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../support/servers';
+import { uniqueName } from '../support/services';
+import { tcpProxy } from '../support/tcp-proxy';
 
 // Each service, started as the image starts it, must refuse a bad environment with one line that
 // names the variable — and never echo the value, which may be a secret.
@@ -42,10 +49,49 @@ describe('start-up configuration errors', () => {
     expect(stderr).toBe('alerts: invalid configuration: ALERT_CALLERS: must be one or more caller identities (certificate CNs), comma-separated');
   });
 
-  it('a service whose Redis is unreachable stops with one line naming REDIS_URL', () => {
-    const { code, stderr } = start('device-registry', { REDIS_URL: 'redis://127.0.0.1:1' });
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/^device-registry: cannot reach Redis at REDIS_URL: /);
-    expect(stderr.split('\n')).toHaveLength(1);
-  });
+});
+
+describe('a service process whose Redis is down at start', () => {
+  it('keeps running NOT_SERVING on its health port, logs what it waits for, and serves within seconds of Redis answering', async () => {
+    await requireServers('PostgreSQL', 'Redis', 'NATS');
+    const db = await freshDatabase();
+    const proxy = await tcpProxy(TEST_REDIS_URL);
+    await proxy.cut();
+    const [port, healthPort] = [await freePort(), await freePort()];
+    const lines: string[] = [];
+    const proc = spawnService(
+      'device-registry',
+      port,
+      {
+        ...meshPki().env('device-registry'),
+        DATABASE_URL: db.url,
+        NATS_URL: TEST_NATS_URL,
+        NATS_SUBJECT_PREFIX: uniqueName(),
+        REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
+        HEALTH_PORT: String(healthPort),
+        WRISTPAY_TRACE_FILE: '/dev/null',
+      },
+      { onLine: (line) => lines.push(line) },
+    );
+    const plaintext = credentials.createInsecure();
+    try {
+      // The kubelet's probe port: NOT_SERVING (ready: no; alive: yes) while Redis is away.
+      await eventually(async () => (await healthStatus(healthPort, plaintext)) === 'NOT_SERVING', 30_000, 'NOT_SERVING on the health port');
+      await eventually(() => lines.filter((l) => l.includes('waiting for Redis at REDIS_URL')).length >= 3, 20_000, 'three logged attempts');
+      expect(proc.exitCode).toBeUndefined();
+      const waiting = JSON.parse(lines.find((l) => l.includes('waiting for Redis'))!) as Record<string, unknown>;
+      expect(waiting).toMatchObject({ level: 'warn', dependency: 'Redis', variable: 'REDIS_URL' });
+
+      await proxy.restore();
+      const back = Date.now();
+      await waitServing(healthPort, plaintext, 10_000);
+      // Backoff caps at 5 s between attempts: the next one after Redis is back finds it.
+      expect(Date.now() - back).toBeLessThan(DEPENDENCY_RETRY.maxMs * 1.2 + 3_000);
+      expect(proc.exitCode).toBeUndefined();
+    } finally {
+      await proc.stop(5_000);
+      await proxy.close();
+      await db.drop();
+    }
+  }, 90_000);
 });

@@ -17,6 +17,7 @@ import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
+import { LIVENESS_SERVICE } from '../../platform/grpc/server';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
 import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, requiredKeys, schemaKeys, type ServiceSpec } from './services';
 import { asString, asStringList, nestedCalls, parseTopLevelCalls, type Call, type Value } from './starlark';
@@ -380,6 +381,11 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
         const probed = probe.grpc!.port;
         if (probed === grpcPort) problems.push(`${name}: ${kind} probes the mTLS grpc port ${probed}, which the kubelet cannot reach; want HEALTH_PORT=${healthPort ?? 'unset'}`);
         else if (probed !== healthPort) problems.push(`${name}: ${kind} probes port ${probed}, want HEALTH_PORT=${healthPort ?? 'unset'}`);
+        // A service waiting for its database listens NOT_SERVING on '' (readiness); liveness and
+        // start-up must ask LIVENESS_SERVICE, or the kubelet restarts a pod for waiting.
+        const wanted = kind === 'readinessProbe' ? undefined : LIVENESS_SERVICE;
+        const asked = probe.grpc!.service || undefined;
+        if (asked !== wanted) problems.push(`${name}: ${kind} asks for health service ${asked ?? "'' (readiness)"}, want ${wanted ?? "'' (readiness)"}`);
       }
       expect(problems).toEqual([]);
     });

@@ -1,9 +1,11 @@
 import { openDurableState } from '../../../platform/durable-state';
-import { GrpcServer } from '../../../platform/grpc/server';
+import { AlertsServiceService } from '../../../gen/wristpay/alerts/v1/alerts';
+import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { composeService, dependency, type RunningService } from '../../../platform/service';
+import { composeService, dependency, listenEarly, type RunningService } from '../../../platform/service';
 import { alertIngest, consumeAlerts, type IngestOutcome } from './alert-consumer';
 import { SERVICE, type Config } from './config';
+import { alertsPolicy } from './policy';
 import { alertsService } from './server';
 import { AlertStore, alertsRetention } from './store';
 import { FeedWakeups } from './wakeups';
@@ -19,6 +21,8 @@ export interface RunningAlerts extends RunningService {
 /** Composes the alerts service from its config and starts serving; `port` is the bound port. */
 export async function startAlerts(config: Config, log: Logger): Promise<RunningAlerts> {
   return composeService(log, async (own) => {
+    const server = GrpcServer.fromConfig(config, { service: SERVICE, log, services: [contract({ definition: AlertsServiceService, allowedCallers: alertsPolicy(config) })] });
+    const { port, serve } = await listenEarly(own, server, config.ALERTS_PORT, config.SHUTDOWN_GRACE_MS);
     const { bus, db } = await openDurableState(config, SERVICE, log, own, {
       processedEventsKey: ['consumer', 'event_id'],
       poolSize: config.DATABASE_POOL_SIZE,
@@ -27,10 +31,8 @@ export async function startAlerts(config: Config, log: Logger): Promise<RunningA
     const store = new AlertStore(db);
     const wakeups = own(new FeedWakeups(bus, log).start(), (w) => w.stop());
     const ingest = alertIngest({ store, wakeups, log });
-    own(await dependency('NATS JetStream', 'NATS_URL', () => consumeAlerts({ bus, ingest })), (c) => c.stop());
-    const server = GrpcServer.fromConfig(config, { service: SERVICE, log, services: [alertsService({ config, store, wakeups, log })] });
-    own(server, (s) => s.shutdown(config.SHUTDOWN_GRACE_MS));
-    const port = await server.listen(config.ALERTS_PORT);
+    own(await dependency(log, 'NATS JetStream', 'NATS_URL', () => consumeAlerts({ bus, ingest })), (c) => c.stop());
+    serve([alertsService({ config, store, wakeups, log })]);
     log.info({ port, database: db.kind }, 'alerts listening');
     return { port, ingest, wakeups };
   });

@@ -1,9 +1,11 @@
 import { openDurableState } from '../../../platform/durable-state';
-import { GrpcServer } from '../../../platform/grpc/server';
+import { DeviceRegistryServiceService } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectRedis } from '../../../platform/redis';
-import { composeService, dependency, type RunningService } from '../../../platform/service';
+import { composeService, dependency, listenEarly, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
+import { deviceRegistryPolicy } from './policy';
 import { deviceRegistryService } from './server';
 import { SessionStore } from './sessions';
 import { DeviceStore } from './store';
@@ -12,22 +14,18 @@ import { consumeTokenProvisioned } from './token-provisioned';
 /** Composes the device registry from its config and starts serving; `port` is the bound port. */
 export async function startDeviceRegistry(config: Config, log: Logger): Promise<RunningService & { port: number }> {
   return composeService(log, async (own) => {
-    const redis = own(await dependency('Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log)), (r) => r.disconnect());
+    const server = GrpcServer.fromConfig(config, { service: SERVICE, log, services: [contract({ definition: DeviceRegistryServiceService, allowedCallers: deviceRegistryPolicy })] });
+    const { port, serve } = await listenEarly(own, server, config.DEVICE_REGISTRY_PORT, config.SHUTDOWN_GRACE_MS);
+    const redis = own(await dependency(log, 'Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log)), (r) => r.disconnect());
     const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { processedEventsKey: ['consumer', 'event_id'] });
     const devices = new DeviceStore(db);
-    own(await dependency('NATS JetStream', 'NATS_URL', () => consumeTokenProvisioned({ bus, devices, log })), (c) => c.stop());
+    own(await dependency(log, 'NATS JetStream', 'NATS_URL', () => consumeTokenProvisioned({ bus, devices, log })), (c) => c.stop());
     const sessions = new SessionStore(redis, config.REDIS_KEY_PREFIX, {
       challengeMs: config.CHALLENGE_TTL_SECONDS * 1000,
       sessionMs: config.SESSION_TTL_SECONDS * 1000,
       maxAgeMs: config.SESSION_MAX_AGE_SECONDS * 1000,
     });
-    const server = GrpcServer.fromConfig(config, {
-      service: SERVICE,
-      log,
-      services: [deviceRegistryService({ config, db, devices, sessions, bus, relay, log })],
-    });
-    own(server, (s) => s.shutdown(config.SHUTDOWN_GRACE_MS));
-    const port = await server.listen(config.DEVICE_REGISTRY_PORT);
+    serve([deviceRegistryService({ config, db, devices, sessions, bus, relay, log })]);
     log.info({ port, database: db.kind }, 'device-registry listening');
     return { port };
   });

@@ -1,13 +1,14 @@
 import { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
+import { GatewayServiceService, MerchantAdminServiceService } from '../../../gen/wristpay/gateway/v1/gateway';
 import { RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
 import { SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
 import { TokenizationServiceClient } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { openDurableState } from '../../../platform/durable-state';
 import { createClient } from '../../../platform/grpc/client';
 import { channelCredentials } from '../../../platform/grpc/credentials';
-import { GrpcServer } from '../../../platform/grpc/server';
+import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { composeService, type RunningService } from '../../../platform/service';
+import { composeService, listenEarly, type RunningService } from '../../../platform/service';
 import { PaymentFlow, type Downstream } from './authorize';
 import { SERVICE, type Config } from './config';
 import { consumeHoldEnds } from './hold-events';
@@ -27,6 +28,13 @@ import { PaymentWatchers } from './watchers';
  */
 export async function startGateway(config: Config, log: Logger): Promise<RunningService & { port: number; sweeper: PaymentSweeper; instanceId: string }> {
   return composeService(log, async (own) => {
+    const policy = gatewayPolicy(config);
+    const server = GrpcServer.fromConfig(config, {
+      service: SERVICE,
+      log,
+      services: [contract({ definition: GatewayServiceService, allowedCallers: policy.gateway }), contract({ definition: MerchantAdminServiceService, allowedCallers: policy.merchantAdmin })],
+    });
+    const { port, serve } = await listenEarly(own, server, config.GATEWAY_PORT, config.SHUTDOWN_GRACE_MS);
     const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { poolSize: config.DATABASE_POOL_SIZE });
     const creds = channelCredentials(config);
     const common = { credentials: creds, deadlineMs: config.GRPC_CLIENT_DEADLINE_MS };
@@ -53,19 +61,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Running
     const sweeper = own(new PaymentSweeper({ store, stepUp, flow, instance, log }, { intervalMs: config.SWEEP_INTERVAL_MS, abandonAfterSeconds: config.ABANDON_AFTER_SECONDS }), (s) => s.stop());
     sweeper.start();
     own(await consumeHoldEnds(bus, store, watchers, log), (c) => c.stop());
-    const policy = gatewayPolicy(config);
-    const server = own(
-      GrpcServer.fromConfig(config, {
-        service: SERVICE,
-        log,
-        services: [
-          gatewayService({ downstream, store, merchants, flow, stepUp, watchers, relay, policy, log }),
-          merchantAdminService({ db, merchants, log, allowedCallers: policy.merchantAdmin }),
-        ],
-      }),
-      (s) => s.shutdown(config.SHUTDOWN_GRACE_MS),
-    );
-    const port = await server.listen(config.GATEWAY_PORT);
+    serve([
+      gatewayService({ downstream, store, merchants, flow, stepUp, watchers, relay, policy, log }),
+      merchantAdminService({ db, merchants, log, allowedCallers: policy.merchantAdmin }),
+    ]);
     log.info({ port, database: db.kind, instanceId: instance.id }, 'gateway listening');
     return { port, sweeper, instanceId: instance.id };
   });

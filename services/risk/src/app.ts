@@ -1,14 +1,16 @@
 import { ConfigError } from '../../../platform/config';
-import { GrpcServer } from '../../../platform/grpc/server';
+import { RiskServiceService } from '../../../gen/wristpay/risk/v1/risk';
+import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
 import { openRedis } from '../../../platform/redis';
-import { composeService, type RunningService } from '../../../platform/service';
+import { composeService, listenEarly, type Own, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { DecisionStore } from './decision-store';
 import { RiskEvents } from './events';
 import { startConsumers } from './consumers';
 import { FeatureStore } from './feature-store';
+import { riskPolicy } from './policy';
 import { RuleBook } from './rulebook';
 import { Scorer } from './scorer';
 import { riskService } from './server';
@@ -32,8 +34,8 @@ export interface RunningRisk extends RunningService {
 /**
  * Composes the risk service and starts serving; `port` is the bound port. Risk must answer (in
  * degraded mode) while Redis is down, so an unreachable Redis does not stop it from starting;
- * a malformed REDIS_URL is still a config error.
- * NATS must answer at start, like everywhere else.
+ * a malformed REDIS_URL is still a config error. NATS is waited for (NOT_SERVING meanwhile), like
+ * everywhere else.
  */
 export async function startRisk(config: Config, log: Logger, options: RiskOptions = {}): Promise<RunningRisk> {
   const clock = options.clock ?? Date.now;
@@ -44,6 +46,15 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
       }),
       (r) => r.close(),
     );
+    /** When the drain began: the backlog's last write gets what is left of the grace period. */
+    let stopping = 0;
+    const server = GrpcServer.fromConfig(config, { service: SERVICE, log, services: [contract({ definition: RiskServiceService, allowedCallers: riskPolicy })] });
+    const ownMarkingStop: Own = (resource, close) =>
+      own(resource, (r) => {
+        stopping ||= Date.now();
+        return close(r);
+      });
+    const { port, serve } = await listenEarly(ownMarkingStop, server, config.RISK_PORT, config.SHUTDOWN_GRACE_MS);
     const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
     const redis = own(openRedis(config.REDIS_URL, log), (r) => r.disconnect());
     // Wait for Redis (at most its connect timeout) so the first payments are not scored degraded
@@ -52,8 +63,6 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
 
     const decisions = new DecisionStore(redis, config.REDIS_KEY_PREFIX, config.RISK_DECISION_TTL_DAYS);
     const events = own(new RiskEvents(bus, log), (e) => e.drain());
-    /** When the drain began: the backlog's last write gets what is left of the grace period. */
-    let stopping = 0;
     const unsaved = own(new UnsavedDecisions(decisions, { max: config.RISK_DECISION_BACKLOG_MAX, log, ...options.unsaved }), (u) =>
       u.close(config.SHUTDOWN_GRACE_MS - (Date.now() - stopping)),
     );
@@ -81,18 +90,7 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     if (config.RISK_CONSUMERS) {
       own(await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, clock }, log), (c) => c.stop());
     }
-    const server = own(
-      GrpcServer.fromConfig(config, {
-        service: SERVICE,
-        log,
-        services: [riskService({ scorer, decisions, unsaved, clock, log })],
-      }),
-      (s) => {
-        stopping = Date.now();
-        return s.shutdown(config.SHUTDOWN_GRACE_MS);
-      },
-    );
-    const port = await server.listen(config.RISK_PORT);
+    serve([riskService({ scorer, decisions, unsaved, clock, log })]);
     const { rules: set, model } = rules.current();
     log.info({ port, rulesetVersion: set.version, modelVersion: model.version }, 'risk listening');
     return { port, rules, unsaved };
