@@ -1,3 +1,4 @@
+import { BackgroundPublisher } from '../../../platform/background-publisher';
 import { openDurableState } from '../../../platform/durable-state';
 import { DeviceRegistryServiceService } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { contract, GrpcServer } from '../../../platform/grpc/server';
@@ -25,7 +26,8 @@ export async function startDeviceRegistry(config: Config, log: Logger): Promise<
       sessionMs: config.SESSION_TTL_SECONDS * 1000,
       maxAgeMs: config.SESSION_MAX_AGE_SECONDS * 1000,
     });
-    serve([deviceRegistryService({ config, db, devices, sessions, bus, relay, log })]);
+    const sessionEvents = own(new BackgroundPublisher(bus, log), (p) => p.drain(config.SHUTDOWN_GRACE_MS));
+    serve([deviceRegistryService({ config, db, devices, sessions, sessionEvents, relay, log })]);
     log.info({ port, database: db.kind }, 'device-registry listening');
     return { port };
   });

@@ -27,7 +27,7 @@ import {
 import { UnlockMethod } from '../../../gen/wristpay/common/v1/common';
 import type { Db } from '../../../platform/db';
 import { FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable } from '../../../platform/errors';
-import type { EventBus } from '../../../platform/nats';
+import type { BackgroundPublisher } from '../../../platform/background-publisher';
 import { newEvent } from '../../../platform/events';
 import { once } from '../../../platform/idempotency';
 import type { Logger } from '../../../platform/log';
@@ -48,7 +48,12 @@ export interface RegistryDeps {
   db: Db;
   devices: DeviceStore;
   sessions: SessionStore;
-  bus: EventBus;
+  /**
+   * Where session events go: off the answer's path (with NATS down a publish waits out its
+   * timeout, and wrist on/off must not), kept in memory until NATS acknowledges them. They are
+   * hints for risk, so not in the outbox: one lost in a crash costs a feature, not money.
+   */
+  sessionEvents: BackgroundPublisher;
   relay: OutboxRelay;
   log: Logger;
 }
@@ -101,7 +106,7 @@ export class BadSignature extends PermissionDenied {
 }
 
 export function deviceRegistryService(deps: RegistryDeps) {
-  const { db, devices, sessions, config, relay, bus, log } = deps;
+  const { db, devices, sessions, config, relay, sessionEvents, log } = deps;
 
   /** Checks the band signed this registry's nonce; the nonce is spent either way. */
   async function proveBand(device: DeviceRow, challengeId: string, signature: Uint8Array, purpose: Purpose): Promise<void> {
@@ -135,17 +140,8 @@ export function deviceRegistryService(deps: RegistryDeps) {
     return result;
   }
 
-  /**
-   * Publishes a session event without holding the answer for it: with NATS down a publish waits
-   * out its timeout, and wrist on/off must not. (Session events are hints for risk; a lost one
-   * costs a feature, not money: they do not go through the outbox.)
-   */
-  function publishSoon(event: Parameters<EventBus['publish']>[0], what: string, deviceId: string): void {
-    void bus.publish(event).catch((err: Error) => log.warn({ err: err.message, deviceId }, `${what} event not published`));
-  }
-
   function sessionEnded(deviceId: string, live: LiveSession, reason: string): void {
-    publishSoon(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason } }, `${live.sessionId}.ended`), 'session.ended', deviceId);
+    sessionEvents.publish(newEvent('device.session.ended', SOURCE, { $case: 'session', value: { deviceId, sessionId: live.sessionId, unlockMethod: live.unlockMethod, reason } }, `${live.sessionId}.ended`));
   }
 
 
@@ -209,7 +205,7 @@ export function deviceRegistryService(deps: RegistryDeps) {
         return { session: toSession(deviceId, started.session) };
       });
       if (replaced) sessionEnded(deviceId, replaced, 'REPLACED');
-      publishSoon(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId), 'session.started', deviceId);
+      sessionEvents.publish(newEvent('device.session.started', SOURCE, { $case: 'session', value: { deviceId, sessionId: res.session!.sessionId, unlockMethod: req.unlockMethod, reason: '' } }, res.session!.sessionId));
       return res;
     },
 

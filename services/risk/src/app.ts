@@ -62,7 +62,7 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     await redis.connect().catch((err: Error) => log.warn({ err: err.message }, 'Redis unreachable at start; scoring in degraded mode until it answers'));
 
     const decisions = new DecisionStore(redis, config.REDIS_KEY_PREFIX, config.RISK_DECISION_TTL_DAYS);
-    const events = own(new RiskEvents(bus, log), (e) => e.drain());
+    const events = own(new RiskEvents(bus, log), (e) => e.drain(config.SHUTDOWN_GRACE_MS));
     const unsaved = own(new UnsavedDecisions(decisions, { max: config.RISK_DECISION_BACKLOG_MAX, log, ...options.unsaved }), (u) =>
       u.close(config.SHUTDOWN_GRACE_MS - (Date.now() - stopping)),
     );

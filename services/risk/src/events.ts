@@ -2,6 +2,7 @@ import { Channel } from '../../../gen/wristpay/common/v1/common';
 import type { Event, RiskScored, ScoredPayment } from '../../../gen/wristpay/events/v1/events';
 import { newEvent } from '../../../platform/events';
 import type { Logger } from '../../../platform/log';
+import { BackgroundPublisher } from '../../../platform/background-publisher';
 import type { EventBus } from '../../../platform/nats';
 import type { Verdict } from './domain/decision';
 import type { ScoreInput } from './domain/features';
@@ -64,18 +65,17 @@ export function fromScoredEvent(event: Event): ScoredEventInput | undefined {
 /**
  * Publishes risk.scored for every decision and risk.alert for every DECLINE, stamped with the time
  * the payment was scored (the feature store's clock) and carrying its input, so the backtest can
- * replay what production scored. Publishing does not
- * hold up the answer: the gateway must not wait on, or fail because of, a JetStream ack. The
- * publish span still joins the Score trace (the context is taken when the publish starts).
- * `drain()` waits for publishes in flight (shutdown, tests).
+ * replay what production scored. Publishing does not hold up the answer: the gateway must not
+ * wait on, or fail because of, a JetStream ack; while NATS is down the events wait in memory and
+ * go out when it is back (platform/background-publisher.ts). The publish span still joins the
+ * Score trace. `drain()` waits for what is queued (shutdown, tests).
  */
 export class RiskEvents {
-  private readonly pending = new Set<Promise<unknown>>();
+  private readonly publisher: BackgroundPublisher;
 
-  constructor(
-    private readonly bus: EventBus,
-    private readonly log: Logger,
-  ) {}
+  constructor(bus: EventBus, log: Logger) {
+    this.publisher = new BackgroundPublisher(bus, log);
+  }
 
   publish(input: ScoreInput, verdict: Verdict, scoredAt: Date): void {
     const value: RiskScored = {
@@ -90,17 +90,12 @@ export class RiskEvents {
       payment: toScoredPayment(input),
     };
     const event = (type: string, id: string): Event => ({ ...newEvent(type, SERVICE, { $case: 'risk', value }, id), occurredAt: scoredAt });
-    this.track(event('risk.scored', scoredEventId(input.paymentId)), input.paymentId);
-    if (verdict.decision === 'DECLINE') this.track(event('risk.alert', alertEventId(input.paymentId)), input.paymentId);
+    this.publisher.publish(event('risk.scored', scoredEventId(input.paymentId)));
+    if (verdict.decision === 'DECLINE') this.publisher.publish(event('risk.alert', alertEventId(input.paymentId)));
   }
 
-  private track(event: Event, paymentId: string): void {
-    const p = this.bus.publish(event).catch((err: Error) => this.log.warn({ err: err.message, paymentId, eventType: event.type }, 'risk event not published'));
-    this.pending.add(p);
-    void p.finally(() => this.pending.delete(p));
-  }
-
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.pending]);
+  /** Waits up to `timeoutMs` for the queued events to be acknowledged. */
+  drain(timeoutMs = 5_000): Promise<void> {
+    return this.publisher.drain(timeoutMs);
   }
 }
