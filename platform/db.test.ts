@@ -3,6 +3,9 @@ import { freshDatabase, requireServers } from '../test/support/servers';
 import { tcpProxy } from '../test/support/tcp-proxy';
 import { isRedisUnavailable } from './redis';
 import Redis from 'ioredis';
+import { status } from '@grpc/grpc-js';
+import { toServiceError } from './grpc/server';
+import { createLogger } from './log';
 
 describe('the PostgreSQL pool when the connection breaks', () => {
   beforeAll(() => requireServers('PostgreSQL'));
@@ -38,6 +41,35 @@ describe('the PostgreSQL pool when the connection breaks', () => {
       await database.drop();
     }
   });
+});
+
+describe('the PostgreSQL pool behind a partition (connects never answered)', () => {
+  beforeAll(() => requireServers('PostgreSQL'));
+
+  it('gives up on a connect within its timeout, as an outage the gRPC edge answers UNAVAILABLE, and recovers', async () => {
+    const database = await freshDatabase();
+    const proxy = await tcpProxy(database.url);
+    const url = new URL(database.url);
+    url.host = `127.0.0.1:${proxy.port}`;
+    const db = await openDb({ databaseUrl: url.toString(), poolSize: 2 });
+    try {
+      await db.query('SELECT 1');
+      await proxy.blackhole();
+      const started = Date.now();
+      const err = await db.tx((q) => q.query('SELECT 1')).catch((e: unknown) => e as Error);
+      const waited = Date.now() - started;
+      expect(err).toBeInstanceOf(Error);
+      expect(toServiceError(err, createLogger('t', 'silent'), '/m').code).toBe(status.UNAVAILABLE);
+      // connectionTimeoutMillis is 3 s: not the kernel's TCP timeout (minutes).
+      expect(waited).toBeLessThan(6_000);
+      await proxy.restore();
+      expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await db.close();
+      await proxy.close();
+      await database.drop();
+    }
+  }, 30_000);
 });
 
 describe('isRedisUnavailable', () => {

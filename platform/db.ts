@@ -41,7 +41,10 @@ export async function openDb(options: DbOptions): Promise<Db> {
 }
 
 function openPostgres(url: string, max: number): Db {
-  const pool = new Pool({ connectionString: url, max });
+  // A server that does not answer a connect (a partition drops the SYN: no refusal comes) fails
+  // the call in 3 s as UNAVAILABLE instead of holding a pool slot for the kernel's TCP timeout;
+  // keepAlive finds connections whose peer vanished without a FIN.
+  const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: 3_000, keepAlive: true });
   // An idle client losing its connection must not crash the service; the pool replaces it.
   pool.on('error', () => undefined);
   const query = async <R>(sql: string, params?: unknown[]) => {

@@ -14,6 +14,7 @@ describe('toServiceError', () => {
     expect(toServiceError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), log, '/m').code).toBe(status.UNAVAILABLE);
     expect(toServiceError(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), log, '/m').code).toBe(status.UNAVAILABLE);
     expect(toServiceError(new Error('Connection terminated unexpectedly'), log, '/m').code).toBe(status.UNAVAILABLE);
+    expect(toServiceError(new Error('timeout exceeded when trying to connect'), log, '/m').code).toBe(status.UNAVAILABLE);
     expect(toServiceError(Object.assign(new Error('sorry, too many clients already'), { code: '53300' }), log, '/m').code).toBe(status.UNAVAILABLE);
     expect(toServiceError(new Error("Stream isn't writeable and enableOfflineQueue options is false"), log, '/m').code).toBe(status.UNAVAILABLE);
   });

@@ -220,6 +220,8 @@ function isConnectionFailure(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
   // node-postgres reports a connection lost mid-query without a code, by these messages only.
   if (typeof message === 'string' && /^Connection terminated( unexpectedly| due to connection timeout)?$/.test(message)) return true;
+  // pg-pool, when no connection could be had within connectionTimeoutMillis (platform/db.ts).
+  if (message === 'timeout exceeded when trying to connect') return true;
   // 53xxx: insufficient resources (too many connections, out of memory or disk): retry later.
   return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^08...$/.test(code) || /^57P0[123]$/.test(code) || /^53...$/.test(code));
 }

@@ -7,6 +7,11 @@ export interface TcpProxy {
   cut(): Promise<void>;
   /** Accepts connections again on the same port. */
   restore(): Promise<void>;
+  /**
+   * Drops every connection and then accepts new ones without ever answering on them: a server
+   * behind a partition (no refusal, no reply) rather than one that is down. restore() ends it.
+   */
+  blackhole(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -18,13 +23,18 @@ export interface TcpProxy {
 export async function tcpProxy(target: string): Promise<TcpProxy> {
   const { hostname, port: targetPort } = new URL(target);
   const sockets = new Set<Socket>();
+  let swallowing = false;
   const track = (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   };
   const server = createServer((client) => {
-    const upstream = connect(Number(targetPort), hostname);
     track(client);
+    if (swallowing) {
+      client.on('error', () => undefined);
+      return;
+    }
+    const upstream = connect(Number(targetPort), hostname);
     track(upstream);
     client.pipe(upstream).on('error', () => client.destroy());
     upstream.pipe(client).on('error', () => upstream.destroy());
@@ -48,5 +58,22 @@ export async function tcpProxy(target: string): Promise<TcpProxy> {
       server.close(() => resolve());
     });
   const port = await listen(0);
-  return { port, cut: stop, restore: () => listen(port).then(() => undefined), close: stop };
+  const dropAll = () => {
+    for (const s of sockets) s.destroy();
+  };
+  return {
+    port,
+    cut: stop,
+    restore: async () => {
+      swallowing = false;
+      dropAll();
+      if (!server.listening) await listen(port);
+    },
+    blackhole: async () => {
+      swallowing = true;
+      dropAll();
+      if (!server.listening) await listen(port);
+    },
+    close: () => ((swallowing = false), stop()),
+  };
 }
