@@ -1,7 +1,8 @@
 import { openDb } from './db';
-import { freshDatabase, requireServers } from '../test/support/servers';
+import { freshDatabase, requireServers, TEST_REDIS_URL } from '../test/support/servers';
 import { tcpProxy } from '../test/support/tcp-proxy';
-import { isRedisUnavailable } from './redis';
+import { connectRedis, isRedisUnavailable } from './redis';
+import { eventually } from '../test/support/eventually';
 import Redis from 'ioredis';
 import { status } from '@grpc/grpc-js';
 import { toServiceError } from './grpc/server';
@@ -81,4 +82,22 @@ describe('isRedisUnavailable', () => {
     expect(isRedisUnavailable(err)).toBe(true);
     expect(isRedisUnavailable(new Error('ERR wrong number of arguments'))).toBe(false);
   });
+
+  it('a Redis that answers nothing (partition) fails a command fast, as unavailable, never hanging to the deadline', async () => {
+    await requireServers('Redis');
+    const proxy = await tcpProxy(TEST_REDIS_URL);
+    const redis = await connectRedis(`redis://127.0.0.1:${proxy.port}`, createLogger('t', 'silent'));
+    try {
+      await proxy.blackhole();
+      // The connection was dropped: wait until the client has reconnected into the black hole.
+      await eventually(() => redis.status === 'ready' || redis.status === 'connecting' || redis.status === 'connect', 5_000, 'a reconnect attempt');
+      const started = Date.now();
+      const err = await redis.get('k').catch((e: unknown) => e);
+      expect(isRedisUnavailable(err)).toBe(true);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      redis.disconnect();
+      await proxy.close();
+    }
+  }, 20_000);
 });

@@ -9,7 +9,10 @@ export function openRedis(url: string, log: Logger): Redis {
   // disconnectTimeout: ioredis's disconnect() arms a timer to destroy a socket that does not close,
   // cleared on that socket's 'close'; a socket that already failed (Redis down) never closes again,
   // so the timer alone held a stopping process (and jest's workers) open for its 2 s default.
-  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000, disconnectTimeout: 200 });
+  // commandTimeout: a Redis behind a partition (or frozen) answers nothing and refuses nothing;
+  // a command fails after 1 s (UNAVAILABLE at the edge) instead of holding the call to its
+  // deadline. No WristPay command blocks on purpose (no BLPOP/XREAD BLOCK).
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000, disconnectTimeout: 200, commandTimeout: 1_000 });
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
   return redis;
 }
@@ -22,7 +25,7 @@ export function openRedis(url: string, log: Logger): Redis {
 export function isRedisUnavailable(err: unknown): boolean {
   const e = err as { name?: unknown; message?: unknown };
   if (e?.name === 'MaxRetriesPerRequestError') return true;
-  return typeof e?.message === 'string' && (e.message.startsWith("Stream isn't writeable") || e.message === 'Connection is closed.');
+  return typeof e?.message === 'string' && (e.message.startsWith("Stream isn't writeable") || e.message === 'Connection is closed.' || e.message === 'Command timed out');
 }
 
 /** Connects and proves the server answers; on failure the client is closed (the caller retries with a new one). */
