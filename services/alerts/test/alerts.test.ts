@@ -35,7 +35,7 @@ function paymentEvent(type: 'payment.authorized' | 'payment.challenged' | 'payme
 function ledgerEvent(type: string, accountId: string, over: Partial<LedgerMoved> = {}): Event {
   return newEvent(type, 'settlement', {
     $case: 'ledger',
-    value: { transferId: randomUUID(), holdId: randomUUID(), paymentId: randomUUID(), accountId, merchantId: 'merchant-7', amount: eur(1250n), merchantName: 'Corner Café', deviceId: randomUUID(), discount: undefined, ...over },
+    value: { transferId: randomUUID(), holdId: randomUUID(), paymentId: randomUUID(), accountId, merchantId: 'merchant-7', amount: eur(1250n), merchantName: 'Corner Café', deviceId: randomUUID(), discount: undefined, voidReason: '', ...over },
   });
 }
 

@@ -6,7 +6,7 @@ import type { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_r
 import type { Event } from '../../../gen/wristpay/events/v1/events';
 import { AuthorizeRequest, DeclineReason, PaymentStatus, type AuthorizeResponse } from '../../../gen/wristpay/gateway/v1/gateway';
 import { Label, type RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
-import type { SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
+import { VoidReason, type SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
 import type { TokenizationServiceClient, Verification } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { IdempotencyKeyReused, InvalidArgument, Unavailable, relayRefusal } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
@@ -207,7 +207,7 @@ export class PaymentFlow {
     if (now.status === 'RECEIVED') throw new AttemptInProgress();
     if (change.hold_id && now.hold_id !== change.hold_id) {
       log.warn({ paymentId: row.payment_id, status: now.status }, 'a superseded attempt placed a hold the decision does not carry; releasing it');
-      await downstream.settlement.void({ idempotencyKey: `superseded:${row.payment_id}`, holdId: change.hold_id, paymentId: '' }).catch((err) => log.error({ err: err.message, paymentId: row.payment_id }, 'could not release a superseded hold'));
+      await downstream.settlement.void({ idempotencyKey: `superseded:${row.payment_id}`, holdId: change.hold_id, paymentId: '', reason: VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED }).catch((err) => log.error({ err: err.message, paymentId: row.payment_id }, 'could not release a superseded hold'));
     }
     return now;
   }
@@ -351,7 +351,7 @@ export class PaymentFlow {
     if (!taken) return undefined;
     if (taken.confirmed_at) return this.track(taken, this.afterConfirmation(taken));
     const close = async () => {
-      await downstream.settlement.void({ idempotencyKey: `abandoned:${taken.payment_id}`, holdId: '', paymentId: taken.payment_id }).catch((err: { code?: number }) => {
+      await downstream.settlement.void({ idempotencyKey: `abandoned:${taken.payment_id}`, holdId: '', paymentId: taken.payment_id, reason: VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED }).catch((err: { code?: number }) => {
         if (err.code !== status.NOT_FOUND) throw err;
       });
       return this.decide(taken, { status: 'DECLINED', decline_reason: declineReasonName(DeclineReason.DECLINE_REASON_ABANDONED), message: 'the attempt was never answered and was closed' });

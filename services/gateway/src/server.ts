@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { GatewayServiceService, PaymentStatus, type GatewayServiceServer, type Payment } from '../../../gen/wristpay/gateway/v1/gateway';
+import { VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { FailedPrecondition, NotFound, relayRefusal, type DomainError } from '../../../platform/errors';
 import { REASON } from '../../../platform/reasons';
 import type { CallContext } from '../../../platform/grpc/server';
@@ -116,7 +117,7 @@ export function gatewayService(deps: GatewayDeps) {
       const merchant = await caller(ctx, req.merchantId);
       const key = requireIdempotencyKey(req.idempotencyKey);
       const row = await merchantPayment(merchant, req.paymentId, ['APPROVED', 'VOIDED']);
-      await relayRefusal(downstream.settlement.void({ idempotencyKey: scopedKey(merchant.merchant_id, 'Void', key), holdId: row.hold_id, paymentId: '' }));
+      await relayRefusal(downstream.settlement.void({ idempotencyKey: scopedKey(merchant.merchant_id, 'Void', key), holdId: row.hold_id, paymentId: '', reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED }));
       log.info({ paymentId: row.payment_id, merchantId: merchant.merchant_id }, 'payment voided');
       return { payment: row.status === 'APPROVED' ? await after(row, { status: 'VOIDED', message: 'voided by the merchant before capture' }) : toPayment(row) };
     },

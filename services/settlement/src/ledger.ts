@@ -68,6 +68,7 @@ export class Ledger {
       merchantName: '',
       deviceId: '',
       discount: undefined,
+      voidReason: '',
     });
     return transfer;
   }
@@ -138,10 +139,11 @@ export class Ledger {
     return hold.holdId;
   }
 
-  async void(q: Queryable, holdId: string): Promise<HoldRow> {
+  /** Releases a pending hold; `reason` goes on payment.hold.voided (what the buyer is told depends on it). */
+  async void(q: Queryable, holdId: string, reason: VoidReasonName = 'MERCHANT_CANCELLED'): Promise<HoldRow> {
     const hold = await this.lockedHold(q, holdId);
     assertVoidable(holdMoney(hold));
-    return this.end(q, hold, 'VOIDED');
+    return this.end(q, hold, 'VOIDED', reason);
   }
 
   /** The sweeper's step for one hold; false when it is not (or no longer) due, or another transaction has it. */
@@ -267,12 +269,12 @@ export class Ledger {
     return hold;
   }
 
-  private async end(q: Queryable, hold: HoldRow, status: 'VOIDED' | 'EXPIRED'): Promise<HoldRow> {
+  private async end(q: Queryable, hold: HoldRow, status: 'VOIDED' | 'EXPIRED', voidReason = ''): Promise<HoldRow> {
     const after = await this.store.endHold(q, hold.holdId, status);
     // Nothing was bought: the buyer keeps the voucher. Before the wallet (lock order).
     if (hold.voucherId) await this.vouchers.release(q, hold);
     await this.store.changeHeld(q, walletOf(hold.accountId), hold.currency, -hold.amount);
-    await this.emit(q, status === 'VOIDED' ? 'payment.hold.voided' : 'payment.hold.expired', holdEvent(after, hold.amount));
+    await this.emit(q, status === 'VOIDED' ? 'payment.hold.voided' : 'payment.hold.expired', { ...holdEvent(after, hold.amount), voidReason });
     return after;
   }
 
@@ -306,6 +308,9 @@ export class Ledger {
 }
 
 /** A hold's ledger event; `withDiscount` (placed, captured) carries a voucher's discount. */
+/** wristpay.settlement.v1.VoidReason without its prefix, as payment.hold.voided carries it. */
+export type VoidReasonName = 'MERCHANT_CANCELLED' | 'PAYMENT_NOT_COMPLETED';
+
 function holdEvent(hold: HoldRow, amount: bigint, transferId = '', withDiscount = false): LedgerMoved {
   return {
     transferId,
@@ -317,6 +322,7 @@ function holdEvent(hold: HoldRow, amount: bigint, transferId = '', withDiscount 
     merchantName: hold.merchantName,
     deviceId: hold.deviceId,
     discount: withDiscount && hold.discount > 0n ? toMoney(hold.discount, hold.currency) : undefined,
+    voidReason: '',
   };
 }
 

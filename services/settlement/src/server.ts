@@ -24,6 +24,7 @@ import {
   SettlementServiceService,
   TopUpRequest,
   TopUpResponse,
+  VoidReason,
   VoidRequest,
   VoidResponse,
   type BandLimits,
@@ -44,7 +45,7 @@ import type { Config } from './config';
 import { requireId, resolveBalanceAccount } from './domain/accounts';
 import { requireReason, requireSettings, requireVersionField } from './domain/limits';
 import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
-import type { Ledger } from './ledger';
+import type { Ledger, VoidReasonName } from './ledger';
 import type { HoldRow, TransferView } from './store';
 import type { VoucherRow } from './vouchers';
 import { requireMerchantName, requireText, requireUuid, requireVoucherCode } from '../../../platform/validate';
@@ -215,9 +216,10 @@ export function settlementService(deps: SettlementDeps) {
       if ((req.holdId === '') === (req.paymentId === '')) throw new InvalidArgument('one of hold_id or payment_id is required');
       const holdId = req.holdId ? requireUuid(req.holdId, 'hold_id') : undefined;
       const paymentId = req.paymentId ? requireId(req.paymentId, 'payment_id') : undefined;
+      const reason = voidReasonName(req.reason);
       annotate({ holdId, paymentId });
       const res = await once(db, 'Void', req.idempotencyKey, { codec: VoidRequest, value: req }, VoidResponse, async (q) => ({
-        hold: toHold(await ledger.void(q, holdId ?? (await ledger.holdIdOfPayment(q, paymentId!)))),
+        hold: toHold(await ledger.void(q, holdId ?? (await ledger.holdIdOfPayment(q, paymentId!)), reason)),
       }));
       relay.kick();
       return res;
@@ -347,4 +349,16 @@ export function settlementService(deps: SettlementDeps) {
 
   // Limits are the band owner's: only the phone-facing wallet backend changes them (mTLS identity).
   return register<SettlementServiceServer>({ definition: SettlementServiceService, handlers, allowedCallers: settlementPolicy(config) });
+}
+
+function voidReasonName(reason: VoidReason): VoidReasonName {
+  switch (reason) {
+    case VoidReason.VOID_REASON_UNSPECIFIED:
+    case VoidReason.VOID_REASON_MERCHANT_CANCELLED:
+      return 'MERCHANT_CANCELLED';
+    case VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED:
+      return 'PAYMENT_NOT_COMPLETED';
+    default:
+      throw new InvalidArgument(`reason ${String(reason)} is not a VoidReason`);
+  }
 }

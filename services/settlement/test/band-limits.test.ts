@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { HoldOutcome, SettlementServiceClient, type SetBandLimitsRequest } from '../../../gen/wristpay/settlement/v1/settlement';
+import { HoldOutcome, SettlementServiceClient, type SetBandLimitsRequest, VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { onFreshPostgres, inChildProcess } from '../../../test/support/both-databases';
 import { testPki } from '../../../test/support/pki';
 import { expectStatus, testClient } from '../../../test/support/services';
@@ -170,7 +170,7 @@ describe('band limits over gRPC against real PostgreSQL and NATS', () => {
     await setLimits(band, { perDay: eur(1_000) });
     const first = await pay(band, 1_000);
     expect((await pay(band, 1)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_OVER_DAILY_LIMIT);
-    await h.client.void({ idempotencyKey: randomUUID(), holdId: first.hold!.holdId, paymentId: "" });
+    await h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: first.hold!.holdId, paymentId: "" });
     expect((await limitsOf(band)).spentToday).toEqual(eur(0));
     const second = await pay(band, 1_000);
     expect(second.outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { HoldOutcome } from '../../../gen/wristpay/settlement/v1/settlement';
+import { HoldOutcome, VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { expectStatus } from '../../../test/support/services';
 import { eur, startHarness, uniqueName, type Harness } from './support/settlement-harness';
 
@@ -44,7 +44,7 @@ describe('settlement sweeper: hold expiry and the buyer-protection window', () =
     await eventually(async () => (await h.balance(buyer)).held === 0n, 5_000, 'the hold to expire');
     expect(await h.balance(buyer)).toEqual({ available: 5_000n, held: 0n, posted: 5_000n });
     await expectStatus(h.client.capture({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, amount: undefined }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
-    await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
+    await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is EXPIRED/);
     await h.events.waitFor(() => h.about('payment.hold.expired', res.hold!.holdId).length === 1, 5_000, 'hold.expired');
     await new Promise((r) => setTimeout(r, 300));
     expect(h.about('payment.hold.expired', res.hold!.holdId)).toHaveLength(1);

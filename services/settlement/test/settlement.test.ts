@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { DisputeOutcome, HoldOutcome, HoldStatus } from '../../../gen/wristpay/settlement/v1/settlement';
+import { DisputeOutcome, HoldOutcome, HoldStatus, VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { decodeEvent, newEvent } from '../../../platform/events';
 import { EventBus } from '../../../platform/nats';
 import { TEST_NATS_URL } from '../../../test/support/servers';
@@ -41,7 +41,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       expect(h.about('payment.topup.completed', transfer!.transferId)[0]!.event.payload).toEqual({
         $case: 'ledger',
         // A top-up has no hold, merchant or band: those fields (issue 7 contract) stay empty.
-        value: { transferId: transfer!.transferId, holdId: '', paymentId: '', accountId: alice, merchantId: '', amount: eur(10_000), merchantName: '', deviceId: '', discount: undefined },
+        value: { transferId: transfer!.transferId, holdId: '', paymentId: '', accountId: alice, merchantId: '', amount: eur(10_000), merchantName: '', deviceId: '', discount: undefined, voidReason: '' },
       });
     });
 
@@ -210,7 +210,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       expect(await h.balance(`merchant:${merchantId}:escrow`)).toMatchObject({ posted: 1_000n });
       expect(await h.client.capture(req)).toEqual(res);
       await expectStatus(h.client.capture({ ...req, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
-      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
+      await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
       await h.events.waitFor(() => h.about('payment.hold.captured', hold.holdId).length === 1 && h.about('escrow.funded', hold.holdId).length === 1, 5_000, 'capture events');
     });
 
@@ -232,7 +232,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
 
     it('a void releases the reservation once; the hold can then neither be captured nor voided', async () => {
       const { buyer, hold } = await placed(1_000);
-      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" };
+      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "", reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED };
       const res = await h.client.void(req);
       expect(res.hold!.status).toBe(HoldStatus.HOLD_STATUS_VOIDED);
       expect(await h.client.void(req)).toEqual(res);
@@ -240,13 +240,14 @@ describe('settlement against real PostgreSQL and NATS', () => {
       await expectStatus(h.client.void({ ...req, idempotencyKey: randomUUID() }), status.FAILED_PRECONDITION, /hold is VOIDED/);
       await expectStatus(h.client.capture({ idempotencyKey: randomUUID(), holdId: hold.holdId, amount: undefined }), status.FAILED_PRECONDITION, /hold is VOIDED/);
       await h.events.waitFor(() => h.about('payment.hold.voided', hold.holdId).length === 1, 5_000, 'hold.voided');
+      expect(h.about('payment.hold.voided', hold.holdId)[0]!.event.payload!.value).toMatchObject({ voidReason: 'MERCHANT_CANCELLED' });
     });
 
     it('capture and void racing on one hold: exactly one wins', async () => {
       const { buyer, hold } = await placed(1_000);
       const [c, v] = await Promise.allSettled([
         h.client.capture({ idempotencyKey: randomUUID(), holdId: hold.holdId, amount: undefined }),
-        h.client.void({ idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }),
+        h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" }),
       ]);
       expect([c.status, v.status].filter((s) => s === 'fulfilled')).toHaveLength(1);
       const b = await h.balance(buyer);
@@ -256,7 +257,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
 
     it('a void by payment id releases that payment’s PENDING hold, once; a retry with the key answers the same', async () => {
       const { buyer, hold } = await placed(1_000);
-      const req = { idempotencyKey: randomUUID(), holdId: '', paymentId: hold.paymentId };
+      const req = { idempotencyKey: randomUUID(), holdId: '', paymentId: hold.paymentId, reason: VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED };
       const res = await h.client.void(req);
       expect(res.hold).toMatchObject({ holdId: hold.holdId, paymentId: hold.paymentId, status: HoldStatus.HOLD_STATUS_VOIDED });
       expect(await h.balance(buyer)).toEqual({ available: 10_000n, held: 0n, posted: 10_000n });
@@ -268,41 +269,45 @@ describe('settlement against real PostgreSQL and NATS', () => {
       await h.events.waitFor(() => h.about('payment.hold.voided', hold.holdId).length === 1, 5_000, 'hold.voided');
       await new Promise((r) => setTimeout(r, 300));
       expect(h.about('payment.hold.voided', hold.holdId)).toHaveLength(1);
-      expect(h.about('payment.hold.voided', hold.holdId)[0]!.event.payload!.value).toMatchObject({ paymentId: hold.paymentId, accountId: buyer, amount: eur(1_000) });
+      // The gateway released it for a payment it did not complete: the event says so (alerts tells the buyer nothing of it).
+      expect(h.about('payment.hold.voided', hold.holdId)[0]!.event.payload!.value).toMatchObject({ paymentId: hold.paymentId, accountId: buyer, amount: eur(1_000), voidReason: 'PAYMENT_NOT_COMPLETED' });
     });
 
     it('a void names one of hold and payment (INVALID_ARGUMENT otherwise); a payment without a hold is NOT_FOUND, a captured one FAILED_PRECONDITION', async () => {
       const { buyer, hold } = await placed(1_000);
       for (const ids of [{ holdId: hold.holdId, paymentId: hold.paymentId }, { holdId: '', paymentId: '' }]) {
-        const req = { idempotencyKey: randomUUID(), ...ids };
+        const req = { idempotencyKey: randomUUID(), ...ids, reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED };
         await expectStatus(h.client.void(req), status.INVALID_ARGUMENT, /^one of hold_id or payment_id is required/);
         expect(await idempotencyRecords(h.ledgerDb, req.idempotencyKey)).toBe(0);
       }
-      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId: 'pay:1' }), status.INVALID_ARGUMENT, /^payment_id is required/);
+      const unknownReason = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: '', reason: 7 as VoidReason };
+      await expectStatus(h.client.void(unknownReason), status.INVALID_ARGUMENT, /^reason 7 is not a VoidReason/);
+      expect(await idempotencyRecords(h.ledgerDb, unknownReason.idempotencyKey)).toBe(0);
+      await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: '', paymentId: 'pay:1' }), status.INVALID_ARGUMENT, /^payment_id is required/);
       expect(await h.balance(buyer)).toEqual({ available: 9_000n, held: 1_000n, posted: 10_000n });
 
       // A payment refused for insufficient funds placed no hold; nor did one never seen.
       const refused = h.holdRequest(buyer, 1_000_000);
       expect((await h.client.placeHold(refused)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_INSUFFICIENT_FUNDS);
       for (const paymentId of [refused.paymentId, randomUUID()]) {
-        await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId }), status.NOT_FOUND, new RegExp(`^no hold was placed for payment ${paymentId}`));
+        await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: '', paymentId }), status.NOT_FOUND, new RegExp(`^no hold was placed for payment ${paymentId}`));
       }
       // NOT_FOUND stores nothing under its key: once the hold is there, a retry with the same key voids it.
       const late = h.holdRequest(buyer, 500);
       const key = randomUUID();
-      await expectStatus(h.client.void({ idempotencyKey: key, holdId: '', paymentId: late.paymentId }), status.NOT_FOUND, /no hold was placed/);
+      await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: key, holdId: '', paymentId: late.paymentId }), status.NOT_FOUND, /no hold was placed/);
       expect(await idempotencyRecords(h.ledgerDb, key)).toBe(0);
       expect((await h.client.placeHold(late)).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
-      expect((await h.client.void({ idempotencyKey: key, holdId: '', paymentId: late.paymentId })).hold!.status).toBe(HoldStatus.HOLD_STATUS_VOIDED);
+      expect((await h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: key, holdId: '', paymentId: late.paymentId })).hold!.status).toBe(HoldStatus.HOLD_STATUS_VOIDED);
 
       const c = await captured(1_000);
-      await expectStatus(h.client.void({ idempotencyKey: randomUUID(), holdId: '', paymentId: c.hold.paymentId }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
+      await expectStatus(h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: '', paymentId: c.hold.paymentId }), status.FAILED_PRECONDITION, /hold is CAPTURED/);
       expect(await h.balance(c.buyer)).toEqual({ available: 9_000n, held: 0n, posted: 9_000n });
     });
 
     it('ConfirmDelivery releases escrow to the merchant payable, once', async () => {
       const { merchantId, hold } = await captured(1_000);
-      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "" };
+      const req = { idempotencyKey: randomUUID(), holdId: hold.holdId, paymentId: "", reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED };
       const res = await h.client.confirmDelivery(req);
       expect(res.transfer!.kind).toBe('release');
       expect(res.transfer!.postings).toEqual([
@@ -471,7 +476,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
           const res = await h.client.placeHold(h.holdRequest(buyer, 100, { deviceId: lostBand }));
           outcome = res.outcome;
           if (outcome === HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN) break;
-          await h.client.void({ idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" });
+          await h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: res.hold!.holdId, paymentId: "" });
           await new Promise((r) => setTimeout(r, 50));
         }
         expect(outcome).toBe(HoldOutcome.HOLD_OUTCOME_ACCOUNT_FROZEN);

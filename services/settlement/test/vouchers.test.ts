@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import { DisputeOutcome, HoldOutcome, HoldStatus, type IssueVoucherRequest, type Voucher } from '../../../gen/wristpay/settlement/v1/settlement';
+import { DisputeOutcome, HoldOutcome, HoldStatus, type IssueVoucherRequest, type Voucher, VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { Ledger } from '../src/ledger';
 import { expectStatus } from '../../../test/support/services';
 import { eur, idempotencyRecords, startHarness, uniqueName, type Harness } from './support/settlement-harness';
@@ -257,7 +257,7 @@ describe('settlement vouchers against real PostgreSQL and NATS', () => {
       await expectStatus(h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId: '' }), status.FAILED_PRECONDITION, /used up/);
       await expectStatus(h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(1_000), paymentId: 'not an id' }), status.INVALID_ARGUMENT, /payment_id/);
       // Once voided, the redemption no longer stands: the payment is quoted like any other.
-      await h.client.void({ idempotencyKey: randomUUID(), holdId: placed.hold!.holdId, paymentId: "" });
+      await h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: placed.hold!.holdId, paymentId: "" });
       expect(await h.client.quoteVoucher({ merchantId, code: v.code, amount: eur(500), paymentId })).toMatchObject({ discount: eur(100), toPay: eur(400) });
     });
 
@@ -267,7 +267,7 @@ describe('settlement vouchers against real PostgreSQL and NATS', () => {
       const alice = await buyer();
       const first = await h.client.placeHold(h.holdRequest(alice, 1_000, { merchantId, voucherCode: v.code, merchantName: 'Noodle Bar' }));
       expect(await usesOf(v.voucherId)).toBe(1);
-      await h.client.void({ idempotencyKey: randomUUID(), holdId: first.hold!.holdId, paymentId: "" });
+      await h.client.void({ reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED, idempotencyKey: randomUUID(), holdId: first.hold!.holdId, paymentId: "" });
       expect(await usesOf(v.voucherId)).toBe(0);
       expect(await redemptions(v.voucherId)).toEqual([{ payment_id: first.hold!.paymentId, released: true }]);
       await h.events.waitFor(() => h.about('payment.hold.voided', first.hold!.holdId).length === 1, 5_000, 'hold.voided');

@@ -180,7 +180,14 @@ export interface LedgerMoved {
    * On payment.hold.placed and payment.hold.captured of a voucher payment: what the voucher took
    * off (amount is net of it). Unset otherwise.
    */
-  discount: Money | undefined;
+  discount:
+    | Money
+    | undefined;
+  /**
+   * On payment.hold.voided: "MERCHANT_CANCELLED" or "PAYMENT_NOT_COMPLETED"
+   * (wristpay.settlement.v1.VoidReason without its prefix). Unset on other types.
+   */
+  voidReason: string;
 }
 
 /**
@@ -2014,6 +2021,7 @@ function createBaseLedgerMoved(): LedgerMoved {
     merchantName: "",
     deviceId: "",
     discount: undefined,
+    voidReason: "",
   };
 }
 
@@ -2045,6 +2053,9 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     }
     if (message.discount !== undefined) {
       Money.encode(message.discount, writer.uint32(74).fork()).join();
+    }
+    if (message.voidReason !== "") {
+      writer.uint32(82).string(message.voidReason);
     }
     return writer;
   },
@@ -2134,6 +2145,14 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
             message.discount = Money.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.voidReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2185,6 +2204,11 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
         ? globalThis.String(object.device_id)
         : "",
       discount: isSet(object.discount) ? Money.fromJSON(object.discount) : undefined,
+      voidReason: isSet(object.voidReason)
+        ? globalThis.String(object.voidReason)
+        : isSet(object.void_reason)
+        ? globalThis.String(object.void_reason)
+        : "",
     };
   },
 
@@ -2217,6 +2241,9 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     if (message.discount !== undefined) {
       obj.discount = Money.toJSON(message.discount);
     }
+    if (message.voidReason !== "") {
+      obj.voidReason = message.voidReason;
+    }
     return obj;
   },
 
@@ -2238,6 +2265,7 @@ export const LedgerMoved: MessageFns<LedgerMoved> = {
     message.discount = (object.discount !== undefined && object.discount !== null)
       ? Money.fromPartial(object.discount)
       : undefined;
+    message.voidReason = object.voidReason ?? "";
     return message;
   },
 };

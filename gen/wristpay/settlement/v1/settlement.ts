@@ -143,6 +143,53 @@ export function holdOutcomeToJSON(object: HoldOutcome): string {
   }
 }
 
+/** Why a hold is voided: it decides what the buyer is told (payment.hold.voided's void_reason). */
+export enum VoidReason {
+  /** VOID_REASON_UNSPECIFIED - Treated as MERCHANT_CANCELLED. */
+  VOID_REASON_UNSPECIFIED = 0,
+  /** VOID_REASON_MERCHANT_CANCELLED - The merchant cancelled an approved payment before capture. */
+  VOID_REASON_MERCHANT_CANCELLED = 1,
+  /**
+   * VOID_REASON_PAYMENT_NOT_COMPLETED - The payment was never completed with this hold (declined, abandoned, or an attempt the
+   * decision did not use): the gateway releases it, and the buyer hears of the payment's outcome,
+   * not of the hold.
+   */
+  VOID_REASON_PAYMENT_NOT_COMPLETED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function voidReasonFromJSON(object: any): VoidReason {
+  switch (object) {
+    case 0:
+    case "VOID_REASON_UNSPECIFIED":
+      return VoidReason.VOID_REASON_UNSPECIFIED;
+    case 1:
+    case "VOID_REASON_MERCHANT_CANCELLED":
+      return VoidReason.VOID_REASON_MERCHANT_CANCELLED;
+    case 2:
+    case "VOID_REASON_PAYMENT_NOT_COMPLETED":
+      return VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VoidReason.UNRECOGNIZED;
+  }
+}
+
+export function voidReasonToJSON(object: VoidReason): string {
+  switch (object) {
+    case VoidReason.VOID_REASON_UNSPECIFIED:
+      return "VOID_REASON_UNSPECIFIED";
+    case VoidReason.VOID_REASON_MERCHANT_CANCELLED:
+      return "VOID_REASON_MERCHANT_CANCELLED";
+    case VoidReason.VOID_REASON_PAYMENT_NOT_COMPLETED:
+      return "VOID_REASON_PAYMENT_NOT_COMPLETED";
+    case VoidReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum DisputeOutcome {
   DISPUTE_OUTCOME_UNSPECIFIED = 0,
   DISPUTE_OUTCOME_REFUND_BUYER = 1,
@@ -284,6 +331,7 @@ export interface VoidRequest {
    * a payment whose attempt died between the hold and its answer.
    */
   paymentId: string;
+  reason: VoidReason;
 }
 
 export interface VoidResponse {
@@ -1785,7 +1833,7 @@ export const CaptureResponse: MessageFns<CaptureResponse> = {
 };
 
 function createBaseVoidRequest(): VoidRequest {
-  return { idempotencyKey: "", holdId: "", paymentId: "" };
+  return { idempotencyKey: "", holdId: "", paymentId: "", reason: 0 };
 }
 
 export const VoidRequest: MessageFns<VoidRequest> = {
@@ -1798,6 +1846,9 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     }
     if (message.paymentId !== "") {
       writer.uint32(26).string(message.paymentId);
+    }
+    if (message.reason !== 0) {
+      writer.uint32(32).int32(message.reason);
     }
     return writer;
   },
@@ -1839,6 +1890,14 @@ export const VoidRequest: MessageFns<VoidRequest> = {
             message.paymentId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1868,6 +1927,7 @@ export const VoidRequest: MessageFns<VoidRequest> = {
         : isSet(object.payment_id)
         ? globalThis.String(object.payment_id)
         : "",
+      reason: isSet(object.reason) ? voidReasonFromJSON(object.reason) : 0,
     };
   },
 
@@ -1882,6 +1942,9 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     if (message.paymentId !== "") {
       obj.paymentId = message.paymentId;
     }
+    if (message.reason !== 0) {
+      obj.reason = voidReasonToJSON(message.reason);
+    }
     return obj;
   },
 
@@ -1893,6 +1956,7 @@ export const VoidRequest: MessageFns<VoidRequest> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.holdId = object.holdId ?? "";
     message.paymentId = object.paymentId ?? "";
+    message.reason = object.reason ?? 0;
     return message;
   },
 };

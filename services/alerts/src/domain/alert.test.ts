@@ -10,7 +10,7 @@ const payment = (type: string, over: Record<string, unknown> = {}) =>
 const ledger = (type: string, over: Record<string, unknown> = {}) =>
   newEvent(type, 'settlement', {
     $case: 'ledger',
-    value: { transferId: 't', holdId: 'h', paymentId: 'p1', accountId: 'acct-1', merchantId: 'm-42', amount: eur(1250n), merchantName: '', deviceId: 'd1', discount: undefined, ...over },
+    value: { transferId: 't', holdId: 'h', paymentId: 'p1', accountId: 'acct-1', merchantId: 'm-42', amount: eur(1250n), merchantName: '', deviceId: 'd1', discount: undefined, voidReason: '', ...over },
   });
 const draft = (x: ReturnType<typeof alertFor>): AlertDraft => {
   if ('skip' in x) throw new Error(`skipped: ${x.skip}`);
@@ -89,6 +89,10 @@ describe('alertFor', () => {
     expect(expired.wrist).toEqual({ merchantName: 'm-42', amount: eur(1250n), outcome: 'Released' });
     expect(expired.phone).toEqual({ title: 'Payment expired', body: 'Your 12.50 EUR payment at m-42 was never taken, so it lapsed; the money is available again.', merchantId: 'm-42', declineReason: '' });
     expect(alertFor(ledger('payment.hold.voided', { accountId: '' }))).toEqual({ skip: 'no account id' });
+    // A hold the gateway released because the payment was never completed is no cancellation by
+    // the merchant: the buyer already hears the payment's own outcome (declined, abandoned).
+    expect(alertFor(ledger('payment.hold.voided', { voidReason: 'PAYMENT_NOT_COMPLETED' }))).toEqual({ skip: 'the hold of a payment that was not completed' });
+    expect(draft(alertFor(ledger('payment.hold.voided', { voidReason: 'MERCHANT_CANCELLED' }))).wrist.outcome).toBe('Cancelled');
     // A voided hold is a ledger movement: another payload does not fit it.
     expect(alertFor(payment('payment.hold.voided'))).toEqual({ skip: 'payload payment does not fit payment.hold.voided' });
   });

@@ -156,6 +156,9 @@ export function alertFor(event: Event): AlertDraft | { skip: string } {
   if (p?.$case === 'ledger' && isLedgerKind(kind)) {
     const v = p.value;
     if (!v.accountId) return { skip: 'no account id' };
+    // The gateway released a hold of a payment it never completed (declined, abandoned): the
+    // buyer hears that payment's outcome; "the merchant cancelled your payment" would be untrue.
+    if (kind === 'VOIDED' && v.voidReason === 'PAYMENT_NOT_COMPLETED') return { skip: 'the hold of a payment that was not completed' };
     const merchant = at(v.merchantName, v.merchantId);
     const { outcome, title, body } = LEDGER_TEXT[kind](merchant, money(v.amount));
     return {
