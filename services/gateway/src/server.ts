@@ -16,6 +16,8 @@ import { toPayment, type PaymentChange, type PaymentRow, type PaymentStore } fro
 import type { GatewayPolicy } from './policy';
 import type { StepUp } from './step-up';
 import type { PaymentWatchers } from './watchers';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { annotate, paymentAttributes } from './span-attributes';
 
 export interface GatewayDeps {
   downstream: Downstream;
@@ -93,11 +95,15 @@ export function gatewayService(deps: GatewayDeps) {
     },
 
     async confirmPayment(req, ctx) {
-      return { payment: toPayment(await stepUp.confirm(req, ctx.deadline)) };
+      const row = await stepUp.confirm(req, ctx.deadline);
+      annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'confirmed' });
+      return { payment: toPayment(row) };
     },
 
     async declinePayment(req) {
-      return { payment: toPayment(await stepUp.decline(req)) };
+      const row = await stepUp.decline(req);
+      annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'declined' });
+      return { payment: toPayment(row) };
     },
 
     async capture(req, ctx) {
@@ -118,6 +124,7 @@ export function gatewayService(deps: GatewayDeps) {
       const row = await merchantPayment(merchant, req.paymentId, ['APPROVED', 'VOIDED']);
       await relayRefusal(downstream.settlement.void({ idempotencyKey: scopedKey(merchant.merchant_id, 'Void', key), holdId: row.hold_id, paymentId: '' }));
       log.info({ paymentId: row.payment_id, merchantId: merchant.merchant_id }, 'payment voided');
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id, [ATTR.holdOutcome]: 'voided' });
       return { payment: row.status === 'APPROVED' ? await after(row, { status: 'VOIDED', message: 'voided by the merchant before capture' }) : toPayment(row) };
     },
 
