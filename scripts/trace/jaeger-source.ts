@@ -66,12 +66,17 @@ const DEFAULT_LOOKBACK_US = 24 * 3600 * 1_000_000;
 
 /**
  * Jaeger's HTTP query API (the jaeger-query deployed by k8s/: port 16686). A search needs a
- * service, so a query without one asks each service Jaeger knows (/api/services).
+ * service, so a query without one asks each service Jaeger knows (/api/services); one without a
+ * start looks back a day.
  */
 export class JaegerSpanSource implements SpanSource {
   private readonly base: string;
 
-  constructor(address: string, private readonly fetchImpl: typeof fetch = fetch) {
+  constructor(
+    address: string,
+    private readonly now: () => number = Date.now,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {
     this.base = address.replace(/\/+$/, '');
   }
 
@@ -80,7 +85,13 @@ export class JaegerSpanSource implements SpanSource {
   }
 
   private async get<T>(path: string): Promise<T> {
-    const res = await this.fetchImpl(`${this.base}${path}`, { headers: { accept: 'application/json' } });
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.base}${path}`, { headers: { accept: 'application/json' } });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`Jaeger at ${this.base} cannot be reached: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
     if (!res.ok) throw new Error(`Jaeger ${path.split('?')[0]} answered HTTP ${res.status}`);
     const body = (await res.json()) as { data?: T; errors?: Array<{ msg?: string }> | null };
     if (body.errors?.length) throw new Error(`Jaeger ${path.split('?')[0]}: ${body.errors.map((e) => e.msg).join('; ')}`);
@@ -95,7 +106,7 @@ export class JaegerSpanSource implements SpanSource {
 
   async find(query: SpanQuery): Promise<Span[]> {
     const services = query.service ? [query.service] : ((await this.get<string[]>('/api/services')) ?? []).filter((s) => s !== 'jaeger-all-in-one' && s !== 'jaeger');
-    const until = query.untilUs ?? Date.now() * 1000;
+    const until = query.untilUs ?? this.now() * 1000;
     const since = query.sinceUs ?? until - DEFAULT_LOOKBACK_US;
     const seen = new Map<string, Span[]>();
     for (const service of services) {

@@ -42,7 +42,7 @@ export async function run(argv: string[], now: () => number = Date.now): Promise
     },
   });
   if (values.dir && values.jaeger) throw new Error('--dir and --jaeger: choose one source');
-  const source: SpanSource = values.jaeger ? new JaegerSpanSource(values.jaeger) : new FileSpanSource(values.dir ?? repoPath('.data', 'traces'));
+  const source: SpanSource = values.jaeger ? new JaegerSpanSource(values.jaeger, now) : new FileSpanSource(values.dir ?? repoPath('.data', 'traces'));
   const sinceUs = values.since ? now() * 1000 - parseDuration(values.since) : undefined;
   const modes = [values.declined, values.challenged, values.slowest !== undefined, positionals.length > 0].filter(Boolean).length;
   if (modes !== 1 || positionals.length > 1) throw new Error(USAGE);
