@@ -36,7 +36,7 @@ export const ATTR = {
   /** Whether a voucher took something off, and how much (never the voucher's code: it is a bearer credential). */
   voucherUsed: 'wristpay.voucher.used',
   voucherDiscountMinor: 'wristpay.voucher.discount.minor',
-  /** placed, refused (with the refusal in declineReason), voided or released. */
+  /** placed or refused (Authorize, ConfirmPayment; the refusal is declineReason), captured, voided. */
   holdOutcome: 'wristpay.hold.outcome',
   /** On the step-up spans: challenged, confirmed, declined, expired. */
   challengeOutcome: 'wristpay.challenge.outcome',

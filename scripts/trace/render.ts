@@ -10,8 +10,10 @@ const PREFIX = 'wristpay.';
 const OMITTED = new Set<string>([ATTR.paymentId]);
 
 const ms = (us: number): string => (us / 1000).toFixed(1);
+// No rule between rows: a waterfall reads down its first column; a blank there is the line above continued.
+const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
 const table = (head: string[], colWidths?: Array<number | null>) =>
-  new Table({ head, style: { head: [], border: [] }, ...(colWidths ? { colWidths, wordWrap: true, wrapOnWordBoundary: true } : {}) });
+  new Table({ head, chars: COMPACT, style: { head: [], border: [] }, ...(colWidths ? { colWidths, wordWrap: true, wrapOnWordBoundary: true } : {}) });
 
 /** A span's wristpay.* attributes as `name=value`, prefix dropped. */
 export function why(span: Span): string {

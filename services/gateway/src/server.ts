@@ -113,7 +113,9 @@ export function gatewayService(deps: GatewayDeps) {
       // gets the first answer back there, another key is refused there as already captured.
       const row = await merchantPayment(merchant, req.paymentId, ['APPROVED', 'CAPTURED', 'REFUNDED']);
       const amount = req.amount ? requireAmount(req.amount) : undefined;
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id });
       await relayRefusal(downstream.settlement.capture({ idempotencyKey: scopedKey(merchant.merchant_id, 'Capture', key), holdId: row.hold_id, amount }));
+      annotate({ [ATTR.holdOutcome]: 'captured' });
       return { payment: row.status === 'APPROVED' ? await after(row, { status: 'CAPTURED', message: 'captured into escrow' }) : toPayment(row) };
     },
 
@@ -133,6 +135,7 @@ export function gatewayService(deps: GatewayDeps) {
       const key = requireIdempotencyKey(req.idempotencyKey);
       const row = await merchantPayment(merchant, req.paymentId, ['CAPTURED', 'REFUNDED']);
       const amount = requireAmount(req.amount);
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id });
       await relayRefusal(downstream.settlement.refund({ idempotencyKey: scopedKey(merchant.merchant_id, 'Refund', key), holdId: row.hold_id, amount }));
       return { payment: await after(row, { status: 'REFUNDED', message: 'refunded by the merchant' }) };
     },
