@@ -55,6 +55,10 @@ export class FileSpanSource implements SpanSource {
     return spans;
   }
 
+  async trace(traceId: string): Promise<Span[]> {
+    return this.load().filter((s) => s.traceId === traceId);
+  }
+
   async find(query: SpanQuery): Promise<Span[]> {
     const traces = [...byTrace(this.load()).values()].filter((spans) => spans.some((s) => spanMatches(s, query)));
     // Newest first, as Jaeger answers, so a limit keeps the newest.

@@ -100,8 +100,14 @@ export class JaegerSpanSource implements SpanSource {
 
   /** One trace by id (/api/traces/{id}). */
   async trace(traceId: string): Promise<Span[]> {
-    const data = await this.get<JaegerTrace[]>(`/api/traces/${encodeURIComponent(traceId)}`);
-    return (data ?? []).flatMap(fromJaeger);
+    try {
+      const data = await this.get<JaegerTrace[]>(`/api/traces/${encodeURIComponent(traceId)}`);
+      return (data ?? []).flatMap(fromJaeger);
+    } catch (err) {
+      // Jaeger answers an unknown trace id with 404.
+      if (/HTTP 404/.test((err as Error).message)) return [];
+      throw err;
+    }
   }
 
   async find(query: SpanQuery): Promise<Span[]> {

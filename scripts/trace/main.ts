@@ -3,7 +3,7 @@
  * spans. Reads the local trace files (.data/traces/*.jsonl, or --dir) or, with --jaeger, the
  * query API of the Jaeger k8s/ deploys; the output is the same.
  *
- *   npm run trace -- <payment id>                 the payment's waterfall, every trace of it
+ *   npm run trace -- <payment id | trace id>      the payment's waterfall, every trace of it
  *   npm run trace -- --declined [--since 1h]      declines grouped by reason
  *   npm run trace -- --challenged [--since 1h]    step-ups grouped by risk reasons, with how they ended
  *   npm run trace -- --slowest 20 [--since 1h]    the slowest Authorize calls and their slowest child span
@@ -12,11 +12,11 @@ import { parseArgs } from 'node:util';
 import { repoPath } from '../../platform/paths';
 import { FileSpanSource } from './file-source';
 import { JaegerSpanSource } from './jaeger-source';
-import { challengesByReason, declinesByReason, slowestPayments, tracesOfPayment } from './payments';
+import { challengesByReason, declinesByReason, paymentOfTrace, slowestPayments, tracesOfPayment } from './payments';
 import { renderGroups, renderSlowest, renderWaterfall } from './render';
 import type { SpanSource } from './span';
 
-const USAGE = 'usage: npm run trace -- <payment id> | --declined | --challenged | --slowest N   [--since 1h] [--dir .data/traces | --jaeger http://host:16686] [--db]';
+const USAGE = 'usage: npm run trace -- <payment id | trace id> | --declined | --challenged | --slowest N   [--since 1h] [--dir .data/traces | --jaeger http://host:16686] [--db]';
 
 /** `90s`, `15m`, `1h`, `7d` as microseconds. */
 export function parseDuration(text: string): number {
@@ -55,7 +55,13 @@ export async function run(argv: string[], now: () => number = Date.now): Promise
     if (!Number.isInteger(count) || count < 1) throw new Error(`--slowest takes a count (1 or more), got ${JSON.stringify(values.slowest)}`);
     return `slowest ${count} Authorize calls${window} (${source.describe()})\n${renderSlowest(await slowestPayments(source, count, sinceUs))}`;
   }
-  const paymentId = positionals[0]!;
+  let paymentId = positionals[0]!;
+  // A trace id (32 hex digits, as the demo prints) stands for the payment it is about.
+  if (/^[0-9a-f]{32}$/.test(paymentId)) {
+    const found = await paymentOfTrace(source, paymentId);
+    if (!found) return `no payment in trace ${paymentId}`;
+    paymentId = found;
+  }
   return renderWaterfall(paymentId, await tracesOfPayment(source, paymentId), values.db ?? false);
 }
 

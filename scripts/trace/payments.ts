@@ -23,6 +23,16 @@ export async function tracesOfPayment(source: SpanSource, paymentId: string): Pr
   return [...byTrace(spans)].map(([traceId, list]) => ({ traceId, startUs: Math.min(...list.map((s) => s.startUs)), spans: list })).sort((a, b) => a.startUs - b.startUs);
 }
 
+/**
+ * The payment a trace is about (the demo prints trace ids): the payment id its gateway spans
+ * carry, else any of its spans; undefined if the trace is not there or names no payment.
+ */
+export async function paymentOfTrace(source: SpanSource, traceId: string): Promise<string | undefined> {
+  const spans = await source.trace(traceId);
+  const named = (list: Span[]) => list.map(paymentOf).find(Boolean);
+  return named(spans.filter((s) => s.service === GATEWAY)) ?? named(spans);
+}
+
 /** A payment's final word among `spans` of the gateway: the latest span that carries a decision. */
 function latestByPayment(spans: Span[], keep: (span: Span) => boolean): Map<string, Span> {
   const latest = new Map<string, Span>();

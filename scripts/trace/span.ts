@@ -32,6 +32,8 @@ export interface SpanQuery {
 /** Where spans come from. `find` returns every span of each matching trace. */
 export interface SpanSource {
   find(query: SpanQuery): Promise<Span[]>;
+  /** Every span of one trace (none if it is not there). */
+  trace(traceId: string): Promise<Span[]>;
   describe(): string;
 }
 

@@ -67,6 +67,10 @@ describe('npm run trace on the trace files of a real run', () => {
     expect(out).toContain('challenge.outcome=expired');
     expect(out).toContain('payment.decline_reason=CHALLENGE_EXPIRED');
     expect(await run(['00000000-0000-4000-8000-000000000000', '--dir', FIXTURE], now)).toBe('no trace carries payment 00000000-0000-4000-8000-000000000000');
+    // A trace id, as the demo's table prints it, stands for its payment: the expiry's trace shows the whole payment.
+    const expiry = (await tracesOfPayment(files, EXPIRED))[1]!.traceId;
+    expect(await run([expiry, '--dir', FIXTURE], now)).toBe(out);
+    expect(await run(['0123456789abcdef0123456789abcdef', '--dir', FIXTURE], now)).toBe('no payment in trace 0123456789abcdef0123456789abcdef');
   });
 
   it('groups declines by reason, with shares and sample ids', async () => {
@@ -200,6 +204,7 @@ describe('npm run trace against Jaeger’s query API', () => {
     ['a payment', [CONFIRMED]],
     ['an expired step-up', [EXPIRED]],
     ['an approved payment and its retry', [APPROVED]],
+    ['a trace id', ['9528c983683a781ca5dfc55573e86fc1']],
     ['declines', ['--declined', '--since', '1h']],
     ['step-ups', ['--challenged', '--since', '1h']],
     ['the slowest', ['--slowest', '5', '--since', '1h']],
@@ -222,6 +227,7 @@ describe('npm run trace against Jaeger’s query API', () => {
     const traceId = (await tracesOfPayment(files, APPROVED))[0]!.traceId;
     const spans = await new JaegerSpanSource(address, now).trace(traceId);
     expect(spans.map((s) => s.spanId).sort()).toEqual(records.filter((r) => r.traceId === traceId).map((r) => r.spanId).sort());
+    expect(await run(['0123456789abcdef0123456789abcdef', '--jaeger', address], now)).toBe('no payment in trace 0123456789abcdef0123456789abcdef');
     await expect(run(['--declined', '--jaeger', 'http://127.0.0.1:9'], now)).rejects.toThrow(/^Jaeger at http:\/\/127\.0\.0\.1:9 cannot be reached/);
   });
 });
