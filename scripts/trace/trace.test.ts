@@ -86,6 +86,9 @@ describe('npm run trace on the trace files of a real run', () => {
     const out = await run(['--declined', '--since', '1h', '--dir', FIXTURE], now);
     expect(out.split('\n')[0]).toMatch(/^declined in the last 1h \(trace files in .*\): 5 payments$/);
     expect(out).toMatch(/│ RISK +│ 2 +│ 40\.0% +│ declined by risk \(/);
+    // A hold settlement refused is the decline's why: on the Authorize span with the reason.
+    const funds = await run([groups.find((g) => g.key === 'INSUFFICIENT_FUNDS')!.samples[0]!, '--dir', FIXTURE], now);
+    for (const why of ['hold.outcome=refused', 'payment.decline_reason=INSUFFICIENT_FUNDS', 'decision=DECLINED']) expect(funds).toContain(why);
     // Nothing declined in the minute before "now".
     expect(await run(['--declined', '--since', '1m', '--dir', FIXTURE], now)).toMatch(/: none$/);
   });
