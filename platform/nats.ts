@@ -121,7 +121,7 @@ export class EventBus {
     const subject = this.subject(event.type);
     return tracer.startActiveSpan(
       `${event.type} publish`,
-      { kind: SpanKind.PRODUCER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type } },
+      { kind: SpanKind.PRODUCER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, ...paymentOf(event) } },
       parent,
       async (span) => {
         try {
@@ -247,7 +247,7 @@ export class EventBus {
     }
     await tracer.startActiveSpan(
       `${event.type} process`,
-      { kind: SpanKind.CONSUMER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: msg.subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, [ATTR.serviceSource]: this.source } },
+      { kind: SpanKind.CONSUMER, attributes: { [ATTR.messagingSystem]: 'nats', [ATTR.messagingDestination]: msg.subject, [ATTR.messagingMessageId]: event.eventId, [ATTR.eventType]: event.type, [ATTR.serviceSource]: this.source, ...paymentOf(event) } },
       parent,
       async (span) => {
         try {
@@ -268,6 +268,15 @@ export class EventBus {
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/**
+ * The payment an event is about, as a span attribute: a consumer's span then names the payment
+ * even when it runs in a trace of its own (an event published without a trace context).
+ */
+function paymentOf(event: Event): Record<string, string> {
+  const value = event.payload?.value as { paymentId?: unknown } | undefined;
+  return typeof value?.paymentId === 'string' && value.paymentId !== '' ? { [ATTR.paymentId]: value.paymentId } : {};
 }
 
 /** NATS subject matching: `*` is one token, a final `>` is one or more. */

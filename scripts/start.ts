@@ -21,7 +21,13 @@ import { onboardDemoMerchants } from '../sim/merchant-onboarding';
 import { certPaths, DATABASES, SERVICES, startMesh, type ServiceName } from './mesh';
 import { printLogLine } from './pretty-log';
 
-const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: 50050, 'device-registry': 50051, tokenization: 50052, risk: 50053, settlement: 50054, alerts: 50055 };
+/**
+ * The six ports, gateway first: 50050-50055 unless WRISTPAY_BASE_PORT moves them (two meshes on
+ * one machine, e.g. several worktrees running the demo at once).
+ */
+const BASE_PORT = Number(process.env.WRISTPAY_BASE_PORT ?? 50050);
+if (!Number.isInteger(BASE_PORT) || BASE_PORT < 1024 || BASE_PORT > 65530) throw new Error(`WRISTPAY_BASE_PORT must be an integer port in 1024-65530, got ${process.env.WRISTPAY_BASE_PORT}`);
+const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: BASE_PORT, 'device-registry': BASE_PORT + 1, tokenization: BASE_PORT + 2, risk: BASE_PORT + 3, settlement: BASE_PORT + 4, alerts: BASE_PORT + 5 };
 
 const data = repoPath('.data');
 const once = process.argv.includes('--once');

@@ -23,5 +23,21 @@ export const ATTR = {
   riskScore: 'wristpay.risk.score',
   riskReasons: 'wristpay.risk.reasons',
   paymentStatus: 'wristpay.payment.status',
+  /** APPROVED, DECLINED or CHALLENGED: what Authorize decided (the collector's tail sampling keys on it). */
+  decision: 'wristpay.decision',
+  /** The decline reason code as stored (INSUFFICIENT_FUNDS, REPLAY, ...), only on a decline. */
   declineReason: 'wristpay.payment.decline_reason',
+  /** The decline's sentence for people (no secret: built from codes and amounts). */
+  declineMessage: 'wristpay.payment.decline_message',
+  /** The Channel name (CHANNEL_BAND_TAP, CHANNEL_BAND_QR). */
+  channel: 'wristpay.payment.channel',
+  rulesetVersion: 'wristpay.risk.ruleset_version',
+  modelVersion: 'wristpay.risk.model_version',
+  /** Whether a voucher took something off, and how much (never the voucher's code: it is a bearer credential). */
+  voucherUsed: 'wristpay.voucher.used',
+  voucherDiscountMinor: 'wristpay.voucher.discount.minor',
+  /** placed or refused (Authorize, ConfirmPayment; the refusal is declineReason), captured, voided. */
+  holdOutcome: 'wristpay.hold.outcome',
+  /** On the step-up spans: challenged, confirmed, declined, expired. */
+  challengeOutcome: 'wristpay.challenge.outcome',
 } as const;

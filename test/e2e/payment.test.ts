@@ -5,21 +5,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { AlertKind, AlertsServiceClient } from '../../gen/wristpay/alerts/v1/alerts';
+import { SessionEndReason } from '../../gen/wristpay/device_registry/v1/device_registry';
 import { GatewayServiceClient, PaymentStatus } from '../../gen/wristpay/gateway/v1/gateway';
 import type { PromiseClient } from '../../platform/grpc/client';
 import { repoPath } from '../../platform/paths';
+import { ATTR } from '../../platform/telemetry/attributes';
 import type { SpanRecord } from '../../platform/telemetry/file-exporter';
 import { certPaths, DATABASES, freePort, SERVICES, startMesh, type Mesh, type ServiceName } from '../../scripts/mesh';
 import { backOfficeClients, certCredentials, merchantGateways, walletClients, type BackOfficeClients, type MerchantGateways, type WalletClients } from '../../sim/clients';
 import { onboardMerchant } from '../../sim/merchant-onboarding';
 import { DEMO_MERCHANTS } from '../../sim/terminal';
-import { onboardBand, pay } from '../../sim/wallet';
+import { confirmStepUp, onboardBand, pay } from '../../sim/wallet';
+import { run as traceTool } from '../../scripts/trace/main';
+import { eventually } from '../support/eventually';
 import { watchEvents } from '../support/events';
 import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
 import { expectStatus, testClient } from '../support/services';
 
 const SPAN_KIND_SERVER = 1;
 const SPAN_KIND_CONSUMER = 4;
+const AUTHORIZE = 'grpc.wristpay.gateway.v1.GatewayService/Authorize';
 /** A demo merchant: scripts/dev-certs.sh issues its identity, merchant.m-coffee-lab; the test onboards it in its fresh gateway. */
 const MERCHANT = DEMO_MERCHANTS.get('m-coffee-lab')!;
 
@@ -86,7 +91,8 @@ describe('one payment end to end', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  function spansOf(traceId: string): SpanRecord[] {
+  /** The spans of one trace, or of every trace when `traceId` is undefined. */
+  function spansOf(traceId: string | undefined): SpanRecord[] {
     return SERVICES.flatMap((s) => {
       const file = join(work, 'traces', `${s}.jsonl`);
       if (!existsSync(file)) return [];
@@ -94,7 +100,7 @@ describe('one payment end to end', () => {
         .split('\n')
         .filter(Boolean)
         .map((l) => JSON.parse(l) as SpanRecord)
-        .filter((span) => span.traceId === traceId);
+        .filter((span) => traceId === undefined || span.traceId === traceId);
     });
   }
 
@@ -143,6 +149,33 @@ describe('one payment end to end', () => {
     expect(summary).toContain(`alerts:payment.authorized process:${SPAN_KIND_CONSUMER}`);
     expect(mesh!.exited).toEqual({});
 
+    // What an analyst needs to tell why, on the gateway's Authorize span; risk's own span agrees on the versions.
+    const authorize = spans.find((sp) => sp.service === 'gateway' && sp.name === AUTHORIZE && sp.kind === SPAN_KIND_SERVER)!;
+    const score = spans.find((sp) => sp.service === 'risk' && sp.kind === SPAN_KIND_SERVER && sp.name.endsWith('/Score'))!;
+    expect(authorize.attributes).toMatchObject({
+      [ATTR.paymentId]: paymentId,
+      [ATTR.merchantId]: MERCHANT.merchantId,
+      [ATTR.channel]: 'CHANNEL_BAND_TAP',
+      [ATTR.decision]: 'APPROVED',
+      [ATTR.riskDecision]: 'APPROVE',
+      [ATTR.riskScore]: expect.any(Number),
+      [ATTR.riskReasons]: score.attributes[ATTR.riskReasons],
+      [ATTR.rulesetVersion]: expect.stringMatching(/.+/),
+      [ATTR.modelVersion]: expect.stringMatching(/.+/),
+      [ATTR.voucherUsed]: false,
+      [ATTR.holdOutcome]: 'placed',
+      [ATTR.holdId]: first.response.holdId,
+    });
+    expect(authorize.attributes[ATTR.declineReason]).toBeUndefined();
+    expect([score.attributes[ATTR.rulesetVersion], score.attributes[ATTR.modelVersion], score.attributes[ATTR.riskScore]]).toEqual([authorize.attributes[ATTR.rulesetVersion], authorize.attributes[ATTR.modelVersion], authorize.attributes[ATTR.riskScore]]);
+    expect(spans.find((sp) => sp.service === 'alerts' && sp.name === 'payment.authorized process')!.attributes[ATTR.paymentId]).toBe(paymentId);
+
+    // The analysts' tool reads this run's trace files: the payment's waterfall has every service's spans.
+    const waterfall = await traceTool([paymentId, '--dir', join(work, 'traces')]);
+    expect(waterfall).toContain(`trace ${first.traceId}`);
+    for (const service of SERVICES) expect(waterfall).toMatch(new RegExp(`│ ${service} +│`));
+    expect(waterfall).toContain('decision=APPROVED');
+
     // The merchant captures through the gateway: the hold becomes escrow, and a second capture is refused.
     const captured = await terminal.capture({ idempotencyKey: randomUUID(), paymentId, merchantId: MERCHANT.merchantId, amount: undefined });
     expect(captured.payment!.status).toBe(PaymentStatus.PAYMENT_STATUS_CAPTURED);
@@ -179,6 +212,47 @@ describe('one payment end to end', () => {
     expect(replay.response.status).toBe(PaymentStatus.PAYMENT_STATUS_DECLINED);
     const balance = await wallet.settlement.getBalance({ accountId, currency: 'EUR' });
     expect(balance.held!.amountMinor).toBe(700n);
+
+    // The decline's span says why; no risk was asked, so no score, and no hold was tried.
+    const declined = await eventually(() => spansOf(replay.traceId).find((sp) => sp.service === 'gateway' && sp.name === AUTHORIZE && sp.kind === SPAN_KIND_SERVER), 10_000, 'the replay’s Authorize span');
+    expect(declined.attributes).toMatchObject({ [ATTR.paymentId]: replay.response.paymentId, [ATTR.decision]: 'DECLINED', [ATTR.declineReason]: 'REPLAY', [ATTR.declineMessage]: expect.stringMatching(/replay/), [ATTR.channel]: 'CHANNEL_BAND_TAP' });
+    expect([declined.attributes[ATTR.riskScore], declined.attributes[ATTR.holdOutcome]]).toEqual([undefined, undefined]);
+    const byReason = await traceTool(['--declined', '--dir', join(work, 'traces')]);
+    expect(byReason).toMatch(/│ REPLAY +│ 1 +│/);
+    expect(byReason).toContain(replay.response.paymentId);
+  });
+
+  it('traces a step-up: the Authorize span says challenged, the ConfirmPayment span confirmed and the hold; the tool shows both traces in order', async () => {
+    const accountId = uniqueName('acct');
+    const band = await onboardBand(wallet, accountId, 5_000n);
+    await wallet.registry.endSession({ idempotencyKey: randomUUID(), deviceId: band.deviceId!, reason: SessionEndReason.SESSION_END_REASON_WRIST_OFF });
+    const paid = await pay({ gateway: terminal }, band, { merchantId: MERCHANT.merchantId, amountMinor: 900n });
+    expect(paid.response.status).toBe(PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED);
+    const paymentId = paid.response.paymentId;
+    const challenged = await eventually(
+      () => events.ofType('payment.challenged').find((e) => e.event.payload?.$case === 'payment' && e.event.payload.value.paymentId === paymentId),
+      10_000,
+      'payment.challenged',
+    );
+    const stepUp = (challenged.event.payload as { value: { stepUp: { challengeId: string; nonce: Uint8Array } } }).value.stepUp;
+    const confirmed = await confirmStepUp(wallet.gateway, band, { paymentId, accountId, challengeId: stepUp.challengeId, nonce: stepUp.nonce });
+    expect(confirmed.status).toBe(PaymentStatus.PAYMENT_STATUS_APPROVED);
+
+    const gatewaySpans = () => spansOf(undefined).filter((sp) => sp.service === 'gateway' && sp.kind === SPAN_KIND_SERVER && sp.attributes[ATTR.paymentId] === paymentId);
+    const [authorize, confirm] = await eventually(() => {
+      const found = gatewaySpans();
+      const a = found.find((sp) => sp.name === AUTHORIZE);
+      const c = found.find((sp) => sp.name.endsWith('/ConfirmPayment'));
+      return a && c ? [a, c] : undefined;
+    }, 10_000, 'the Authorize and ConfirmPayment spans');
+    expect(authorize!.attributes).toMatchObject({ [ATTR.decision]: 'CHALLENGED', [ATTR.challengeOutcome]: 'challenged', [ATTR.riskDecision]: 'CHALLENGE', [ATTR.riskReasons]: expect.arrayContaining(['SESSION_NOT_LIVE']) });
+    expect(confirm!.attributes).toMatchObject({ [ATTR.decision]: 'APPROVED', [ATTR.challengeOutcome]: 'confirmed', [ATTR.holdOutcome]: 'placed', [ATTR.holdId]: confirmed.holdId });
+    expect(confirm!.traceId).not.toBe(authorize!.traceId);
+
+    const waterfall = await traceTool([paymentId, '--dir', join(work, 'traces')]);
+    expect(waterfall.split('\n')[0]).toBe(`payment ${paymentId}: 2 traces`);
+    expect(waterfall.indexOf(`trace ${authorize!.traceId}`)).toBeLessThan(waterfall.indexOf(`trace ${confirm!.traceId}`));
+    expect(waterfall.indexOf(`trace ${authorize!.traceId}`)).toBeGreaterThan(-1);
   });
 
   it('lets only merchant identities pay: the demo and the wallet are refused at the gateway', async () => {

@@ -16,6 +16,7 @@ import type { IConfigMap, IService } from 'kubernetes-models/v1';
 import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { ATTR } from '../../platform/telemetry/attributes';
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { LIVENESS_SERVICE } from '../../platform/grpc/server';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
@@ -686,6 +687,35 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
     }
     expect(problems).toEqual([]);
   });
+
+  it('OpenTelemetry: the collector (contrib, one replica) tail-samples: errors, declines and step-ups, slow traces, and a share of the rest', () => {
+    const r = rendered(overlay);
+    const problems: string[] = [];
+    type Policy = { name: string; type: string; status_code?: { status_codes?: string[] }; string_attribute?: { key?: string; values?: string[] }; latency?: { threshold_ms?: number }; probabilistic?: { sampling_percentage?: number } };
+    const raw = r.find<IConfigMap>('ConfigMap', 'otel-collector-config')?.data?.['config.yaml'];
+    const config = (raw ? load(raw) : {}) as { processors?: { tail_sampling?: { decision_wait?: string; policies?: Policy[] } }; service?: { pipelines?: { traces?: { processors?: string[] } } } };
+    const pipeline = config.service?.pipelines?.traces?.processors ?? [];
+    // After the memory limiter, before the batch: batches of sampled traces only.
+    if (!(pipeline.indexOf('memory_limiter') < pipeline.indexOf('tail_sampling') && pipeline.indexOf('tail_sampling') < pipeline.indexOf('batch'))) problems.push(`traces pipeline processors ${pipeline.join(', ')}: want memory_limiter, tail_sampling, batch`);
+    const policies = config.processors?.tail_sampling?.policies ?? [];
+    if (!config.processors?.tail_sampling?.decision_wait) problems.push('tail_sampling: no decision_wait');
+    const has = (what: string, ok: (p: Policy) => boolean) => {
+      if (!policies.some(ok)) problems.push(`tail_sampling: no policy keeping ${what}`);
+    };
+    has('spans in ERROR', (p) => p.type === 'status_code' && (p.status_code?.status_codes ?? []).includes('ERROR'));
+    has('declined and challenged payments', (p) => p.type === 'string_attribute' && p.string_attribute?.key === ATTR.decision && ['DECLINED', 'CHALLENGED'].every((v) => p.string_attribute?.values?.includes(v)));
+    has('step-up answers and expiries', (p) => p.type === 'string_attribute' && p.string_attribute?.key === ATTR.challengeOutcome && ['confirmed', 'declined', 'expired'].every((v) => p.string_attribute?.values?.includes(v)));
+    has('slow traces', (p) => p.type === 'latency' && (p.latency?.threshold_ms ?? 0) > 0);
+    has('a share of the rest', (p) => p.type === 'probabilistic' && (p.probabilistic?.sampling_percentage ?? 0) > 0 && (p.probabilistic?.sampling_percentage ?? 0) < 100);
+    const collector = deployment(r, 'otel-collector');
+    const image = collector.podSpec.containers[0]?.image ?? '';
+    // The core distribution has no tail_sampling processor.
+    if (!/^otel\/opentelemetry-collector-contrib:/.test(image)) problems.push(`otel-collector image ${image}: want otel/opentelemetry-collector-contrib (tail_sampling)`);
+    // Tail sampling decides per trace: every span of a trace must reach the same collector.
+    const replicas = (collector.obj as { spec?: { replicas?: number } }).spec?.replicas ?? 1;
+    if (replicas !== 1) problems.push(`otel-collector has ${replicas} replicas: tail sampling needs one (or a loadbalancing exporter by traceID in front)`);
+    expect(problems).toEqual([]);
+  });
 });
 
 // ---- overlay-specific -------------------------------------------------------------------------
@@ -802,6 +832,27 @@ describe('k8s/overlays/prod', () => {
     const k = kustomization('prod');
     if (k.secretGenerator?.length) problems.push(`prod kustomization has a secretGenerator (${k.secretGenerator.map((g) => g.name).join(', ')})`);
     for (const s of rendered('prod').ofKind('Secret')) problems.push(`prod renders ${describeObject(s)}`);
+    expect(problems).toEqual([]);
+  });
+
+  it('Jaeger keeps traces on a volume (badger on a PersistentVolumeClaim) for a stated time, one replica', () => {
+    const r = rendered('prod');
+    const problems: string[] = [];
+    const jaeger = deployment(r, 'jaeger');
+    const container = jaeger.podSpec.containers[0]!;
+    const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
+    if (env.SPAN_STORAGE_TYPE !== 'badger') problems.push(`SPAN_STORAGE_TYPE ${env.SPAN_STORAGE_TYPE}: want badger`);
+    if (env.BADGER_EPHEMERAL !== 'false') problems.push('BADGER_EPHEMERAL is not "false": badger would keep nothing');
+    if (!/^\d+h$/.test(env.BADGER_SPAN_STORE_TTL ?? '')) problems.push(`BADGER_SPAN_STORE_TTL ${env.BADGER_SPAN_STORE_TTL}: want a retention in hours`);
+    const volume = jaeger.podSpec.volumes?.find((v) => v.persistentVolumeClaim);
+    const mount = container.volumeMounts?.find((m) => m.name === volume?.name);
+    if (!volume || !mount) problems.push('jaeger mounts no PersistentVolumeClaim');
+    else {
+      for (const dir of [env.BADGER_DIRECTORY_KEY, env.BADGER_DIRECTORY_VALUE]) if (!dir?.startsWith(`${mount.mountPath}/`)) problems.push(`badger directory ${dir} is not on the volume at ${mount.mountPath}`);
+      if (!r.find('PersistentVolumeClaim', volume.persistentVolumeClaim!.claimName)) problems.push(`no PersistentVolumeClaim ${volume.persistentVolumeClaim!.claimName}`);
+    }
+    const spec = (jaeger.obj as { spec?: { replicas?: number; strategy?: { type?: string } } }).spec;
+    if ((spec?.replicas ?? 1) !== 1 || spec?.strategy?.type !== 'Recreate') problems.push('jaeger: want one replica and strategy Recreate (a ReadWriteOnce volume, a local store)');
     expect(problems).toEqual([]);
   });
 });

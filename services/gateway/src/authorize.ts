@@ -5,8 +5,8 @@ import { Channel, type Money } from '../../../gen/wristpay/common/v1/common';
 import type { DeviceRegistryServiceClient } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import type { Event } from '../../../gen/wristpay/events/v1/events';
 import { AuthorizeRequest, DeclineReason, PaymentStatus, type AuthorizeResponse } from '../../../gen/wristpay/gateway/v1/gateway';
-import { Label, type RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
-import { VoidReason, type SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
+import { Decision, Label, type RiskServiceClient } from '../../../gen/wristpay/risk/v1/risk';
+import { HoldOutcome, VoidReason, type SettlementServiceClient } from '../../../gen/wristpay/settlement/v1/settlement';
 import type { TokenizationServiceClient, Verification } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import { IdempotencyKeyReused, InvalidArgument, Unavailable, relayRefusal } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
@@ -22,6 +22,7 @@ import type { MerchantRow } from './merchants';
 import { declineReasonName, toAuthorizeResponse, type PaymentChange, type PaymentRow, type PaymentStore } from './payments';
 import { toStatus } from './domain/payment-state';
 import type { PaymentWatchers } from './watchers';
+import { annotate, paymentAttributes } from './span-attributes';
 
 export interface Downstream {
   registry: PromiseClient<DeviceRegistryServiceClient>;
@@ -145,12 +146,12 @@ export class PaymentFlow {
       merchantName: merchant.display_name,
       owner: instance.id,
     });
-    trace.getActiveSpan()?.setAttributes({ [ATTR.paymentId]: claim.row.payment_id, [ATTR.merchantId]: merchant.merchant_id, [ATTR.amountMinor]: Number(amount.amountMinor), [ATTR.currency]: amount.currency });
+    trace.getActiveSpan()?.setAttributes({ [ATTR.paymentId]: claim.row.payment_id, [ATTR.merchantId]: merchant.merchant_id, [ATTR.channel]: Channel[channel], [ATTR.amountMinor]: Number(amount.amountMinor), [ATTR.currency]: amount.currency });
     if (!claim.fresh && !Buffer.from(claim.row.request_hash).equals(hash)) throw new IdempotencyKeyReused();
     const resume = (row: PaymentRow) => (row.confirmed_at ? this.afterConfirmation(row) : this.orchestrate(row, req, amount, channel));
     const row = claim.fresh ? await this.track(claim.row, resume(claim.row)) : await this.settle(claim.row, resume, deadline);
     const response = toAuthorizeResponse(row);
-    trace.getActiveSpan()?.setAttributes({ [ATTR.paymentStatus]: PaymentStatus[response.status], [ATTR.declineReason]: DeclineReason[response.declineReason], [ATTR.deviceId]: row.device_id });
+    annotate({ ...paymentAttributes(row), [ATTR.paymentStatus]: PaymentStatus[response.status] });
     return response;
   }
 
@@ -291,6 +292,8 @@ export class PaymentFlow {
     });
     change.risk_score = risk.score;
     change.risk_reasons = risk.reasons.map((r) => r.code);
+    // The versions are not kept on the payment: the span is where an analyst finds which rules and model decided.
+    annotate({ [ATTR.riskDecision]: Decision[risk.decision].replace('DECISION_', ''), [ATTR.rulesetVersion]: risk.rulesetVersion, [ATTR.modelVersion]: risk.modelVersion });
     const riskVerdict = afterRisk(risk.decision, change.risk_reasons);
     if (riskVerdict?.status === PaymentStatus.PAYMENT_STATUS_CHALLENGE_REQUIRED) {
       // The phone must confirm: the band signs this challenge (it reaches the phone on the
@@ -321,6 +324,7 @@ export class PaymentFlow {
         merchantName: row.merchant_name,
       }),
     );
+    annotate({ [ATTR.holdOutcome]: hold.outcome === HoldOutcome.HOLD_OUTCOME_PLACED ? 'placed' : 'refused' });
     const placed: PaymentChange = { ...change, ...verdictChange(afterHold(hold.outcome)) };
     if (hold.hold) {
       placed.hold_id = hold.hold.holdId;

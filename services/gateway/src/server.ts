@@ -17,6 +17,8 @@ import { toPayment, type PaymentChange, type PaymentRow, type PaymentStore } fro
 import type { GatewayPolicy } from './policy';
 import type { StepUp } from './step-up';
 import type { PaymentWatchers } from './watchers';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { annotate, paymentAttributes } from './span-attributes';
 
 export interface GatewayDeps {
   downstream: Downstream;
@@ -94,11 +96,15 @@ export function gatewayService(deps: GatewayDeps) {
     },
 
     async confirmPayment(req, ctx) {
-      return { payment: toPayment(await stepUp.confirm(req, ctx.deadline)) };
+      const row = await stepUp.confirm(req, ctx.deadline);
+      annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'confirmed' });
+      return { payment: toPayment(row) };
     },
 
     async declinePayment(req) {
-      return { payment: toPayment(await stepUp.decline(req)) };
+      const row = await stepUp.decline(req);
+      annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'declined' });
+      return { payment: toPayment(row) };
     },
 
     async capture(req, ctx) {
@@ -108,7 +114,9 @@ export function gatewayService(deps: GatewayDeps) {
       // gets the first answer back there, another key is refused there as already captured.
       const row = await merchantPayment(merchant, req.paymentId, ['APPROVED', 'CAPTURED', 'REFUNDED']);
       const amount = req.amount ? requireAmount(req.amount) : undefined;
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id });
       await relayRefusal(downstream.settlement.capture({ idempotencyKey: scopedKey(merchant.merchant_id, 'Capture', key), holdId: row.hold_id, amount }));
+      annotate({ [ATTR.holdOutcome]: 'captured' });
       return { payment: row.status === 'APPROVED' ? await after(row, { status: 'CAPTURED', message: 'captured into escrow' }) : toPayment(row) };
     },
 
@@ -119,6 +127,7 @@ export function gatewayService(deps: GatewayDeps) {
       const row = await merchantPayment(merchant, req.paymentId, ['APPROVED', 'VOIDED']);
       await relayRefusal(downstream.settlement.void({ idempotencyKey: scopedKey(merchant.merchant_id, 'Void', key), holdId: row.hold_id, paymentId: '', reason: VoidReason.VOID_REASON_MERCHANT_CANCELLED }));
       log.info({ paymentId: row.payment_id, merchantId: merchant.merchant_id }, 'payment voided');
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id, [ATTR.holdOutcome]: 'voided' });
       return { payment: row.status === 'APPROVED' ? await after(row, { status: 'VOIDED', message: 'voided by the merchant before capture' }) : toPayment(row) };
     },
 
@@ -127,6 +136,7 @@ export function gatewayService(deps: GatewayDeps) {
       const key = requireIdempotencyKey(req.idempotencyKey);
       const row = await merchantPayment(merchant, req.paymentId, ['CAPTURED', 'REFUNDED']);
       const amount = requireAmount(req.amount);
+      annotate({ [ATTR.paymentId]: row.payment_id, [ATTR.merchantId]: row.merchant_id, [ATTR.holdId]: row.hold_id });
       await relayRefusal(downstream.settlement.refund({ idempotencyKey: scopedKey(merchant.merchant_id, 'Refund', key), holdId: row.hold_id, amount }));
       return { payment: await after(row, { status: 'REFUNDED', message: 'refunded by the merchant' }) };
     },

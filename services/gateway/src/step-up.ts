@@ -10,6 +10,8 @@ import type { InstanceHeartbeat } from './instances';
 import { declineReasonName, type PaymentChange, type PaymentRow, type PaymentStore } from './payments';
 import type { OutboxRelay } from '../../../platform/outbox';
 import type { PaymentWatchers } from './watchers';
+import { ATTR } from '../../../platform/telemetry/attributes';
+import { annotate, paymentAttributes } from './span-attributes';
 
 /** The band's signature does not verify with the key registered for the payment's band. */
 export class SignatureRejected extends PermissionDenied {
@@ -57,6 +59,7 @@ export class StepUp {
     const { store, relay, watchers, log } = this.deps;
     const row = await store.transition(paymentId, EXPIRED_CHANGE, { from: ['CHALLENGED'] }, decisionEvent);
     if (row) {
+      annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'expired' });
       relay.kick();
       watchers.notify(paymentId);
       log.info({ paymentId }, 'step-up expired: payment declined');

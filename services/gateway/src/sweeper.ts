@@ -1,8 +1,31 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Logger } from '../../../platform/log';
+import { ATTR } from '../../../platform/telemetry/attributes';
 import type { PaymentFlow } from './authorize';
 import type { InstanceHeartbeat } from './instances';
 import type { PaymentStore } from './payments';
 import type { StepUp } from './step-up';
+
+const tracer = trace.getTracer('wristpay.gateway.sweeper');
+
+/**
+ * An expiry has no caller and so no incoming span: it gets its own, a root span, so the
+ * payment's decline (and the payment.declined event it publishes) can be found by payment id
+ * in the traces like a confirmation or a refusal on the phone.
+ */
+function expireTraced(stepUp: StepUp, paymentId: string): Promise<unknown> {
+  return tracer.startActiveSpan('gateway.ExpireChallenge', { root: true, attributes: { [ATTR.paymentId]: paymentId } }, async (span) => {
+    try {
+      return await stepUp.expire(paymentId);
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
 
 /**
  * Ends what nobody else will: challenges past their expiry (DECLINED, challenge_expired) and
@@ -32,7 +55,7 @@ export class PaymentSweeper {
     let expired = 0;
     let orphans = 0;
     try {
-      for (const paymentId of await store.expiredChallenges(batch)) if (await stepUp.expire(paymentId)) expired++;
+      for (const paymentId of await store.expiredChallenges(batch)) if (await expireTraced(stepUp, paymentId)) expired++;
       for (const orphan of await store.orphaned(this.options.abandonAfterSeconds, instance.staleMs, batch)) {
         const closed = await flow.closeOrphan(orphan).catch((err: Error) => log.warn({ err: err.message, paymentId: orphan.payment_id }, 'orphaned payment not closed yet'));
         if (closed) {

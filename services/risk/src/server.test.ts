@@ -69,7 +69,7 @@ describe('risk gRPC edge', () => {
     expect(() => toScoreInput(request({ accountId: '{acct}' }))).toThrow(/account_id/);
   });
 
-  it('puts the decision, score and reason codes on the active span, and nothing else about the payment', async () => {
+  it('puts the decision, score, reason codes and ruleset/model versions on the active span, and nothing else about the payment', async () => {
     const verdict: Verdict = {
       decision: 'CHALLENGE',
       score: 450,
@@ -99,6 +99,9 @@ describe('risk gRPC edge', () => {
       [ATTR.riskDecision]: 'CHALLENGE',
       [ATTR.riskScore]: 450,
       [ATTR.riskReasons]: ['IMPOSSIBLE_TRAVEL', 'MODEL_SCORE'],
+      // Which rules and model decided: an analyst's trace shows them (npm run trace).
+      [ATTR.rulesetVersion]: 'r1',
+      [ATTR.modelVersion]: 'm1',
     });
   });
 });

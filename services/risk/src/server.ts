@@ -142,6 +142,8 @@ export function riskService(deps: RiskDeps) {
         [ATTR.riskDecision]: verdict.decision,
         [ATTR.riskScore]: verdict.score,
         [ATTR.riskReasons]: verdict.reasons.map((r) => r.code),
+        [ATTR.rulesetVersion]: verdict.rulesetVersion,
+        [ATTR.modelVersion]: verdict.modelVersion,
       });
       return toScoreResponse(verdict);
     },
