@@ -40,9 +40,11 @@ const FAILOVER_REPLY = /\b(READONLY|MASTERDOWN|LOADING|TRYAGAIN)\b/;
  * Opens Redis. Commands fail fast while it is down (no offline queue) so callers can fail
  * closed or fall back instead of hanging; the client keeps reconnecting in the background.
  * Through Sentinel the client asks the Sentinels for the primary on every (re)connect, checks
- * the node it reaches is the primary, and follows a failover: Sentinel's +switch-master makes
- * it reconnect at once, and a READONLY reply (the node it talks to was demoted) makes it
- * reconnect too; the command that got it fails (UNAVAILABLE at the edge: the caller retries).
+ * the node it reaches is the primary, and follows a failover: a lost connection (the primary
+ * died) or a READONLY reply (the node it talks to was demoted) makes it reconnect through the
+ * Sentinels; the command that got it fails (UNAVAILABLE at the edge: the caller retries).
+ * (ioredis's failoverDetector, which reconnects on Sentinel's +switch-master, is not used: with
+ * it a client once stayed disconnected after a failover here, and the two paths above suffice.)
  */
 export function openRedis(target: RedisTarget | string, log: Logger): Redis {
   const t: RedisTarget = typeof target === 'string' ? { kind: 'url', url: target } : target;
@@ -63,9 +65,6 @@ export function openRedis(target: RedisTarget | string, log: Logger): Redis {
           role: 'master',
           password: t.password,
           sentinelPassword: t.sentinelPassword,
-          // Subscribe to the Sentinels' +switch-master: reconnect the moment a replica is promoted
-          // instead of when the old connection happens to fail.
-          failoverDetector: true,
           // The default backs off to 2 s between attempts; during a failover the new primary is
           // usually named within a few seconds, and every attempt asks the Sentinels afresh.
           retryStrategy: (times) => Math.min(times * 100, 1_000),

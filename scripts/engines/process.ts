@@ -8,6 +8,14 @@ import { createInterface } from 'node:readline';
  * restartable with the same argv. Shared by the NATS and Redis cluster helpers.
  */
 export class EngineProcess {
+  /** Every engine process running, so none outlives the process that started it (a crash, a killed test worker). */
+  private static readonly live = new Set<ChildProcess>();
+  static {
+    process.once('exit', () => {
+      for (const child of EngineProcess.live) child.kill('SIGKILL');
+    });
+  }
+
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -34,7 +42,9 @@ export class EngineProcess {
     return new Promise<void>((resolve, reject) => {
       const proc = spawn(this.bin, this.args(), { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = proc;
+      EngineProcess.live.add(proc);
       this.exited = new Promise((done) => proc.once('exit', () => done()));
+      proc.once('exit', () => EngineProcess.live.delete(proc));
       const log = createWriteStream(this.logFile, { flags: 'a' });
       proc.once('exit', () => log.end());
       const last: string[] = [];

@@ -90,6 +90,8 @@ export async function startRedisSentinel(options: RedisSentinelOptions): Promise
         () => [
           '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
           '--dbfilename', `r${i}.rdb`, ...auth,
+          // Start a replica's full sync at once (the default waits 5 s for more replicas to share it).
+          '--repl-diskless-sync-delay', '0',
           ...(replicaOf[i] !== undefined ? ['--replicaof', '127.0.0.1', String(replicaOf[i])] : []),
         ],
         join(dir, `r${i}.log`),
@@ -133,7 +135,10 @@ export async function startRedisSentinel(options: RedisSentinelOptions): Promise
           const peers = (await ask(sentinelPorts[j]!, undefined, 'SENTINEL', 'sentinels', masterName)) as unknown[];
           if (peers.length < up.length - 1) return undefined;
           const replicas = (await ask(sentinelPorts[j]!, undefined, 'SENTINEL', 'replicas', masterName)) as string[][];
-          const seen = replicas.filter((r) => !flagsOf(r).includes('s_down') && !flagsOf(r).includes('disconnected')).map((r) => dataPorts.indexOf(Number(fieldOf(r, 'port'))));
+          // A replica counts once its link to the primary is up: it has the data and streams the rest.
+          const seen = replicas
+            .filter((r) => !flagsOf(r).includes('s_down') && !flagsOf(r).includes('disconnected') && fieldOf(r, 'master-link-status') === 'ok')
+            .map((r) => dataPorts.indexOf(Number(fieldOf(r, 'port'))));
           if (data.some((d, i) => d.running && i !== primary && !seen.includes(i))) return undefined;
         }
         return primary;
