@@ -11,6 +11,7 @@ import { cpus } from 'node:os';
 import Redis from 'ioredis';
 import { Client, Pool } from 'pg';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
+import { DEFAULT_REDIS_URL } from '../platform/config';
 import { createLogger } from '../platform/log';
 import { taggedKey } from '../platform/redis';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   const config = readConfig({ ...process.env, DEVICE_REGISTRY_PORT: '0', DATABASE_URL: url.toString(), ...meshPki().env('device-registry'), REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' });
   const service = await startDeviceRegistry(config, createLogger('device-registry', 'warn'));
   const client = testClient(DeviceRegistryServiceClient, service.port);
-  const redis = new Redis(config.REDIS_URL);
+  const redis = new Redis(config.REDIS_URL ?? DEFAULT_REDIS_URL);
   try {
     const deviceIds: string[] = [];
     await run(bands, 8, async (i) => {

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { RiskServiceClient, type ScoreRequest } from '../gen/wristpay/risk/v1/risk';
+import { DEFAULT_REDIS_URL } from '../platform/config';
 import { createLogger } from '../platform/log';
 import { startRisk } from '../services/risk/src/app';
 import { readConfig } from '../services/risk/src/config';
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
   const config = readConfig({ ...process.env, ...meshPki().env('risk'), RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
   const service = await startRisk(config, createLogger('risk', 'warn'));
   const client = testClient(RiskServiceClient, service.port);
-  const redis = new Redis(config.REDIS_URL);
+  const redis = new Redis(config.REDIS_URL ?? DEFAULT_REDIS_URL);
   const request = (i: number): ScoreRequest => ({
     paymentId: randomUUID(),
     accountId: `${prefix}-a${i % accounts}`,

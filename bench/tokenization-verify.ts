@@ -18,6 +18,7 @@ import { Pool } from 'pg';
 import { Channel } from '../gen/wristpay/common/v1/common';
 import { DeviceRegistryServiceClient } from '../gen/wristpay/device_registry/v1/device_registry';
 import { TokenizationServiceClient, VerifyResult, type VerifyPaymentRequest } from '../gen/wristpay/tokenization/v1/tokenization';
+import { DEFAULT_REDIS_URL } from '../platform/config';
 import { createLogger } from '../platform/log';
 import { startDeviceRegistry } from '../services/device-registry/src/app';
 import { readConfig as readRegistryConfig } from '../services/device-registry/src/config';
@@ -119,7 +120,7 @@ async function main(): Promise<void> {
     await registry.stop();
     await pool.end();
     await Promise.all([registryDb.drop(), vaultDb.drop()]);
-    await removePrefix(prefix, registryConfig.REDIS_URL, config.NATS_URL);
+    await removePrefix(prefix, registryConfig.REDIS_URL ?? DEFAULT_REDIS_URL, config.NATS_URL);
   }
 }
 

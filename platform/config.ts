@@ -35,6 +35,14 @@ export function urlWith(...schemes: string[]) {
   );
 }
 
+/** One URL or several, comma-separated, each with one of the given schemes (a server list). */
+export function urlList(...schemes: string[]) {
+  const one = urlWith(...schemes);
+  return z.string().refine((value) => value.split(',').every((u) => one.safeParse(u.trim()).success), {
+    message: `must be a ${schemes.map((s) => `${s}://`).join(' or ')} URL, or several comma-separated`,
+  });
+}
+
 /** A host:port address another service listens on. */
 export const grpcAddress = z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'must be host:port');
 
@@ -79,14 +87,68 @@ export function serverEnv<P extends string>(portVariable: P, defaultPort: number
   } as const;
 }
 
+/** The default Redis: a single node on this machine (`npm start`, tests). */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** `host:port`, a host name, IPv4 address or bracketed IPv6 address with a port. */
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/**
+ * Where Redis is. Either one node, `REDIS_URL` (redis:// or rediss://, the password in the URL),
+ * or a primary found through Sentinel: `REDIS_SENTINELS` (host:port of each Sentinel,
+ * comma-separated), `REDIS_MASTER_NAME` (the name the Sentinels monitor it under), the data
+ * nodes' password in `REDIS_PASSWORD` and the Sentinels' own, if they have one, in
+ * `REDIS_SENTINEL_PASSWORD`. Neither form set: REDIS_URL's default. Services spreading this
+ * must add `.superRefine(checkRedisEnv)` to their schema, which refuses mixed or half forms.
+ */
 export const redisEnv = {
-  REDIS_URL: urlWith('redis', 'rediss').default('redis://127.0.0.1:6379'),
+  REDIS_URL: urlWith('redis', 'rediss').optional(),
+  REDIS_SENTINELS: z
+    .string()
+    .refine((v) => v.split(',').every((a) => HOST_PORT.test(a.trim()) && Number(HOST_PORT.exec(a.trim())![2]) <= 65535), {
+      message: 'must be one or more Sentinel addresses, host:port, comma-separated',
+    })
+    .transform((v) =>
+      v.split(',').map((a) => {
+        const [, host, p] = HOST_PORT.exec(a.trim())!;
+        return { host: host!.replace(/^\[(.*)\]$/, '$1'), port: Number(p) };
+      }),
+    )
+    .optional(),
+  REDIS_MASTER_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be the name the Sentinels monitor the primary under (letters, digits, . _ -)').optional(),
+  REDIS_PASSWORD: z.string().min(1, 'must not be empty (unset it for no password)').optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1, 'must not be empty (unset it for no password)').optional(),
   /** Prefix for every key, so tests and tenants never collide. */
   REDIS_KEY_PREFIX: z.string().regex(/^[a-z0-9_-]*$/).default('wp'),
 } as const;
 
+type RedisEnv = {
+  REDIS_URL?: string | undefined;
+  REDIS_SENTINELS?: Array<{ host: string; port: number }> | undefined;
+  REDIS_MASTER_NAME?: string | undefined;
+  REDIS_PASSWORD?: string | undefined;
+  REDIS_SENTINEL_PASSWORD?: string | undefined;
+};
+
+/** The cross-variable rules of redisEnv: one form or the other, each complete. Names the variable, never a value. */
+export function checkRedisEnv(c: RedisEnv, ctx: z.RefinementCtx): void {
+  const issue = (variable: string, message: string) => ctx.addIssue({ code: 'custom', path: [variable], message });
+  if (c.REDIS_SENTINELS) {
+    if (c.REDIS_URL) issue('REDIS_URL', 'must not be set together with REDIS_SENTINELS: use one node (REDIS_URL) or Sentinel (REDIS_SENTINELS + REDIS_MASTER_NAME)');
+    else if (!c.REDIS_MASTER_NAME) issue('REDIS_MASTER_NAME', 'is required with REDIS_SENTINELS: the name the Sentinels monitor the primary under');
+  } else {
+    if (c.REDIS_MASTER_NAME) issue('REDIS_MASTER_NAME', 'is only used with REDIS_SENTINELS, which is not set');
+    else if (c.REDIS_PASSWORD) issue('REDIS_PASSWORD', 'is only used with REDIS_SENTINELS; with REDIS_URL put the password in the URL');
+    else if (c.REDIS_SENTINEL_PASSWORD) issue('REDIS_SENTINEL_PASSWORD', 'is only used with REDIS_SENTINELS, which is not set');
+  }
+}
+
 export const natsEnv = {
-  NATS_URL: urlWith('nats', 'tls').default('nats://127.0.0.1:4222'),
+  /**
+   * One NATS server, or several comma-separated (the nodes of a cluster): the client connects to
+   * one of them and moves to another when it goes away.
+   */
+  NATS_URL: urlList('nats', 'tls').default('nats://127.0.0.1:4222'),
   /** Prefix for subjects and stream names, so tests can run side by side. */
   NATS_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_]*$/).default(''),
   /** Copies JetStream keeps of each stream (3 on the cluster's 3-node JetStream). */

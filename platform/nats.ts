@@ -71,9 +71,13 @@ export class EventBus {
     private readonly replicas: number,
   ) {}
 
-  /** Connects and makes sure every stream exists (creating is idempotent across replicas). */
+  /**
+   * Connects and makes sure every stream exists (creating is idempotent across replicas). `url`
+   * may list several servers, comma-separated (a cluster's nodes): the client picks one and,
+   * when it goes away, reconnects to another (and to those the cluster tells it about).
+   */
   static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number }): Promise<EventBus> {
-    const nc = await connect({ servers: options.url, name: options.source, maxReconnectAttempts: -1 });
+    const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1 });
     const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1);
     try {
       await bus.ensureStreams();
@@ -277,6 +281,14 @@ export class EventBus {
 function paymentOf(event: Event): Record<string, string> {
   const value = event.payload?.value as { paymentId?: unknown } | undefined;
   return typeof value?.paymentId === 'string' && value.paymentId !== '' ? { [ATTR.paymentId]: value.paymentId } : {};
+}
+
+/** The servers of a NATS_URL: one URL, or several comma-separated. */
+export function natsServers(url: string): string[] {
+  return url
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
 }
 
 /** NATS subject matching: `*` is one token, a final `>` is one or more. */

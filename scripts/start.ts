@@ -104,8 +104,11 @@ async function main(): Promise<void> {
     ports: DEFAULT_PORTS,
     env: {
       GRPC_TLS: 'mtls',
-      // device-registry and risk; the others ignore it.
-      REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+      // device-registry and risk; the others ignore it. With REDIS_SENTINELS exported (Redis
+      // through Sentinel, e.g. `node dist/scripts/engines/up.js`) the services get it and its
+      // companions instead, and no REDIS_URL.
+      ...(process.env.REDIS_SENTINELS ? {} : { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }),
+      ...passThrough('REDIS_SENTINELS', 'REDIS_MASTER_NAME', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD', 'NATS_STREAM_REPLICAS'),
       NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
       ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? { OTEL_EXPORTER_OTLP_ENDPOINT: process.env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
@@ -185,3 +188,8 @@ main().catch((err) => {
   console.error(`npm start failed: ${(err as Error).message}`);
   process.exit(1);
 });
+
+/** The named variables that are set in this environment (a service gets only what the launcher passes). */
+function passThrough(...names: string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((n) => (process.env[n] ? [[n, process.env[n]!]] : [])));
+}

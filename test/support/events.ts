@@ -2,6 +2,7 @@ import { jetstream, jetstreamManager, DeliverPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { Event } from '../../gen/wristpay/events/v1/events';
 import { decodeEvent, STREAM_AREAS } from '../../platform/events';
+import { natsServers } from '../../platform/nats';
 import { TEST_NATS_URL } from './servers';
 
 /**
@@ -10,7 +11,7 @@ import { TEST_NATS_URL } from './servers';
  * the services' own durable consumers.
  */
 export async function watchEvents(prefix: string, url = TEST_NATS_URL) {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: natsServers(url) });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const seen: Array<{ subject: string; event: Event; msgId: string | undefined; headers: Record<string, string> }> = [];

@@ -60,14 +60,23 @@ const TEST_POOL_SIZE = 4;
  * (a throw-away CA: the certificate CN is the caller identity the policies check), on real
  * PostgreSQL (a fresh database each), Redis and NATS JetStream under one prefix.
  */
-export async function startGatewayMesh(options: { gatewayEnv?: Record<string, string>; settlementEnv?: Record<string, string>; natsUrl?: string } = {}): Promise<GatewayMesh> {
+export async function startGatewayMesh(
+  options: {
+    gatewayEnv?: Record<string, string>;
+    settlementEnv?: Record<string, string>;
+    riskEnv?: Record<string, string>;
+    natsUrl?: string;
+    /** Set for every service (e.g. a clustered NATS and Redis through Sentinel); undefined unsets a variable. */
+    serviceEnv?: Record<string, string | undefined>;
+  } = {},
+): Promise<GatewayMesh> {
   const prefix = uniqueName('gw');
   const pki = testPki(SERVICES);
   const databases = await Promise.all([freshDatabase(), freshDatabase(), freshDatabase(), freshDatabase()]);
   const [registryDb, vaultDb, ledgerDb, paymentsDb] = databases;
   const running: Array<{ stop(): Promise<void> }> = [];
   const clients: Array<{ close(): void }> = [];
-  const env = (name: string, extra: Record<string, string>) => testEnv(prefix, { ...pki.env(name), ...(options.natsUrl ? { NATS_URL: options.natsUrl } : {}), ...extra });
+  const env = (name: string, extra: Record<string, string>) => testEnv(prefix, { ...pki.env(name), ...(options.natsUrl ? { NATS_URL: options.natsUrl } : {}), ...options.serviceEnv, ...extra });
   const started = async <T extends Started>(service: Promise<T>): Promise<T> => {
     const s = await service;
     running.push(s);
@@ -89,7 +98,7 @@ export async function startGatewayMesh(options: { gatewayEnv?: Record<string, st
         testLogger('tokenization'),
       ),
     ),
-    started(startRisk(riskConfig(env('risk', { RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'))),
+    started(startRisk(riskConfig(env('risk', { RISK_PORT: '0', RISK_RULES_WATCH: 'false', ...options.riskEnv })), testLogger('risk'))),
     started(startSettlement(settlementConfig(env('settlement', { DATABASE_URL: ledgerDb!.url, SETTLEMENT_PORT: '0', DATABASE_POOL_SIZE: String(TEST_POOL_SIZE), ...options.settlementEnv })), testLogger('settlement'))),
   ]);
   const ports = { registry: registry.port, tokenization: tokenization.port, risk: risk.port, settlement: settlement.port, gateway: 0 };

@@ -3,7 +3,7 @@ import { openDurableState } from '../../../platform/durable-state';
 import { DeviceRegistryServiceService } from '../../../gen/wristpay/device_registry/v1/device_registry';
 import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
-import { connectRedis } from '../../../platform/redis';
+import { connectRedis, redisTarget, redisVariable } from '../../../platform/redis';
 import { composeService, dependency, listenEarly, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { deviceRegistryPolicy } from './policy';
@@ -17,7 +17,7 @@ export async function startDeviceRegistry(config: Config, log: Logger): Promise<
   return composeService(log, async (own) => {
     const server = GrpcServer.fromConfig(config, { service: SERVICE, log, services: [contract({ definition: DeviceRegistryServiceService, allowedCallers: deviceRegistryPolicy })] });
     const { port, serve } = await listenEarly(own, server, config.DEVICE_REGISTRY_PORT, config.SHUTDOWN_GRACE_MS);
-    const redis = own(await dependency(log, 'Redis', 'REDIS_URL', () => connectRedis(config.REDIS_URL, log)), (r) => r.disconnect());
+    const redis = own(await dependency(log, 'Redis', redisVariable(config), () => connectRedis(redisTarget(config), log)), (r) => r.disconnect());
     const { bus, db, relay } = await openDurableState(config, SERVICE, log, own, { processedEventsKey: ['consumer', 'event_id'] });
     const devices = new DeviceStore(db);
     own(await dependency(log, 'NATS JetStream', 'NATS_URL', () => consumeTokenProvisioned({ bus, devices, log })), (c) => c.stop());

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { databaseEnv, loadConfig, natsEnv, redisEnv, retentionEnv, serverEnv } from '../../../platform/config';
+import { checkRedisEnv, databaseEnv, loadConfig, natsEnv, redisEnv, retentionEnv, serverEnv } from '../../../platform/config';
 
 export const SERVICE = 'device-registry';
 export const PORT_ENV = 'DEVICE_REGISTRY_PORT';
@@ -14,7 +14,7 @@ export const configSchema = z.object({
   SESSION_TTL_SECONDS: z.coerce.number().int().positive().default(300),
   SESSION_MAX_AGE_SECONDS: z.coerce.number().int().positive().default(12 * 3600),
   MAX_DEVICES_PER_ACCOUNT: z.coerce.number().int().positive().default(5),
-});
+}).superRefine(checkRedisEnv);
 
 export type Config = z.infer<typeof configSchema>;
 export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => loadConfig(configSchema, env);

@@ -3,7 +3,7 @@ import { RiskServiceService } from '../../../gen/wristpay/risk/v1/risk';
 import { contract, GrpcServer } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { connectEventBus } from '../../../platform/nats';
-import { openRedis } from '../../../platform/redis';
+import { openRedis, redisTarget } from '../../../platform/redis';
 import { composeService, listenEarly, type Own, type RunningService } from '../../../platform/service';
 import { SERVICE, type Config } from './config';
 import { DecisionStore } from './decision-store';
@@ -56,7 +56,7 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
       });
     const { port, serve } = await listenEarly(ownMarkingStop, server, config.RISK_PORT, config.SHUTDOWN_GRACE_MS);
     const bus = own(await connectEventBus(config, SERVICE, log), (b) => b.close());
-    const redis = own(openRedis(config.REDIS_URL, log), (r) => r.disconnect());
+    const redis = own(openRedis(redisTarget(config), log), (r) => r.disconnect());
     // Wait for Redis (at most its connect timeout) so the first payments are not scored degraded
     // for nothing; if it does not answer, start anyway: the client keeps reconnecting.
     await redis.connect().catch((err: Error) => log.warn({ err: err.message }, 'Redis unreachable at start; scoring in degraded mode until it answers'));

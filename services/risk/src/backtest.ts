@@ -26,11 +26,12 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import Redis from 'ioredis';
+import type Redis from 'ioredis';
 import pino from 'pino';
 import { z } from 'zod';
 import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
+import { openRedis, redisTarget } from '../../../platform/redis';
 import { readConfig } from './config';
 import { DISPUTE_LABEL, DISPUTE_RESOLVED, DISPUTE_SOURCE } from './consumers';
 import { DecisionStore, NoDecision, type StoredLabel } from './decision-store';
@@ -439,7 +440,8 @@ async function main(): Promise<void> {
   const input = arg('input') ?? '.data/risk/traffic.jsonl';
   const baseline = await loadBook(arg('baseline-rules') ?? config.RISK_RULES_FILE, arg('baseline-model') ?? config.RISK_MODEL_FILE);
   const candidate = await loadBook(arg('rules') ?? config.RISK_RULES_FILE, arg('model') ?? config.RISK_MODEL_FILE);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+  const redis = openRedis(redisTarget(config), createLogger('risk-backtest', process.env.LOG_LEVEL ?? 'warn', pino.destination(2)));
+  await redis.connect();
   const dumpPath = arg('dump');
   const dump = dumpPath ? createWriteStream(dumpPath) : undefined;
   let bus: EventBus | undefined;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { env as envTypes, loadConfig, natsEnv, redisEnv, serverEnv } from '../../../platform/config';
+import { checkRedisEnv, env as envTypes, loadConfig, natsEnv, redisEnv, serverEnv } from '../../../platform/config';
 import { repoPath } from '../../../platform/paths';
 
 export const SERVICE = 'risk';
@@ -48,7 +48,8 @@ export const configSchema = z
   .refine((c) => c.RISK_DECLINE_THRESHOLD > c.RISK_CHALLENGE_THRESHOLD, {
     path: ['RISK_DECLINE_THRESHOLD'],
     message: 'must be greater than RISK_CHALLENGE_THRESHOLD',
-  });
+  })
+  .superRefine(checkRedisEnv);
 
 export type Config = z.infer<typeof configSchema>;
 export const readConfig = (env: NodeJS.ProcessEnv = process.env): Config => loadConfig(configSchema, env);
