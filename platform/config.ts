@@ -153,6 +153,36 @@ export const natsEnv = {
   NATS_SUBJECT_PREFIX: z.string().regex(/^[a-z0-9_]*$/).default(''),
   /** Copies JetStream keeps of each stream (3 on the cluster's 3-node JetStream). */
   NATS_STREAM_REPLICAS: z.coerce.number().int().min(1).max(5).default(1),
+  /**
+   * Oldest message an event stream keeps (hours). Consumers must catch up within it, so it is a
+   * week: far longer than any outage the consumer-lag alert lets pass, and shorter than
+   * RETENTION_PROCESSED_EVENTS_DAYS, so no event can come back after its dedupe key is gone.
+   */
+  NATS_STREAM_MAX_AGE_HOURS: z.coerce.number().int().positive().default(168),
+  /**
+   * Most bytes an event stream keeps. Full streams refuse new messages (discard `new`): the
+   * outbox keeps the event and retries, so nothing is dropped silently; alert well before.
+   */
+  NATS_STREAM_MAX_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+  /** Oldest dead letter kept (hours): long enough for someone to look at and replay it. */
+  NATS_DLQ_MAX_AGE_HOURS: z.coerce.number().int().positive().default(24 * 30),
+  /** Deliveries of one message before it is parked on the dead-letter stream. */
+  NATS_MAX_DELIVER: z.coerce.number().int().min(2).max(100).default(10),
+  /**
+   * Delays (ms) before the 1st, 2nd, ... redelivery of a message whose handler failed; the last
+   * repeats. The default spreads 10 deliveries over about 48 minutes, so a dependency outage
+   * shorter than that parks nothing.
+   */
+  NATS_RETRY_BACKOFF_MS: z
+    .string()
+    .regex(/^\s*\d+\s*(,\s*\d+\s*)*$/, 'must be comma-separated milliseconds, e.g. 1000,5000,30000')
+    .default('1000,5000,30000,120000,300000,600000')
+    .transform((v) => v.split(',').map((ms) => Number(ms.trim()))),
+  /**
+   * Seconds a delivery may go unacknowledged before JetStream redelivers it; longer than any
+   * handler takes. A message whose last delivery times out is parked from JetStream's advisory.
+   */
+  NATS_ACK_WAIT_SECONDS: z.coerce.number().int().min(1).default(30),
 } as const;
 
 export const databaseEnv = {
@@ -179,9 +209,9 @@ export const retentionEnv = {
   /**
    * Days a consumed event's dedupe key (processed_events) is kept. It should not be shorter than
    * the longest time after which JetStream can still deliver that event again: consumers are
-   * durable with explicit ack and unlimited redelivery, and the streams have no max_age
-   * (platform/nats.ts ensureStreams), so a consumer that was down, or one re-created with
-   * deliver-all, can get events of any age. The handlers are state-idempotent (suspending a
+   * durable with explicit ack and NATS_MAX_DELIVER deliveries, and the streams keep events for
+   * NATS_STREAM_MAX_AGE_HOURS (a week by default: keep this longer), so a consumer that was down,
+   * or one re-created with deliver-all, can get events up to that age. The handlers are state-idempotent (suspending a
    * suspended token changes nothing), so a replay past the horizon is not a double effect, but
    * the dedupe key is the second line of defence: keep the default generous.
    */

@@ -23,6 +23,19 @@ import {
 } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import type { Event } from '../gen/wristpay/events/v1/events';
+import {
+  backoffFor,
+  DEAD_LETTER_AREA,
+  DEAD_LETTER_SUBJECT,
+  deadLetterHeaders,
+  deadLetterMsgId,
+  DEFAULT_LIMITS,
+  errorClass,
+  limitFields,
+  limitsFromConfig,
+  type DeadLetterInfo,
+  type StreamLimits,
+} from './dead-letters';
 import { decodeEvent, encodeEvent, STREAM_AREAS, type StreamArea } from './events';
 import type { Logger } from './log';
 import { dependency } from './service';
@@ -41,12 +54,18 @@ export interface NatsConfig {
   NATS_URL: string;
   NATS_SUBJECT_PREFIX: string;
   NATS_STREAM_REPLICAS: number;
+  NATS_STREAM_MAX_AGE_HOURS: number;
+  NATS_STREAM_MAX_BYTES: number;
+  NATS_DLQ_MAX_AGE_HOURS: number;
+  NATS_MAX_DELIVER: number;
+  NATS_RETRY_BACKOFF_MS: number[];
+  NATS_ACK_WAIT_SECONDS: number;
 }
 
 /** Connects a service to JetStream from its config, waiting (platform/service.ts dependency) until it answers. */
 export function connectEventBus(config: NatsConfig, source: string, log: Logger): Promise<EventBus> {
   return dependency(log, 'NATS JetStream', 'NATS_URL', () =>
-    EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source, log, replicas: config.NATS_STREAM_REPLICAS }),
+    EventBus.connect({ url: config.NATS_URL, prefix: config.NATS_SUBJECT_PREFIX, source, log, replicas: config.NATS_STREAM_REPLICAS, limits: limitsFromConfig(config) }),
   );
 }
 
@@ -69,16 +88,18 @@ export class EventBus {
     private readonly source: string,
     private readonly log: Logger,
     private readonly replicas: number,
+    readonly limits: StreamLimits,
   ) {}
 
   /**
-   * Connects and makes sure every stream exists (creating is idempotent across replicas). `url`
-   * may list several servers, comma-separated (a cluster's nodes): the client picks one and,
-   * when it goes away, reconnects to another (and to those the cluster tells it about).
+   * Connects and makes sure every stream exists with this bus's limits (creating is idempotent
+   * across replicas). `url` may list several servers, comma-separated (a cluster's nodes): the
+   * client picks one and, when it goes away, reconnects to another (and to those the cluster
+   * tells it about).
    */
-  static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number }): Promise<EventBus> {
+  static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number; limits?: Partial<StreamLimits> }): Promise<EventBus> {
     const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1 });
-    const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1);
+    const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1, { ...DEFAULT_LIMITS, ...options.limits });
     try {
       await bus.ensureStreams();
     } catch (err) {
@@ -93,25 +114,47 @@ export class EventBus {
     return this.prefix ? `${this.prefix}.${type}` : type;
   }
 
-  streamName(area: StreamArea): string {
+  streamName(area: StreamArea | typeof DEAD_LETTER_AREA): string {
     return `${this.prefix ? `${this.prefix.toUpperCase()}_` : ''}${area.toUpperCase()}`;
   }
 
+  /** The subject a message of `stream` that `consumer` could not process is parked on. */
+  deadLetterSubject(stream: string, consumer: string): string {
+    return this.subject(`${DEAD_LETTER_SUBJECT}.${stream}.${consumer}`);
+  }
+
+  /**
+   * Makes sure every event stream and the dead-letter stream exist with this bus's limits.
+   * Creating is idempotent across replicas; an existing stream whose age, size or discard
+   * policy differs is updated to them (its replica count is left as it was created: see
+   * k8s/README.md, JetStream replicas).
+   */
   async ensureStreams(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    for (const area of STREAM_AREAS) {
-      const config = { name: this.streamName(area), subjects: [this.subject(`${area}.>`)], duplicate_window: 2 * 60 * 1_000_000_000, num_replicas: this.replicas };
+    const wanted = [
+      ...STREAM_AREAS.map((area) => ({ name: this.streamName(area), subjects: [this.subject(`${area}.>`)], ...limitFields(this.limits.maxAgeMs, this.limits.maxBytes) })),
+      // Dead letters are few and must stay until someone looks: a longer age, the same size cap.
+      { name: this.streamName(DEAD_LETTER_AREA), subjects: [this.subject(`${DEAD_LETTER_SUBJECT}.>`)], ...limitFields(this.limits.deadLetterMaxAgeMs, this.limits.maxBytes) },
+    ];
+    for (const limits of wanted) {
+      const config = { ...limits, duplicate_window: 2 * 60 * 1_000_000_000, num_replicas: this.replicas };
+      let existing;
       try {
-        await jsm.streams.info(config.name);
+        existing = (await jsm.streams.info(config.name)).config;
       } catch (err) {
         if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
         try {
           await jsm.streams.add(config);
+          continue;
         } catch (addErr) {
           // Another replica created it between our info and add: that is fine.
           if (!(addErr instanceof JetStreamApiError)) throw addErr;
-          await jsm.streams.info(config.name);
+          existing = (await jsm.streams.info(config.name)).config;
         }
+      }
+      if (existing.max_age !== config.max_age || existing.max_bytes !== config.max_bytes || existing.discard !== config.discard) {
+        await jsm.streams.update(config.name, { ...existing, max_age: config.max_age, max_bytes: config.max_bytes, discard: config.discard });
+        this.log.info({ stream: config.name, maxAgeNs: config.max_age, maxBytes: config.max_bytes, discard: config.discard }, 'stream limits updated');
       }
     }
   }
@@ -148,7 +191,9 @@ export class EventBus {
   /**
    * Runs `handler` for each event matching `types` (unprefixed subjects, wildcards allowed) on a
    * durable pull consumer with explicit ack. A handler that throws gets the message redelivered
-   * after a delay; handlers must be idempotent (redelivery happens). The handler runs inside a
+   * after the backoff delay; handlers must be idempotent (redelivery happens). After
+   * `limits.maxDeliver` deliveries the message is parked on the dead-letter stream (`parkDeadLetter`)
+   * and terminated here, and the consumer goes on with the next. The handler runs inside a
    * CONSUMER span that continues the publisher's trace.
    */
   async consume(options: {
@@ -163,20 +208,40 @@ export class EventBus {
     // One filter subject: Debian's nats-server 2.9 has no `filter_subjects`. With several types
     // the consumer takes the whole area and acks, unhandled, what it does not want.
     const single = options.types.length === 1;
-    await jsm.consumers.add(stream, {
+    const config = {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
       filter_subject: this.subject(single ? options.types[0]! : `${options.area}.>`),
-      ack_wait: 30 * 1_000_000_000,
-      max_deliver: -1,
-    });
+      ack_wait: this.limits.ackWaitMs * 1_000_000,
+      max_deliver: this.limits.maxDeliver,
+    };
+    try {
+      await jsm.consumers.add(stream, config);
+    } catch (err) {
+      // A durable made before (e.g. with the old unlimited max_deliver): bring it to this config.
+      if (!(err instanceof JetStreamApiError)) throw err;
+      await jsm.consumers.update(stream, options.durable, { max_deliver: config.max_deliver, ack_wait: config.ack_wait, filter_subject: config.filter_subject });
+    }
     const wanted = options.types.map((t) => this.subject(t));
     const consumer = await this.js.consumers.get(stream, options.durable);
     const messages: ConsumerMessages = await consumer.consume({ max_messages: 64 });
+    const park = (msg: JsMsg, error: string) => this.parkDeadLetter(msg, { stream, consumer: options.durable, subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, error });
+    // The backstop: a message whose last delivery was never answered (the handler hung past
+    // ack_wait, the process died) is not redelivered; JetStream only says so in an advisory.
+    // A queue group, so one replica parks it (the dead letter's message id dedupes the rest).
+    const advisories = this.nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${options.durable}`, { queue: `wp-dlq-${options.durable}` });
+    const backstop = (async () => {
+      for await (const m of advisories) {
+        const advisory = m.json<{ stream: string; consumer: string; stream_seq: number; deliveries: number }>();
+        await this.parkFromStream(advisory.stream, advisory.consumer, advisory.stream_seq, advisory.deliveries).catch((err: unknown) =>
+          this.log.error({ err, stream, consumer: options.durable, seq: advisory.stream_seq }, 'could not park a message that reached its delivery limit'),
+        );
+      }
+    })();
     const done = (async () => {
       for await (const msg of messages) {
-        if (single || wanted.some((pattern) => subjectMatches(pattern, msg.subject))) await this.handle(msg, options.handler);
+        if (single || wanted.some((pattern) => subjectMatches(pattern, msg.subject))) await this.handle(msg, options.handler, park);
         else msg.ack();
       }
     })();
@@ -184,8 +249,40 @@ export class EventBus {
       stop: async () => {
         await messages.close();
         await done;
+        advisories.unsubscribe();
+        await backstop;
       },
     };
+  }
+
+  /**
+   * Parks a message on the dead-letter stream (subject `dlq.<stream>.<consumer>`) with its
+   * headers, where it came from and the class of the last error, then terminates it on the
+   * original consumer. Logged at error level: a parked event is one a user may be missing.
+   * Returns false (and leaves the message to be redelivered) when the park could not be stored.
+   */
+  async parkDeadLetter(msg: JsMsg, info: DeadLetterInfo): Promise<boolean> {
+    try {
+      await this.js.publish(this.deadLetterSubject(info.stream, info.consumer), msg.data, { msgID: deadLetterMsgId(info), headers: deadLetterHeaders(msg.headers, info) });
+    } catch (err) {
+      this.log.error({ err, ...info }, 'could not park a dead letter; it will be redelivered');
+      msg.nak(backoffFor(this.limits, info.deliveries));
+      return false;
+    }
+    // No reason text: nats-server 2.9 does not recognise `+TERM <reason>` and leaves the message pending.
+    msg.term();
+    this.log.error({ ...info, deadLetterStream: this.streamName(DEAD_LETTER_AREA) }, 'event parked on the dead-letter stream');
+    return true;
+  }
+
+  /** Parks the stored message `seq` of `stream` (the advisory path: no live JsMsg to hand). */
+  private async parkFromStream(stream: string, consumer: string, seq: number, deliveries: number): Promise<void> {
+    const jsm = await jetstreamManager(this.nc);
+    const stored = await jsm.streams.getMessage(stream, { seq });
+    if (!stored) return; // expired or deleted meanwhile: nothing left to park
+    const info = { stream, consumer, subject: stored.subject, seq, deliveries, error: 'unacknowledged' };
+    await this.js.publish(this.deadLetterSubject(stream, consumer), stored.data, { msgID: deadLetterMsgId(info), headers: deadLetterHeaders(stored.header, info) });
+    this.log.error({ ...info, deadLetterStream: this.streamName(DEAD_LETTER_AREA) }, 'event parked on the dead-letter stream');
   }
 
   /**
@@ -238,15 +335,14 @@ export class EventBus {
     }
   }
 
-  private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>): Promise<void> {
+  private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>, park: (msg: JsMsg, error: string) => Promise<boolean>): Promise<void> {
     const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
     let event: Event;
     try {
       event = decodeEvent(msg.data);
     } catch {
       // A message that is not an Event will never become one: park it rather than loop on it.
-      this.log.error({ subject: msg.subject, seq: msg.seq }, 'undecodable event terminated');
-      msg.term('undecodable');
+      await park(msg, 'undecodable');
       return;
     }
     await tracer.startActiveSpan(
@@ -260,8 +356,14 @@ export class EventBus {
         } catch (err) {
           span.recordException(err as Error);
           span.setStatus({ code: SpanStatusCode.ERROR });
-          this.log.warn({ err, eventType: event.type, eventId: event.eventId }, 'event handler failed; will redeliver');
-          msg.nak(1000);
+          const deliveries = msg.info.deliveryCount;
+          if (deliveries >= this.limits.maxDeliver) {
+            await park(msg, errorClass(err));
+          } else {
+            const delayMs = backoffFor(this.limits, deliveries);
+            this.log.warn({ err, eventType: event.type, eventId: event.eventId, deliveries, delayMs }, 'event handler failed; will redeliver');
+            msg.nak(delayMs);
+          }
         } finally {
           span.end();
         }
