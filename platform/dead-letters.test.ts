@@ -3,6 +3,7 @@ import { requireServers, TEST_NATS_URL, uniqueName } from '../test/support/serve
 import { eventually } from '../test/support/eventually';
 import { testLogger } from '../test/support/services';
 import { DeviceChanged } from '../gen/wristpay/events/v1/events';
+import { listDeadLetters, replayDeadLetter } from './dead-letter-admin';
 import { backoffFor, DEFAULT_LIMITS, errorClass, readDeadLetter } from './dead-letters';
 import { encodeEvent, STREAM_AREAS, newEvent } from './events';
 import { EventBus } from './nats';
@@ -70,6 +71,7 @@ describe('stream limits and dead letters against real NATS', () => {
     const bus = await open(prefix, { maxDeliver: 3, backoffMs: [20, 40] });
     const attempts = new Map<string, number>();
     const handled: string[] = [];
+    let cured = false;
     const consumer = await bus.consume({
       area: 'device',
       durable: 'poison-test',
@@ -77,7 +79,7 @@ describe('stream limits and dead letters against real NATS', () => {
       handler: async (event) => {
         const id = event.payload?.$case === 'device' ? event.payload.value.deviceId : '?';
         attempts.set(id, (attempts.get(id) ?? 0) + 1);
-        if (id === 'poison') throw Object.assign(new RangeError('boom'), { code: 'XX000' });
+        if (id === 'poison' && !cured) throw Object.assign(new RangeError('boom'), { code: 'XX000' });
         handled.push(id);
       },
     });
@@ -112,6 +114,20 @@ describe('stream limits and dead letters against real NATS', () => {
       expect((await jsm.consumers.info(stream, 'poison-test')).config.max_deliver).toBe(3);
       await new Promise((r) => setTimeout(r, 200));
       expect(attempts.get('poison')).toBe(3);
+
+      // The operator's view, then a replay once the cause is fixed: the consumer handles it.
+      // In the order they were parked: the undecodable one at its first delivery, the poison at its third.
+      const listed = await listDeadLetters(bus);
+      expect(listed.map((d) => [d.originalSeq, d.consumer, d.error, d.eventType ?? null])).toEqual([
+        [garbage.seq, 'poison-test', 'undecodable', null],
+        [first.seq, 'poison-test', 'RangeError:XX000', 'device.lost'],
+      ]);
+      cured = true;
+      const replay = await replayDeadLetter(bus, listed[1]!.seq);
+      expect(replay.subject).toBe(`${prefix}.device.lost`);
+      await eventually(() => handled.includes('poison'), 5_000, 'the replayed message handled');
+      expect((await listDeadLetters(bus)).map((d) => d.originalSeq)).toEqual([garbage.seq]);
+      await expect(replayDeadLetter(bus, listed[1]!.seq)).rejects.toThrow(/no dead letter with sequence/);
     } finally {
       await consumer.stop();
     }
