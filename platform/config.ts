@@ -190,6 +190,12 @@ export const databaseEnv = {
   DATABASE_URL: urlWith('postgres', 'postgresql').optional(),
   /** Where embedded PGlite keeps its files; `memory://` keeps nothing. */
   PGLITE_DIR: z.string().default('memory://'),
+  /**
+   * Apply pending migrations at start (local runs, tests, dev). Prod sets false: the migrate
+   * Job (`npm run migrate -- <service>`) runs them before the rollout, and a service finding its
+   * schema behind refuses to start, naming the first missing migration.
+   */
+  MIGRATE_ON_START: bool.default(true),
 } as const;
 
 /**

@@ -26,6 +26,11 @@ export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` on one connection held for its duration, outside any transaction: for statements
+   * that may not run in one (CREATE INDEX CONCURRENTLY) under a session-level lock.
+   */
+  session<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -84,6 +89,25 @@ function openPostgres(url: string, max: number): Db {
         client.release(broken);
       }
     },
+    async session(fn) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
+      try {
+        return await fn({
+          query: async <R>(sql: string, params?: unknown[]) => {
+            const r = await client.query(sql, params);
+            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+          },
+        });
+      } finally {
+        client.off('error', onError);
+        client.release(broken);
+      }
+    },
     close: () => pool.end(),
   };
 }
@@ -103,43 +127,129 @@ async function openPglite(dataDir: string): Promise<Db> {
     query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)),
     tx: (fn) =>
       pg.transaction((tx) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) })),
+    // PGlite is one connection: its own query() already runs outside a transaction block.
+    session: (fn) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)) }),
     close: () => pg.close(),
   };
 }
 
-/**
- * Applies the platform's shared migrations (outbox, idempotency) and then `dir`'s
- * NNN_name.sql files that have not run yet, in order, each in its own transaction, under an
- * advisory lock so replicas starting together migrate once.
- */
-export async function migrate(db: Db, dir: string, log?: Logger): Promise<string[]> {
-  const sources = [
+/** Where a service's migrations come from: the platform's shared ones, then its own. */
+function migrationSources(dir: string) {
+  return [
     { scope: 'platform', dir: repoPath('platform', 'migrations') },
     { scope: 'service', dir },
   ];
-  await db.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
-  const applied: string[] = [];
-  for (const source of sources) {
-    const files = readdirSync(source.dir)
-      .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
-      .sort();
-    for (const file of files) {
-      const version = `${source.scope}/${file}`;
-      const done = await db.tx(async (q) => {
-        await q.query("SELECT pg_advisory_xact_lock(hashtext('wristpay.schema_migrations'))");
-        const seen = await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version]);
-        if (seen.rowCount > 0) return false;
-        for (const statement of splitStatements(readFileSync(join(source.dir, file), 'utf8'))) await q.query(statement);
-        await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
-        return true;
-      });
-      if (done) {
-        applied.push(version);
-        log?.info({ migration: version }, 'migration applied');
+}
+
+function migrationFiles(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .sort();
+}
+
+/** The versions (`platform/NNN_x.sql`, `service/NNN_y.sql`) a service's code expects, in order. */
+export function expectedMigrations(dir: string): string[] {
+  return migrationSources(dir).flatMap((source) => migrationFiles(source.dir).map((file) => `${source.scope}/${file}`));
+}
+
+/**
+ * A migration whose first line is this marker runs outside a transaction, one statement at a
+ * time (still under the migration lock): CREATE INDEX CONCURRENTLY (which builds an index
+ * without blocking writes to a large table) refuses to run inside a transaction block.
+ * Its statements must each be safe to run again (IF NOT EXISTS), because a failure half way
+ * leaves the earlier ones done and the version unrecorded.
+ */
+export const NO_TRANSACTION_MARKER = '-- wristpay:no-transaction';
+
+const LOCK = "hashtext('wristpay.schema_migrations')";
+
+/**
+ * Applies the platform's shared migrations (outbox, idempotency) and then `dir`'s
+ * NNN_name.sql files that have not run yet, in order, each in its own transaction (or, with
+ * NO_TRANSACTION_MARKER, statement by statement), on one connection holding an advisory lock,
+ * so replicas or Jobs starting together migrate once.
+ */
+export async function migrate(db: Db, dir: string, log?: Logger): Promise<string[]> {
+  return db.session(async (q) => {
+    await lockMigrations(q);
+    try {
+      await q.query('CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+      const applied: string[] = [];
+      for (const source of migrationSources(dir)) {
+        for (const file of migrationFiles(source.dir)) {
+          const version = `${source.scope}/${file}`;
+          if ((await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version])).rowCount > 0) continue;
+          const sql = readFileSync(join(source.dir, file), 'utf8');
+          if (sql.startsWith(NO_TRANSACTION_MARKER)) await applyOutsideTransaction(q, version, sql);
+          else await applyInTransaction(q, version, sql);
+          applied.push(version);
+          log?.info({ migration: version }, 'migration applied');
+        }
       }
+      return applied;
+    } finally {
+      await q.query(`SELECT pg_advisory_unlock(${LOCK})`);
     }
+  });
+}
+
+/**
+ * Takes the session-level migration lock by polling pg_try_advisory_lock. Not pg_advisory_lock:
+ * a migrator blocked in that call holds a snapshot, CREATE INDEX CONCURRENTLY in the lock
+ * holder waits for every older snapshot to end, and the two deadlock.
+ */
+async function lockMigrations(q: Queryable): Promise<void> {
+  for (;;) {
+    const got = await q.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${LOCK}) AS locked`);
+    if (got.rows[0]?.locked) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  return applied;
+}
+
+async function applyInTransaction(q: Queryable, version: string, sql: string): Promise<void> {
+  await q.query('BEGIN');
+  try {
+    for (const statement of splitStatements(sql)) await q.query(statement);
+    await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
+    await q.query('COMMIT');
+  } catch (err) {
+    await q.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function applyOutsideTransaction(q: Queryable, version: string, sql: string): Promise<void> {
+  for (const statement of splitStatements(sql)) {
+    // A CONCURRENTLY build that failed (or was killed) leaves an INVALID index behind, which
+    // IF NOT EXISTS would then take as done: drop it so this run builds it again.
+    const index = /^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+([a-z0-9_]+)/i.exec(statement)?.[1];
+    if (index) {
+      const invalid = await q.query("SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND c.relnamespace = 'public'::regnamespace AND NOT i.indisvalid", [index]);
+      if (invalid.rowCount > 0) await q.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
+    }
+    await q.query(statement);
+  }
+  await q.query('INSERT INTO schema_migrations (version) VALUES ($1)', [version]);
+}
+
+/** Thrown when a service that does not migrate at start finds its schema behind its code. */
+export class SchemaNotReady extends Error {
+  override readonly name = 'SchemaNotReady';
+}
+
+/**
+ * Checks that every migration this code expects has been applied (a newer schema, from a Job
+ * run for the next release, is fine: migrations only add). Throws SchemaNotReady naming the
+ * first missing version and how to apply it.
+ */
+export async function checkSchema(db: Db, dir: string, service: string): Promise<void> {
+  const expected = expectedMigrations(dir);
+  const table = await db.query<{ present: boolean }>("SELECT to_regclass('public.schema_migrations') IS NOT NULL AS present");
+  const applied = new Set(table.rows[0]?.present ? (await db.query<{ version: string }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version) : []);
+  const missing = expected.filter((v) => !applied.has(v));
+  if (missing.length > 0) {
+    throw new SchemaNotReady(`schema is not at the expected version: ${missing.length} migration(s) not applied, first ${missing[0]}; run the migrate Job (npm run migrate -- ${service}) or set MIGRATE_ON_START=true`);
+  }
 }
 
 // Parameterised query() takes one statement; migrations hold several. Migrations use no
@@ -155,29 +265,56 @@ function splitStatements(sql: string): string[] {
 export interface DatabaseConfig {
   DATABASE_URL?: string | undefined;
   PGLITE_DIR: string;
+  /** false in prod: the migrate Job applies migrations before the rollout; the service only checks. */
+  MIGRATE_ON_START?: boolean | undefined;
 }
 
 /**
  * Opens a service's own database and brings its schema up to date (platform migrations, then
  * services/<service>/migrations). A PostgreSQL server that does not answer yet is waited for
  * (platform/service.ts dependency); an embedded database that cannot be opened stops the start
- * with one line naming PGLITE_DIR.
+ * with one line naming PGLITE_DIR. With MIGRATE_ON_START=false (prod: the migrate Job applies
+ * them before the rollout) it only checks the schema, and while it is behind waits the same way,
+ * NOT_SERVING, logging the first missing migration, until the Job has applied it.
  */
 export async function openServiceDb(config: DatabaseConfig, service: string, log: Logger, poolSize?: number): Promise<Db> {
+  const dir = repoPath('services', service, 'migrations');
+  const migrateOnStart = config.MIGRATE_ON_START !== false;
   const open = async () => {
     const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize });
     try {
-      await migrate(db, repoPath('services', service, 'migrations'), log);
+      if (migrateOnStart) await migrate(db, dir, log);
     } catch (err) {
       await db.close().catch(() => undefined);
       throw err;
     }
     return db;
   };
-  if (config.DATABASE_URL) return dependency(log, 'PostgreSQL', 'DATABASE_URL', open);
+  if (config.DATABASE_URL) {
+    const db = await dependency(log, 'PostgreSQL', 'DATABASE_URL', open);
+    if (migrateOnStart) return db;
+    try {
+      // Its own wait, so the log says what is missing (the schema), not that PostgreSQL is down.
+      await dependency(log, 'the database schema (the migrate Job)', 'MIGRATE_ON_START', () => checkSchema(db, dir, service));
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw err;
+    }
+    return db;
+  }
+  let db: Db;
   try {
-    return await open();
+    db = await open();
   } catch (err) {
     throw new StartupError(`cannot open the embedded database at PGLITE_DIR: ${(err as Error).message.split('\n')[0]}`);
   }
+  if (!migrateOnStart) {
+    try {
+      await checkSchema(db, dir, service);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw new StartupError((err as Error).message);
+    }
+  }
+  return db;
 }

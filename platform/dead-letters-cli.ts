@@ -1,13 +1,13 @@
 // Dead letters: list what was parked on the dead-letter stream, replay one by its sequence.
-//   npm run dlq -- list [--limit 100]
+//   npm run dlq -- list [--limit 100]   (in the image: node dist/platform/dead-letters-cli.js list)
 //   npm run dlq -- replay <seq>
 // NATS_URL and NATS_SUBJECT_PREFIX as the services have them. Prints where a message came from
 // and why it was parked, never its payload.
-import { loadConfig, natsEnv } from '../platform/config';
-import { listDeadLetters, replayDeadLetter } from '../platform/dead-letter-admin';
-import { limitsFromConfig } from '../platform/dead-letters';
-import { createLogger } from '../platform/log';
-import { EventBus } from '../platform/nats';
+import { loadConfig, natsEnv } from './config';
+import { listDeadLetters, replayDeadLetter } from './dead-letter-admin';
+import { limitsFromConfig } from './dead-letters';
+import { createLogger } from './log';
+import { EventBus } from './nats';
 import { z } from 'zod';
 
 async function main(argv: string[]): Promise<number> {
