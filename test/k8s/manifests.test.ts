@@ -19,6 +19,7 @@ import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ATTR } from '../../platform/telemetry/attributes';
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { LIVENESS_SERVICE } from '../../platform/grpc/server';
+import { operatorWorkloads } from './cnpg';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
 import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, requiredKeys, schemaKeys, type ServiceSpec } from './services';
 import { asString, asStringList, nestedCalls, parseTopLevelCalls, type Call, type Value } from './starlark';
@@ -203,7 +204,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s', (overlay) => {
     const r = rendered(overlay);
     const problems: string[] = [];
     for (const svc of r.ofKind<IService>('Service')) {
-      const selected = workloads(r).filter((w) => svc.spec?.selector && matchesLabels(svc.spec.selector, w.podLabels));
+      const selected = [...workloads(r), ...operatorWorkloads(r)].filter((w) => svc.spec?.selector && matchesLabels(svc.spec.selector, w.podLabels));
       if (selected.length !== 1) {
         problems.push(`${describeObject(svc)}: selects ${selected.length} workloads (${selected.map((w) => w.name).join(', ') || 'none'}), want 1`);
         continue;
@@ -570,12 +571,31 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
     expect(problems).toEqual([]);
   });
 
-  it('PostgreSQL: the init script creates one database per owning service, and each DATABASE_URL matches it', () => {
+  it('PostgreSQL: the init script (prod: the CloudNativePG Cluster) creates one database per owning service, owned by its role, and each DATABASE_URL matches it', () => {
     const r = rendered(overlay);
     const secrets = secretsFor(overlay);
     const problems: string[] = [];
     const init = Object.values(r.find<IConfigMap>('ConfigMap', 'postgres-init')?.data ?? {}).join('\n');
-    const created = [...init.matchAll(/^\s*create_database\s+([a-z_]+)\s+"\$([A-Z_]+)"/gm)].map((m) => ({ db: m[1]!, passwordVar: m[2]! }));
+    let created = [...init.matchAll(/^\s*create_database\s+([a-z_]+)\s+"\$([A-Z_]+)"/gm)].map((m) => ({ db: m[1]!, passwordVar: m[2]! }));
+    const cluster = r.find<{ spec: { bootstrap?: { initdb?: { database: string; owner: string; secret?: { name: string } } }; managed?: { roles: Array<{ name: string; login?: boolean; passwordSecret?: { name: string } }> } } }>('Cluster', 'postgres');
+    if (overlay === 'prod') {
+      // The Cluster's initdb database and one Database per other, each owned by a login role
+      // with its password from a Secret made outside git (k8s/README.md).
+      if (!cluster) problems.push('prod: no CloudNativePG Cluster postgres');
+      const initdb = cluster?.spec.bootstrap?.initdb;
+      const databases = [
+        ...(initdb ? [{ db: initdb.database, owner: initdb.owner, secret: initdb.secret?.name }] : []),
+        ...r.ofKind<{ spec: { name: string; owner: string; cluster: { name: string } } }>('Database').filter((d) => d.spec.cluster.name === 'postgres').map((d) => ({ db: d.spec.name, owner: d.spec.owner, secret: undefined as string | undefined })),
+      ];
+      for (const d of databases) {
+        if (d.owner !== d.db) problems.push(`database ${d.db}: owned by ${d.owner}, want its own role ${d.db}`);
+        const role = cluster?.spec.managed?.roles.find((x) => x.name === d.owner);
+        const secret = d.secret ?? role?.passwordSecret?.name;
+        if (d.db !== initdb?.database && !(role?.login && secret)) problems.push(`database ${d.db}: role ${d.owner} is not a managed login role with a passwordSecret`);
+        if (secret !== `postgres-${d.db}-credentials`) problems.push(`database ${d.db}: password Secret ${secret ?? 'none'}, want postgres-${d.db}-credentials (k8s/README.md)`);
+      }
+      created = databases.map((d) => ({ db: d.db, passwordVar: '' }));
+    }
     const postgres = workloads(r).find((w) => w.name === 'postgres');
     const postgresEnv = postgres ? resolveEnv(r, postgres.podSpec.containers[0]!, secrets, 'postgres') : undefined;
     const owners = SERVICES.filter((s) => s.database);

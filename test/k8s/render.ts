@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { loadAll } from 'js-yaml';
+import { cnpgProblems } from './cnpg';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
@@ -109,6 +110,9 @@ function forValidation(obj: K8sObject): K8sObject {
 
 /** Schema problems of one object, as readable lines (empty when valid). */
 export function schemaProblems(obj: K8sObject): string[] {
+  // CloudNativePG kinds are not in kubernetes-models: their own schema (test/k8s/cnpg.ts).
+  const cnpg = cnpgProblems(obj);
+  if (cnpg) return cnpg;
   const Model = modelClassFor(obj.apiVersion, obj.kind);
   if (!Model) {
     return [`${describeObject(obj)}: unknown apiVersion/kind ${obj.apiVersion} ${obj.kind} (not in kubernetes-models)`];

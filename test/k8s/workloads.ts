@@ -1,5 +1,6 @@
 import type { IContainer, IContainerPort, IPodSpec, IProbe, ISecret, IService, IServicePort } from 'kubernetes-models/v1';
 import type { INetworkPolicy, INetworkPolicyPeer } from 'kubernetes-models/networking.k8s.io/v1';
+import { operatorWorkloads } from './cnpg';
 import { describeObject, type K8sObject, type Rendered } from './render';
 
 /** A Deployment or StatefulSet, with the parts of its pod template the checks read. */
@@ -243,7 +244,7 @@ export function resolveEndpoint(r: Rendered, host: string, port: number, namespa
     const ports = (service.spec?.ports ?? []).map((p) => `${p.name ?? '?'}=${p.port}`).join(', ');
     return `Service ${name} has no port ${port} (it has ${ports || 'none'})`;
   }
-  const selected = workloads(r).filter((w) => w.namespace === namespace && service.spec?.selector && matchesLabels(service.spec.selector, w.podLabels));
+  const selected = [...workloads(r), ...operatorWorkloads(r)].filter((w) => w.namespace === namespace && service.spec?.selector && matchesLabels(service.spec.selector, w.podLabels));
   if (selected.length !== 1) return `Service ${name} selects ${selected.length} workloads, want exactly 1`;
   const workload = selected[0]!;
   const target = servicePort.targetPort ?? servicePort.port;
