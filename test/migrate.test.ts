@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { expectedMigrations, migrate, openDb, openServiceDb, type Db } from '../platform/db';
 import { repoPath } from '../platform/paths';
-import { StartupError } from '../platform/service';
+import { createLogger } from '../platform/log';
 import { inChildProcess } from './support/both-databases';
+import { eventually } from './support/eventually';
 import { freshDatabase, requireServers } from './support/servers';
-import { testLogger } from './support/services';
 
 const run = promisify(execFile);
 const CLI = repoPath('dist', 'platform', 'migrate-cli.js');
@@ -121,35 +121,50 @@ describe('migrations as a pre-deploy Job (real PostgreSQL)', () => {
     }
   });
 
-  it('MIGRATE_ON_START=false: a service refuses to start on a schema behind its code, naming the first missing migration, and creates nothing', async () => {
+  it('MIGRATE_ON_START=false: a service does not start on a schema behind its code (it waits, naming the first missing migration) and creates nothing; once the Job ran it starts', async () => {
     const database = await freshDatabase();
-    const log = testLogger('migrate-test');
+    const lines: Array<{ msg?: string; err?: string; variable?: string }> = [];
+    const log = createLogger('migrate-test', 'warn', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const config = { DATABASE_URL: database.url, PGLITE_DIR: 'memory://', MIGRATE_ON_START: false };
+    const probe = await openDb({ databaseUrl: database.url, poolSize: 1 });
+    const opened: Db[] = [];
     try {
-      const config = { DATABASE_URL: database.url, PGLITE_DIR: 'memory://', MIGRATE_ON_START: false };
-      const refused = await openServiceDb(config, 'tokenization', log, 1).catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(StartupError);
-      expect((refused as Error).message).toMatch(/schema is not at the expected version: \d+ migration\(s\) not applied, first platform\/001_outbox\.sql; run the migrate Job \(npm run migrate -- tokenization\)/);
-      const probe = await openDb({ databaseUrl: database.url, poolSize: 1 });
-      try {
-        expect((await probe.query("SELECT to_regclass('public.schema_migrations') AS t")).rows).toEqual([{ t: null }]);
-        // The Job runs; now the service starts, and migrates nothing itself.
-        expect((await migrateTool(['tokenization'], { DATABASE_URL: database.url })).code).toBe(0);
-        const db = await openServiceDb(config, 'tokenization', log, 1);
-        await db.close();
-        // One service migration missing (the Job for this release has not run): refused, naming it.
-        const last = expectedMigrations(dir('tokenization')).at(-1)!;
-        await probe.query('DELETE FROM schema_migrations WHERE version = $1', [last]);
-        await expect(openServiceDb(config, 'tokenization', log, 1)).rejects.toThrow(`first ${last}`);
-        // A newer schema than the code (next release's Job already ran) is fine.
-        await probe.query("INSERT INTO schema_migrations (version) VALUES ($1), ('service/999_next_release.sql')", [last]);
-        await (await openServiceDb(config, 'tokenization', log, 1)).close();
-      } finally {
-        await probe.close();
-      }
+      let settled = false;
+      const starting = openServiceDb(config, 'tokenization', log, 1).then((db) => {
+        settled = true;
+        opened.push(db);
+        return db;
+      });
+      const waiting = await eventually(() => lines.find((l) => l.msg === 'waiting for the database schema (the migrate Job) at MIGRATE_ON_START'), 5_000, 'the schema wait logged');
+      expect(waiting.err).toMatch(/^schema is not at the expected version: \d+ migration\(s\) not applied, first platform\/001_outbox\.sql; run the migrate Job \(npm run migrate -- tokenization\)/);
+      expect(settled).toBe(false);
+      // Only checked: not even schema_migrations was created.
+      expect((await probe.query("SELECT to_regclass('public.schema_migrations') AS t")).rows).toEqual([{ t: null }]);
+      // The Job runs; the waiting start goes on (no restart needed).
+      expect((await migrateTool(['tokenization'], { DATABASE_URL: database.url })).code).toBe(0);
+      await starting;
+
+      // One service migration missing (this release's Job has not run): waits, naming it.
+      const last = expectedMigrations(dir('tokenization')).at(-1)!;
+      await probe.query('DELETE FROM schema_migrations WHERE version = $1', [last]);
+      lines.length = 0;
+      const second = openServiceDb(config, 'tokenization', log, 1).then((db) => opened.push(db));
+      await eventually(() => lines.some((l) => l.err?.includes(`first ${last}`)), 5_000, 'the missing migration named');
+      await probe.query("INSERT INTO schema_migrations (version) VALUES ($1), ('service/999_next_release.sql')", [last]);
+      // A newer schema than the code (the next release's Job already ran) is fine.
+      await second;
+      expect(opened).toHaveLength(2);
     } finally {
+      for (const db of opened) await db.close();
+      await probe.close();
       await database.drop();
     }
-  });
+  }, 30_000);
+
+  it('MIGRATE_ON_START=false on embedded PGlite: refuses at once with the same message (nothing to wait for)', async () => {
+    const out = await inChildProcess('test/support/migrate-pglite.ts', { SERVICES: 'alerts', CHECK_ONLY: '1' });
+    expect(out).toEqual({ alerts: { refused: expect.stringMatching(/^schema is not at the expected version: \d+ migration\(s\) not applied, first platform\/001_outbox\.sql; run the migrate Job \(npm run migrate -- alerts\)/) } });
+  }, 60_000);
 });
 
 describe('migrations on PGlite (local runs)', () => {

@@ -1,4 +1,5 @@
-import { checkSchema, expectedMigrations, migrate, openDb } from '../../platform/db';
+import { checkSchema, expectedMigrations, migrate, openDb, openServiceDb } from '../../platform/db';
+import { createLogger } from '../../platform/log';
 import { repoPath } from '../../platform/paths';
 
 // Child-process entry for test/migrate.test.ts (PGlite cannot start inside jest): the named
@@ -8,6 +9,15 @@ import { repoPath } from '../../platform/paths';
 (async () => {
   const out: Record<string, unknown> = {};
   for (const service of (process.env.SERVICES ?? 'settlement').split(',')) {
+    if (process.env.CHECK_ONLY === '1') {
+      // A service started with MIGRATE_ON_START=false on a fresh embedded database.
+      const refused = await openServiceDb({ PGLITE_DIR: 'memory://', MIGRATE_ON_START: false }, service, createLogger(service, 'silent')).then(
+        async (db) => void (await db.close()),
+        (err: Error) => `${err.name}: ${err.message}`,
+      );
+      out[service] = { refused: typeof refused === 'string' ? refused.replace(/^StartupError: /, '') : 'started' };
+      continue;
+    }
     const dir = repoPath('services', service, 'migrations');
     const db = await openDb({ pgliteDir: 'memory://' });
     try {
