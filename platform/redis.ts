@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import type { Logger } from './log';
+import { METRIC, observeGauges, recordRedisError } from './telemetry/metrics';
 
 /**
  * Opens Redis. Commands fail fast while it is down (no offline queue) so callers can fail
@@ -10,7 +11,23 @@ export function openRedis(url: string, log: Logger): Redis {
   // cleared on that socket's 'close'; a socket that already failed (Redis down) never closes again,
   // so the timer alone held a stopping process (and jest's workers) open for its 2 s default.
   const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2_000, disconnectTimeout: 200 });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  redis.on('error', (err) => {
+    recordRedisError();
+    log.warn({ err: err.message }, 'redis error');
+  });
+  // Whether the client is connected, and the commands sent and not yet answered (a slow or
+  // stalled Redis shows here first). Observed until the client ends for good.
+  const unobserve = observeGauges(
+    [
+      { name: METRIC.redisClients, description: 'Redis clients by state (ready, not_ready)', integer: true },
+      { name: METRIC.redisPendingCommands, description: 'Redis commands sent and not yet answered', integer: true },
+    ],
+    (record) => {
+      record(METRIC.redisClients, 1, { state: redis.status === 'ready' ? 'ready' : 'not_ready' });
+      record(METRIC.redisPendingCommands, (redis as unknown as { commandQueue?: { length: number } }).commandQueue?.length ?? 0);
+    },
+  );
+  redis.once('end', unobserve);
   return redis;
 }
 
