@@ -66,11 +66,12 @@ export function recordRpc(path: string, code: number, seconds: number): void {
 
 /**
  * A payment's decision as committed (once per payment and decision): APPROVED, CHALLENGED or
- * DECLINED, with the decline reason ("none" when there is none), both from fixed sets.
+ * DECLINED, with the decline reason in lower case (insufficient_funds; "none" when there is
+ * none), both from fixed sets.
  */
 export function recordPayment(decision: string, reason: string): void {
   payments ??= meter().createCounter(METRIC.payments, { description: 'Payment decisions committed by the gateway, by decision and decline reason' });
-  payments.add(1, { decision, reason: reason || 'none' });
+  payments.add(1, { decision, reason: reason ? reason.toLowerCase() : 'none' });
 }
 
 /** One risk verdict: the decision (APPROVE, CHALLENGE, DECLINE) counted and its score in the histogram. */
