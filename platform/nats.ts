@@ -175,7 +175,8 @@ export class EventBus {
       async (record) => {
         const info = await consumer.info().catch(() => undefined);
         if (!info) return;
-        const attributes = { consumer: options.durable };
+        // One durable name may consume several streams (alerts reads payment and escrow).
+        const attributes = { consumer: options.durable, stream };
         record(METRIC.consumerPending, info.num_pending, attributes);
         record(METRIC.consumerAckPending, info.num_ack_pending, attributes);
       },
@@ -247,7 +248,7 @@ export class EventBus {
 
   private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>): Promise<void> {
     const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
-    if (msg.info.redelivered) recordRedelivery(msg.info.consumer);
+    if (msg.info.redelivered) recordRedelivery(msg.info.consumer, msg.info.stream);
     let event: Event;
     try {
       event = decodeEvent(msg.data);

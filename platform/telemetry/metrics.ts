@@ -100,10 +100,10 @@ export function recordLostBandCutoff(step: string, occurredAt: Date | undefined)
   cutoff.record(Math.max(0, (Date.now() - occurredAt.getTime()) / 1000), { step });
 }
 
-/** A JetStream message delivered more than once to `consumer` (the durable name: a fixed set). */
-export function recordRedelivery(consumer: string): void {
+/** A JetStream message delivered more than once to `consumer` (the durable name) on `stream`: both fixed sets. */
+export function recordRedelivery(consumer: string, stream: string): void {
   redeliveries ??= meter().createCounter(METRIC.consumerRedeliveries, { description: 'JetStream messages delivered again (a handler failed or an ack was lost)' });
-  redeliveries.add(1, { consumer });
+  redeliveries.add(1, { consumer, stream });
 }
 
 /** An error event from a Redis client (a lost connection, a refused command). */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PaymentStatus, type GatewayServiceClient } from '../../gen/wristpay/gateway/v1/gateway';
@@ -163,4 +163,19 @@ describe('metrics scraped by a real Prometheus', () => {
     expect(up.map((s) => s.metric.job).sort()).toEqual([...SERVICES].sort());
     expect(mesh!.exited).toEqual({});
   }, 60_000);
+
+  it('answers every query of the Grafana dashboard (ops/grafana/wristpay.json) without an error', async () => {
+    const dashboard = JSON.parse(readFileSync(repoPath('ops', 'grafana', 'wristpay.json'), 'utf8')) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
+    // Grafana's variables as a user's "All" would fill them in.
+    const asQuery = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$service', '.*');
+    const targets = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: asQuery(t.expr) })));
+    expect(targets.length).toBeGreaterThan(20);
+    const errors: string[] = [];
+    for (const t of targets) await query(prometheus!.url, t.expr).catch((err: Error) => errors.push(`${t.panel}: ${err.message}`));
+    expect(errors).toEqual([]);
+    // The onboarding in beforeAll already went through the gateway: the RED panel has it.
+    const red = targets.find((t) => t.panel === 'Requests per second by service')!;
+    const rates = await until(red.expr, (samples) => samples.some((x) => x.metric.service_name === 'gateway'));
+    expect(rates.length).toBeGreaterThan(0);
+  }, 30_000);
 });
