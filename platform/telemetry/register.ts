@@ -26,7 +26,15 @@ const service = process.env.OTEL_SERVICE_NAME ?? 'wristpay';
 const exporter = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
   ? new OTLPTraceExporter()
   : new FileSpanExporter(process.env.WRISTPAY_TRACE_FILE ?? repoPath('.data', 'traces', `${service}.jsonl`));
-const metricsPort = metricsPortFrom(process.env);
+const metricsPort = (() => {
+  try {
+    return metricsPortFrom(process.env);
+  } catch (err) {
+    // As runService reports a configuration error: one line naming the variable, exit 78.
+    process.stderr.write(`${service}: ${(err as Error).message}\n`);
+    process.exit(78);
+  }
+})();
 
 const sdk = new NodeSDK({
   resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: service }),
