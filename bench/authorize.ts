@@ -7,7 +7,12 @@
  * identity `merchant.<id>`); one untimed payment per merchant first opens every terminal's
  * connection.
  *
- *   node dist/bench/authorize.js [--bands 400] [--concurrency 16]
+ *   node dist/bench/authorize.js [--bands 400] [--concurrency 16] [--metrics off|on|both] [--rounds 1]
+ *
+ * --metrics on: every service serves METRICS_PORT and the bench scrapes each /metrics every 5 s
+ * (as Prometheus would, three times as often as the prod PodMonitor); off (the default): no
+ * meter provider at all. both: a mesh without metrics then one with, `--rounds` times, in one run,
+ * to measure what metrics cost (bench/README.md).
  */
 import { randomUUID } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
@@ -17,11 +22,46 @@ import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, startBenchMesh } from './harness';
 import { arg, formatResult, run } from './load';
 
+function metricsMode(): Array<'off' | 'on'> {
+  const i = process.argv.indexOf('--metrics');
+  const mode = i >= 0 ? process.argv[i + 1] : 'off';
+  if (mode !== 'off' && mode !== 'on' && mode !== 'both') throw new Error('--metrics must be off, on or both');
+  const rounds = arg('rounds', 1);
+  return mode === 'both' ? Array.from({ length: rounds }, () => ['off', 'on'] as const).flat() : [mode];
+}
+
+/** Scrapes every metrics endpoint every `everyMs` until stopped; counts scrapes and bytes. */
+function scraper(ports: number[], everyMs: number): { stop(): { scrapes: number; bytes: number } } {
+  let scrapes = 0;
+  let bytes = 0;
+  const timer = setInterval(() => {
+    for (const port of ports) {
+      void fetch(`http://127.0.0.1:${port}/metrics`)
+        .then((r) => r.text())
+        .then((t) => {
+          scrapes++;
+          bytes += t.length;
+        }, () => undefined);
+    }
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return { scrapes, bytes };
+    },
+  };
+}
+
 async function main(): Promise<void> {
+  for (const metrics of metricsMode()) await once(metrics);
+}
+
+async function once(metrics: 'off' | 'on'): Promise<void> {
   const bands = arg('bands', 400);
   const concurrency = arg('concurrency', 16);
   const warm = BENCH_MERCHANTS.length;
-  const mesh = await startBenchMesh({ merchants: BENCH_MERCHANTS });
+  const mesh = await startBenchMesh({ merchants: BENCH_MERCHANTS, metrics: metrics === 'on' });
+  const scraping = scraper(Object.values(mesh.metricsPorts), 5_000);
   try {
     const wallet: Band[] = [];
     const onboarded = await run(bands + warm, concurrency, async () => {
@@ -34,13 +74,15 @@ async function main(): Promise<void> {
       const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
       outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     });
+    const scraped = scraping.stop();
     console.log(
-      `${bands} bands, ${concurrency} in flight, ${warm} merchants (after one untimed payment each); 6 services as processes with mTLS; PostgreSQL, Redis, NATS on this machine (${cpus().length} cores, load average ${loadavg()[0]!.toFixed(2)})`,
+      `${bands} bands, ${concurrency} in flight, ${warm} merchants (after one untimed payment each); 6 services as processes with mTLS; PostgreSQL, Redis, NATS on this machine (${cpus().length} cores, load average ${loadavg()[0]!.toFixed(2)}); metrics ${metrics}${metrics === 'on' ? ` (${scraped.scrapes} scrapes, ${Math.round(scraped.bytes / Math.max(1, scraped.scrapes) / 1024)} KiB each)` : ''}`,
     );
     console.log(formatResult('onboard (register, pair, unlock, token, top-up)', onboarded));
     console.log(formatResult('gateway.Authorize end to end', authorized));
     console.log(`outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   } finally {
+    scraping.stop();
     await mesh.stop();
   }
 }

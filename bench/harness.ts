@@ -111,6 +111,8 @@ export interface BenchMesh {
   processes: { name: string; pid: number }[];
   /** The JSON-lines trace file a service writes its spans to (platform/telemetry/file-exporter.ts); the first gateway's for `gateway`. */
   traceFile(service: ServiceName): string;
+  /** Each service's METRICS_PORT when started with `metrics`; empty otherwise. */
+  metricsPorts: Partial<Record<ServiceName, number>>;
   /** Closes the clients, stops the services, drops the databases, removes the prefix's Redis keys and NATS streams and the work folder. */
   stop(): Promise<void>;
 }
@@ -129,6 +131,8 @@ export interface BenchMeshOptions {
   statelessGateway?: boolean;
   /** Printed before each service's error lines on stderr (to tell two meshes apart). */
   label?: string;
+  /** Serve metrics: METRICS_PORT on a free port per service (BenchMesh.metricsPorts); off, no meter provider at all. */
+  metrics?: boolean;
 }
 
 /** A service's line worth showing while a bench runs: an error or fatal log line, or anything not JSON (a crash). */
@@ -169,9 +173,14 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   for (const name of ['backoffice', ...merchants.map(merchantIdentity)]) issueCertificate(certs, name);
   const ports = {} as Record<ServiceName, number>;
   const perService: Partial<Record<ServiceName, Record<string, string>>> = {};
+  const metricsPorts: Partial<Record<ServiceName, number>> = {};
   for (const s of SERVICES) {
     ports[s] = await freePort();
     perService[s] = { ...certPaths(certs, s), WRISTPAY_TRACE_FILE: join(work, `${s}.jsonl`) };
+    if (options.metrics) {
+      metricsPorts[s] = await freePort();
+      perService[s]!.METRICS_PORT = String(metricsPorts[s]);
+    }
     if (DATABASES[s] && !(s === 'gateway' && options.statelessGateway)) {
       const db = await benchDatabase(`${tag}_${s.replace('-', '_')}`);
       databases.push(db);
@@ -237,6 +246,7 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
         return t;
       },
       traceFile: (service) => join(work, `${service}.jsonl`),
+      metricsPorts,
       processes: [
         ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
         ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),

@@ -81,6 +81,11 @@ export function serverEnv<P extends string>(portVariable: P, defaultPort: number
     TLS_KEY_FILE: z.string().optional(),
     /** Plaintext port serving only grpc.health.v1 for kubelet probes; 0 = none (local runs). */
     HEALTH_PORT: port.default(0),
+    /**
+     * Port of the Prometheus endpoint (GET /metrics, plaintext, all interfaces); 0 = none (tests).
+     * platform/telemetry/register.ts serves it; it is here so a bad value fails the start too.
+     */
+    METRICS_PORT: port.default(0),
     /** Longest a call may run when the caller set no deadline. */
     GRPC_MAX_CALL_MS: z.coerce.number().int().positive().default(10_000),
     SHUTDOWN_GRACE_MS: z.coerce.number().int().positive().default(10_000),

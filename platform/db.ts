@@ -4,6 +4,7 @@ import { Pool, types } from 'pg';
 import type { Logger } from './log';
 import { repoPath } from './paths';
 import { dependency, StartupError } from './service';
+import { METRIC, observeGauges } from './telemetry/metrics';
 
 // int8 arrives as a string from pg and as bigint from PGlite; money is int64, so make both bigint.
 types.setTypeParser(types.builtins.INT8, (value) => BigInt(value));
@@ -38,20 +39,38 @@ export interface DbOptions {
   databaseUrl?: string;
   pgliteDir?: string;
   poolSize?: number;
+  /** The pool's name in metrics (db.client.connection.pool.name): the service that owns it. */
+  name?: string;
 }
 
 /** Opens the service database named by config (see DbOptions). */
 export async function openDb(options: DbOptions): Promise<Db> {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10) : openPglite(options.pgliteDir ?? 'memory://');
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.poolSize ?? 10, options.name ?? 'default') : openPglite(options.pgliteDir ?? 'memory://');
 }
 
-function openPostgres(url: string, max: number): Db {
+function openPostgres(url: string, max: number, name: string): Db {
   // A server that does not answer a connect (a partition drops the SYN: no refusal comes) fails
   // the call in 3 s as UNAVAILABLE instead of holding a pool slot for the kernel's TCP timeout;
   // keepAlive finds connections whose peer vanished without a FIN.
   const pool = new Pool({ connectionString: url, max, connectionTimeoutMillis: 3_000, keepAlive: true });
   // An idle client losing its connection must not crash the service; the pool replaces it.
   pool.on('error', () => undefined);
+  // The pool as the OTel database semantic conventions name it: connections by state, callers
+  // waiting for one (a saturated pool shows here before it shows as latency), and the maximum.
+  const unobserve = observeGauges(
+    [
+      { name: METRIC.dbConnections, description: 'PostgreSQL pool connections by state (idle, used)', integer: true },
+      { name: METRIC.dbPendingRequests, description: 'Queries waiting for a pool connection', integer: true },
+      { name: METRIC.dbConnectionsMax, description: 'The pool size', integer: true },
+    ],
+    (record) => {
+      const pool_ = { 'db.client.connection.pool.name': name };
+      record(METRIC.dbConnections, pool.idleCount, { ...pool_, 'db.client.connection.state': 'idle' });
+      record(METRIC.dbConnections, pool.totalCount - pool.idleCount, { ...pool_, 'db.client.connection.state': 'used' });
+      record(METRIC.dbPendingRequests, pool.waitingCount, pool_);
+      record(METRIC.dbConnectionsMax, max, pool_);
+    },
+  );
   const query = async <R>(sql: string, params?: unknown[]) => {
     const r = await pool.query(sql, params);
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
@@ -108,7 +127,10 @@ function openPostgres(url: string, max: number): Db {
         client.release(broken);
       }
     },
-    close: () => pool.end(),
+    close: () => {
+      unobserve();
+      return pool.end();
+    },
   };
 }
 
@@ -281,7 +303,7 @@ export async function openServiceDb(config: DatabaseConfig, service: string, log
   const dir = repoPath('services', service, 'migrations');
   const migrateOnStart = config.MIGRATE_ON_START !== false;
   const open = async () => {
-    const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize });
+    const db = await openDb({ databaseUrl: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolSize, name: service });
     try {
       if (migrateOnStart) await migrate(db, dir, log);
     } catch (err) {

@@ -40,6 +40,7 @@ import { decodeEvent, encodeEvent, STREAM_AREAS, type StreamArea } from './event
 import type { Logger } from './log';
 import { dependency } from './service';
 import { ATTR } from './telemetry/attributes';
+import { METRIC, observeGauges, recordRedelivery } from './telemetry/metrics';
 
 const tracer = trace.getTracer('wristpay.nats');
 
@@ -239,6 +240,22 @@ export class EventBus {
         );
       }
     })();
+    // Read from the server at each scrape: what waits for this durable consumer (shared by the
+    // replicas, so every replica reports the same value: alert on max, not sum).
+    const unobserve = observeGauges(
+      [
+        { name: METRIC.consumerPending, description: 'Messages in the stream not yet delivered to this durable consumer', integer: true },
+        { name: METRIC.consumerAckPending, description: 'Messages delivered to this durable consumer and not yet acknowledged', integer: true },
+      ],
+      async (record) => {
+        const info = await consumer.info().catch(() => undefined);
+        if (!info) return;
+        // One durable name may consume several streams (alerts reads payment and escrow).
+        const attributes = { consumer: options.durable, stream };
+        record(METRIC.consumerPending, info.num_pending, attributes);
+        record(METRIC.consumerAckPending, info.num_ack_pending, attributes);
+      },
+    );
     const done = (async () => {
       for await (const msg of messages) {
         if (single || wanted.some((pattern) => subjectMatches(pattern, msg.subject))) await this.handle(msg, options.handler, park);
@@ -247,6 +264,7 @@ export class EventBus {
     })();
     return {
       stop: async () => {
+        unobserve();
         await messages.close();
         await done;
         advisories.unsubscribe();
@@ -337,6 +355,7 @@ export class EventBus {
 
   private async handle(msg: JsMsg, handler: (event: Event, msg: JsMsg) => Promise<void>, park: (msg: JsMsg, error: string) => Promise<boolean>): Promise<void> {
     const parent = propagation.extract(ROOT_CONTEXT, msg.headers, headerGetter);
+    if (msg.info.redelivered) recordRedelivery(msg.info.consumer, msg.info.stream);
     let event: Event;
     try {
       event = decodeEvent(msg.data);

@@ -3,6 +3,7 @@ import type { Db, Queryable } from './db';
 import { decodeEvent, encodeEvent } from './events';
 import type { Logger } from './log';
 import { captureTraceContext, type EventBus, type TraceCarrier } from './nats';
+import { METRIC, observeGauges } from './telemetry/metrics';
 
 /**
  * Writes `event` into the outbox inside the caller's transaction, so the state change and its
@@ -28,6 +29,7 @@ export class OutboxRelay {
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
+  private unobserve: (() => void) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -41,7 +43,32 @@ export class OutboxRelay {
     this.stopped = false;
     this.timer = setInterval(() => this.kick(), this.pollMs);
     this.timer.unref();
+    this.unobserve ??= observeGauges(
+      [
+        { name: METRIC.outboxOldestAge, unit: 's', description: 'Age of the oldest outbox row not yet published (0 when none)' },
+        { name: METRIC.outboxBacklog, description: 'Outbox rows not yet published (counted up to 100000)', integer: true },
+      ],
+      async (record) => {
+        const backlog = await this.backlog().catch(() => undefined);
+        // The database is down: no value rather than a wrong one (the RPC errors show it).
+        if (!backlog) return;
+        record(METRIC.outboxOldestAge, backlog.oldestAgeSeconds);
+        record(METRIC.outboxBacklog, backlog.rows);
+      },
+    );
     this.kick();
+  }
+
+  /**
+   * What is waiting to be published: the rows and the age of the oldest (by the database clock).
+   * A relay that is stuck (NATS down, a poison row) shows as an age that keeps growing.
+   */
+  async backlog(): Promise<{ rows: number; oldestAgeSeconds: number }> {
+    const { rows } = await this.db.query<{ rows: bigint | number; age: number | string | null }>(
+      `SELECT (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 100000) p) AS rows,
+              (SELECT EXTRACT(EPOCH FROM now() - created_at) FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1) AS age`,
+    );
+    return { rows: Number(rows[0]?.rows ?? 0), oldestAgeSeconds: Math.max(0, Number(rows[0]?.age ?? 0)) };
   }
 
   /** Asks for a relay pass now; passes never overlap. */
@@ -97,6 +124,8 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.unobserve?.();
+    this.unobserve = undefined;
     await this.running;
   }
 }

@@ -1,6 +1,7 @@
 import Redis, { type RedisOptions } from 'ioredis';
 import { DEFAULT_REDIS_URL } from './config';
 import type { Logger } from './log';
+import { METRIC, observeGauges, recordRedisError } from './telemetry/metrics';
 
 /** Where Redis is, from the service's config (platform/config.ts redisEnv). */
 export interface RedisConfig {
@@ -71,7 +72,23 @@ export function openRedis(target: RedisTarget | string, log: Logger): Redis {
           sentinelRetryStrategy: (times) => Math.min(times * 100, 1_000),
           reconnectOnError: (err) => (FAILOVER_REPLY.test(err.message) ? 1 : false),
         });
-  redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+  redis.on('error', (err) => {
+    recordRedisError();
+    log.warn({ err: err.message }, 'redis error');
+  });
+  // Whether the client is connected, and the commands sent and not yet answered (a slow or
+  // stalled Redis shows here first). Observed until the client ends for good.
+  const unobserve = observeGauges(
+    [
+      { name: METRIC.redisClients, description: 'Redis clients by state (ready, not_ready)', integer: true },
+      { name: METRIC.redisPendingCommands, description: 'Redis commands sent and not yet answered', integer: true },
+    ],
+    (record) => {
+      record(METRIC.redisClients, 1, { state: redis.status === 'ready' ? 'ready' : 'not_ready' });
+      record(METRIC.redisPendingCommands, (redis as unknown as { commandQueue?: { length: number } }).commandQueue?.length ?? 0);
+    },
+  );
+  redis.once('end', unobserve);
   return redis;
 }
 

@@ -3,11 +3,21 @@
 # as root, installing Debian's packages) when they do not. Used by `npm start` and .ci/run.
 #   scripts/ensure-infra.sh              Redis and NATS JetStream
 #   scripts/ensure-infra.sh --postgres   ... and PostgreSQL (tests; npm start uses PGlite unless DATABASE_URL is set)
+#   ... --prometheus                      ... and Debian's prometheus/promtool installed (the rules test,
+#                                         the Prometheus integration test, WRISTPAY_PROMETHEUS=1 npm start);
+#                                         nothing is started: each user runs its own on its own port
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data_dir="${WRISTPAY_DATA_DIR:-$PWD/.data}"
 with_postgres=false
-[ "${1:-}" = "--postgres" ] && with_postgres=true
+with_prometheus=false
+for arg in "$@"; do
+  case "$arg" in
+    --postgres) with_postgres=true ;;
+    --prometheus) with_prometheus=true ;;
+    *) echo "infra: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 export PATH="$PATH:/usr/sbin:/usr/local/sbin"
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -56,5 +66,15 @@ if $with_postgres; then
   if command -v runuser >/dev/null && [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 \
       || runuser -u postgres -- createdb test
+  fi
+fi
+
+if $with_prometheus; then
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    echo "infra: prometheus and promtool are installed ($(promtool --version 2>&1 | head -n 1))"
+  else
+    install Prometheus prometheus
+    # Debian's package starts a system Prometheus on :9090 where init can; WristPay runs its own.
+    command -v systemctl >/dev/null && systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
   fi
 fi

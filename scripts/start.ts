@@ -7,6 +7,10 @@
  * the ledger checker on settlement's database and exits 0 when every payment, every step and the
  * checker went as expected, 1 otherwise.
  * Otherwise the mesh stays up until Ctrl-C (and the checker's command is printed).
+ *
+ * `WRISTPAY_PROMETHEUS=1 npm start`: each service also serves metrics (METRICS_PORT 9460-9465)
+ * and Debian's prometheus (installed when missing, as root) scrapes them every 5 s with the SLO
+ * rules loaded, on 127.0.0.1:9090 (PROMETHEUS_PORT) with its data in .data/prometheus.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +23,7 @@ import { certCredentials, demoClients } from '../sim/clients';
 import { finishFeed, renderDemo, renderEscrow, runDemo, runEscrow } from '../sim/demo';
 import { onboardDemoMerchants } from '../sim/merchant-onboarding';
 import { certPaths, DATABASES, SERVICES, startMesh, type ServiceName } from './mesh';
+import { startPrometheus, type RunningPrometheus } from './prometheus';
 import { printLogLine } from './pretty-log';
 
 /**
@@ -28,6 +33,9 @@ import { printLogLine } from './pretty-log';
 const BASE_PORT = Number(process.env.WRISTPAY_BASE_PORT ?? 50050);
 if (!Number.isInteger(BASE_PORT) || BASE_PORT < 1024 || BASE_PORT > 65530) throw new Error(`WRISTPAY_BASE_PORT must be an integer port in 1024-65530, got ${process.env.WRISTPAY_BASE_PORT}`);
 const DEFAULT_PORTS: Record<ServiceName, number> = { gateway: BASE_PORT, 'device-registry': BASE_PORT + 1, tokenization: BASE_PORT + 2, risk: BASE_PORT + 3, settlement: BASE_PORT + 4, alerts: BASE_PORT + 5 };
+/** Each service's METRICS_PORT when WRISTPAY_PROMETHEUS=1. */
+const METRICS_PORTS: Record<ServiceName, number> = { gateway: 9460, 'device-registry': 9461, tokenization: 9462, risk: 9463, settlement: 9464, alerts: 9465 };
+const withPrometheus = ['1', 'true'].includes(process.env.WRISTPAY_PROMETHEUS ?? '');
 
 const data = repoPath('.data');
 const once = process.argv.includes('--once');
@@ -87,7 +95,7 @@ function ledgerCheckCommand(settlementDb: Record<string, string>): string {
 
 async function main(): Promise<void> {
   mkdirSync(data, { recursive: true });
-  execFileSync('bash', [repoPath('scripts', 'ensure-infra.sh')], { stdio: 'inherit' });
+  execFileSync('bash', [repoPath('scripts', 'ensure-infra.sh'), ...(withPrometheus ? ['--prometheus'] : [])], { stdio: 'inherit' });
   execFileSync('bash', [repoPath('scripts', 'dev-certs.sh'), repoPath('.data', 'certs')], { stdio: 'inherit' });
   const certs = repoPath('.data', 'certs');
   const secrets = devSecrets();
@@ -96,6 +104,15 @@ async function main(): Promise<void> {
     perService[service] = { ...certPaths(certs, service), ...(await databaseEnv(service)), ...(service === 'tokenization' ? secrets : {}) };
   }
   perService.gateway = { ...perService.gateway, CHALLENGE_TTL_SECONDS };
+  let prometheus: RunningPrometheus | undefined;
+  if (withPrometheus) {
+    for (const service of SERVICES) perService[service] = { ...perService[service], METRICS_PORT: String(METRICS_PORTS[service]) };
+    prometheus = await startPrometheus({ port: Number(process.env.PROMETHEUS_PORT ?? 9090), dataDir: repoPath('.data', 'prometheus'), targets: METRICS_PORTS, scrapeIntervalSeconds: 5 });
+    // However npm start ends (a failed start included), its prometheus does not outlive it.
+    const started = prometheus;
+    process.once('exit', () => started.process.kill());
+    console.log(`prometheus: ${prometheus.url} scraping ${SERVICES.map((s) => `${s} :${METRICS_PORTS[s]}`).join(', ')} (alerts: ${prometheus.url}/alerts)`);
+  }
   const traceNote = process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? `OTLP ${process.env.OTEL_EXPORTER_OTLP_ENDPOINT}` : `${repoPath('.data', 'traces')}/<service>.jsonl`;
   console.log(`starting the mesh (database: ${process.env.DATABASE_URL ? 'PostgreSQL at DATABASE_URL' : 'embedded PGlite in .data/pglite'}; traces: ${traceNote})`);
   // `demo` only checks that the services are up: every call the demo makes goes as whom it plays.
@@ -166,6 +183,7 @@ async function main(): Promise<void> {
   if (once) {
     // Settlement's embedded PGlite opens in one process at a time: check once the mesh has stopped.
     await mesh.stop();
+    await prometheus?.stop();
     const verdict = ledgerCheck(checkDb);
     console.log(`\n${verdict.ok ? '✓' : '✗'} ${verdict.text}`);
     if (!verdict.ok) failures.push(`ledger check: ${verdict.text.split('\n')[0]}`);
@@ -178,6 +196,7 @@ async function main(): Promise<void> {
   const shutdown = async () => {
     console.log('stopping the mesh');
     await mesh.stop();
+    await prometheus?.stop();
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown());

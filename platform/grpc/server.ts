@@ -22,6 +22,7 @@ import { guardRequest, strictDeserializer } from './request-guard';
 import type { Logger } from '../log';
 import { isRedisUnavailable } from '../redis';
 import { ATTR } from '../telemetry/attributes';
+import { recordRpc } from '../telemetry/metrics';
 
 /** What a handler knows about the call besides its request. */
 export interface CallContext {
@@ -383,6 +384,7 @@ export class GrpcServer {
     const { log, maxCallMs } = this.options;
     return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       this.inFlight++;
+      const started = performance.now();
       const caller = callerIdentity(call);
       const callerDeadline = call.getDeadline();
       const cap = Date.now() + maxCallMs;
@@ -400,8 +402,15 @@ export class GrpcServer {
       const timeout = new Promise<never>((_, reject) => abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true }));
       Promise.race([work, timeout])
         .then(
-          (response) => callback(null, response),
-          (err) => callback(toServiceError(err, log, method) as ServiceError),
+          (response) => {
+            recordRpc(method, status.OK, (performance.now() - started) / 1000);
+            callback(null, response);
+          },
+          (err) => {
+            const mapped = toServiceError(err, log, method);
+            recordRpc(method, mapped.code ?? status.UNKNOWN, (performance.now() - started) / 1000);
+            callback(mapped as ServiceError);
+          },
         )
         .finally(() => {
           clearTimeout(timer);
@@ -465,16 +474,20 @@ export class GrpcServer {
         .then(
           () => {
             call.end();
+            recordRpc(method, status.OK, (Date.now() - started) / 1000);
             log.debug({ method, caller, ms: Date.now() - started }, 'stream ended');
           },
           (err: unknown) => {
             if (call.cancelled) {
+              recordRpc(method, status.CANCELLED, (Date.now() - started) / 1000);
               log.debug({ method, caller, ms: Date.now() - started }, 'stream cancelled by the caller');
               return;
             }
             if (err instanceof ServerShuttingDown) log.info({ method, caller }, 'stream ended for shutdown');
+            const mapped = toServiceError(err, log, method);
+            recordRpc(method, mapped.code ?? status.UNKNOWN, (Date.now() - started) / 1000);
             // 'error' makes grpc-js send the status and end the call (and the server span records it).
-            call.emit('error', toServiceError(err, log, method));
+            call.emit('error', mapped);
           },
         )
         .finally(() => {

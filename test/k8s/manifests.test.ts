@@ -17,6 +17,9 @@ import type { IHorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { ATTR } from '../../platform/telemetry/attributes';
+import type { IPodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor';
+import type { IPrometheusRule } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PrometheusRule';
+import { PROMETHEUS_RULE_FILE, renderPrometheusRule, ruleGroups } from '../../scripts/prometheus-rule';
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { LIVENESS_SERVICE } from '../../platform/grpc/server';
 import { operatorWorkloads } from './cnpg';
@@ -348,6 +351,20 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
         if (target === 'health' || (health && target === health.containerPort)) {
           problems.push(`${name}: Service port ${p.name ?? p.port} exposes the plaintext health port; only the kubelet probes it, so keep it off the Service`);
         }
+      }
+      expect(problems).toEqual([]);
+    });
+
+    it('serves Prometheus metrics on container port "metrics" at METRICS_PORT, kept off the Service', () => {
+      const c = serverContainer(deployment(rendered(overlay), name));
+      const problems: string[] = [];
+      const value = envValues(serviceEnv(overlay, spec)).METRICS_PORT;
+      const metrics = namedPort(c, 'metrics');
+      if (!value || Number(value) === 0) problems.push(`${name}: METRICS_PORT is ${value ?? 'unset'}, so no metrics endpoint listens`);
+      if (!metrics) problems.push(`${name}: no container port named metrics`);
+      else if (Number(value) !== metrics.containerPort) problems.push(`${name}: container port metrics is ${metrics.containerPort} but METRICS_PORT is ${value}`);
+      for (const p of rendered(overlay).find<IService>('Service', name)?.spec?.ports ?? []) {
+        if (p.targetPort === 'metrics' || (metrics && p.targetPort === metrics.containerPort)) problems.push(`${name}: Service port ${p.name ?? p.port} exposes the metrics port; Prometheus scrapes the pods`);
       }
       expect(problems).toEqual([]);
     });
@@ -874,6 +891,55 @@ describe('k8s/overlays/prod', () => {
     const spec = (jaeger.obj as { spec?: { replicas?: number; strategy?: { type?: string } } }).spec;
     if ((spec?.replicas ?? 1) !== 1 || spec?.strategy?.type !== 'Recreate') problems.push('jaeger: want one replica and strategy Recreate (a ReadWriteOnce volume, a local store)');
     expect(problems).toEqual([]);
+  });
+
+  it('a PodMonitor scrapes every service\'s pods on their metrics port, labelled system=wristpay', () => {
+    const r = rendered('prod');
+    const monitors = r.ofKind<IPodMonitor>('PodMonitor');
+    const problems: string[] = [];
+    for (const name of SERVICE_NAMES) {
+      const w = deployment(r, name);
+      const scraping = monitors.filter((m) => !m.spec.selector.matchExpressions?.length && matchesLabels(m.spec.selector.matchLabels, w.podLabels));
+      if (scraping.length !== 1) {
+        problems.push(`${name}: its pods are selected by ${scraping.length} PodMonitors, want 1`);
+        continue;
+      }
+      const endpoints = scraping[0]!.spec.podMetricsEndpoints ?? [];
+      if (!endpoints.some((e) => e.port !== undefined && namedPort(serverContainer(w), e.port))) problems.push(`${name}: no podMetricsEndpoint names one of its container ports`);
+      if (!endpoints.every((e) => e.relabelings?.some((l) => l.targetLabel === 'system' && l.replacement === 'wristpay'))) {
+        problems.push(`${name}: targets are not labelled system=wristpay (the WristPayTargetDown alert selects on it)`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('lets Prometheus (namespace monitoring) reach each service\'s metrics port through the default-deny policy', () => {
+    const r = rendered('prod');
+    const problems: string[] = [];
+    for (const name of SERVICE_NAMES) {
+      const w = deployment(r, name);
+      const metrics = namedPort(serverContainer(w), 'metrics');
+      const open = r
+        .ofKind<INetworkPolicy>('NetworkPolicy')
+        .filter((p) => matchesLabels(p.spec?.podSelector.matchLabels, w.podLabels))
+        .some((p) =>
+          (p.spec?.ingress ?? []).some(
+            (rule) =>
+              (rule.from ?? []).some((peer) => peer.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring' && !peer.podSelector) &&
+              (rule.ports ?? []).some((port) => port.port === 'metrics' || port.port === metrics?.containerPort),
+          ),
+        );
+      if (!open) problems.push(`${name}: no NetworkPolicy admits namespace monitoring to port metrics`);
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('carries the SLO alerts as a PrometheusRule identical to ops/prometheus/rules (npm run ops:render)', () => {
+    const rules = rendered('prod').ofKind<IPrometheusRule>('PrometheusRule');
+    expect(rules.map((x) => x.metadata.name)).toEqual(['wristpay-slos']);
+    expect(rules[0]!.spec.groups).toEqual(ruleGroups());
+    // The committed file is what the renderer writes today (so a reviewer reads the real thing).
+    expect(fs.readFileSync(PROMETHEUS_RULE_FILE, 'utf8')).toBe(renderPrometheusRule());
   });
 });
 

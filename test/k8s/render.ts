@@ -80,7 +80,13 @@ type ModelClass = new (data: unknown) => { validate(): void };
 export function modelClassFor(apiVersion: string, kind: string): ModelClass | undefined {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/', 2) : ['', apiVersion];
   if (!/^[a-z0-9.]*$/.test(group!) || !/^v[0-9a-z]+$/.test(version!)) return undefined;
-  const modulePath = group ? `kubernetes-models/${group}/${version}` : `kubernetes-models/${version}`;
+  // The prometheus-operator's kinds (PodMonitor, PrometheusRule) come from their own package.
+  const modulePath =
+    group === 'monitoring.coreos.com'
+      ? `@kubernetes-models/prometheus-operator/${group}/${version}`
+      : group
+        ? `kubernetes-models/${group}/${version}`
+        : `kubernetes-models/${version}`;
   let mod: Record<string, unknown>;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -15,6 +15,7 @@ import type { Logger } from '../../../platform/log';
 import { requireAmount, type Amount } from '../../../platform/money';
 import type { OutboxRelay } from '../../../platform/outbox';
 import { ATTR } from '../../../platform/telemetry/attributes';
+import { recordPayment } from '../../../platform/telemetry/metrics';
 import { requireIdempotencyKey, requireMerchantName, requireVoucherCode } from '../../../platform/validate';
 import { afterDevice, afterHold, afterRisk, afterVerification, eventTypeFor, type Verdict } from './domain/outcome';
 import type { InstanceHeartbeat } from './instances';
@@ -199,6 +200,7 @@ export class PaymentFlow {
     const { store, relay, watchers, downstream, log } = this.deps;
     const decided = await store.transition(row.payment_id, change, { from: ['RECEIVED'], attempt: row.attempt }, decisionEvent);
     if (decided) {
+      recordPayment(decided.status, decided.decline_reason);
       relay.kick();
       watchers.notify(row.payment_id);
       log.info({ paymentId: row.payment_id, status: decided.status, declineReason: decided.decline_reason || undefined, riskScore: decided.risk_score }, 'payment decided');

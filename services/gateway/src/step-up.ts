@@ -6,6 +6,7 @@ import { FailedPrecondition, IdempotencyKeyReused, InvalidArgument, NotFound, Pe
 import type { Logger } from '../../../platform/log';
 import { requireId, requireIdempotencyKey, requireUuid } from '../../../platform/validate';
 import { decisionEvent, type Downstream, type PaymentFlow } from './authorize';
+import { recordPayment } from '../../../platform/telemetry/metrics';
 import type { InstanceHeartbeat } from './instances';
 import { declineReasonName, type PaymentChange, type PaymentRow, type PaymentStore } from './payments';
 import type { OutboxRelay } from '../../../platform/outbox';
@@ -60,6 +61,7 @@ export class StepUp {
     const row = await store.transition(paymentId, EXPIRED_CHANGE, { from: ['CHALLENGED'] }, decisionEvent);
     if (row) {
       annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'expired' });
+      recordPayment(row.status, row.decline_reason);
       relay.kick();
       watchers.notify(paymentId);
       log.info({ paymentId }, 'step-up expired: payment declined');
@@ -128,6 +130,7 @@ export class StepUp {
       const change: PaymentChange = { ...resolved, status: 'DECLINED', decline_reason: declineReasonName(DeclineReason.DECLINE_REASON_DEVICE_INACTIVE), message: 'the band is no longer active' };
       const declined = await store.transition(row.payment_id, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
       if (!declined) return this.lost(row.payment_id, req.idempotencyKey);
+      recordPayment(declined.status, declined.decline_reason);
       this.changed(row.payment_id);
       return declined;
     }
@@ -153,6 +156,7 @@ export class StepUp {
     };
     const declined = await store.transition(row.payment_id, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
     if (!declined) return this.lost(row.payment_id, req.idempotencyKey);
+    recordPayment(declined.status, declined.decline_reason);
     this.changed(row.payment_id);
     // The owner says it was not them: risk learns it as fraud. Best effort: the decline stands
     // whether or not risk hears it now.

@@ -13,6 +13,7 @@ import { DomainError, InvalidArgument, Unavailable } from '../../../platform/err
 import { register, type Handlers } from '../../../platform/grpc/server';
 import type { Logger } from '../../../platform/log';
 import { ATTR } from '../../../platform/telemetry/attributes';
+import { recordRiskDecision } from '../../../platform/telemetry/metrics';
 import { requireIdempotencyKey } from '../../../platform/validate';
 import { riskPolicy } from './policy';
 import type { DecisionName, Verdict } from './domain/decision';
@@ -145,6 +146,7 @@ export function riskService(deps: RiskDeps) {
         [ATTR.rulesetVersion]: verdict.rulesetVersion,
         [ATTR.modelVersion]: verdict.modelVersion,
       });
+      recordRiskDecision(verdict.decision, verdict.score);
       return toScoreResponse(verdict);
     },
 

@@ -9,6 +9,7 @@ import { consumeDeviceLost } from './device-lost';
 import { HoldSweeper } from './hold-expiry';
 import { Ledger } from './ledger';
 import { settlementPolicy } from './policy';
+import { LedgerMonitor } from './ledger-monitor';
 import { settlementService } from './server';
 
 /** Composes the settlement service from its config and starts serving; `port` is the bound port. */
@@ -22,6 +23,7 @@ export async function startSettlement(config: Config, log: Logger): Promise<Runn
     const sweeper = own(new HoldSweeper(db, ledger, relay, log, config.SWEEP_INTERVAL_MS, config.SWEEP_BATCH), (s) => s.stop());
     sweeper.start();
     own(await consumeDeviceLost(bus, db, ledger, log), (c) => c.stop());
+    own(new LedgerMonitor(db, log, config.LEDGER_CHECK_INTERVAL_SECONDS), (m) => m.stop()).start();
     serve([settlementService({ config, db, ledger, relay, log })]);
     log.info({ port, database: db.kind }, 'settlement listening');
     return { port };

@@ -18,6 +18,11 @@ export const configSchema = z.object({
   /** How often the sweeper expires lapsed holds and releases escrow past its window. */
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   SWEEP_BATCH: z.coerce.number().int().positive().max(10_000).default(100),
+  /**
+   * Seconds between in-service ledger checks (ledger-monitor.ts; the result is the metric
+   * wristpay.ledger.checks behind the LedgerCheckFailed alert); 0 = never.
+   */
+  LEDGER_CHECK_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(3600),
   /** PostgreSQL connections per replica (PlaceHold holds one for the length of its transaction). */
   DATABASE_POOL_SIZE: z.coerce.number().int().positive().max(200).default(10),
   /**

@@ -1,6 +1,7 @@
 import type { Db } from '../../../platform/db';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
+import { recordLostBandCutoff } from '../../../platform/telemetry/metrics';
 import type { Ledger } from './ledger';
 
 /**
@@ -18,7 +19,10 @@ export function consumeDeviceLost(bus: EventBus, db: Db, ledger: Ledger, log: Lo
         return;
       }
       const { deviceId, accountId } = event.payload.value;
-      if (await db.tx((q) => ledger.freezeDevice(q, { eventId: event.eventId, deviceId, accountId }))) log.info({ deviceId }, 'band reported lost: its holds are frozen');
+      if (await db.tx((q) => ledger.freezeDevice(q, { eventId: event.eventId, deviceId, accountId }))) {
+        recordLostBandCutoff('account_frozen', event.occurredAt);
+        log.info({ deviceId }, 'band reported lost: its holds are frozen');
+      }
     },
   });
 }

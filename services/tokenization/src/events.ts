@@ -2,6 +2,7 @@ import type { Event } from '../../../gen/wristpay/events/v1/events';
 import type { Logger } from '../../../platform/log';
 import type { EventBus } from '../../../platform/nats';
 import type { OutboxRelay } from '../../../platform/outbox';
+import { recordLostBandCutoff } from '../../../platform/telemetry/metrics';
 import type { TokenStore } from './store';
 
 /** The durable JetStream consumers' name stem; replicas share them, so each event is handled by one replica. */
@@ -37,6 +38,8 @@ export async function consumeDeviceEvents(deps: { bus: EventBus; tokens: TokenSt
     const deviceId = payload.deviceId.toLowerCase();
     const changed = await tokens.applyDeviceEvent(DEVICE_CONSUMER, event.eventId, deviceId, effect, event.type);
     if (changed === undefined) return;
+    // The last step of cutting a lost band off: from ReportLost's commit to its tokens suspended.
+    if (event.type === 'device.lost') recordLostBandCutoff('tokens_suspended', event.occurredAt);
     relay.kick();
     log.info({ deviceId, eventType: event.type, tokens: changed.length }, effect === 'suspend' ? 'band tokens suspended' : 'band tokens deleted');
   };
