@@ -10,7 +10,7 @@
  *   many_merchants     one band emptied shop by shop: many merchants within half an hour
  *
  * Deterministic for a seed. Usage (after `npm run build`):
- *   node dist/services/risk/src/traffic.js --payments 100000 --seed 7 --out .data/risk/traffic.jsonl
+ *   node dist/services/risk/tools/traffic.js --payments 100000 --seed 7 --out .data/risk/traffic.jsonl
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';

@@ -14,13 +14,13 @@
  * (REDIS_URL), with each payment's own time as the clock, so the backtest sees exactly what the
  * service would have seen; the prefix is deleted afterwards.
  *
- *   node dist/services/risk/src/backtest.js --input .data/risk/traffic.jsonl \
+ *   node dist/services/risk/tools/backtest.js --input .data/risk/traffic.jsonl \
  *     [--rules candidate.yaml] [--model candidate-model.yaml] \
  *     [--baseline-rules services/risk/rules/default.yaml] [--baseline-model services/risk/rules/model.yaml] \
  *     [--dump features.jsonl]   (every payment's features, label and both decisions, for tuning;
  *                                unlabelled recorded payments have label null, and train.ts skips them)
  *
- *   node dist/services/risk/src/backtest.js --stream [--since 2026-11-01T00:00:00Z] [the same options]
+ *   node dist/services/risk/tools/backtest.js --stream [--since 2026-11-01T00:00:00Z] [the same options]
  *     (NATS_URL, NATS_SUBJECT_PREFIX, REDIS_URL and REDIS_KEY_PREFIX as the risk service has them)
  */
 import { randomBytes } from 'node:crypto';
@@ -31,14 +31,14 @@ import pino from 'pino';
 import { z } from 'zod';
 import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
-import { readConfig } from './config';
-import { DISPUTE_LABEL, DISPUTE_RESOLVED, DISPUTE_SOURCE } from './consumers';
-import { DecisionStore, NoDecision, type StoredLabel } from './decision-store';
-import { decide, type DecisionName, type Policy, type Verdict } from './domain/decision';
-import { deriveFeatures, type ScoreInput } from './domain/features';
-import { fromScoredEvent } from './events';
-import { FeatureStore } from './feature-store';
-import { loadBook, type Book } from './rulebook';
+import { readConfig } from '../src/config';
+import { DISPUTE_LABEL, DISPUTE_RESOLVED, DISPUTE_SOURCE } from '../src/consumers';
+import { DecisionStore, NoDecision, type StoredLabel } from '../src/decision-store';
+import { decide, type DecisionName, type Policy, type Verdict } from '../src/domain/decision';
+import { deriveFeatures, type ScoreInput } from '../src/domain/features';
+import { fromScoredEvent } from '../src/events';
+import { FeatureStore } from '../src/feature-store';
+import { loadBook, type Book } from '../src/rulebook';
 
 const recordSchema = z.object({
   payment_id: z.string().min(1),
