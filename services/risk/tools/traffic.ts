@@ -16,8 +16,25 @@ import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-export type Pattern = 'normal' | 'stolen_band' | 'card_testing' | 'impossible_travel' | 'account_takeover' | 'many_merchants';
-export const FRAUD_PATTERNS: Pattern[] = ['stolen_band', 'card_testing', 'impossible_travel', 'account_takeover', 'many_merchants'];
+/**
+ * Families of fraud and of legitimate look-alikes. The evaluation (tools/evaluate.ts) tunes and
+ * trains on TUNE families and reports on HELD_OUT ones, which nothing was fitted or tuned against.
+ */
+export const FRAUD_FAMILIES = {
+  tune: ['stolen_band', 'card_testing', 'impossible_travel', 'account_takeover', 'many_merchants', 'stolen_band_ramp', 'merchant_collusion', 'ato_delayed_pairing', 'slow_card_testing'],
+  heldOut: ['stolen_band_drift', 'compromised_terminal', 'ato_usual_merchants', 'card_testing_trickle'],
+} as const;
+export const LEGIT_FAMILIES = {
+  tune: ['normal', 'bar_crawl', 'traveller_arrival', 'commuter_operator_switch'],
+  heldOut: ['replacement_band', 'big_shopping_day', 'shared_two_bands'],
+} as const;
+export type FraudPattern = (typeof FRAUD_FAMILIES)['tune' | 'heldOut'][number];
+export type LegitPattern = (typeof LEGIT_FAMILIES)['tune' | 'heldOut'][number];
+export type Pattern = FraudPattern | LegitPattern;
+/** The original five, kept for the tests and tools that use them. */
+export const FRAUD_PATTERNS: FraudPattern[] = ['stolen_band', 'card_testing', 'impossible_travel', 'account_takeover', 'many_merchants'];
+export const ALL_FRAUD: FraudPattern[] = [...FRAUD_FAMILIES.tune, ...FRAUD_FAMILIES.heldOut];
+export const ALL_LEGIT: LegitPattern[] = [...LEGIT_FAMILIES.tune, ...LEGIT_FAMILIES.heldOut];
 
 /** One line of the traffic file: a ScoreRequest in plain JSON plus its label. */
 export interface TrafficRecord {
@@ -35,6 +52,9 @@ export interface TrafficRecord {
   device_age_seconds: number;
   recent_cryptogram_failures: number;
   occurred_at_ms: number;
+  /** When it reached risk, if later (an offline QR payment uploaded afterwards). */
+  arrived_at_ms?: number;
+  token_id?: string;
   label: 'FRAUD' | 'LEGIT';
   pattern: Pattern;
   /** Fraud only: the episode (one attack) this payment belongs to. */
@@ -49,6 +69,10 @@ export interface TrafficOptions {
   fraudAccountShare?: number;
   days?: number;
   start?: number;
+  /** Fraud families to draw episodes from (default: the original five). */
+  fraud?: readonly FraudPattern[];
+  /** Legitimate look-alike families to mix in (default: none beyond normal spending). */
+  legit?: readonly LegitPattern[];
 }
 
 const CITIES: Array<[string, number, number]> = [
@@ -115,6 +139,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   const fraudShare = options.fraudAccountShare ?? 0.06;
   const accounts = Math.max(10, Math.round(options.payments / (days * 3.15)));
   const out: TrafficRecord[] = [];
+  const byHome: Account[][] = CITIES.map(() => []);
   let seq = 0;
   const pid = () => `pay-${options.seed}-${(seq++).toString(36)}`;
   const merchant = (city: number, n: number) => `m-${CITIES[city]![0]}-${n}`;
@@ -200,10 +225,15 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       if (r.chance(0.03)) legit.push(pay(a, p.occurred_at_ms + r.int(10, 50) * 1000, { city, merchant_id: p.merchant_id, lat: p.lat, lon: p.lon, channel: p.channel }));
       t += r.exp(DAY / a.perDay);
     }
+    const looks = new Set<LegitPattern>(options.legit ?? []);
+    if (looks.size) legit.push(...lookAlikes(a, i, legit, looks, trip, newBandAt));
     out.push(...legit);
+    byHome[a.home]!.push(a);
 
     if (!r.chance(fraudShare) || legit.length < 3) continue;
-    const pattern = r.pick(FRAUD_PATTERNS);
+    const families = (options.fraud ?? FRAUD_PATTERNS).filter((f) => !CROSS_ACCOUNT.includes(f));
+    if (!families.length) continue;
+    const pattern = r.pick(families);
     const anchor = legit[r.int(1, legit.length - 1)]!;
     const episode = `ep-${options.seed}-${i}`;
     const fraud = (at: number, over: Partial<TrafficRecord> & { city: number }): TrafficRecord => ({
@@ -256,11 +286,163 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
         }
         break;
       }
+      case 'stolen_band_ramp': {
+        // Worn by the thief (live session), driving away at a plausible speed, amounts ramping.
+        const bearing = r.next() * 2 * Math.PI;
+        const speedKmh = 30 + r.next() * 50;
+        const t0 = anchor.occurred_at_ms + r.int(20, 180) * MIN;
+        let at = t0;
+        const n = r.int(5, 10);
+        for (let k = 0; k < n; k++, at += r.int(15, 60) * MIN) {
+          const loc = offset(CITIES[a.home]!, bearing, (speedKmh * (at - t0)) / HOUR);
+          out.push(fraud(at, { city: a.home, merchant_id: `m-road-${options.seed}-${i}-${k}`, lat: loc.lat, lon: loc.lon, channel: 'TAP', session_live: true, amount_minor: Math.round(a.scale * (1 + k * (0.8 + r.next() * 0.7))), device_age_seconds: deviceAge(at) }));
+        }
+        break;
+      }
+      case 'stolen_band_drift': {
+        // Worn by the thief in another district of the same city, spending more than the owner does.
+        const bearing = r.next() * 2 * Math.PI;
+        const district = offset(CITIES[a.home]!, bearing, 6 + r.next() * 14);
+        let at = anchor.occurred_at_ms + r.int(30, 240) * MIN;
+        for (let k = r.int(4, 9); k > 0; k--, at += r.int(20, 90) * MIN) {
+          out.push(fraud(at, { city: a.home, merchant_id: `m-${CITIES[a.home]![0]}-d${r.int(0, 199)}`, lat: district.lat + r.normal() * 0.01, lon: district.lon + r.normal() * 0.01, channel: 'TAP', session_live: true, amount_minor: Math.round(a.scale * (1.5 + r.next() * 3.5)), device_age_seconds: deviceAge(at) }));
+        }
+        break;
+      }
+      case 'slow_card_testing': {
+        let at = anchor.occurred_at_ms + r.int(5, 600) * MIN;
+        const shops = Array.from({ length: r.int(1, 3) }, () => merchant(a.home, r.int(500, 520)));
+        const live = r.chance(0.5);
+        for (let k = r.int(10, 30); k > 0; k--, at += r.int(20, 90) * MIN) {
+          out.push(fraud(at, { city: a.home, merchant_id: r.pick(shops), amount_minor: r.int(50, 300), session_live: live, channel: r.chance(0.5) ? 'QR' : 'TAP', recent_cryptogram_failures: r.chance(0.2) ? 1 : 0, device_age_seconds: deviceAge(at) }));
+        }
+        break;
+      }
+      case 'card_testing_trickle': {
+        // Probes spread over days, each at another merchant.
+        let at = anchor.occurred_at_ms + r.int(5, 600) * MIN;
+        const live = r.chance(0.7);
+        for (let k = r.int(8, 20); k > 0; k--, at += r.int(120, 480) * MIN) {
+          out.push(fraud(at, { city: a.home, merchant_id: merchant(a.home, r.int(520, 700)), amount_minor: r.int(50, 400), session_live: live, channel: r.chance(0.3) ? 'QR' : 'TAP', device_age_seconds: deviceAge(at) }));
+        }
+        break;
+      }
+      case 'ato_delayed_pairing':
+      case 'ato_usual_merchants': {
+        // A band paired to the account by someone else a day or more before it is used; the owner
+        // keeps paying with their own band meanwhile.
+        const device = `band-${options.seed}-${i}-x`;
+        const paired = anchor.occurred_at_ms;
+        const usual = pattern === 'ato_usual_merchants';
+        let at = paired + (usual ? r.int(24, 72) : r.int(24, 96)) * HOUR;
+        for (let k = usual ? r.int(3, 7) : r.int(3, 8); k > 0; k--, at += r.int(20, 180) * MIN) {
+          out.push(
+            fraud(at, {
+              city: a.home,
+              device_id: device,
+              session_live: true,
+              merchant_id: usual || r.chance(0.3) ? r.pick(a.favourites) : merchant(a.home, r.int(400, 499)),
+              amount_minor: Math.round(a.scale * (usual ? 1.5 + r.next() * 3.5 : 3 + r.next() * 9)),
+              device_age_seconds: Math.floor((at - paired) / 1000),
+            }),
+          );
+        }
+        break;
+      }
       default:
         break;
     }
   }
-  return out.sort((x, y) => x.occurred_at_ms - y.occurred_at_ms);
+
+  // Many accounts of one city paying one merchant in a short time.
+  for (const family of (options.fraud ?? []).filter((f) => CROSS_ACCOUNT.includes(f))) {
+    const episodes = Math.max(1, Math.round((accounts * fraudShare) / Math.max(1, (options.fraud ?? []).length)));
+    for (let e = 0; e < episodes; e++) {
+      const city = r.int(0, CITIES.length - 1);
+      const victims = byHome[city]!;
+      if (victims.length < 8) continue;
+      const collusion = family === 'merchant_collusion';
+      const shop = collusion ? `m-coll-${options.seed}-${e}` : merchant(city, r.int(0, 399));
+      const spot = place(city);
+      const t0 = start + r.int(1, days - 1) * DAY + r.int(9, 17) * HOUR;
+      const span = (collusion ? r.int(60, 180) : r.int(120, 360)) * MIN;
+      const chosen = new Set<Account>();
+      const want = Math.min(victims.length, collusion ? r.int(15, 40) : r.int(12, 30));
+      while (chosen.size < want) chosen.add(r.pick(victims));
+      for (const v of chosen) {
+        const at = t0 + r.next() * span;
+        out.push({
+          ...pay(v, Math.round(at), { city, merchant_id: shop, lat: spot.lat + r.normal() * 0.0005, lon: spot.lon + r.normal() * 0.0005, channel: 'TAP', session_live: true, amount_minor: Math.round(v.scale * (collusion ? 2 + r.next() * 4 : 0.8 + r.next() * 1.2)) }),
+          label: 'FRAUD',
+          pattern: family,
+          episode: `ep-${options.seed}-${family}-${e}`,
+          recent_cryptogram_failures: 0,
+        });
+      }
+    }
+  }
+  for (const x of out) x.token_id ??= `tok-${x.device_id}`;
+  // Replayed in the order risk would receive them: an offline payment when it was uploaded.
+  return out.sort((x, y) => (x.arrived_at_ms ?? x.occurred_at_ms) - (y.arrived_at_ms ?? y.occurred_at_ms));
+
+  /** Legitimate behaviour that looks like fraud, for one account (only the families asked for). */
+  function lookAlikes(a: Account, i: number, legit: TrafficRecord[], looks: Set<LegitPattern>, trip: { to: number; leave: number; stay: number } | undefined, newBandAt: number | undefined): TrafficRecord[] {
+    const more: TrafficRecord[] = [];
+    const city = a.home;
+    if (looks.has('traveller_arrival') && trip) {
+      const arrive = trip.leave + flightMs(a.home, trip.to);
+      // Just landed: taxi, hotel, dinner within two hours, all new and far from home.
+      let at = arrive + r.int(10, 40) * MIN;
+      for (let k = r.int(2, 4); k > 0; k--, at += r.int(15, 50) * MIN) more.push({ ...pay(a, Math.round(at), { city: trip.to, merchant_id: merchant(trip.to, r.int(400, 499)), amount_minor: Math.round(a.scale * (1.5 + r.next() * 4)), session_live: true }), pattern: 'traveller_arrival' });
+      for (const p of legit) if (p.occurred_at_ms >= arrive && p.occurred_at_ms < arrive + DAY) p.pattern = 'traveller_arrival';
+    }
+    if (looks.has('replacement_band') && newBandAt) {
+      for (const p of legit) if (p.occurred_at_ms >= newBandAt && p.occurred_at_ms < newBandAt + 3 * DAY) p.pattern = 'replacement_band';
+    }
+    if (looks.has('bar_crawl') && r.chance(0.12)) {
+      let at = start + r.int(0, days - 1) * DAY + (19 - CITIES[city]![2] / 15) * HOUR;
+      for (let k = r.int(4, 7); k > 0; k--, at += r.int(20, 50) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: `m-${CITIES[city]![0]}-bar-${r.int(0, 300)}`, amount_minor: Math.round(a.scale * (0.5 + r.next() * 1.5)), session_live: true, channel: 'TAP' }), pattern: 'bar_crawl' });
+    }
+    if (looks.has('commuter_operator_switch') && r.chance(0.1)) {
+      const switchDay = r.int(2, days - 2);
+      for (let d = 0; d < days; d++) {
+        if (d % 7 >= 5) continue;
+        const op = `m-${CITIES[city]![0]}-transit-${d < switchDay ? 'a' : 'b'}`;
+        for (const h of [8, 18]) {
+          const at = start + d * DAY + (h - CITIES[city]![2] / 15) * HOUR + r.int(0, 40) * MIN;
+          more.push({ ...pay(a, Math.round(at), { city, merchant_id: op, amount_minor: r.int(150, 450), session_live: true, channel: 'TAP' }), pattern: 'commuter_operator_switch' });
+        }
+      }
+    }
+    if (looks.has('big_shopping_day') && r.chance(0.05)) {
+      let at = start + r.int(1, days - 1) * DAY + (10 - CITIES[city]![2] / 15) * HOUR;
+      for (let k = r.int(3, 6); k > 0; k--, at += r.int(30, 90) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: merchant(city, r.int(600, 699)), amount_minor: Math.round(a.scale * (3 + r.next() * 7)), session_live: true }), pattern: 'big_shopping_day' });
+    }
+    if (looks.has('shared_two_bands') && r.chance(0.03)) {
+      // A partner's band on the same wallet, paired long ago, used for some of the payments.
+      const second = { id: `band-${options.seed}-${i}-p`, registeredAt: start - r.int(30, 400) * DAY };
+      for (const p of legit) {
+        p.pattern = 'shared_two_bands';
+        if (r.chance(0.4)) {
+          p.device_id = second.id;
+          p.device_age_seconds = Math.floor((p.occurred_at_ms - second.registeredAt) / 1000);
+        }
+      }
+    }
+    // Offline QR payments uploaded a while after they happened.
+    for (const p of legit) if (p.channel === 'QR' && r.chance(0.3)) p.arrived_at_ms = p.occurred_at_ms + r.int(1, 180) * MIN;
+    return more;
+  }
+}
+
+/** Families that involve many accounts at once (generated after the per-account loop). */
+const CROSS_ACCOUNT: readonly Pattern[] = ['merchant_collusion', 'compromised_terminal'];
+
+/** The point `km` away from `from` on `bearing` (radians), flat-earth: tens of km at most. */
+function offset(from: [string, number, number], bearing: number, km: number): { lat: number; lon: number } {
+  const dLat = (km * Math.cos(bearing)) / 111;
+  const dLon = (km * Math.sin(bearing)) / (111 * Math.cos((from[1] * Math.PI) / 180));
+  return { lat: from[1] + dLat, lon: from[2] + dLon };
 }
 
 function arg(name: string, fallback: string): string {
