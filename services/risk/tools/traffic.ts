@@ -15,6 +15,7 @@
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { haversineKm } from '../src/domain/features';
 
 /**
  * Families of fraud and of legitimate look-alikes. The evaluation (tools/evaluate.ts) tunes and
@@ -125,6 +126,8 @@ const DAY = 86_400_000;
 interface Account {
   id: string;
   device: { id: string; registeredAt: number };
+  /** Every band the account had, oldest first: a payment uses the one it had at the time. */
+  bands: Array<{ id: string; registeredAt: number }>;
   home: number;
   scale: number;
   perDay: number;
@@ -145,9 +148,8 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   const merchant = (city: number, n: number) => `m-${CITIES[city]![0]}-${n}`;
   const place = (city: number) => ({ lat: CITIES[city]![1] + r.normal() * 0.03, lon: CITIES[city]![2] + r.normal() * 0.03 });
   const flightMs = (a: number, b: number) => {
-    const [, la1, lo1] = CITIES[a]!;
-    const [, la2, lo2] = CITIES[b]!;
-    const km = 111 * Math.hypot(la2 - la1, (lo2 - lo1) * Math.cos(((la1 + la2) / 2) * (Math.PI / 180)));
+    // Great-circle distance (as risk measures it) at 800 km/h, plus two hours at the airports.
+    const km = haversineKm({ lat: CITIES[a]![1], lon: CITIES[a]![2] }, { lat: CITIES[b]![1], lon: CITIES[b]![2] });
     return (km / 800) * HOUR + 2 * HOUR;
   };
   // Daytime only, roughly in local time.
@@ -158,12 +160,13 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   };
 
   function pay(a: Account, at: number, over: Partial<TrafficRecord> & { city: number }): TrafficRecord {
+    const band = a.bands.filter((b) => b.registeredAt <= at).pop() ?? a.device;
     const located = r.chance(0.9);
     const loc = place(over.city);
     const record: TrafficRecord = {
       payment_id: pid(),
       account_id: a.id,
-      device_id: a.device.id,
+      device_id: band.id,
       merchant_id: r.chance(0.85) ? r.pick(a.favourites) : merchant(over.city, r.int(0, 399)),
       amount_minor: Math.max(50, Math.round(r.lognormal(a.scale, 0.5))),
       currency: 'EUR',
@@ -172,7 +175,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       channel: located ? 'TAP' : 'QR',
       session_live: !r.chance(0.015),
       session_age_seconds: r.int(30, 6 * 3600),
-      device_age_seconds: Math.max(0, Math.floor((at - a.device.registeredAt) / 1000)),
+      device_age_seconds: Math.max(0, Math.floor((at - band.registeredAt) / 1000)),
       recent_cryptogram_failures: r.chance(0.005) ? 1 : 0,
       occurred_at_ms: at,
       label: 'LEGIT',
@@ -193,16 +196,20 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       scale: r.lognormal(1_500, 0.6),
       perDay: 1.5 + r.next() * 4.5,
       favourites: Array.from({ length: r.int(4, 12) }, () => merchant(home, r.int(0, 399))),
+      bands: [],
     };
+    a.bands.push(a.device);
     const legit: TrafficRecord[] = [];
     // A trip: fly out, spend there at local merchants, fly back.
     const trip = r.chance(0.15) ? { to: (home + r.int(1, CITIES.length - 1)) % CITIES.length, leave: start + r.int(1, days - 5) * DAY + r.int(6, 12) * HOUR, stay: r.int(2, 4) * DAY } : undefined;
     // A new band bought during the period.
     const newBandAt = r.chance(0.05) ? start + r.int(1, days - 2) * DAY + r.int(9, 18) * HOUR : undefined;
+    // Known from the start so every payment, whenever generated, uses the band of its time.
+    if (newBandAt) a.bands.push({ id: `band-${options.seed}-${i}-1`, registeredAt: newBandAt });
 
     let t = start + r.exp(DAY / a.perDay);
     while (t < end) {
-      if (newBandAt && t >= newBandAt && a.device.registeredAt < newBandAt) a.device = { id: `band-${options.seed}-${i}-1`, registeredAt: newBandAt };
+      if (newBandAt && t >= newBandAt && a.device.registeredAt < newBandAt) a.device = a.bands[a.bands.length - 1]!;
       let city = a.home;
       if (trip) {
         const arrive = trip.leave + flightMs(a.home, trip.to);
@@ -243,7 +250,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       episode,
       recent_cryptogram_failures: over.recent_cryptogram_failures ?? 0,
     });
-    const deviceAge = (at: number) => Math.max(0, Math.floor((at - a.device.registeredAt) / 1000));
+    const deviceAge = (at: number) => Math.max(0, Math.floor((at - (a.bands.filter((b) => b.registeredAt <= at).pop() ?? a.device).registeredAt) / 1000));
     switch (pattern) {
       case 'stolen_band': {
         let at = anchor.occurred_at_ms + r.int(20, 180) * MIN;
@@ -389,6 +396,8 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   function lookAlikes(a: Account, i: number, legit: TrafficRecord[], looks: Set<LegitPattern>, trip: { to: number; leave: number; stay: number } | undefined, newBandAt: number | undefined): TrafficRecord[] {
     const more: TrafficRecord[] = [];
     const city = a.home;
+    // Nobody commutes or goes out at home while abroad.
+    const away = (t: number) => !!trip && t >= trip.leave - 6 * HOUR && t < trip.leave + trip.stay + flightMs(trip.to, a.home) + 6 * HOUR;
     if (looks.has('traveller_arrival') && trip) {
       const arrive = trip.leave + flightMs(a.home, trip.to);
       // Just landed: taxi, hotel, dinner within two hours, all new and far from home.
@@ -401,7 +410,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
     }
     if (looks.has('bar_crawl') && r.chance(0.12)) {
       let at = start + r.int(0, days - 1) * DAY + (19 - CITIES[city]![2] / 15) * HOUR;
-      for (let k = r.int(4, 7); k > 0; k--, at += r.int(20, 50) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: `m-${CITIES[city]![0]}-bar-${r.int(0, 300)}`, amount_minor: Math.round(a.scale * (0.5 + r.next() * 1.5)), session_live: true, channel: 'TAP' }), pattern: 'bar_crawl' });
+      for (let k = away(at) ? 0 : r.int(4, 7); k > 0; k--, at += r.int(20, 50) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: `m-${CITIES[city]![0]}-bar-${r.int(0, 300)}`, amount_minor: Math.round(a.scale * (0.5 + r.next() * 1.5)), session_live: true, channel: 'TAP' }), pattern: 'bar_crawl' });
     }
     if (looks.has('commuter_operator_switch') && r.chance(0.1)) {
       const switchDay = r.int(2, days - 2);
@@ -410,13 +419,14 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
         const op = `m-${CITIES[city]![0]}-transit-${d < switchDay ? 'a' : 'b'}`;
         for (const h of [8, 18]) {
           const at = start + d * DAY + (h - CITIES[city]![2] / 15) * HOUR + r.int(0, 40) * MIN;
+          if (away(at)) continue;
           more.push({ ...pay(a, Math.round(at), { city, merchant_id: op, amount_minor: r.int(150, 450), session_live: true, channel: 'TAP' }), pattern: 'commuter_operator_switch' });
         }
       }
     }
     if (looks.has('big_shopping_day') && r.chance(0.05)) {
       let at = start + r.int(1, days - 1) * DAY + (10 - CITIES[city]![2] / 15) * HOUR;
-      for (let k = r.int(3, 6); k > 0; k--, at += r.int(30, 90) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: merchant(city, r.int(600, 699)), amount_minor: Math.round(a.scale * (3 + r.next() * 7)), session_live: true }), pattern: 'big_shopping_day' });
+      for (let k = away(at) ? 0 : r.int(3, 6); k > 0; k--, at += r.int(30, 90) * MIN) more.push({ ...pay(a, Math.round(at), { city, merchant_id: merchant(city, r.int(600, 699)), amount_minor: Math.round(a.scale * (3 + r.next() * 7)), session_live: true }), pattern: 'big_shopping_day' });
     }
     if (looks.has('shared_two_bands') && r.chance(0.03)) {
       // A partner's band on the same wallet, paired long ago, used for some of the payments.

@@ -317,6 +317,9 @@ export function deriveFeatures(input: ScoreInput, history: History): Features {
   };
 }
 
+/** Payments assumed to have gone through before a merchant's first, for its stopped rate. */
+export const MERCHANT_RATE_PRIOR = 10;
+
 /** An area needs this much decayed weight (about three approved located payments) to mean anything. */
 export const AREA_MIN_WEIGHT = 2.5;
 
@@ -350,7 +353,9 @@ function extraFeatures(input: ScoreInput, history: History) {
     merchant_new_accounts_24h: m?.newAccounts24h ?? 0,
     merchant_count_24h: m?.count24h ?? 0,
     merchant_stopped_24h: m?.stopped24h ?? 0,
-    merchant_stopped_rate_24h: m && m.count24h > 0 ? round(m.stopped24h / m.count24h, 4) : 0,
+    // Smoothed as if ten more payments had gone through, so one stopped payment at a small
+    // merchant does not make it look like a fraud shop (and stop the next customer in turn).
+    merchant_stopped_rate_24h: m ? round(m.stopped24h / (m.count24h + MERCHANT_RATE_PRIOR), 4) : 0,
     account_sum_24h_ratio: baseline24h > 0 ? round(history.account.sum24h / baseline24h) : 0,
   };
 }
