@@ -7,6 +7,7 @@
  *   node dist/services/risk/tools/evaluate.js --payments 100000 --tune-seed 7 --seeds 8,9 \
  *     [--rules services/risk/rules/default.yaml] [--model services/risk/rules/model.yaml] \
  *     [--train-out candidate-model.yaml --version logit-3]   (fit the model's weights on TUNE first)
+ *     [--skip-tune]   (only the fresh seeds, e.g. to measure another rule set/model as it is)
  *
  * Prints, per seed and family: payments, caught (challenged or declined) by count and by money,
  * money approved silently; for legitimate families: declined, and step-ups among payments made
@@ -144,8 +145,9 @@ async function main(): Promise<void> {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   try {
     out(`held-out fraud families: ${FRAUD_FAMILIES.heldOut.join(', ')}; held-out legitimate families: ${LEGIT_FAMILIES.heldOut.join(', ')}`);
-    const tune = traffic(payments, tuneSeed, 'tune');
     const trainOut = arg('train-out');
+    const skipTune = process.argv.includes('--skip-tune') && !trainOut;
+    const tune = skipTune ? [] : traffic(payments, tuneSeed, 'tune');
     const tuned = await run(redis, tune, book, policy, Boolean(trainOut));
     if (trainOut) {
       const fitted = { ...fit(book.model, tuned.rows, { iterations: Number(arg('iterations', '600')), l2: Number(arg('l2', '0.001')) }), version: arg('version', 'logit-trained')! };
@@ -154,10 +156,12 @@ async function main(): Promise<void> {
       book = await loadBook(arg('rules', config.RISK_RULES_FILE)!, trainOut);
     }
     out(`\nrules / model ${book.rules.version} / ${book.model.version}\n`);
-    const tuneTally = trainOut ? (await run(redis, tune, book, policy)).tally : tuned.tally;
-    out(`TUNE, seed ${tuneSeed} (in-sample: trained and tuned on it), ${tune.length} payments`);
-    out(familyTable(tuneTally));
-    out(headlineLine('  in-sample', headline(tuneTally, FRAUD_FAMILIES.tune, LEGIT_FAMILIES.tune)));
+    if (!skipTune) {
+      const tuneTally = trainOut ? (await run(redis, tune, book, policy)).tally : tuned.tally;
+      out(`TUNE, seed ${tuneSeed} (in-sample: trained and tuned on it), ${tune.length} payments`);
+      out(familyTable(tuneTally));
+      out(headlineLine('  in-sample', headline(tuneTally, FRAUD_FAMILIES.tune, LEGIT_FAMILIES.tune)));
+    }
     for (const seed of seeds) {
       const records = traffic(payments, seed, 'all');
       const { tally, seconds } = await run(redis, records, book, policy);
