@@ -41,10 +41,11 @@ async function* each<T>(xs: T[]): AsyncIterable<T> {
   yield* xs;
 }
 
-export function traffic(payments: number, seed: number, which: 'tune' | 'all'): TrafficRecord[] {
+export function traffic(payments: number, seed: number, which: 'tune' | 'all', fraudAccountShare?: number): TrafficRecord[] {
   return generateTraffic({
     payments,
     seed,
+    ...(fraudAccountShare !== undefined ? { fraudAccountShare } : {}),
     fraud: which === 'tune' ? FRAUD_FAMILIES.tune : [...FRAUD_FAMILIES.tune, ...FRAUD_FAMILIES.heldOut],
     legit: which === 'tune' ? LEGIT_FAMILIES.tune : [...LEGIT_FAMILIES.tune, ...LEGIT_FAMILIES.heldOut],
   });

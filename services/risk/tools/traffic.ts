@@ -367,7 +367,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
     for (let e = 0; e < episodes; e++) {
       const city = r.int(0, CITIES.length - 1);
       const victims = byHome[city]!;
-      if (victims.length < 8) continue;
+      if (victims.length < 5) continue;
       const collusion = family === 'merchant_collusion';
       const shop = collusion ? `m-coll-${options.seed}-${e}` : merchant(city, r.int(0, 399));
       const spot = place(city);
