@@ -142,7 +142,8 @@ async function main(): Promise<void> {
   const seeds = arg('seeds', '8,9')!.split(',').map(Number);
   const policy: Policy = { challengeAt: config.RISK_CHALLENGE_THRESHOLD, declineAt: config.RISK_DECLINE_THRESHOLD, maxReasons: config.RISK_MAX_REASONS };
   let book = await loadBook(arg('rules', config.RISK_RULES_FILE)!, arg('model', config.RISK_MODEL_FILE)!);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
+  // A plain connection to one Redis (the evaluation's throwaway prefix); REDIS_URL or the local default.
+  const redis = new Redis(config.REDIS_URL ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 1 });
   const out = (s: string) => process.stdout.write(`${s}\n`);
   try {
     out(`held-out fraud families: ${FRAUD_FAMILIES.heldOut.join(', ')}; held-out legitimate families: ${LEGIT_FAMILIES.heldOut.join(', ')}`);
