@@ -78,6 +78,33 @@ describe('risk against real Redis and NATS', () => {
     redis?.disconnect();
   });
 
+  it('learns the amount baseline from approved payments only, and a FRAUD label takes one back out', async () => {
+    const who = ids();
+    const start = Date.now();
+    const paid: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      clock.now = start + i * 10 * MIN;
+      const req = payment({ ...who, amount: { amountMinor: BigInt(1_000 + i), currency: 'EUR' } });
+      expect((await client.score(req)).decision).toBe(Decision.DECISION_APPROVE);
+      paid.push(req.paymentId);
+    }
+    // Not live and ninety times the usual amount: stopped, so it teaches nothing.
+    clock.now = start + 60 * MIN;
+    const stopped = payment({ ...who, sessionLive: false, amount: { amountMinor: 90_000n, currency: 'EUR' } });
+    expect((await client.score(stopped)).decision).not.toBe(Decision.DECISION_APPROVE);
+    const probe = async (minutes: number) => {
+      clock.now = start + minutes * MIN;
+      const req = payment({ ...who, sessionLive: false });
+      await client.score(req);
+      return (await client.explain({ paymentId: req.paymentId })).features;
+    };
+    expect((await probe(70)).amount_history_n).toBe(5);
+    await client.feedback({ idempotencyKey: randomUUID(), paymentId: paid[4]!, label: Label.LABEL_FRAUD, source: 'support' });
+    const after = await probe(80);
+    expect(after.amount_history_n).toBe(4);
+    expect(after.amount_mean).toBeCloseTo(1_001.5, 3);
+  });
+
   it('approves a normal small payment from a live session and explains it', async () => {
     clock.now = Date.now();
     const req = payment(ids());
