@@ -44,7 +44,9 @@ RUN npm run build
 # .proto files, the descriptor set), at the same relative path as in the repository.
 RUN mkdir -p /out \
  && cp -R dist /out/dist \
- && find proto gen platform services -type f ! -name '*.ts' ! -path '*/test/*' -exec cp --parents {} /out/ \;
+ && find proto gen platform services -type f ! -name '*.ts' ! -path '*/test/*' -exec cp --parents {} /out/ \; \
+ && find /out/dist/services -type d -name tools -prune -exec rm -rf {} +
+# (services/*/tools: offline tools such as risk's traffic generator, backtest and training; not run in production)
 
 # ---- dev: what Tilt runs -----------------------------------------------------------------------
 # Keeps sources, dev dependencies and tsc. The dev overlay copies /app (node_modules is a link to

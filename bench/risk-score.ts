@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `${calls} calls, ${concurrency} in flight, ${accounts} accounts/bands, client and server in one process`,
-        line('risk.Score over gRPC (2 Lua scripts)', score),
+        line('risk.Score over gRPC (3 Lua scripts, then settle)', score),
         line('Redis GET, pipelined (same client)', redisTrip),
       ].join('\n') + '\n',
     );

@@ -68,13 +68,16 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
     );
     // Redis is back: write what waited now rather than at the next retry.
     redis.on('ready', () => unsaved.flushSoon());
-    const scorer = new Scorer({
-      features: new FeatureStore(redis, config.REDIS_KEY_PREFIX, {
+    const features = new FeatureStore(redis, config.REDIS_KEY_PREFIX, {
         dedupeMs: config.RISK_DEDUPE_TTL_HOURS * 3_600_000,
         maxEvents: config.RISK_WINDOW_MAX_EVENTS,
         merchantMemoryMs: config.RISK_MERCHANT_MEMORY_DAYS * 86_400_000,
         profileMs: config.RISK_PROFILE_TTL_DAYS * 86_400_000,
-      }),
+        areaHalfLifeMs: config.RISK_AREA_HALF_LIFE_DAYS * 86_400_000,
+        learnedKeepMs: config.RISK_DECISION_TTL_DAYS * 86_400_000,
+      });
+    const scorer = new Scorer({
+      features,
       decisions,
       unsaved,
       book: rules,
@@ -82,13 +85,14 @@ export async function startRisk(config: Config, log: Logger, options: RiskOption
       policy: { challengeAt: config.RISK_CHALLENGE_THRESHOLD, declineAt: config.RISK_DECLINE_THRESHOLD, maxReasons: config.RISK_MAX_REASONS },
       fallbackMaxApproveMinor: config.RISK_FALLBACK_MAX_APPROVE_MINOR,
       redisTimeoutMs: config.RISK_REDIS_TIMEOUT_MS,
+      eventTime: { maxPastMs: config.RISK_EVENT_MAX_PAST_SECONDS * 1000, maxFutureMs: config.RISK_EVENT_MAX_FUTURE_SECONDS * 1000 },
       clock,
       log,
     });
     if (config.RISK_RULES_WATCH) rules.watch();
     // While Redis is down a handler fails and JetStream redelivers later: nothing is lost.
     if (config.RISK_CONSUMERS) {
-      own(await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, clock }, log), (c) => c.stop());
+      own(await startConsumers(bus, { signals: new SignalStore(redis, config.REDIS_KEY_PREFIX), decisions, unsaved, unlearn: (id) => features.unlearn(id, clock()), clock }, log), (c) => c.stop());
     }
     serve([riskService({ scorer, decisions, unsaved, clock, log })]);
     const { rules: set, model } = rules.current();

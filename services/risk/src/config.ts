@@ -42,6 +42,12 @@ export const configSchema = z
     RISK_MERCHANT_MEMORY_DAYS: positiveInt.default(180),
     /** How long an account's amount statistics and last place live without a payment. */
     RISK_PROFILE_TTL_DAYS: positiveInt.default(365),
+    /** How far back an occurred_at is believed (an offline tap uploaded later); older is windowed at now minus this. */
+    RISK_EVENT_MAX_PAST_SECONDS: positiveInt.default(86_400),
+    /** How far ahead of risk's clock an occurred_at is believed (terminal clock skew). */
+    RISK_EVENT_MAX_FUTURE_SECONDS: z.coerce.number().int().nonnegative().default(5),
+    /** The account's usual area forgets: an approved payment's weight halves every this many days. */
+    RISK_AREA_HALF_LIFE_DAYS: positiveInt.default(30),
     /** Most payments one band or account window keeps; bounds memory and script time under a burst. */
     RISK_WINDOW_MAX_EVENTS: positiveInt.max(100_000).default(2_000),
   })

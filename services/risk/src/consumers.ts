@@ -55,6 +55,12 @@ export async function applyEvent(event: Event, signals: SignalStore): Promise<st
     if (!RISK_ID.test(p.value.deviceId)) return 'skipped: no usable device id';
     return (await signals.deviceStatus(p.value.deviceId, DEVICE_STATUS[event.type]!, at)) ? 'device status' : 'stale device status';
   }
+  if (p?.$case === 'device' && event.type === 'device.paired') {
+    // The account learns of a new band when it is paired, not only at its first payment.
+    if (!RISK_ID.test(p.value.deviceId) || !RISK_ID.test(p.value.accountId)) return 'skipped: no usable device or account id';
+    await signals.pairing(p.value.accountId, p.value.deviceId, at);
+    return 'pairing';
+  }
   if (p?.$case === 'token' && TOKEN_STATUS[event.type]) {
     if (!RISK_ID.test(p.value.deviceId) || !RISK_ID.test(p.value.tokenId)) return 'skipped: no usable device or token id';
     return (await signals.tokenStatus(p.value.deviceId, p.value.tokenId, TOKEN_STATUS[event.type]!, at)) ? 'token status' : 'stale token status';
@@ -115,6 +121,7 @@ export async function applyDisputeOutcome(
   decisions: DecisionStore,
   now: number,
   unsaved?: Pick<UnsavedDecisions, 'ensureStored'>,
+  unlearn?: (paymentId: string) => Promise<unknown>,
 ): Promise<LabelFromEvent | `skipped: ${string}`> {
   const p = event.payload;
   if (p?.$case !== 'dispute') return 'skipped: not a dispute payload';
@@ -123,13 +130,18 @@ export async function applyDisputeOutcome(
   if (!label) return `skipped: unknown outcome ${JSON.stringify(p.value.outcome.slice(0, 40))}`;
   // A decision this replica still holds in memory is written first, or the label would find none.
   await unsaved?.ensureStored(p.value.paymentId);
-  return decisions.labelFromEvent(p.value.paymentId, event.eventId, label, DISPUTE_SOURCE, now);
+  const result = await decisions.labelFromEvent(p.value.paymentId, event.eventId, label, DISPUTE_SOURCE, now);
+  // A refund to the buyer was fraud: it must stop teaching the account's baselines (idempotent).
+  if (label === 'FRAUD' && unlearn) await unlearn(p.value.paymentId);
+  return result;
 }
 
 export interface ConsumerDeps {
   signals: SignalStore;
   decisions: DecisionStore;
   unsaved?: Pick<UnsavedDecisions, 'ensureStored'>;
+  /** Takes a payment labelled FRAUD back out of its account's baselines. */
+  unlearn?: (paymentId: string) => Promise<unknown>;
   clock: () => number;
 }
 
@@ -141,7 +153,7 @@ export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Log
     log.debug({ eventType: event.type, eventId: event.eventId, what }, 'risk signal');
   };
   const disputes = async (event: Event) => {
-    const what = await applyDisputeOutcome(event, decisions, clock(), unsaved);
+    const what = await applyDisputeOutcome(event, decisions, clock(), unsaved, deps.unlearn);
     const fields = { eventId: event.eventId, paymentId: event.payload?.$case === 'dispute' ? event.payload.value.paymentId : undefined, what };
     // Acked either way: a decision that is gone (expired, or scored before risk kept decisions)
     // will not come back, and one event id carrying two outcomes is settlement's bug to look at.

@@ -1,7 +1,8 @@
 import type Redis from 'ioredis';
 import { taggedKey } from '../../../platform/redis';
-import type { History, ScoreInput, WindowStats } from './domain/features';
-import { WINDOWS_MS } from './domain/features';
+import type { DecisionName } from './domain/decision';
+import type { History, HistoryExtra, ScoreInput, WindowStats } from './domain/features';
+import { SMALL_MINOR, WINDOWS_MS } from './domain/features';
 import { utcDay, type BandLimits } from './domain/band-limits';
 
 /*
@@ -25,6 +26,28 @@ import { utcDay, type BandLimits } from './domain/band-limits';
  *   <p>:risk-account:{account}:places         ZSET  "<payment>|<lat>|<lon>" scored by ms: located payments, 24 h, latest 20
  *   <p>:risk-account:{account}:seen:<payment> STRING snapshot JSON (dedupe marker)
  *   <p>:risk-account:{account}:declines       ZSET  payment id → ms of payment.declined, 24 h
+ *   <p>:risk-device:{device}:small            ZSET  payment id → ms of small payments (≤ SMALL_MINOR), 7 d
+ *   <p>:risk-device:{device}:tok:<token>      ZSET  payment id → ms, per token, 24 h
+ *   <p>:risk-account:{account}:small          ZSET  as for the band
+ *   <p>:risk-account:{account}:bands          ZSET  band → last payment ms, 7 d
+ *   <p>:risk-account:{account}:pairings       ZSET  band → paired ms (from device_age_seconds and device.paired), 30 d
+ *   <p>:risk-account:{account}:area           HASH  t, w, sla, slo, sr2: decayed sums of approved located payments
+ *   <p>:risk-account:{account}:learned        HASH  payment → "amount|cur|hasloc|lat|lon|at|d2" (or "x" once unlearned)
+ *   <p>:risk-account:{account}:learned-at     ZSET  payment → ms: trims `learned` after RISK_DECISION_TTL_DAYS
+ *   <p>:risk-learned:{payment}                STRING account id: where a FRAUD label finds what the payment taught
+ *   <p>:risk-merchant:{merchant}:seen:<payment> STRING snapshot JSON (dedupe marker)
+ *   <p>:risk-merchant:{merchant}:payments     ZSET  payment id → ms, 24 h, ≤ RISK_WINDOW_MAX_EVENTS
+ *   <p>:risk-merchant:{merchant}:accounts     ZSET  account → last payment ms, RISK_MERCHANT_MEMORY_DAYS
+ *   <p>:risk-merchant:{merchant}:new          ZSET  payment id → ms of payments by an account new to the merchant, 24 h
+ *   <p>:risk-merchant:{merchant}:stopped      ZSET  payment id → ms of its payments risk challenged or declined, 24 h
+ *
+ * Baselines (amount statistics, usual area) learn only from APPROVED payments, after the
+ * decision ({@link FeatureStore.settle}), and a FRAUD label takes the payment's contribution back
+ * out ({@link FeatureStore.unlearn}): Welford's step is reversible exactly, and the area's decayed
+ * sums lose the contribution's weight as decayed to now.
+ *
+ * Every window is keyed on the payment's event time (occurred_at, clamped by the scorer), not on
+ * the arrival time, so a late or offline tap lands where it happened.
  *
  * Windows are half-open, (now - W, now]: a payment exactly one minute old is out of the 1-minute
  * window. Counts include the payment being scored; sums add only payments in its currency.
@@ -50,6 +73,20 @@ local function windows(key, now, currency)
   return {c1m, c1h, c24, s1m, s1h, s24}
 end
 
+-- Adds member at now to a ZSET trimmed to \`keep\` ms (at most maxEvents), and counts members in (now - w, +inf) for each w.
+local function mark(key, now, member, keep, maxEvents, windows)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - keep)
+  if member then
+    redis.call('ZADD', key, now, member)
+    local card = redis.call('ZCARD', key)
+    if card > maxEvents then redis.call('ZREMRANGEBYRANK', key, 0, card - maxEvents - 1) end
+    redis.call('PEXPIRE', key, keep + ${WINDOWS_MS['1h']})
+  end
+  local out = {}
+  for i = 1, #windows do out[i] = redis.call('ZCOUNT', key, '(' .. (now - windows[i]), '+inf') end
+  return out
+end
+
 local function record(key, now, member, maxEvents)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - ${WINDOWS_MS['24h']})
   redis.call('ZADD', key, now, member)
@@ -59,8 +96,9 @@ local function record(key, now, member, maxEvents)
 end
 `;
 
-// KEYS: seen marker, payments, band status, token status, refusals, limits, today's spend.
-// ARGV: now, payment id, amount, currency, marker ttl ms, max events, token id ('' = none).
+// KEYS: seen marker, payments, band status, token status, refusals, limits, today's spend, small
+//       payments, token payments.
+// ARGV: now, payment id, amount, currency, marker ttl ms, max events, token id ('' = none), small ('1'/'0').
 // The snapshot carries `lm` only when the band has limits, so a band without them (and every
 // snapshot written before limits existed) derives exactly the features it did before.
 const RECORD_DEVICE = `${WINDOW_FN}
@@ -87,14 +125,24 @@ for i = 1, #spend do
   if cur == ARGV[4] then spent = spent + (tonumber(amount) or 0) end
 end
 snapshot.st = spent
+local small = nil
+if ARGV[8] == '1' then small = ARGV[2] end
+snapshot.sm = mark(KEYS[8], now, small, ${WINDOWS_MS['7d']}, tonumber(ARGV[6]), {${WINDOWS_MS['24h']}, ${WINDOWS_MS['7d']}})
+if ARGV[7] ~= '' then
+  snapshot.tk = mark(KEYS[9], now, ARGV[2], ${WINDOWS_MS['24h']}, tonumber(ARGV[6]), {${WINDOWS_MS['1h']}, ${WINDOWS_MS['24h']}})
+end
 local snap = cjson.encode(snapshot)
 redis.call('SET', KEYS[1], snap, 'PX', ARGV[5])
 return {snap, 0}
 `;
 
-// KEYS: seen marker, payments, merchants, profile, places, declines.
+// KEYS: seen marker, payments, merchants, profile, places, declines, small payments, bands,
+//       pairings, area.
 // ARGV: now, payment id, amount, currency, marker ttl ms, max events, merchant ('' = none),
-//       has location ('1'/'0'), lat, lon, merchant memory ms, profile ttl ms.
+//       has location ('1'/'0'), lat, lon, merchant memory ms, profile ttl ms, small ('1'/'0'),
+//       band id, band paired at ms.
+// The amount profile and the area are only read here: they learn after the decision, from
+// approved payments alone (SETTLE_ACCOUNT).
 const RECORD_ACCOUNT = `${WINDOW_FN}
 local prior = redis.call('GET', KEYS[1])
 if prior then return {prior, 1} end
@@ -114,18 +162,13 @@ if ARGV[7] ~= '' then
   redis.call('PEXPIRE', KEYS[3], memory)
 end
 local merchants1h = redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf')
+local merchants24h = redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['24h']}), '+inf')
+local merchants7d = redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['7d']}), '+inf')
 
 local p = redis.call('HMGET', KEYS[4], 'n:' .. currency, 'mean:' .. currency, 'm2:' .. currency)
 local n = p[1] and tonumber(p[1]) or 0
 local mean = p[2] and tonumber(p[2]) or 0
 local m2 = p[3] and tonumber(p[3]) or 0
-local x = tonumber(ARGV[3])
-local n1 = n + 1
-local delta = x - mean
-local mean1 = mean + delta / n1
-local m21 = m2 + delta * (x - mean1)
-redis.call('HSET', KEYS[4], 'n:' .. currency, n1, 'mean:' .. currency, string.format('%.17g', mean1), 'm2:' .. currency, string.format('%.17g', m21))
-redis.call('PEXPIRE', KEYS[4], ARGV[12])
 
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - ${WINDOWS_MS['24h']})
 local places = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. (now - ${WINDOWS_MS['24h']}), '+inf', 'WITHSCORES')
@@ -137,9 +180,172 @@ if ARGV[8] == '1' then
 end
 
 local declines = redis.call('ZCOUNT', KEYS[6], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf')
-local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines})
+local small = nil
+if ARGV[13] == '1' then small = ARGV[2] end
+local sm = mark(KEYS[7], now, small, ${WINDOWS_MS['7d']}, maxEvents, {${WINDOWS_MS['24h']}, ${WINDOWS_MS['7d']}})
+
+-- Bands: another band of the account that paid after this band was paired.
+local band = ARGV[14]
+local pairedAt = tonumber(ARGV[15])
+redis.call('ZADD', KEYS[9], 'LT', pairedAt, band)
+redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', now - ${30 * WINDOWS_MS['24h']})
+redis.call('PEXPIRE', KEYS[9], ${31 * WINDOWS_MS['24h']})
+local pairedThis = tonumber(redis.call('ZSCORE', KEYS[9], band)) or pairedAt
+local bandsPaired7d = redis.call('ZCOUNT', KEYS[9], '(' .. (now - ${WINDOWS_MS['7d']}), '+inf')
+redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now - ${WINDOWS_MS['7d']})
+local others = redis.call('ZRANGEBYSCORE', KEYS[8], '(' .. pairedThis, '+inf')
+local otherAfter = 0
+for i = 1, #others do if others[i] ~= band then otherAfter = 1 end end
+redis.call('ZADD', KEYS[8], 'GT', now, band)
+redis.call('PEXPIRE', KEYS[8], ${WINDOWS_MS['7d'] + WINDOWS_MS['1h']})
+local bands7d = redis.call('ZCOUNT', KEYS[8], '(' .. (now - ${WINDOWS_MS['7d']}), '+inf')
+
+local ar = redis.call('HMGET', KEYS[10], 't', 'w', 'sla', 'slo', 'sr2')
+local area = {}
+if ar[1] then area = {tonumber(ar[1]), tonumber(ar[2]), tonumber(ar[3]), tonumber(ar[4]), tonumber(ar[5])} end
+
+local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, m24 = merchants24h, m7 = merchants7d, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines, sm = sm, b7 = bands7d, bp7 = bandsPaired7d, oba = otherAfter, ar = area})
 redis.call('SET', KEYS[1], encoded, 'PX', ARGV[5])
 return {encoded, 0}
+`;
+
+// KEYS: seen marker, payments, accounts, new-account payments, stopped.
+// ARGV: now, payment id, account id, marker ttl ms, max events, merchant memory ms.
+const RECORD_MERCHANT = `${WINDOW_FN}
+local prior = redis.call('GET', KEYS[1])
+if prior then return {prior, 1} end
+local now = tonumber(ARGV[1])
+local maxEvents = tonumber(ARGV[5])
+local memory = tonumber(ARGV[6])
+local c = mark(KEYS[2], now, ARGV[2], ${WINDOWS_MS['24h']}, maxEvents, {${WINDOWS_MS['1h']}, ${WINDOWS_MS['24h']}})
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - memory)
+local isNew = nil
+if not redis.call('ZSCORE', KEYS[3], ARGV[3]) then isNew = ARGV[2] end
+redis.call('ZADD', KEYS[3], 'GT', now, ARGV[3])
+local card = redis.call('ZCARD', KEYS[3])
+if card > 50000 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, card - 50000 - 1) end
+redis.call('PEXPIRE', KEYS[3], memory)
+local accounts1h = redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf')
+local nw = mark(KEYS[4], now, isNew, ${WINDOWS_MS['24h']}, maxEvents, {${WINDOWS_MS['1h']}, ${WINDOWS_MS['24h']}})
+local stopped = mark(KEYS[5], now, nil, ${WINDOWS_MS['24h']}, maxEvents, {${WINDOWS_MS['24h']}})
+local encoded = cjson.encode({c = c, a1 = accounts1h, nw = nw, st = stopped[1]})
+redis.call('SET', KEYS[1], encoded, 'PX', ARGV[4])
+return {encoded, 0}
+`;
+
+// Equirectangular distance in km: the area is one city wide, where it is as good as haversine.
+const KM_FN = `
+local function km(lat1, lon1, lat2, lon2)
+  local x = math.rad(lon2 - lon1) * math.cos(math.rad((lat1 + lat2) / 2))
+  local y = math.rad(lat2 - lat1)
+  return 6371.0088 * math.sqrt(x * x + y * y)
+end
+local function decayTo(ar, t, tau)
+  if not ar[1] then return {t, 0, 0, 0, 0} end
+  local t0, w, sla, slo, sr2 = tonumber(ar[1]), tonumber(ar[2]), tonumber(ar[3]), tonumber(ar[4]), tonumber(ar[5])
+  if t <= t0 then return {t0, w, sla, slo, sr2} end
+  local f = math.exp(-(t - t0) / tau)
+  return {t, w * f, sla * f, slo * f, sr2 * f}
+end
+local function saveArea(key, a, ttl)
+  redis.call('HSET', key, 't', a[1], 'w', string.format('%.17g', a[2]), 'sla', string.format('%.17g', a[3]), 'slo', string.format('%.17g', a[4]), 'sr2', string.format('%.17g', a[5]))
+  redis.call('PEXPIRE', key, ttl)
+end
+`;
+
+// KEYS: learned, learned-at, profile, area (all on the account's tag).
+// ARGV: payment id, amount, currency, has location, lat, lon, at ms, area tau ms, profile ttl ms, keep ms.
+// Once per payment: an approved payment joins the amount statistics (Welford) and the usual area
+// (decayed sums; a payment older than the area's last update joins with its weight decayed to that
+// time, so late taps weigh what they would have). Returns 1 when learned, 0 when it already was.
+const SETTLE_ACCOUNT = `${KM_FN}
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local at = tonumber(ARGV[7])
+local tau = tonumber(ARGV[8])
+local ttl = tonumber(ARGV[9])
+local currency = ARGV[3]
+local x = tonumber(ARGV[2])
+local p = redis.call('HMGET', KEYS[3], 'n:' .. currency, 'mean:' .. currency, 'm2:' .. currency)
+local n = p[1] and tonumber(p[1]) or 0
+local mean = p[2] and tonumber(p[2]) or 0
+local m2 = p[3] and tonumber(p[3]) or 0
+local n1 = n + 1
+local delta = x - mean
+local mean1 = mean + delta / n1
+local m21 = m2 + delta * (x - mean1)
+redis.call('HSET', KEYS[3], 'n:' .. currency, n1, 'mean:' .. currency, string.format('%.17g', mean1), 'm2:' .. currency, string.format('%.17g', m21))
+redis.call('PEXPIRE', KEYS[3], ttl)
+local d2 = 0
+if ARGV[4] == '1' then
+  local lat, lon = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local a = decayTo(redis.call('HMGET', KEYS[4], 't', 'w', 'sla', 'slo', 'sr2'), at, tau)
+  local wi = math.exp(-(a[1] - at) / tau)
+  if a[2] > 0 then
+    local d = km(a[3] / a[2], a[4] / a[2], lat, lon)
+    d2 = d * d
+  end
+  a[2] = a[2] + wi
+  a[3] = a[3] + wi * lat
+  a[4] = a[4] + wi * lon
+  a[5] = a[5] + wi * d2
+  saveArea(KEYS[4], a, ttl)
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. currency .. '|' .. ARGV[4] .. '|' .. ARGV[5] .. '|' .. ARGV[6] .. '|' .. at .. '|' .. string.format('%.17g', d2))
+redis.call('ZADD', KEYS[2], at, ARGV[1])
+local keep = tonumber(ARGV[10])
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', at - keep)
+for i = 1, #old do redis.call('HDEL', KEYS[1], old[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at - keep)
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[2], keep)
+return 1
+`;
+
+// KEYS: learned, profile, area. ARGV: payment id, now ms, area tau ms, profile ttl ms.
+// Takes a learned payment back out of the baselines (a FRAUD label): Welford's step reversed,
+// and its area weight as decayed to now subtracted. Leaves "x" so it is never learned or
+// unlearned again. Returns 1 when removed, 0 when there was nothing (not learned, or already out).
+const UNLEARN_ACCOUNT = `${KM_FN}
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then
+  redis.call('HSET', KEYS[1], ARGV[1], 'x')
+  return 0
+end
+if rec == 'x' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], 'x')
+local _, _, sx, currency, hasLoc, slat, slon, sat, sd2 = string.find(rec, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+local x, lat, lon, at, d2 = tonumber(sx), tonumber(slat), tonumber(slon), tonumber(sat), tonumber(sd2)
+local p = redis.call('HMGET', KEYS[2], 'n:' .. currency, 'mean:' .. currency, 'm2:' .. currency)
+local n = p[1] and tonumber(p[1]) or 0
+local mean = p[2] and tonumber(p[2]) or 0
+local m2 = p[3] and tonumber(p[3]) or 0
+if n <= 1 then
+  redis.call('HDEL', KEYS[2], 'n:' .. currency, 'mean:' .. currency, 'm2:' .. currency)
+else
+  local n0 = n - 1
+  local mean0 = (n * mean - x) / n0
+  local m20 = math.max(0, m2 - (x - mean0) * (x - mean))
+  redis.call('HSET', KEYS[2], 'n:' .. currency, n0, 'mean:' .. currency, string.format('%.17g', mean0), 'm2:' .. currency, string.format('%.17g', m20))
+end
+if hasLoc == '1' then
+  local tau = tonumber(ARGV[3])
+  local a = decayTo(redis.call('HMGET', KEYS[3], 't', 'w', 'sla', 'slo', 'sr2'), tonumber(ARGV[2]), tau)
+  local wi = math.exp(-(a[1] - at) / tau)
+  a[2] = math.max(0, a[2] - wi)
+  a[3] = a[3] - wi * lat
+  a[4] = a[4] - wi * lon
+  a[5] = math.max(0, a[5] - wi * d2)
+  if a[2] < 1e-9 then redis.call('DEL', KEYS[3]) else saveArea(KEYS[3], a, tonumber(ARGV[4])) end
+end
+return 1
+`;
+
+// KEYS: the merchant's stopped ZSET. ARGV: payment id, at ms. Idempotent per payment.
+const MARK_STOPPED = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - ${WINDOWS_MS['24h']})
+redis.call('PEXPIRE', KEYS[1], ${WINDOWS_MS['24h'] + WINDOWS_MS['1h']})
+return 1
 `;
 
 type Triple = [number, number, number, number, number, number];
@@ -154,6 +360,17 @@ interface DeviceSnap {
   lm?: { pp: string; ppc: string; pd: string; pdc: string; fz: string };
   /** Approved spend today in the payment's currency; absent in older snapshots. */
   st?: number;
+  /** Small payments in 24 h and 7 d; token payments in 1 h and 24 h (absent without a token id). */
+  sm?: [number, number];
+  tk?: [number, number];
+}
+
+interface MerchantSnap {
+  /** Payments in 1 h and 24 h, distinct accounts in 1 h, new accounts' payments in 1 h and 24 h, stopped in 24 h. */
+  c: [number, number];
+  a1: number;
+  nw: [number, number];
+  st: number;
 }
 
 function bandLimits(lm: DeviceSnap['lm']): BandLimits | undefined {
@@ -173,6 +390,22 @@ interface AccountSnap {
   m2: number;
   /** ZRANGEBYSCORE WITHSCORES rows: member, score, member, score…; cjson makes an empty one {}. */
   pl: string[] | Record<string, never>;
+  m24?: number;
+  m7?: number;
+  sm?: [number, number];
+  b7?: number;
+  bp7?: number;
+  oba?: 0 | 1;
+  /** The area's stored sums: t, w, sla, slo, sr2 (empty: none yet; cjson makes it {}). */
+  ar?: number[] | Record<string, never>;
+}
+
+/** The area's decayed weight at `now` and its centre and mean squared radius. */
+function area(ar: AccountSnap['ar'], now: number, tauMs: number): HistoryExtra['area'] {
+  if (!Array.isArray(ar) || ar.length < 5) return undefined;
+  const [t, w, sla, slo, sr2] = ar as [number, number, number, number, number];
+  if (!(w > 0)) return undefined;
+  return { weight: w * Math.exp(-Math.max(0, now - t) / tauMs), lat: sla / w, lon: slo / w, r2: sr2 / w };
 }
 
 function places(rows: AccountSnap['pl']): History['places'] {
@@ -192,44 +425,67 @@ export interface FeatureStoreLimits {
   maxEvents: number;
   merchantMemoryMs: number;
   profileMs: number;
+  /** The usual area's decay: a payment's weight halves every this many ms (default 30 days). */
+  areaHalfLifeMs?: number;
+  /** How long a learned payment can still be taken back out by a FRAUD label (the decision TTL). */
+  learnedKeepMs?: number;
 }
+
+const DEFAULT_AREA_HALF_LIFE_MS = 30 * 86_400_000;
+const DEFAULT_LEARNED_KEEP_MS = 30 * 86_400_000;
 
 type ScriptResult = [string, number];
 
 interface RiskRedis extends Redis {
-  riskRecordDevice(k1: string, k2: string, k3: string, k4: string, k5: string, k6: string, k7: string, ...argv: Array<string | number>): Promise<ScriptResult>;
-  riskRecordAccount(k1: string, k2: string, k3: string, k4: string, k5: string, k6: string, ...argv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordDevice2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordAccount2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordMerchant(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskSettleAccount(...keysAndArgv: Array<string | number>): Promise<number>;
+  riskUnlearnAccount(...keysAndArgv: Array<string | number>): Promise<number>;
+  riskMarkStopped(...keysAndArgv: Array<string | number>): Promise<number>;
 }
 
 /** Records each scored payment once and returns the history it was scored against. */
 export class FeatureStore {
   private readonly redis: RiskRedis;
+  private readonly tauMs: number;
 
   constructor(
     redis: Redis,
     private readonly prefix: string,
     private readonly limits: FeatureStoreLimits,
   ) {
-    // defineCommand sends EVALSHA and falls back to EVAL once per connection.
-    if (!('riskRecordDevice' in redis)) {
-      redis.defineCommand('riskRecordDevice', { numberOfKeys: 7, lua: RECORD_DEVICE });
-      redis.defineCommand('riskRecordAccount', { numberOfKeys: 6, lua: RECORD_ACCOUNT });
+    // defineCommand sends EVALSHA and falls back to EVAL once per connection. New names for the
+    // changed scripts, so a connection shared with an older definition cannot run the wrong one.
+    if (!('riskRecordDevice2' in redis)) {
+      redis.defineCommand('riskRecordDevice2', { numberOfKeys: 9, lua: RECORD_DEVICE });
+      redis.defineCommand('riskRecordAccount2', { numberOfKeys: 10, lua: RECORD_ACCOUNT });
+      redis.defineCommand('riskRecordMerchant', { numberOfKeys: 5, lua: RECORD_MERCHANT });
+      redis.defineCommand('riskSettleAccount', { numberOfKeys: 4, lua: SETTLE_ACCOUNT });
+      redis.defineCommand('riskUnlearnAccount', { numberOfKeys: 3, lua: UNLEARN_ACCOUNT });
+      redis.defineCommand('riskMarkStopped', { numberOfKeys: 1, lua: MARK_STOPPED });
     }
     this.redis = redis as RiskRedis;
+    this.tauMs = (limits.areaHalfLifeMs ?? DEFAULT_AREA_HALF_LIFE_MS) / Math.LN2;
   }
 
   deviceKey = (deviceId: string, ...rest: string[]) => taggedKey(this.prefix, 'risk-device', deviceId, ...rest);
   accountKey = (accountId: string, ...rest: string[]) => taggedKey(this.prefix, 'risk-account', accountId, ...rest);
+  merchantKey = (merchantId: string, ...rest: string[]) => taggedKey(this.prefix, 'risk-merchant', merchantId, ...rest);
+  learnedKey = (paymentId: string) => taggedKey(this.prefix, 'risk-learned', paymentId);
 
   /**
-   * Counts the payment into its band's and account's features (once per payment id) and returns
-   * what was known when it was first recorded. `replayed` is true when both markers existed.
+   * Counts the payment into its band's, account's and merchant's features (once per payment id)
+   * at event time `now` and returns what was known when it was first recorded. `replayed` is true
+   * when every marker existed.
    */
   async record(input: ScoreInput, now: number): Promise<{ history: History; replayed: boolean }> {
     const { limits } = this;
     const amount = String(input.amountMinor);
-    const [device, account] = await Promise.all([
-      this.redis.riskRecordDevice(
+    const small = input.amountMinor <= SMALL_MINOR ? '1' : '0';
+    const pairedAt = now - input.deviceAgeSeconds * 1000;
+    const [device, account, merchant] = await Promise.all([
+      this.redis.riskRecordDevice2(
         this.deviceKey(input.deviceId, 'seen', input.paymentId),
         this.deviceKey(input.deviceId, 'payments'),
         this.deviceKey(input.deviceId, 'status'),
@@ -237,6 +493,8 @@ export class FeatureStore {
         this.deviceKey(input.deviceId, 'refusals'),
         this.deviceKey(input.deviceId, 'limits'),
         this.deviceKey(input.deviceId, 'spend', utcDay(now)),
+        this.deviceKey(input.deviceId, 'small'),
+        this.deviceKey(input.deviceId, 'tok', input.tokenId),
         now,
         input.paymentId,
         amount,
@@ -244,14 +502,19 @@ export class FeatureStore {
         limits.dedupeMs,
         limits.maxEvents,
         input.tokenId,
+        small,
       ),
-      this.redis.riskRecordAccount(
+      this.redis.riskRecordAccount2(
         this.accountKey(input.accountId, 'seen', input.paymentId),
         this.accountKey(input.accountId, 'payments'),
         this.accountKey(input.accountId, 'merchants'),
         this.accountKey(input.accountId, 'profile'),
         this.accountKey(input.accountId, 'places'),
         this.accountKey(input.accountId, 'declines'),
+        this.accountKey(input.accountId, 'small'),
+        this.accountKey(input.accountId, 'bands'),
+        this.accountKey(input.accountId, 'pairings'),
+        this.accountKey(input.accountId, 'area'),
         now,
         input.paymentId,
         amount,
@@ -264,12 +527,31 @@ export class FeatureStore {
         input.location ? String(input.location.lon) : '',
         limits.merchantMemoryMs,
         limits.profileMs,
+        small,
+        input.deviceId,
+        pairedAt,
       ),
+      input.merchantId
+        ? this.redis.riskRecordMerchant(
+            this.merchantKey(input.merchantId, 'seen', input.paymentId),
+            this.merchantKey(input.merchantId, 'payments'),
+            this.merchantKey(input.merchantId, 'accounts'),
+            this.merchantKey(input.merchantId, 'new'),
+            this.merchantKey(input.merchantId, 'stopped'),
+            now,
+            input.paymentId,
+            input.accountId,
+            limits.dedupeMs,
+            limits.maxEvents,
+            limits.merchantMemoryMs,
+          )
+        : undefined,
     ]);
     const d = JSON.parse(device[0]) as DeviceSnap;
     const a = JSON.parse(account[0]) as AccountSnap;
+    const m = merchant ? (JSON.parse(merchant[0]) as MerchantSnap) : undefined;
     return {
-      replayed: device[1] === 1 && account[1] === 1,
+      replayed: device[1] === 1 && account[1] === 1 && (!merchant || merchant[1] === 1),
       history: {
         at: a.at,
         device: stats(d.w),
@@ -286,7 +568,71 @@ export class FeatureStore {
         declines1h: a.dc,
         limits: bandLimits(d.lm),
         spendToday: d.st ?? 0,
+        extra: {
+          deviceSmall24h: d.sm?.[0] ?? 0,
+          deviceSmall7d: d.sm?.[1] ?? 0,
+          accountSmall24h: a.sm?.[0] ?? 0,
+          accountSmall7d: a.sm?.[1] ?? 0,
+          merchants24h: a.m24 ?? 0,
+          merchants7d: a.m7 ?? 0,
+          token1h: d.tk?.[0] ?? 0,
+          token24h: d.tk?.[1] ?? 0,
+          bands7d: a.b7 ?? 0,
+          bandsPaired7d: a.bp7 ?? 0,
+          otherBandAfterPairing: a.oba === 1,
+          area: area(a.ar, a.at, this.tauMs),
+          merchant: m ? { count1h: m.c[0], count24h: m.c[1], accounts1h: m.a1, newAccounts1h: m.nw[0], newAccounts24h: m.nw[1], stopped24h: m.st } : undefined,
+        },
       },
     };
+  }
+
+  /**
+   * After the decision: an APPROVED payment teaches the account's baselines (amount statistics,
+   * usual area), once per payment; a challenged or declined one counts against its merchant.
+   * Challenged payments the owner then confirms are not learned: the baseline stays conservative.
+   */
+  async settle(input: ScoreInput, at: number, decision: DecisionName): Promise<void> {
+    if (decision !== 'APPROVE') {
+      if (input.merchantId) await this.redis.riskMarkStopped(this.merchantKey(input.merchantId, 'stopped'), input.paymentId, at);
+      return;
+    }
+    const keep = this.limits.learnedKeepMs ?? DEFAULT_LEARNED_KEEP_MS;
+    await Promise.all([
+      this.redis.riskSettleAccount(
+        this.accountKey(input.accountId, 'learned'),
+        this.accountKey(input.accountId, 'learned-at'),
+        this.accountKey(input.accountId, 'profile'),
+        this.accountKey(input.accountId, 'area'),
+        input.paymentId,
+        String(input.amountMinor),
+        input.currency,
+        input.location ? '1' : '0',
+        input.location ? String(input.location.lat) : '0',
+        input.location ? String(input.location.lon) : '0',
+        at,
+        this.tauMs,
+        this.limits.profileMs,
+        keep,
+      ),
+      // Where a later FRAUD label finds the account this payment taught (its own slot).
+      this.redis.set(this.learnedKey(input.paymentId), input.accountId, 'PX', keep),
+    ]);
+  }
+
+  /** A FRAUD label: takes the payment back out of its account's baselines. True when it had been learned. */
+  async unlearn(paymentId: string, now: number): Promise<boolean> {
+    const accountId = await this.redis.get(this.learnedKey(paymentId));
+    if (!accountId) return false;
+    const removed = await this.redis.riskUnlearnAccount(
+      this.accountKey(accountId, 'learned'),
+      this.accountKey(accountId, 'profile'),
+      this.accountKey(accountId, 'area'),
+      paymentId,
+      now,
+      this.tauMs,
+      this.limits.profileMs,
+    );
+    return removed === 1;
   }
 }

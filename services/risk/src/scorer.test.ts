@@ -21,7 +21,7 @@ describe('scorer fallback', () => {
     const kept: Array<{ paymentId: string; degraded: boolean; reasons: string[] }> = [];
     const stored: string[] = [];
     const deps: ScorerDeps = {
-      features: features as FeatureStore,
+      features: { settle: async () => undefined, ...features } as FeatureStore,
       decisions: decisions as DecisionStore,
       unsaved: {
         keep: (paymentId, d) => kept.push({ paymentId, degraded: d.degraded, reasons: d.verdict.reasons.map((r) => r.code) }),

@@ -1,6 +1,9 @@
 import type { Logger } from '../../../platform/log';
 import { decide, degrade, type Policy, type Verdict } from './domain/decision';
+import { DEFAULT_EVENT_TIME_BOUNDS, eventTime, type EventTimeBounds } from './domain/event-time';
 import { degradedFeatures, deriveFeatures, type Features, type ScoreInput } from './domain/features';
+import type { LogisticModel } from './domain/model';
+import type { RuleSet } from './domain/rules';
 import type { DecisionStore } from './decision-store';
 import type { RiskEvents } from './events';
 import type { FeatureStore } from './feature-store';
@@ -17,9 +20,33 @@ export interface ScorerDeps {
   policy: Policy;
   fallbackMaxApproveMinor: number;
   redisTimeoutMs: number;
+  /** occurred_at is believed within these bounds of the clock (default: 24 h back, 5 s ahead). */
+  eventTime?: EventTimeBounds;
   /** ms since the epoch; injectable so tests can walk windows to their edges. */
   clock: () => number;
   log: Logger;
+}
+
+/**
+ * The full (not degraded) path for one payment, shared by the service and the backtest so both
+ * window a payment at the same event time, read the same history and teach the baselines the
+ * same way: record at event time, derive, decide, then settle (an approved payment teaches the
+ * account's baselines; a stopped one counts against its merchant).
+ */
+export async function assess(
+  store: Pick<FeatureStore, 'record' | 'settle'>,
+  input: ScoreInput,
+  clockMs: number,
+  bounds: EventTimeBounds,
+  book: { rules: RuleSet; model: LogisticModel },
+  policy: Policy,
+  bounded: <T>(work: Promise<T>) => Promise<T> = (w) => w,
+): Promise<{ verdict: Verdict; features: Features; at: number; settled: Promise<void> }> {
+  const at = eventTime(input.occurredAtMs, clockMs, bounds);
+  const { history } = await bounded(store.record(input, at));
+  const features = deriveFeatures(input, history);
+  const verdict = decide(features, book.rules, book.model, policy);
+  return { verdict, features, at: history.at, settled: store.settle(input, history.at, verdict.decision) };
 }
 
 export interface Scored {
@@ -73,10 +100,12 @@ export class Scorer {
     const now = this.deps.clock();
     const { rules, model } = book.current();
     let scored: Scored;
+    let settled: Promise<void> | undefined;
     try {
-      const { history } = await within(store.record(input, now), this.deps.redisTimeoutMs);
-      const features = deriveFeatures(input, history);
-      scored = { verdict: decide(features, rules, model, policy), features, scoredAt: new Date(history.at), degraded: false };
+      const done = await assess(store, input, now, this.deps.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS, { rules, model }, policy, (w) => within(w, this.deps.redisTimeoutMs));
+      // Handled at once: a rejection must not go unhandled while the save below is awaited.
+      settled = done.settled.catch((err: Error) => log.debug({ err: err.message, paymentId: input.paymentId }, 'baselines not updated for this payment'));
+      scored = { verdict: done.verdict, features: done.features, scoredAt: new Date(done.at), degraded: false };
     } catch (err) {
       this.noteDegraded(err as Error, input.paymentId);
       const features = degradedFeatures(input);
@@ -97,7 +126,17 @@ export class Scorer {
         },
       );
     }
+    // Learning is not the answer: a failure leaves the baselines a payment short, which the next
+    // approved payment barely notices, so it is logged and the decision still goes out.
+    if (settled) {
+      await within(settled, this.deps.redisTimeoutMs).catch(() => undefined);
+    }
     events.publish(input, scored.verdict, scored.scoredAt);
     return scored;
+  }
+
+  /** A FRAUD label: the payment's contribution to its account's baselines is taken back out. */
+  async unlearn(paymentId: string): Promise<boolean> {
+    return this.deps.features.unlearn(paymentId, this.deps.clock());
   }
 }

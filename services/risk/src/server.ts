@@ -82,6 +82,8 @@ export function toScoreInput(req: ScoreRequest): ScoreInput {
     sessionAgeSeconds: nonNegative(req.sessionAgeSeconds, 'session_age_seconds'),
     deviceAgeSeconds: nonNegative(req.deviceAgeSeconds, 'device_age_seconds'),
     cryptogramFailures: nonNegative(req.recentCryptogramFailures, 'recent_cryptogram_failures'),
+    // Bounded against the clock by the scorer (domain/event-time.ts).
+    occurredAtMs: req.occurredAt && Number.isFinite(req.occurredAt.getTime()) ? req.occurredAt.getTime() : undefined,
   };
 }
 
@@ -173,6 +175,8 @@ export function riskService(deps: RiskDeps) {
         await unsaved.ensureStored(paymentId);
         await decisions.label(paymentId, key, label, req.source || 'feedback', clock());
       }, log);
+      // Fraud must not stay in the account's baselines (amounts, usual area) it taught when approved.
+      if (label === 'FRAUD') await guard(() => scorer.unlearn(paymentId), log);
       trace.getActiveSpan()?.setAttribute(ATTR.paymentId, paymentId);
       return {};
     },

@@ -107,6 +107,12 @@ export class SignalStore {
     await this.redis.riskAddEvent(taggedKey(this.prefix, 'risk-device', deviceId, 'refusals'), eventId, at, EVENT_WINDOW_MS);
   }
 
+  /** A band paired to this account (device.paired): the earliest pairing time of a band is kept, 30 days. */
+  async pairing(accountId: string, deviceId: string, at: number): Promise<void> {
+    const key = taggedKey(this.prefix, 'risk-account', accountId, 'pairings');
+    await this.redis.multi().zadd(key, 'LT', at, deviceId).pexpire(key, 31 * 86_400_000).exec();
+  }
+
   /** A payment the gateway declined for this account. */
   async decline(accountId: string, paymentId: string, at: number): Promise<void> {
     await this.redis.riskAddEvent(taggedKey(this.prefix, 'risk-account', accountId, 'declines'), paymentId, at, EVENT_WINDOW_MS);

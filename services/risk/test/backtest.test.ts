@@ -11,13 +11,13 @@ import { EventBus } from '../../../platform/nats';
 import { requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../../../test/support/servers';
 import { testClient, testEnv, testLogger } from '../../../test/support/services';
 import { startRisk } from '../src/app';
-import { backtest, backtestStream, report, streamReport } from '../src/backtest';
+import { backtest, backtestStream, report, streamReport } from '../tools/backtest';
 import { readConfig } from '../src/config';
 import { DISPUTE_RESOLVED } from '../src/consumers';
 import { DecisionStore } from '../src/decision-store';
 import { scoredEventId, toScoredPayment } from '../src/events';
 import { loadBook } from '../src/rulebook';
-import { FRAUD_PATTERNS, generateTraffic } from '../src/traffic';
+import { FRAUD_PATTERNS, generateTraffic } from '../tools/traffic';
 
 const rules = join(__dirname, '..', 'rules');
 

@@ -35,7 +35,9 @@ function payment(over: Partial<ScoreRequest> = {}): ScoreRequest {
     accountId: 'acct-x',
     deviceId: 'dev-x',
     tokenId: 'tok-1',
-    merchantId: 'merchant-1',
+    // One merchant per account: these tests are about one account's features, and many fresh
+    // accounts paying one shared merchant would look like collusion to the merchant's features.
+    merchantId: `merchant-of-${over.accountId ?? 'acct-1'}`,
     amount: { amountMinor: 1_250n, currency: 'EUR' },
     location: PARIS,
     channel: Channel.CHANNEL_BAND_TAP,
@@ -43,7 +45,9 @@ function payment(over: Partial<ScoreRequest> = {}): ScoreRequest {
     sessionAgeSeconds: 600n,
     deviceAgeSeconds: BigInt(90 * 86_400),
     recentCryptogramFailures: 0,
-    occurredAt: new Date(),
+    // No occurred_at: these tests walk the service's clock, and a payment without one is windowed
+    // at that clock (event time has its own test in event-time.test.ts).
+    occurredAt: undefined,
     ...over,
   };
 }
@@ -72,6 +76,33 @@ describe('risk against real Redis and NATS', () => {
     await service?.stop();
     await events?.close();
     redis?.disconnect();
+  });
+
+  it('learns the amount baseline from approved payments only, and a FRAUD label takes one back out', async () => {
+    const who = ids();
+    const start = Date.now();
+    const paid: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      clock.now = start + i * 10 * MIN;
+      const req = payment({ ...who, amount: { amountMinor: BigInt(1_000 + i), currency: 'EUR' } });
+      expect((await client.score(req)).decision).toBe(Decision.DECISION_APPROVE);
+      paid.push(req.paymentId);
+    }
+    // Not live and ninety times the usual amount: stopped, so it teaches nothing.
+    clock.now = start + 60 * MIN;
+    const stopped = payment({ ...who, sessionLive: false, amount: { amountMinor: 90_000n, currency: 'EUR' } });
+    expect((await client.score(stopped)).decision).not.toBe(Decision.DECISION_APPROVE);
+    const probe = async (minutes: number) => {
+      clock.now = start + minutes * MIN;
+      const req = payment({ ...who, sessionLive: false });
+      await client.score(req);
+      return (await client.explain({ paymentId: req.paymentId })).features;
+    };
+    expect((await probe(70)).amount_history_n).toBe(5);
+    await client.feedback({ idempotencyKey: randomUUID(), paymentId: paid[4]!, label: Label.LABEL_FRAUD, source: 'support' });
+    const after = await probe(80);
+    expect(after.amount_history_n).toBe(4);
+    expect(after.amount_mean).toBeCloseTo(1_001.5, 3);
   });
 
   it('approves a normal small payment from a live session and explains it', async () => {
@@ -379,7 +410,8 @@ describe('risk against real Redis and NATS', () => {
       const start = shipped.indexOf('\n  - id: BAND_FROZEN');
       // Cut from the comment block that introduces the limit rules to the end of the file.
       const withoutLimits = shipped.slice(0, shipped.lastIndexOf('\n\n', start) + 1);
-      expect(withoutLimits).not.toMatch(/BAND_|band_/);
+      // (Other rules mention bands, e.g. NEW_BAND_OTHER_BAND_ACTIVE: only the limit rules and features must be gone.)
+      expect(withoutLimits).not.toMatch(/BAND_(FROZEN|LIMIT)|band_(frozen|limit|spend)/);
       writeFileSync(join(dir, 'rules.yaml'), withoutLimits);
       before = await startRisk(
         readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', RISK_RULES_FILE: join(dir, 'rules.yaml') })),
@@ -520,8 +552,10 @@ describe('risk against real Redis and NATS', () => {
       for (const [i, step] of script.entries()) {
         clock.now = start + i * 5_000;
         const paymentId = randomUUID();
-        const now = await client.score(payment({ ...withRules, ...step, paymentId }));
-        const old = await bclient.score(payment({ ...withoutRules, ...step, paymentId: `${paymentId}-b` }));
+        // Each side at its own merchants, so one side's payments are not the other's merchant history.
+        const own = (side: string) => (step.merchantId ? { merchantId: `${step.merchantId}-${side}` } : {});
+        const now = await client.score(payment({ ...withRules, ...step, ...own('a'), paymentId }));
+        const old = await bclient.score(payment({ ...withoutRules, ...step, ...own('b'), paymentId: `${paymentId}-b` }));
         expect({ ...now, rulesetVersion: '' }).toEqual({ ...old, rulesetVersion: '' });
         const { features } = await client.explain({ paymentId });
         expect(Object.entries(features).filter(([name, value]) => name.startsWith('band_') && value !== 0)).toEqual([]);

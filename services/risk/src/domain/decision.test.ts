@@ -118,13 +118,15 @@ describe('the shipped default rules and model', () => {
     expect(run(near).decision).toBe('APPROVE');
   });
 
-  it('challenges many merchants in an hour; a third new one already', () => {
+  it('challenges many merchants in an hour; a third new one adds points (default-7: no longer forced)', () => {
     const four = deriveFeatures(input(), history({ merchants1h: 4, account: window(4) }));
     expect(run(four).decision).toBe('CHALLENGE');
     expect(codes(four)[0]).toBe('MANY_MERCHANTS_1H');
+    // Forcing a step-up on a third new merchant stopped a quarter of evenings out and of travellers
+    // just arrived (README: risk, evaluation); it now weighs in with points.
     const thirdNew = deriveFeatures(input(), history({ merchants1h: 3, merchantFirst: true, account: window(3) }));
-    expect(run(thirdNew).decision).toBe('CHALLENGE');
-    expect(codes(thirdNew)[0]).toBe('MANY_MERCHANTS_1H_NEW');
+    expect(codes(thirdNew)).toContain('MANY_MERCHANTS_1H_NEW');
+    expect(run(thirdNew).score).toBeGreaterThan(run(deriveFeatures(input(), history({ merchants1h: 3, account: window(3) }))).score);
     const third = deriveFeatures(input(), history({ merchants1h: 3, account: window(3) }));
     expect(run(third).decision).toBe('APPROVE');
   });

@@ -58,6 +58,42 @@ export const FEATURE_NAMES = [
   'band_limit_per_day',
   'band_spend_today',
   'band_limit_per_day_share',
+  // Longer horizons: small payments (card testing paced slower than an hour-window notices) and
+  // distinct merchants over a day and a week.
+  'device_small_24h',
+  'device_small_7d',
+  'account_small_24h',
+  'account_small_7d',
+  'account_merchants_24h',
+  'account_merchants_7d',
+  // Per token (the credential, whichever band carries it): payments in 1 h and 24 h; 0 without a token id.
+  'token_count_1h',
+  'token_count_24h',
+  // Bands on the account: distinct bands paying within 7 days (this one included), bands paired in
+  // the last 7 days (any band, not only this one), and whether another band of the account paid
+  // after this band was paired (the owner still paying with their own band while a new one spends:
+  // account takeover; a replacement after a loss has the old band silent).
+  'account_bands_7d',
+  'account_bands_paired_7d',
+  'account_other_band_after_pairing',
+  // The account's usual area: a decayed centre and radius of its approved payments, and how far
+  // this payment is from it (0 when unknown: no approved located payment yet or no location).
+  'area_known',
+  'area_distance_km',
+  'area_radius_km',
+  'area_distance_ratio',
+  // The merchant across accounts (its own hash tag): payments and distinct accounts in an hour,
+  // accounts paying it for the first time in 1 h and 24 h, and how many of its payments of 24 h
+  // were not approved; 0 without a merchant id.
+  'merchant_count_1h',
+  'merchant_accounts_1h',
+  'merchant_new_accounts_1h',
+  'merchant_new_accounts_24h',
+  'merchant_count_24h',
+  'merchant_stopped_24h',
+  'merchant_stopped_rate_24h',
+  // The amount against this account's 24 h spend baseline: (approved-only mean) × payments in 24 h.
+  'account_sum_24h_ratio',
   // 1 when the feature store was unreachable and history features are neutral placeholders.
   'degraded',
 ] as const;
@@ -67,7 +103,13 @@ export type Features = Record<FeatureName, number>;
 
 export const isFeatureName = (name: string): name is FeatureName => (FEATURE_NAMES as readonly string[]).includes(name);
 
-export const WINDOWS_MS = { '1m': 60_000, '1h': 3_600_000, '24h': 86_400_000 } as const;
+export const WINDOWS_MS = { '1m': 60_000, '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 } as const;
+
+/** A payment at or under this many minor units counts as "small" (card-testing probes). */
+export const SMALL_MINOR = 500;
+
+/** Below this radius an account's usual area is treated as this wide (one neighbourhood). */
+export const AREA_MIN_RADIUS_KM = 3;
 
 export interface GeoPoint {
   lat: number;
@@ -91,6 +133,8 @@ export interface ScoreInput {
   sessionAgeSeconds: number;
   deviceAgeSeconds: number;
   cryptogramFailures: number;
+  /** When the payment happened (occurred_at, ms); undefined: not said, windowed at arrival. */
+  occurredAtMs?: number | undefined;
 }
 
 /** Counts and same-currency sums in each sliding window, including the payment being scored. */
@@ -127,7 +171,43 @@ export interface History {
   limits?: BandLimits | undefined;
   /** The band's approved spend today (UTC), in this payment's currency, before this payment. */
   spendToday?: number | undefined;
+  /** Longer horizons and the other keys (absent in snapshots from before they existed: 0). */
+  extra?: HistoryExtra | undefined;
 }
+
+/** History beyond the first feature set: longer horizons, tokens, bands, usual area, merchant. */
+export interface HistoryExtra {
+  deviceSmall24h: number;
+  deviceSmall7d: number;
+  accountSmall24h: number;
+  accountSmall7d: number;
+  merchants24h: number;
+  merchants7d: number;
+  token1h: number;
+  token24h: number;
+  bands7d: number;
+  bandsPaired7d: number;
+  otherBandAfterPairing: boolean;
+  /** Decayed centre (degrees), weight and mean squared distance (km²) of approved located payments. */
+  area: { weight: number; lat: number; lon: number; r2: number } | undefined;
+  merchant: { count1h: number; accounts1h: number; newAccounts1h: number; newAccounts24h: number; count24h: number; stopped24h: number } | undefined;
+}
+
+export const EMPTY_EXTRA: HistoryExtra = {
+  deviceSmall24h: 0,
+  deviceSmall7d: 0,
+  accountSmall24h: 0,
+  accountSmall7d: 0,
+  merchants24h: 0,
+  merchants7d: 0,
+  token1h: 0,
+  token24h: 0,
+  bands7d: 0,
+  bandsPaired7d: 0,
+  otherBandAfterPairing: false,
+  area: undefined,
+  merchant: undefined,
+};
 
 /** Below this distance two payments are "the same place": terminal locations are not precise. */
 export const GEO_NOISE_KM = 50;
@@ -232,7 +312,51 @@ export function deriveFeatures(input: ScoreInput, history: History): Features {
     device_refusals_1h: history.refusals1h,
     account_declines_1h: history.declines1h,
     ...limitFeatures(input.amountMinor, input.currency, history.limits, history.spendToday ?? 0),
+    ...extraFeatures(input, history),
     degraded: 0,
+  };
+}
+
+/** Payments assumed to have gone through before a merchant's first, for its stopped rate. */
+export const MERCHANT_RATE_PRIOR = 10;
+
+/** An area needs this much decayed weight (about three approved located payments) to mean anything. */
+export const AREA_MIN_WEIGHT = 2.5;
+
+function extraFeatures(input: ScoreInput, history: History) {
+  const x = history.extra ?? EMPTY_EXTRA;
+  const here = input.location;
+  const area = x.area && x.area.weight >= AREA_MIN_WEIGHT && here ? x.area : undefined;
+  const distance = area && here ? haversineKm(area, here) : 0;
+  const radius = area ? Math.sqrt(Math.max(0, area.r2)) : 0;
+  const m = x.merchant;
+  const baseline24h = history.amountN > 0 ? history.amountMean * Math.max(1, history.account.count24h - 1) : 0;
+  return {
+    device_small_24h: x.deviceSmall24h,
+    device_small_7d: x.deviceSmall7d,
+    account_small_24h: x.accountSmall24h,
+    account_small_7d: x.accountSmall7d,
+    account_merchants_24h: x.merchants24h,
+    account_merchants_7d: x.merchants7d,
+    token_count_1h: x.token1h,
+    token_count_24h: x.token24h,
+    account_bands_7d: x.bands7d,
+    account_bands_paired_7d: x.bandsPaired7d,
+    account_other_band_after_pairing: x.otherBandAfterPairing ? 1 : 0,
+    area_known: area ? 1 : 0,
+    area_distance_km: round(distance),
+    area_radius_km: round(radius),
+    area_distance_ratio: area ? round(distance / Math.max(radius, AREA_MIN_RADIUS_KM)) : 0,
+    merchant_count_1h: m?.count1h ?? 0,
+    merchant_accounts_1h: m?.accounts1h ?? 0,
+    merchant_new_accounts_1h: m?.newAccounts1h ?? 0,
+    merchant_new_accounts_24h: m?.newAccounts24h ?? 0,
+    merchant_count_24h: m?.count24h ?? 0,
+    merchant_stopped_24h: m?.stopped24h ?? 0,
+    // Smoothed as if ten more payments had gone through, so one stopped payment at a small
+    // merchant does not make it look like a fraud shop (and stop the next customer in turn).
+    merchant_stopped_rate_24h: m ? round(m.stopped24h / (m.count24h + MERCHANT_RATE_PRIOR), 4) : 0,
+    account_sum_24h_ratio: baseline24h > 0 ? round(history.account.sum24h / baseline24h) : 0,
   };
 }
 

@@ -14,13 +14,13 @@
  * (REDIS_URL), with each payment's own time as the clock, so the backtest sees exactly what the
  * service would have seen; the prefix is deleted afterwards.
  *
- *   node dist/services/risk/src/backtest.js --input .data/risk/traffic.jsonl \
+ *   node dist/services/risk/tools/backtest.js --input .data/risk/traffic.jsonl \
  *     [--rules candidate.yaml] [--model candidate-model.yaml] \
  *     [--baseline-rules services/risk/rules/default.yaml] [--baseline-model services/risk/rules/model.yaml] \
  *     [--dump features.jsonl]   (every payment's features, label and both decisions, for tuning;
  *                                unlabelled recorded payments have label null, and train.ts skips them)
  *
- *   node dist/services/risk/src/backtest.js --stream [--since 2026-11-01T00:00:00Z] [the same options]
+ *   node dist/services/risk/tools/backtest.js --stream [--since 2026-11-01T00:00:00Z] [the same options]
  *     (NATS_URL, NATS_SUBJECT_PREFIX, REDIS_URL and REDIS_KEY_PREFIX as the risk service has them)
  */
 import { randomBytes } from 'node:crypto';
@@ -32,14 +32,16 @@ import { z } from 'zod';
 import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { openRedis, redisTarget } from '../../../platform/redis';
-import { readConfig } from './config';
-import { DISPUTE_LABEL, DISPUTE_RESOLVED, DISPUTE_SOURCE } from './consumers';
-import { DecisionStore, NoDecision, type StoredLabel } from './decision-store';
-import { decide, type DecisionName, type Policy, type Verdict } from './domain/decision';
-import { deriveFeatures, type ScoreInput } from './domain/features';
-import { fromScoredEvent } from './events';
-import { FeatureStore } from './feature-store';
-import { loadBook, type Book } from './rulebook';
+import { readConfig } from '../src/config';
+import { DISPUTE_LABEL, DISPUTE_RESOLVED, DISPUTE_SOURCE } from '../src/consumers';
+import { DecisionStore, NoDecision, type StoredLabel } from '../src/decision-store';
+import { decide, type DecisionName, type Policy, type Verdict } from '../src/domain/decision';
+import { DEFAULT_EVENT_TIME_BOUNDS, type EventTimeBounds } from '../src/domain/event-time';
+import type { ScoreInput } from '../src/domain/features';
+import { assess } from '../src/scorer';
+import { fromScoredEvent } from '../src/events';
+import { FeatureStore } from '../src/feature-store';
+import { loadBook, type Book } from '../src/rulebook';
 
 const recordSchema = z.object({
   payment_id: z.string().min(1),
@@ -56,13 +58,16 @@ const recordSchema = z.object({
   device_age_seconds: z.number().nonnegative(),
   recent_cryptogram_failures: z.number().int().nonnegative(),
   occurred_at_ms: z.number().int(),
+  /** When it reached risk (an offline tap uploaded later); absent: when it occurred. */
+  arrived_at_ms: z.number().int().optional(),
+  token_id: z.string().optional(),
   label: z.enum(['FRAUD', 'LEGIT']),
   pattern: z.string().default('unknown'),
   episode: z.string().optional(),
 });
 type Rec = z.infer<typeof recordSchema>;
 
-/** One payment to replay: its score input, the time it was scored (the replay's clock) and its label, when known. */
+/** One payment to replay: its score input (with occurred_at), the time it reached risk (the replay's clock) and its label, when known. */
 export interface ReplayPayment {
   input: ScoreInput;
   at: number;
@@ -72,13 +77,13 @@ export interface ReplayPayment {
   episode?: string | undefined;
 }
 
-/** A generator record as a payment to replay (the token id is empty: token features stay neutral). */
+/** A generator record as a payment to replay (without a token id, token features stay neutral). */
 export const fromTraffic = (x: Rec): ReplayPayment => ({
   input: {
     paymentId: x.payment_id,
     accountId: x.account_id,
     deviceId: x.device_id,
-    tokenId: '',
+    tokenId: x.token_id ?? '',
     merchantId: x.merchant_id,
     amountMinor: x.amount_minor,
     currency: x.currency,
@@ -88,22 +93,40 @@ export const fromTraffic = (x: Rec): ReplayPayment => ({
     sessionAgeSeconds: x.session_age_seconds,
     deviceAgeSeconds: x.device_age_seconds,
     cryptogramFailures: x.recent_cryptogram_failures,
+    occurredAtMs: x.occurred_at_ms,
   },
-  at: x.occurred_at_ms,
+  at: x.arrived_at_ms ?? x.occurred_at_ms,
   label: x.label,
   pattern: x.pattern,
   episode: x.episode,
 });
 
+/** Per pattern (family): payments and money, what was stopped, and friction on live-session payments. */
+export interface PatternTally {
+  total: number;
+  caught: number;
+  declined: number;
+  money: number;
+  moneyCaught: number;
+  /** Money approved silently. */
+  moneyApproved: number;
+  live: number;
+  liveChallenged: number;
+}
+
 /** Tallies for one rule set over the replay. */
 export class Tally {
   readonly byLabel = { FRAUD: { APPROVE: 0, CHALLENGE: 0, DECLINE: 0 }, LEGIT: { APPROVE: 0, CHALLENGE: 0, DECLINE: 0 } };
-  readonly byPattern = new Map<string, { total: number; caught: number; declined: number }>();
+  readonly byPattern = new Map<string, PatternTally>();
   readonly reasons = new Map<string, number>();
   /** Per fraud episode: payments that went through silently before the first stop, and whether one came. */
   readonly episodes = new Map<string, { leaked: number; stopped: boolean }>();
+  /** Money by label (amounts summed as minor units, whatever the currency: the generator pays in EUR). */
+  readonly money = { FRAUD: { total: 0, approved: 0 }, LEGIT: { total: 0, approved: 0 } };
+  /** Legitimate payments with a live band session, and how many of them were stepped up. */
+  readonly legitLive = { total: 0, challenged: 0 };
 
-  add(label: 'FRAUD' | 'LEGIT', pattern: string, v: Verdict, episode?: string): void {
+  add(label: 'FRAUD' | 'LEGIT', pattern: string, v: Verdict, episode?: string, input?: Pick<ScoreInput, 'amountMinor' | 'sessionLive'>): void {
     if (episode) {
       const e = this.episodes.get(episode) ?? { leaked: 0, stopped: false };
       if (v.decision !== 'APPROVE') e.stopped = true;
@@ -111,11 +134,26 @@ export class Tally {
       this.episodes.set(episode, e);
     }
     this.byLabel[label][v.decision]++;
-    const p = this.byPattern.get(pattern) ?? { total: 0, caught: 0, declined: 0 };
+    const amount = input?.amountMinor ?? 0;
+    const p = this.byPattern.get(pattern) ?? { total: 0, caught: 0, declined: 0, money: 0, moneyCaught: 0, moneyApproved: 0, live: 0, liveChallenged: 0 };
     p.total++;
-    if (v.decision !== 'APPROVE') p.caught++;
+    p.money += amount;
+    if (v.decision !== 'APPROVE') {
+      p.caught++;
+      p.moneyCaught += amount;
+    } else p.moneyApproved += amount;
     if (v.decision === 'DECLINE') p.declined++;
+    if (input?.sessionLive) {
+      p.live++;
+      if (v.decision === 'CHALLENGE') p.liveChallenged++;
+    }
     this.byPattern.set(pattern, p);
+    this.money[label].total += amount;
+    if (v.decision === 'APPROVE') this.money[label].approved += amount;
+    if (label === 'LEGIT' && input?.sessionLive) {
+      this.legitLive.total++;
+      if (v.decision === 'CHALLENGE') this.legitLive.challenged++;
+    }
     for (const r of v.reasons) this.reasons.set(r.code, (this.reasons.get(r.code) ?? 0) + 1);
   }
 
@@ -138,6 +176,10 @@ export class Tally {
       declinePrecision: ratio(f.DECLINE, f.DECLINE + l.DECLINE),
       falseDeclineRate: ratio(l.DECLINE, legit),
       legitChallengeRate: ratio(l.CHALLENGE, legit),
+      /** Step-ups among legitimate payments made with a live band session (the friction that hurts). */
+      legitLiveChallengeRate: ratio(this.legitLive.challenged, this.legitLive.total),
+      /** Share of fraud money approved silently. */
+      fraudMoneyApproved: ratio(this.money.FRAUD.approved, this.money.FRAUD.total),
       episodes: episodes.length,
       /** Attacks challenged or declined at some point. */
       episodesStopped: ratio(episodes.filter((e) => e.stopped).length, episodes.length),
@@ -176,6 +218,8 @@ export function backtest(
 
 export interface ReplayOptions {
   chunk?: number;
+  /** occurred_at bounds, as the service has them (RISK_EVENT_MAX_PAST_SECONDS / _FUTURE_SECONDS). */
+  eventTime?: EventTimeBounds;
   dump?: (line: string) => void;
   prefix?: string;
 }
@@ -205,18 +249,25 @@ export async function replay(
     seconds: 0,
   };
   const started = Date.now();
+  const bounds = options.eventTime ?? DEFAULT_EVENT_TIME_BOUNDS;
   let batch: ReplayPayment[] = [];
+  // A batch never holds two payments of one band, account or merchant, so running it at once
+  // (recording, deciding, then settling each) reads and writes exactly what one-by-one scoring
+  // would: the replay and the live service see the same history.
+  const keys = new Set<string>();
+  const keysOf = (x: ReplayPayment) => [`d:${x.input.deviceId}`, `a:${x.input.accountId}`, ...(x.input.merchantId ? [`m:${x.input.merchantId}`] : [])];
   const flush = async () => {
-    // Issued in order on one connection, so Redis runs them in order: the same sequence a live service would see.
-    const histories = await Promise.all(batch.map((x) => store.record(x.input, x.at)));
+    // The candidate's decision teaches the baselines (it is the one whose outcome is measured);
+    // the baseline book is judged on the same features.
+    const done = await Promise.all(batch.map((x) => assess(store, x.input, x.at, bounds, books.candidate, policy)));
+    await Promise.all(done.map((d) => d.settled));
     batch.forEach((x, i) => {
-      const features = deriveFeatures(x.input, histories[i]!.history);
+      const { features, verdict: b } = done[i]!;
       const a = decide(features, books.baseline.rules, books.baseline.model, policy);
-      const b = decide(features, books.candidate.rules, books.candidate.model, policy);
-      options.dump?.(JSON.stringify({ payment_id: x.input.paymentId, label: x.label ?? null, pattern: x.pattern, baseline: a.decision, candidate: b.decision, reasons: b.reasons.map((r) => r.code), features }));
+      options.dump?.(JSON.stringify({ payment_id: x.input.paymentId, label: x.label ?? null, pattern: x.pattern, amount_minor: x.input.amountMinor, session_live: x.input.sessionLive, baseline: a.decision, candidate: b.decision, reasons: b.reasons.map((r) => r.code), features }));
       if (x.label) {
-        result.baseline.add(x.label, x.pattern, a, x.episode);
-        result.candidate.add(x.label, x.pattern, b, x.episode);
+        result.baseline.add(x.label, x.pattern, a, x.episode, x.input);
+        result.candidate.add(x.label, x.pattern, b, x.episode, x.input);
       } else {
         result.unlabelled.payments++;
         result.unlabelled.baseline[a.decision]++;
@@ -229,14 +280,16 @@ export async function replay(
     });
     result.payments += batch.length;
     batch = [];
+    keys.clear();
   };
   try {
     let lastAt = -Infinity;
     for await (const x of payments) {
       if (x.at < lastAt) throw new Error(`payments must be in time order (payment ${x.input.paymentId} goes back in time)`);
       lastAt = x.at;
+      if (batch.length >= chunk || keysOf(x).some((k) => keys.has(k))) await flush();
       batch.push(x);
-      if (batch.length >= chunk) await flush();
+      for (const k of keysOf(x)) keys.add(k);
     }
     await flush();
   } finally {
@@ -389,6 +442,8 @@ export function report(r: BacktestResult): string {
     ['precision of declines', pct(a.declinePrecision), pct(b.declinePrecision)],
     ['false-decline rate (legit declined)', `${pct(a.falseDeclineRate, 3)} (${r.baseline.byLabel.LEGIT.DECLINE})`, `${pct(b.falseDeclineRate, 3)} (${r.candidate.byLabel.LEGIT.DECLINE})`],
     ['legit challenged (step-up friction)', `${pct(a.legitChallengeRate)} (${r.baseline.byLabel.LEGIT.CHALLENGE})`, `${pct(b.legitChallengeRate)} (${r.candidate.byLabel.LEGIT.CHALLENGE})`],
+    ['legit live-session payments stepped up', `${pct(a.legitLiveChallengeRate)} (${r.baseline.legitLive.challenged})`, `${pct(b.legitLiveChallengeRate)} (${r.candidate.legitLive.challenged})`],
+    ['fraud money approved silently', pct(a.fraudMoneyApproved), pct(b.fraudMoneyApproved)],
     // Recorded payments have no attack episodes (only the generator knows them).
     ...(a.episodes || b.episodes
       ? ([

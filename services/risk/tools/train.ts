@@ -4,7 +4,7 @@
  * features, clips, transforms) come from an existing model file; only bias and weights are fitted,
  * by L2-regularised logistic regression (full-batch gradient descent on standardised inputs).
  *
- *   node dist/services/risk/src/train.js --input .data/risk/dump.jsonl \
+ *   node dist/services/risk/tools/train.js --input .data/risk/dump.jsonl \
  *     --terms services/risk/rules/model.yaml --version logit-2 --out candidate-model.yaml
  *
  * Always judge the result with the backtest on traffic it was not trained on (another --seed).
@@ -12,9 +12,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { dump } from 'js-yaml';
-import type { Features } from './domain/features';
-import type { LogisticModel, ModelTerm } from './domain/model';
-import { parseModel } from './domain/rule-file';
+import type { Features } from '../src/domain/features';
+import type { LogisticModel, ModelTerm } from '../src/domain/model';
+import { parseModel } from '../src/domain/rule-file';
 
 function transform(term: ModelTerm, features: Features): number {
   let x = features[term.feature];
@@ -83,7 +83,7 @@ function main(): void {
     max_points: Number(arg('max-points', String(base.maxPoints))),
     terms: model.terms.map((t) => ({ feature: t.feature, weight: round(t.weight), ...(t.transform !== 'identity' ? { transform: t.transform } : {}), ...(t.clip ? { clip: t.clip } : {}) })),
   };
-  const header = `# Fitted by services/risk/src/train.ts on ${rows.length} labelled payments (${rows.filter((r) => r.y === 1).length} fraud).\n`;
+  const header = `# Fitted by services/risk/tools/train.ts on ${rows.length} labelled payments (${rows.filter((r) => r.y === 1).length} fraud).\n`;
   writeFileSync(arg('out', 'candidate-model.yaml'), header + dump(doc, { flowLevel: 2 }));
   process.stdout.write(`wrote ${arg('out', 'candidate-model.yaml')}\n`);
 }

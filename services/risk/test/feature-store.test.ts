@@ -1,0 +1,131 @@
+import Redis from 'ioredis';
+import { requireServers, TEST_REDIS_URL, uniqueName } from '../../../test/support/servers';
+import { applyEvent } from '../src/consumers';
+import { deriveFeatures, type ScoreInput } from '../src/domain/features';
+import { input } from '../src/domain/fixtures';
+import { FeatureStore } from '../src/feature-store';
+import { SignalStore } from '../src/signals';
+import { newEvent } from '../../../platform/events';
+
+const MIN = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const T0 = Date.UTC(2031, 0, 5, 9);
+const HOME = { lat: 48.8566, lon: 2.3522 };
+
+/** The feature store against real Redis: what baselines learn from, per-merchant and per-band windows. */
+describe('feature store: baselines, merchants, bands', () => {
+  let redis: Redis;
+  let store: FeatureStore;
+  let prefix: string;
+  let n = 0;
+  beforeAll(async () => {
+    await requireServers('Redis');
+    redis = new Redis(TEST_REDIS_URL);
+  });
+  beforeEach(() => {
+    prefix = uniqueName();
+    store = new FeatureStore(redis, prefix, { dedupeMs: 2 * DAY, maxEvents: 2_000, merchantMemoryMs: 180 * DAY, profileMs: 365 * DAY });
+  });
+  afterAll(() => redis?.disconnect());
+
+  const pay = (over: Partial<ScoreInput>) => input({ paymentId: `p${n++}`, ...over });
+  const score = async (x: ScoreInput, at: number) => deriveFeatures(x, (await store.record(x, at)).history);
+
+  it('learns the amount baseline and usual area from approved payments only, and forgets a payment labelled fraud', async () => {
+    for (let i = 0; i < 6; i++) {
+      const x = pay({ amountMinor: 1_000 + i * 10, location: HOME });
+      await store.record(x, T0 + i * HOUR);
+      await store.settle(x, T0 + i * HOUR, 'APPROVE');
+    }
+    const before = await score(pay({ amountMinor: 1_000, location: HOME }), T0 + 7 * HOUR);
+    expect(before.amount_history_n).toBe(6);
+    expect(before.area_known).toBe(1);
+    expect(before.area_distance_km).toBeLessThan(1);
+    // A ramp that is challenged or declined teaches nothing.
+    for (let i = 0; i < 5; i++) {
+      const x = pay({ amountMinor: 20_000, location: { lat: 49.5, lon: 3.5 } });
+      await store.record(x, T0 + (8 + i) * HOUR);
+      await store.settle(x, T0 + (8 + i) * HOUR, i % 2 ? 'CHALLENGE' : 'DECLINE');
+    }
+    const after = await score(pay({ amountMinor: 1_000, location: HOME }), T0 + 14 * HOUR);
+    expect(after.amount_history_n).toBe(6);
+    expect(after.amount_mean).toBeCloseTo(before.amount_mean, 6);
+    // An approved fraud payment is learned, then taken back out exactly by its FRAUD label.
+    const fraud = pay({ amountMinor: 50_000, location: { lat: 45.76, lon: 4.83 } });
+    await store.record(fraud, T0 + 15 * HOUR);
+    await store.settle(fraud, T0 + 15 * HOUR, 'APPROVE');
+    const learned = await score(pay({ amountMinor: 1_000, location: HOME }), T0 + 16 * HOUR);
+    expect(learned.amount_history_n).toBe(7);
+    expect(learned.area_distance_km).toBeGreaterThan(10);
+    expect(await store.unlearn(fraud.paymentId, T0 + 17 * HOUR)).toBe(true);
+    expect(await store.unlearn(fraud.paymentId, T0 + 17 * HOUR)).toBe(false);
+    // Settling it again (a retried Score) does not bring it back.
+    await store.settle(fraud, T0 + 15 * HOUR, 'APPROVE');
+    const forgotten = await score(pay({ amountMinor: 1_000, location: HOME }), T0 + 18 * HOUR);
+    expect(forgotten.amount_history_n).toBe(6);
+    expect(forgotten.amount_mean).toBeCloseTo(before.amount_mean, 6);
+    expect(forgotten.amount_std).toBeCloseTo(before.amount_std, 3);
+    expect(forgotten.area_distance_km).toBeCloseTo(before.area_distance_km, 3);
+  });
+
+  it('counts accounts new to a merchant across accounts, and its stopped payments', async () => {
+    let last;
+    for (let i = 0; i < 6; i++) {
+      const x = pay({ accountId: `acct-${i}`, deviceId: `band-${i}`, merchantId: 'shop' });
+      last = await score(x, T0 + i * MIN);
+      if (i < 2) await store.settle(x, T0 + i * MIN, 'DECLINE');
+    }
+    expect(last!.merchant_count_1h).toBe(6);
+    expect(last!.merchant_accounts_1h).toBe(6);
+    expect(last!.merchant_new_accounts_1h).toBe(6);
+    expect(last!.merchant_stopped_24h).toBe(2);
+    expect(last!.merchant_stopped_rate_24h).toBeCloseTo(2 / 16, 4);
+    // A returning account is not new; an hour later the hour's windows are empty again.
+    const back = await score(pay({ accountId: 'acct-0', deviceId: 'band-0', merchantId: 'shop' }), T0 + 2 * HOUR);
+    expect(back.merchant_new_accounts_1h).toBe(0);
+    expect(back.merchant_accounts_1h).toBe(1);
+    expect(back.merchant_new_accounts_24h).toBe(6);
+  });
+
+  it('counts small payments over a day and a week, and per token', async () => {
+    let f;
+    for (let i = 0; i < 9; i++) f = await score(pay({ amountMinor: 150, tokenId: 'tok-a' }), T0 + i * 2 * HOUR);
+    expect(f!.device_small_24h).toBe(9);
+    expect(f!.token_count_24h).toBe(9);
+    const later = await score(pay({ amountMinor: 150, tokenId: 'tok-b' }), T0 + 3 * DAY);
+    expect(later.device_small_24h).toBe(1);
+    expect(later.device_small_7d).toBe(10);
+    expect(later.token_count_24h).toBe(1);
+  });
+
+  it('sees a band paired recently while another band of the account keeps paying', async () => {
+    const signals = new SignalStore(redis, prefix);
+    const paired = T0 + DAY;
+    // The new band is paired (device.paired), the owner's own band pays after that, then the new band pays two days later.
+    const event = { ...newEvent('device.paired', 'device-registry', { $case: 'device' as const, value: { deviceId: 'band-new', accountId: 'a1', status: 'ACTIVE', previousStatus: '', reason: '' } }), occurredAt: new Date(paired) };
+    expect(await applyEvent(event, signals)).toBe('pairing');
+    await score(pay({ deviceId: 'band-own' }), T0);
+    await score(pay({ deviceId: 'band-own' }), paired + 2 * HOUR);
+    const thief = await score(pay({ deviceId: 'band-new', deviceAgeSeconds: 2 * 86_400 }), paired + 2 * DAY);
+    expect(thief.account_other_band_after_pairing).toBe(1);
+    expect(thief.account_bands_paired_7d).toBe(1);
+    expect(thief.account_bands_7d).toBe(2);
+    // A replacement: the old band is silent after the new one is paired.
+    const replacement = await score(pay({ accountId: 'a2', deviceId: 'band-old' }), T0);
+    expect(replacement.account_other_band_after_pairing).toBe(0);
+    const fresh = await score(pay({ accountId: 'a2', deviceId: 'band-repl', deviceAgeSeconds: DAY / 1000 }), T0 + 2 * DAY);
+    expect(fresh.account_other_band_after_pairing).toBe(0);
+    expect(fresh.account_bands_paired_7d).toBe(1);
+  });
+
+  it('windows a late payment at the time it happened', async () => {
+    await score(pay({}), T0);
+    // Arrives two hours later but happened 30 s after the first: the same minute.
+    const late = await score(pay({}), T0 + 30_000);
+    expect(late.device_count_1m).toBe(2);
+    const onTime = await score(pay({}), T0 + 2 * HOUR);
+    expect(onTime.device_count_1m).toBe(1);
+    expect(onTime.device_count_24h).toBe(3);
+  });
+});
