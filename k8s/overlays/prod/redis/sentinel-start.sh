@@ -11,10 +11,12 @@ conf=/etc/sentinel/sentinel.conf
 cp /config/sentinel.conf "$conf"
 
 for name in $(sed -n 's/^sentinel monitor \([A-Za-z0-9_.-]*\) .*/\1/p' /config/sentinel.conf); do
+  # The StatefulSet's governing Service, from the shipped `<set>-0.<service>`: only a pod of it counts.
+  service=$(sed -n "s/^sentinel monitor $name [^ .]*\.\([a-z0-9-]*\) .*/\1/p" /config/sentinel.conf)
   for i in 0 1 2; do
     [ "redis-sentinel-$i" = "$POD_NAME" ] && continue
     answer=$(timeout 3 redis-cli -h "redis-sentinel-$i.redis-sentinel" -p 26379 --raw SENTINEL get-master-addr-by-name "$name" 2>/dev/null | head -n 1) || answer=""
-    if echo "$answer" | grep -Eq '^redis-[a-z0-9-]+-[0-9]+\.redis-[a-z0-9-]+$'; then
+    if [ -n "$service" ] && echo "$answer" | grep -Eq "^$service-[0-9]+\.$service\$"; then
       sed -i "s/^sentinel monitor $name [^ ]* /sentinel monitor $name $answer /" "$conf"
       break
     fi
