@@ -662,7 +662,7 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
         }
         const allowed = ingressAllowed(r, deployment(r, spec.name).podLabels, target);
         if (allowed !== reads) {
-          problems.push(`${spec.name} → postgres: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${reads ? 'allowed' : 'blocked'}`);
+          problems.push(`${spec.name} → postgres: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${reads ? 'allowed' : `blocked (services/${spec.name}/src/config.ts does not read DATABASE_URL)`}`);
         }
       }
     }
