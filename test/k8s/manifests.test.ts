@@ -23,8 +23,9 @@ import { PROMETHEUS_RULE_FILE, renderPrometheusRule, ruleGroups } from '../../sc
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { LIVENESS_SERVICE } from '../../platform/grpc/server';
 import { operatorWorkloads } from './cnpg';
+import { redisSettings, redisUse } from './redis';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
-import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, requiredKeys, schemaKeys, type ServiceSpec } from './services';
+import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, redisFormProblem, requiredKeys, schemaKeys, type ServiceSpec } from './services';
 import { asString, asStringList, nestedCalls, parseTopLevelCalls, type Call, type Value } from './starlark';
 import {
   allContainers,
@@ -53,6 +54,12 @@ const TELEMETRY_PRELOAD = './dist/platform/telemetry/register.js';
 const AUTOSCALED = ['gateway', 'risk'];
 /** Infra a service depends on, by the variable that points at it. */
 const INFRA_BY_VARIABLE: Record<string, string> = { NATS_URL: 'nats', REDIS_URL: 'redis', DATABASE_URL: 'postgres' };
+/**
+ * The eviction policies each Redis user's data allows (k8s/README.md, "Redis: what it holds"):
+ * a live session must never be evicted; every risk key has a TTL, and losing the least recently
+ * used beats refusing to score. A Redis shared by both (base) must suit both: noeviction.
+ */
+const REDIS_POLICIES: Record<string, string[]> = { 'device-registry': ['noeviction'], risk: ['volatile-lru', 'noeviction'] };
 
 // ---- render once, at collection time ----------------------------------------------------------
 
@@ -291,6 +298,8 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
       for (const key of clusterRequiredKeys(spec)) {
         if (!env.vars.has(key)) problems.push(`${name}: ${key} is not set: its default is for a laptop (127.0.0.1 or embedded PGlite)`);
       }
+      const redisProblem = redisFormProblem(spec, new Set(env.vars.keys()));
+      if (redisProblem) problems.push(`${name}: ${redisProblem}`);
       const values = envValues(env);
       if (values.GRPC_TLS !== 'mtls') problems.push(`${name}: GRPC_TLS is ${values.GRPC_TLS ?? 'unset'}, want mtls in the cluster`);
       for (const key of ['TLS_CA_FILE', 'TLS_CERT_FILE', 'TLS_KEY_FILE']) {
@@ -639,48 +648,89 @@ describe.each(OVERLAYS)('k8s/overlays/%s infrastructure', (overlay) => {
     expect(problems).toEqual([]);
   });
 
-  it('PostgreSQL and Redis admit exactly the services that use them, and a service reads DATABASE_URL only if it owns a database', () => {
+  it('PostgreSQL admits exactly the services that own a database, and a service reads DATABASE_URL only if it owns one', () => {
     const r = rendered(overlay);
     const problems: string[] = [];
-    for (const [variable, infra] of [['DATABASE_URL', 'postgres'], ['REDIS_URL', 'redis']] as const) {
-      const port = r.find<IService>('Service', infra)?.spec?.ports?.[0]?.port;
-      const target = port === undefined ? `no Service ${infra}` : resolveEndpoint(r, infra, port, NAMESPACE);
-      if (typeof target === 'string') {
-        problems.push(`${infra}: ${target}`);
-        continue;
-      }
+    const port = r.find<IService>('Service', 'postgres')?.spec?.ports?.[0]?.port;
+    const target = port === undefined ? 'no Service postgres' : resolveEndpoint(r, 'postgres', port, NAMESPACE);
+    if (typeof target === 'string') problems.push(`postgres: ${target}`);
+    else {
       for (const spec of SERVICES) {
-        const reads = schemaKeys(spec).includes(variable);
-        if (variable === 'DATABASE_URL' && reads !== Boolean(spec.database)) {
+        const reads = schemaKeys(spec).includes('DATABASE_URL');
+        if (reads !== Boolean(spec.database)) {
           problems.push(`${spec.name}: ${reads ? 'reads DATABASE_URL but owns no database' : `owns database ${spec.database} but does not read DATABASE_URL`} (DATABASES in scripts/mesh.ts)`);
         }
         const allowed = ingressAllowed(r, deployment(r, spec.name).podLabels, target);
         if (allowed !== reads) {
-          problems.push(`${spec.name} → ${infra}: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${reads ? 'allowed' : `blocked (services/${spec.name}/src/config.ts does not read ${variable})`}`);
+          problems.push(`${spec.name} → postgres: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${reads ? 'allowed' : `blocked (services/${spec.name}/src/config.ts does not read DATABASE_URL)`}`);
         }
       }
     }
     expect(problems).toEqual([]);
   });
 
-  it('Redis: clients use the server password, and keys are never evicted', () => {
+  it('Redis: each service reaches its Redis (one node, or the primary its Sentinels name), and each Redis and Sentinel admits exactly the services that use it', () => {
+    const r = rendered(overlay);
+    const problems: string[] = [];
+    const uses = new Map(SERVICES.map((spec) => [spec.name, redisUse(r, envValues(serviceEnv(overlay, spec)), NAMESPACE)]));
+    for (const spec of SERVICES) {
+      const use = uses.get(spec.name)!;
+      const reads = schemaKeys(spec).includes('REDIS_URL');
+      if (reads !== (use.form !== 'none')) problems.push(`${spec.name}: ${reads ? 'reads Redis but none is set' : 'sets Redis variables it does not read'}`);
+      if (use.form === 'none') continue;
+      if (typeof use.data === 'string') problems.push(`${spec.name}: Redis ${use.data}`);
+      if (use.form === 'sentinel') {
+        for (const s of use.sentinels) if (typeof s === 'string') problems.push(`${spec.name}: REDIS_SENTINELS ${s}`);
+        const sentinelSets = new Set(use.sentinels.filter((s): s is Endpoint => typeof s !== 'string').map((s) => s.workload.name));
+        if (sentinelSets.size > 1) problems.push(`${spec.name}: REDIS_SENTINELS spans workloads ${[...sentinelSets].join(', ')}, want one Sentinel set`);
+      }
+    }
+    // Every Redis data workload and Sentinel set some service reaches, and who may reach it.
+    const targets = new Map<string, { endpoint: Endpoint; clients: Set<string> }>();
+    const add = (endpoint: Endpoint | string, client: string) => {
+      if (typeof endpoint === 'string') return;
+      const entry = targets.get(endpoint.workload.name) ?? { endpoint, clients: new Set<string>() };
+      entry.clients.add(client);
+      targets.set(endpoint.workload.name, entry);
+    };
+    for (const [name, use] of uses) {
+      if (use.form === 'none') continue;
+      add(use.data, name);
+      if (use.form === 'sentinel') use.sentinels.forEach((s) => add(s, name));
+    }
+    if (targets.size === 0) problems.push('no service reaches a Redis');
+    for (const [workload, { endpoint, clients }] of targets) {
+      for (const spec of SERVICES) {
+        const allowed = ingressAllowed(r, deployment(r, spec.name).podLabels, endpoint);
+        const want = clients.has(spec.name);
+        if (allowed !== want) problems.push(`${spec.name} → ${workload}: ${allowed === true ? 'allowed' : allowed === false ? 'blocked' : allowed} by NetworkPolicy, want ${want ? 'allowed' : 'blocked (it does not use it)'}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('Redis: clients use the server and Sentinel passwords, and each use has its eviction policy', () => {
     const r = rendered(overlay);
     const secrets = secretsFor(overlay);
     const problems: string[] = [];
-    const redis = workloads(r).find((w) => w.name === 'redis');
-    if (!redis) {
-      expect(['no redis workload']).toEqual([]);
-      return;
-    }
-    const c = redis.podSpec.containers[0]!;
-    const argv = [...(c.command ?? []), ...(c.args ?? [])];
-    const policy = argv[argv.indexOf('--maxmemory-policy') + 1];
-    if (policy !== 'noeviction') problems.push(`redis: maxmemory-policy ${policy ?? 'unset'}, want noeviction (evicted idempotency keys would let a retry move money twice)`);
-    const serverPassword = envValues(resolveEnv(r, c, secrets, 'redis')).REDIS_PASSWORD;
     for (const spec of SERVICES) {
-      const url = envValues(serviceEnv(overlay, spec)).REDIS_URL;
-      if (url === undefined) continue;
-      if (decodeURIComponent(new URL(url).password) !== serverPassword) problems.push(`${spec.name}: REDIS_URL password differs from the server's REDIS_PASSWORD`);
+      const values = envValues(serviceEnv(overlay, spec));
+      const use = redisUse(r, values, NAMESPACE);
+      if (use.form === 'none' || typeof use.data === 'string') continue;
+      const serverPassword = envValues(resolveEnv(r, use.data.container, secrets, use.data.workload.name)).REDIS_PASSWORD;
+      if (serverPassword === undefined) problems.push(`${use.data.workload.name}: no REDIS_PASSWORD (requirepass)`);
+      const clientPassword = use.form === 'url' ? decodeURIComponent(new URL(values.REDIS_URL!).password) : values.REDIS_PASSWORD;
+      if (clientPassword !== serverPassword) problems.push(`${spec.name}: its Redis password differs from ${use.data.workload.name}'s REDIS_PASSWORD`);
+      if (use.form === 'sentinel') {
+        for (const s of use.sentinels) {
+          if (typeof s === 'string') continue;
+          const sentinelPassword = envValues(resolveEnv(r, s.container, secrets, s.workload.name)).REDIS_PASSWORD;
+          if (values.REDIS_SENTINEL_PASSWORD !== sentinelPassword) problems.push(`${spec.name}: REDIS_SENTINEL_PASSWORD differs from ${s.workload.name}'s password`);
+        }
+      }
+      const policy = redisSettings(r, use.data.workload)['maxmemory-policy'];
+      const allowed = REDIS_POLICIES[spec.name] ?? ['noeviction'];
+      if (!policy || !allowed.includes(policy)) problems.push(`${spec.name} → ${use.data.workload.name}: maxmemory-policy ${policy ?? 'unset'}, want ${allowed.join(' or ')} (k8s/README.md, Redis)`);
     }
     expect(problems).toEqual([]);
   });

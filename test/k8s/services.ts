@@ -44,7 +44,19 @@ export function requiredKeys(spec: ServiceSpec): string[] {
  * nothing, or keeps payments in memory.
  */
 export function clusterRequiredKeys(spec: ServiceSpec): string[] {
-  return schemaKeys(spec).filter((key) => /_(URL|ADDR)$/.test(key) || key === spec.portEnv);
+  return schemaKeys(spec).filter((key) => (/_(URL|ADDR)$/.test(key) && key !== 'REDIS_URL') || key === spec.portEnv);
+}
+
+/**
+ * Redis, for a service that reads it, may be named in either form platform/config.ts
+ * (checkRedisEnv) accepts: one node (REDIS_URL) or Sentinel (REDIS_SENTINELS + REDIS_MASTER_NAME).
+ * With neither, the service dials REDIS_URL's 127.0.0.1 default. Returns the problem, if any
+ * (mixed or half forms are left to the schema, which refuses them).
+ */
+export function redisFormProblem(spec: ServiceSpec, set: ReadonlySet<string>): string | undefined {
+  if (!schemaKeys(spec).includes('REDIS_URL')) return undefined;
+  if (set.has('REDIS_URL') || (set.has('REDIS_SENTINELS') && set.has('REDIS_MASTER_NAME'))) return undefined;
+  return 'Redis is not set: want REDIS_URL, or REDIS_SENTINELS and REDIS_MASTER_NAME (its default is for a laptop: 127.0.0.1)';
 }
 
 /** Keys whose values are secrets: they may only come from a Secret, never a ConfigMap or a literal. */

@@ -13,6 +13,8 @@ import type { IContainer, IPodSpec } from 'kubernetes-models/v1';
 import { cnpgProblems } from './cnpg';
 import { OVERLAYS, REPO_ROOT, Rendered, renderOverlay, schemaProblems, type K8sObject } from './render';
 import { SERVICES } from './services';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { quantityBytes, redisBytes, redisSettings, resolveAddress, sentinelsOf } from './redis';
 import { hardeningProblems, hostPort, ingressAllowed, resolveEndpoint, workloads, type Workload } from './workloads';
 
 const rendered = Object.fromEntries(OVERLAYS.map((o) => [o, new Rendered(o, renderOverlay(o))])) as Record<(typeof OVERLAYS)[number], Rendered>;
@@ -163,3 +165,101 @@ describe('schema migrations before the rollout', () => {
   });
 });
 
+
+describe('k8s/overlays/prod: Redis per use, primary + 2 replicas behind 3 Sentinels', () => {
+  const r = rendered.prod;
+  const sentinelSets = sentinelsOf(r);
+  /** The data StatefulSets the Sentinels monitor, by master name. */
+  const masters = sentinelSets.flatMap((s) =>
+    s.monitors.map((m) => {
+      const target = resolveAddress(r, m.host, m.port, 'wristpay');
+      return { sentinels: s, monitor: m, target };
+    }),
+  );
+  const zoneSpread = (w: Workload) => (w.podSpec.topologySpreadConstraints ?? []).find((c) => c.topologyKey === 'topology.kubernetes.io/zone');
+  const pdbOf = (w: Workload) => r.ofKind<IPodDisruptionBudget>('PodDisruptionBudget').filter((p) => p.spec?.selector?.matchLabels && Object.entries(p.spec.selector.matchLabels).every(([k, v]) => w.podLabels[k] === v));
+  /** Three pods, one per zone first, and at most one of them down by choice. */
+  const haProblems = (w: Workload): string[] => {
+    const problems: string[] = [];
+    const replicas = (w.obj.spec as { replicas?: number }).replicas;
+    if (replicas !== 3) problems.push(`${w.name}: replicas ${replicas ?? 'unset'}, want 3`);
+    const spread = zoneSpread(w);
+    if (!spread || spread.maxSkew !== 1 || spread.whenUnsatisfiable !== 'DoNotSchedule' || spread.labelSelector?.matchLabels?.['app.kubernetes.io/name'] !== w.podLabels['app.kubernetes.io/name']) {
+      problems.push(`${w.name}: no zone spread (maxSkew 1, DoNotSchedule, on its own pods)`);
+    }
+    const pdbs = pdbOf(w);
+    if (pdbs.length !== 1) problems.push(`${w.name}: ${pdbs.length} PodDisruptionBudgets, want 1`);
+    else if (!(pdbs[0]!.spec?.maxUnavailable === 1 || pdbs[0]!.spec?.minAvailable === 2)) problems.push(`${w.name}: PDB allows more than one pod down`);
+    problems.push(...hardeningProblems(w));
+    return problems;
+  };
+
+  it('replaces base\'s single redis: no redis workload or Service in prod, and no service reads REDIS_URL', () => {
+    expect(workloads(r).filter((w) => w.name === 'redis')).toEqual([]);
+    expect(r.find('Service', 'redis')).toBeUndefined();
+    for (const name of ['device-registry', 'risk']) {
+      const c = container(deploymentOf(r, name));
+      expect((c.env ?? []).map((e) => e.name)).not.toContain('REDIS_URL');
+    }
+  });
+
+  it('one Sentinel set of 3 pods monitors both masters, quorum a majority and at most the count', () => {
+    expect(sentinelSets.map((s) => s.workload.name)).toEqual(['redis-sentinel']);
+    const s = sentinelSets[0]!;
+    expect(haProblems(s.workload)).toEqual([]);
+    const count = (s.workload.obj.spec as { replicas: number }).replicas;
+    expect(s.monitors.map((m) => m.name).sort()).toEqual(['risk', 'sessions']);
+    for (const m of s.monitors) {
+      expect(m.quorum).toBeLessThanOrEqual(count);
+      expect(m.quorum).toBeGreaterThan(count / 2);
+      expect(Number(m.options['down-after-milliseconds'])).toBeGreaterThan(0);
+      expect(Number(m.options['failover-timeout'])).toBeGreaterThan(0);
+    }
+    // Stable names, not pod IPs: Sentinel resolves and announces hostnames.
+    expect(s.conf).toMatch(/^sentinel resolve-hostnames yes$/m);
+    expect(s.conf).toMatch(/^sentinel announce-hostnames yes$/m);
+    // Sentinel rewrites its config: it must run from a writable emptyDir copy.
+    const c = container(s.workload);
+    expect(c.command).toEqual(['sh', '/scripts/sentinel-start.sh']);
+    const confMount = c.volumeMounts?.find((m) => m.mountPath === '/etc/sentinel');
+    expect(s.workload.podSpec.volumes?.find((v) => v.name === confMount?.name)?.emptyDir).toBeDefined();
+  });
+
+  it.each([
+    ['sessions', 'redis-sessions', 'device-registry', 'noeviction', 1024 ** 3],
+    ['risk', 'redis-risk', 'risk', 'volatile-lru', 14 * 1024 ** 3],
+  ] as const)('master %s is StatefulSet %s, used by %s only: %s, maxmemory from the sizing, memory limit above it, 3 pods over zones, a PDB', (master, set, client, policy, maxmemory) => {
+    const m = masters.find((x) => x.monitor.name === master);
+    if (!m) throw new Error(`no Sentinel monitors ${master}`);
+    const target = m.target;
+    if (typeof target === 'string') throw new Error(target);
+    const w = target.workload;
+    expect(w.name).toBe(set);
+    expect(w.obj.kind).toBe('StatefulSet');
+    expect(haProblems(w)).toEqual([]);
+    const settings = redisSettings(r, w);
+    expect(settings['maxmemory-policy']).toBe(policy);
+    expect(redisBytes(settings.maxmemory ?? '')).toBe(maxmemory);
+    const limit = quantityBytes(container(w).resources?.limits?.memory);
+    // Room over maxmemory for fragmentation, buffers and a fork's copy-on-write (README sizing).
+    expect(limit).toBeGreaterThanOrEqual(1.4 * maxmemory);
+    expect(quantityBytes(container(w).resources?.requests?.memory)).toBe(limit);
+    // The start script names this master when it asks the Sentinels who is primary.
+    const env = Object.fromEntries((container(w).env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ REDIS_MASTER_NAME: master, REDIS_SERVICE: (w.obj.spec as { serviceName: string }).serviceName });
+    // The Service gives unready pods a name too (replicas and Sentinels reach a node before it is Ready).
+    expect(r.find<{ spec: { publishNotReadyAddresses?: boolean } }>('Service', set)!.spec.publishNotReadyAddresses).toBe(true);
+    const users = SERVICES.filter((s) => ingressAllowed(r, deploymentOf(r, s.name).podLabels, target) === true).map((s) => s.name);
+    expect(users).toEqual([client]);
+    // Its own nodes (replication) and the Sentinels reach it.
+    for (const peer of [w, sentinelSets[0]!.workload]) expect(ingressAllowed(r, peer.podLabels, target)).toBe(true);
+  });
+
+  it('the Sentinels admit device-registry, risk, each other and the data nodes; no other service', () => {
+    const s = sentinelSets[0]!.workload;
+    const target = resolveAddress(r, 'redis-sentinel-0.redis-sentinel', 26379, 'wristpay');
+    if (typeof target === 'string') throw new Error(target);
+    expect(SERVICES.filter((x) => ingressAllowed(r, deploymentOf(r, x.name).podLabels, target) === true).map((x) => x.name).sort()).toEqual(['device-registry', 'risk']);
+    for (const peer of [s, ...masters.map((m) => (m.target as Exclude<typeof m.target, string>).workload)]) expect(ingressAllowed(r, peer.podLabels, target)).toBe(true);
+  });
+});
