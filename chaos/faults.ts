@@ -5,7 +5,7 @@
  */
 import { SERVICES, type ServiceName } from '../scripts/mesh';
 import type { Engine, Engines } from './engines';
-import type { Load } from './load';
+import type { Load, ProbeResult } from './load';
 import type { Supervisor } from './supervisor';
 
 export type FaultKind = 'kill-service' | 'term-service' | 'kill-redis' | 'kill-nats' | 'stop-postgres';
@@ -53,16 +53,20 @@ export interface FaultResult {
   /** ms from endedAt until every service (a killed one: that one) answered SERVING. */
   servingMs?: number;
   servingTargetMs?: number;
-  /** ms from endedAt until a fresh payment was answered (APPROVED expected). */
+  /** ms from endedAt until a fresh payment was answered at all (approved or not). */
+  answeredMs?: number;
+  /** ms from endedAt until a fresh payment was APPROVED (the recovery target's measure). */
   paymentMs?: number;
   paymentTargetMs?: number;
-  paymentStatus?: string;
+  /** Why no payment was approved (the probe gave up). */
   paymentError?: string;
   /** Load attempts from the fault's start to the next fault's start, and how many failed (any non-OK code). */
   attempts: number;
   failedAttempts: number;
   /** Codes of the failed attempts, by name. */
   codes: Record<string, number>;
+  /** Payments answered in the window, by status (a degraded dependency may step payments up instead of failing them). */
+  answers: Record<string, number>;
   /** Services whose process exited during this fault (other than the one the fault killed). */
   unexpectedExits: string[];
   notes: string[];
@@ -86,7 +90,7 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
     const exitsBefore = supervisor.events.length;
     const attemptsBefore = load.attempts.length;
     const startedAt = Date.now();
-    const result: FaultResult = { name: fault.name, kind: fault.kind, startedAt, endedAt: startedAt, attempts: 0, failedAttempts: 0, codes: {}, unexpectedExits: [], notes: [] };
+    const result: FaultResult = { name: fault.name, kind: fault.kind, startedAt, endedAt: startedAt, attempts: 0, failedAttempts: 0, codes: {}, answers: {}, unexpectedExits: [], notes: [] };
     let engine: Engine | undefined;
     if (fault.kind === 'kill-service' || fault.kind === 'term-service') {
       const service = fault.service!;
@@ -113,7 +117,7 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
       recordPayment(result, payment);
     }
     options.onProgress(
-      `  ${fault.name}: back after ${result.endedAt - startedAt} ms${result.notes.length ? ` (${result.notes.join('; ')})` : ''}; SERVING +${result.servingMs} ms; payment answered +${result.paymentMs ?? '—'} ms (${result.paymentStatus ?? result.paymentError})`,
+      `  ${fault.name}: back after ${result.endedAt - startedAt} ms${result.notes.length ? ` (${result.notes.join('; ')})` : ''}; SERVING +${result.servingMs} ms; a payment answered +${result.answeredMs ?? '—'} ms, approved +${result.paymentMs ?? result.paymentError ?? '—'} ms`,
     );
     await sleep(options.gapMs);
     const window = load.attempts.slice(attemptsBefore);
@@ -124,6 +128,11 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
       const name = codeLabel(a.code);
       result.codes[name] = (result.codes[name] ?? 0) + 1;
     }
+    const windowEnd = Date.now();
+    for (const o of load.outcomes) {
+      if (o.kind !== 'authorize' || !o.status || o.endedAt < startedAt || o.endedAt > windowEnd || o.idempotencyKey === undefined) continue;
+      result.answers[o.status] = (result.answers[o.status] ?? 0) + 1;
+    }
     for (const e of supervisor.events.slice(exitsBefore)) {
       if (e.what === 'exited' && e.service !== fault.service) result.unexpectedExits.push(`${e.service} (${e.detail})`);
     }
@@ -132,12 +141,12 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
   return results;
 }
 
-function recordPayment(result: FaultResult, payment: { answeredAt?: number; status?: string; error?: string }): void {
-  if (payment.answeredAt !== undefined) {
-    result.paymentMs = Math.max(0, payment.answeredAt - result.endedAt);
-    result.paymentStatus = payment.status;
-    if (payment.status !== 'APPROVED') result.notes.push(`the probe payment was ${payment.status}, not APPROVED`);
-  } else result.paymentError = payment.error;
+function recordPayment(result: FaultResult, probe: ProbeResult): void {
+  const first = probe.seen[0];
+  if (first) result.answeredMs = Math.max(0, first.at - result.endedAt);
+  for (const s of probe.seen.filter((x) => x.status !== 'APPROVED')) result.notes.push(`probe payment ${s.paymentId} was ${s.status} at +${s.at - result.endedAt} ms`);
+  if (probe.approvedAt !== undefined) result.paymentMs = Math.max(0, probe.approvedAt - result.endedAt);
+  else result.paymentError = probe.error;
 }
 
 const CODE_NAMES: Record<number, string> = { 1: 'CANCELLED', 2: 'UNKNOWN', 4: 'DEADLINE_EXCEEDED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION', 10: 'ABORTED', 13: 'INTERNAL', 14: 'UNAVAILABLE' };

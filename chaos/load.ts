@@ -122,8 +122,16 @@ export interface Load {
    * A recovery probe: a fresh band pays once (one key, one tap), retried every 100 ms with a
    * 1.5 s deadline until it gets an answer: when payments flow again, to within about 100 ms.
    */
-  probe(giveUpMs: number): Promise<{ answeredAt?: number; status?: string; paymentId?: string; error?: string }>;
+  probe(giveUpMs: number): Promise<ProbeResult>;
   close(): void;
+}
+
+export interface ProbeResult {
+  /** Each probe payment's answer, in order (a stepped-up one is followed by another band's). */
+  seen: Array<{ at: number; status: string; paymentId: string }>;
+  /** When the first APPROVED answer came. */
+  approvedAt?: number;
+  error?: string;
 }
 
 /** Onboards the merchants (as `backoffice`) and the bands (as `wallet`), retrying what a just-started mesh may refuse. */
@@ -163,6 +171,33 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
 
   const terminals = new Map<string, GatewayServiceClient>();
   for (const m of options.merchants) terminals.set(m, new GatewayServiceClient(options.addresses.gateway, options.credentials(merchantIdentity(m)), TERMINAL_CHANNEL));
+
+  /** One probe payment: one key, one tap, retried every 100 ms (1.5 s deadline) until it is answered or `until`. */
+  const probeOnce = async (b: PayingBand, until: number): Promise<{ answeredAt?: number; status?: string; paymentId?: string; error?: string }> => {
+    const terminal = terminals.get(b.merchantId)!;
+    const amountMinor = 500n;
+    const tap = b.band.tap({ amountMinor, currency: 'EUR', merchantId: b.merchantId, terminalNonce: terminalNonce() });
+    const req: AuthorizeRequest = { idempotencyKey: randomUUID(), merchantId: b.merchantId, amount: { amountMinor, currency: 'EUR' }, payload: { $case: 'tap', value: tap }, location: merchantLocation(b.merchantId), terminalId: `probe-${b.merchantId}`, voucherCode: '', merchantName: '' };
+    const started = Date.now();
+    const probeAttempts: Attempt[] = [];
+    const internal: string[] = [];
+    for (;;) {
+      const r = await withRetries('authorize', probeAttempts, -1, () => unary<AuthorizeRequest, AuthorizeResponse>(terminal.authorize.bind(terminal), req, 1_500));
+      internal.push(...r.internal);
+      const base = { kind: 'authorize' as const, merchantId: b.merchantId, idempotencyKey: req.idempotencyKey, startedAt: started, endedAt: Date.now(), attempts: probeAttempts.length, ...(internal.length ? { internal } : {}) };
+      if (r.value) {
+        const status = PaymentStatus[r.value.status].replace('PAYMENT_STATUS_', '');
+        outcomes.push({ ...base, paymentId: r.value.paymentId, status, declineReason: r.value.declineReason });
+        return { answeredAt: Date.now(), status, paymentId: r.value.paymentId };
+      }
+      const code = r.error!.code;
+      if (!RETRYABLE.has(code) || Date.now() > until) {
+        outcomes.push({ ...base, error: codeName(code), errorMessage: String(r.error!.details ?? '').slice(0, 200) });
+        return { error: `${codeName(code)} ${r.error!.details ?? ''}` };
+      }
+      await sleep(100);
+    }
+  };
 
   let stopped = false;
   let started = 0;
@@ -273,30 +308,16 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
       stopped = true;
     },
     probe: async (giveUpMs) => {
-      const b = probes.shift();
-      if (!b) return { error: 'no probe band left' };
-      const terminal = terminals.get(b.merchantId)!;
-      const amountMinor = 500n;
-      const tap = b.band.tap({ amountMinor, currency: 'EUR', merchantId: b.merchantId, terminalNonce: terminalNonce() });
-      const req: AuthorizeRequest = { idempotencyKey: randomUUID(), merchantId: b.merchantId, amount: { amountMinor, currency: 'EUR' }, payload: { $case: 'tap', value: tap }, location: merchantLocation(b.merchantId), terminalId: `probe-${b.merchantId}`, voucherCode: '', merchantName: '' };
       const started = Date.now();
-      const probeAttempts: Attempt[] = [];
-      const internal: string[] = [];
-      for (;;) {
-        const r = await withRetries('authorize', probeAttempts, -1, () => unary<AuthorizeRequest, AuthorizeResponse>(terminal.authorize.bind(terminal), req, 1_500));
-        internal.push(...r.internal);
-        if (r.value) {
-          const status = PaymentStatus[r.value.status].replace('PAYMENT_STATUS_', '');
-          outcomes.push({ kind: 'authorize', merchantId: b.merchantId, idempotencyKey: req.idempotencyKey, paymentId: r.value.paymentId, status, declineReason: r.value.declineReason, startedAt: started, endedAt: Date.now(), attempts: probeAttempts.length, ...(internal.length ? { internal } : {}) });
-          return { answeredAt: Date.now(), status, paymentId: r.value.paymentId };
-        }
-        const code = r.error!.code;
-        if (!RETRYABLE.has(code) || Date.now() - started > giveUpMs) {
-          outcomes.push({ kind: 'authorize', merchantId: b.merchantId, idempotencyKey: req.idempotencyKey, startedAt: started, endedAt: Date.now(), attempts: probeAttempts.length, error: codeName(code), errorMessage: String(r.error!.details ?? '').slice(0, 200), ...(internal.length ? { internal } : {}) });
-          return { error: `${codeName(code)} ${r.error!.details ?? ''}` };
-        }
-        await sleep(100);
+      const seen: ProbeResult['seen'] = [];
+      // Fresh bands until one is APPROVED: right after a fault risk may still step a payment up.
+      for (let b = probes.shift(); b; b = probes.shift()) {
+        const one = await probeOnce(b, started + giveUpMs);
+        if (one.error) return { seen, error: one.error };
+        seen.push({ at: one.answeredAt!, status: one.status!, paymentId: one.paymentId! });
+        if (one.status === 'APPROVED') return { seen, approvedAt: one.answeredAt };
       }
+      return { seen, error: 'no probe band left' };
     },
     close: () => {
       wallet.close();

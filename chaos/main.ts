@@ -93,6 +93,7 @@ async function main(): Promise<number> {
       logDir: join(work, 'logs'),
     });
     await supervisor.start();
+    await engines.postgres.checkpoint();
     progress(`six services SERVING over mTLS (logs in ${join(work, 'logs')})`);
 
     const at = (s: ServiceName) => `localhost:${ports[s]}`;
@@ -102,7 +103,7 @@ async function main(): Promise<number> {
       credentials: (identity) => certCredentials(certs, identity),
       merchants: [...DEMO_MERCHANTS.keys()].slice(0, 4),
       bands: v.bands,
-      probeBands: v.faults.length + 1,
+      probeBands: 3 * v.faults.length + 2,
       terminals: v.terminals,
       maxPayments: v.maxPayments,
       giveUpMs: 30_000,

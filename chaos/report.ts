@@ -35,16 +35,18 @@ export function recoveryMisses(faults: FaultResult[]): string[] {
 }
 
 export function renderReport(report: ChaosReport): string {
-  const faults = new Table({ head: ['fault', 'down for', 'SERVING again', 'payment answered again', 'attempts', 'failed', 'codes', 'other exits'], style: { head: [], border: [] } });
+  const faults = new Table({ head: ['fault', 'down for', 'SERVING again', 'first answer', 'payment approved again', 'attempts', 'failed', 'codes', 'answers', 'other exits'], style: { head: [], border: [] } });
   for (const f of report.faults) {
     faults.push([
       f.name,
       `${f.endedAt - f.startedAt} ms`,
       verdict(f.servingMs, f.servingTargetMs),
-      `${verdict(f.paymentMs, f.paymentTargetMs)}${f.paymentStatus && f.paymentStatus !== 'APPROVED' ? ` ${f.paymentStatus}` : ''}${f.paymentError ? ` ${f.paymentError}` : ''}`,
+      f.answeredMs === undefined ? '—' : `${f.answeredMs} ms`,
+      f.paymentError ? `none: ${f.paymentError}` : verdict(f.paymentMs, f.paymentTargetMs),
       String(f.attempts),
       f.attempts ? `${f.failedAttempts} (${((100 * f.failedAttempts) / f.attempts).toFixed(1)}%)` : '0',
       Object.entries(f.codes).map(([c, n]) => `${c} ${n}`).join(', ') || '—',
+      Object.entries(f.answers).map(([c, n]) => `${c.replace('CHALLENGE_REQUIRED', 'CHALLENGED')} ${n}`).join(', ') || '—',
       f.unexpectedExits.join(', ') || '—',
     ]);
   }
