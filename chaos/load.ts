@@ -53,6 +53,8 @@ export interface LoadOptions {
   /** Bands to onboard; each pays one merchant at most twice a minute (risk's velocity rules). */
   bands: number;
   terminals: number;
+  /** Payments started per second over all terminals (steady, so every fault meets the same load). */
+  ratePerSecond: number;
   /** Stop starting payments after this many, or at `stopAt()` (whichever first). */
   maxPayments: number;
   /** A terminal gives up on a payment whose retries have run this long. */
@@ -276,8 +278,14 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
     }
   };
 
+  let nextStart = Date.now();
   const terminal = async () => {
     while (!stopped && started < options.maxPayments) {
+      // Steady pacing: a terminal held up by retries does not make the others burst afterwards.
+      const wait = nextStart - Date.now();
+      nextStart = Math.max(nextStart, Date.now() - 1_000) + 1_000 / options.ratePerSecond;
+      if (wait > 0) await sleep(wait);
+      if (stopped) break;
       const b = pickBand();
       if (!b) {
         await sleep(100);

@@ -34,8 +34,8 @@ const num = (name: string, fallback: number) => {
 
 /** The two variants: the short one fits in `npm test` (about a minute), the long one kills every service. */
 const VARIANTS = {
-  short: { faults: SHORT_FAULTS, bands: 40, terminals: 4, warmupMs: 3_000, outageMs: 2_000, gapMs: 2_500, maxPayments: 2_000 },
-  long: { faults: LONG_FAULTS, bands: 120, terminals: 8, warmupMs: 10_000, outageMs: 4_000, gapMs: 8_000, maxPayments: 20_000 },
+  short: { faults: SHORT_FAULTS, bands: 40, terminals: 6, rate: 3, warmupMs: 2_000, outageMs: 2_000, gapMs: 2_000, maxPayments: 2_000 },
+  long: { faults: LONG_FAULTS, bands: 120, terminals: 10, rate: 4, warmupMs: 10_000, outageMs: 4_000, gapMs: 8_000, maxPayments: 20_000 },
 };
 
 const progress = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -105,6 +105,7 @@ async function main(): Promise<number> {
       bands: v.bands,
       probeBands: 3 * v.faults.length + 2,
       terminals: v.terminals,
+      ratePerSecond: v.rate,
       maxPayments: v.maxPayments,
       giveUpMs: 30_000,
       captureEvery: 3,

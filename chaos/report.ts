@@ -35,7 +35,7 @@ export function recoveryMisses(faults: FaultResult[]): string[] {
 }
 
 export function renderReport(report: ChaosReport): string {
-  const faults = new Table({ head: ['fault', 'down for', 'SERVING again', 'first answer', 'payment approved again', 'attempts', 'failed', 'codes', 'answers', 'other exits'], style: { head: [], border: [] } });
+  const faults = new Table({ head: ['fault', 'down for', 'SERVING again', 'first answer', 'payment approved again', 'failed attempts (error rate)', 'answers in the window', 'other exits'], style: { head: [], border: [] } });
   for (const f of report.faults) {
     faults.push([
       f.name,
@@ -43,9 +43,7 @@ export function renderReport(report: ChaosReport): string {
       verdict(f.servingMs, f.servingTargetMs),
       f.answeredMs === undefined ? '—' : `${f.answeredMs} ms`,
       f.paymentError ? `none: ${f.paymentError}` : verdict(f.paymentMs, f.paymentTargetMs),
-      String(f.attempts),
-      f.attempts ? `${f.failedAttempts} (${((100 * f.failedAttempts) / f.attempts).toFixed(1)}%)` : '0',
-      Object.entries(f.codes).map(([c, n]) => `${c} ${n}`).join(', ') || '—',
+      `${f.failedAttempts}/${f.attempts}${f.attempts ? ` (${((100 * f.failedAttempts) / f.attempts).toFixed(1)}%)` : ''}${Object.keys(f.codes).length ? ` ${Object.entries(f.codes).map(([c, n]) => `${c} ${n}`).join(', ')}` : ''}`,
       Object.entries(f.answers).map(([c, n]) => `${c.replace('CHALLENGE_REQUIRED', 'CHALLENGED')} ${n}`).join(', ') || '—',
       f.unexpectedExits.join(', ') || '—',
     ]);
