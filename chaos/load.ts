@@ -61,7 +61,7 @@ export interface LoadOptions {
   giveUpMs: number;
   /** Capture every n-th approved payment (same-key retries too). */
   captureEvery: number;
-  /** Bands kept apart for recovery probes: each pays once, right after a fault ends. */
+  /** Bands kept apart for recovery probes (they take turns, within the velocity rules). */
   probeBands: number;
   onProgress?: (line: string) => void;
 }
@@ -211,11 +211,11 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
    * never one that paid in the last 7 s (ten in a minute is a card-testing burst and declined).
    * Mixed outcomes are fine: every answer, approved or not, must leave the stores consistent.
    */
-  const pickBand = (): PayingBand | undefined => {
+  const pickBand = (pool: PayingBand[] = bands): PayingBand | undefined => {
     const now = Date.now();
     let calm: PayingBand | undefined;
     let busiest: PayingBand | undefined;
-    for (const b of bands) {
+    for (const b of pool) {
       if (b.busy) continue;
       b.paidAt = b.paidAt.filter((t) => now - t < 61_000);
       const last = b.paidAt[b.paidAt.length - 1] ?? 0;
@@ -318,14 +318,24 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
     probe: async (giveUpMs) => {
       const started = Date.now();
       const seen: ProbeResult['seen'] = [];
-      // Fresh bands until one is APPROVED: right after a fault risk may still step a payment up.
-      for (let b = probes.shift(); b; b = probes.shift()) {
-        const one = await probeOnce(b, started + giveUpMs);
+      // Until a payment is APPROVED: right after a fault a dependency's client may still be
+      // reconnecting and risk steps payments up meanwhile. The probe bands take turns within the
+      // velocity rules (pickBand), so a run of step-ups does not use them up.
+      while (Date.now() < started + giveUpMs) {
+        const b = pickBand(probes);
+        if (!b) {
+          await sleep(100);
+          continue;
+        }
+        b.busy = true;
+        b.paidAt.push(Date.now());
+        const one = await probeOnce(b, started + giveUpMs).finally(() => (b.busy = false));
         if (one.error) return { seen, error: one.error };
         seen.push({ at: one.answeredAt!, status: one.status!, paymentId: one.paymentId! });
         if (one.status === 'APPROVED') return { seen, approvedAt: one.answeredAt };
+        await sleep(150);
       }
-      return { seen, error: 'no probe band left' };
+      return { seen, error: `no payment approved within ${giveUpMs} ms` };
     },
     close: () => {
       wallet.close();

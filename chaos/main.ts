@@ -34,8 +34,8 @@ const num = (name: string, fallback: number) => {
 
 /** The two variants: the short one fits in `npm test` (about a minute), the long one kills every service. */
 const VARIANTS = {
-  short: { faults: SHORT_FAULTS, bands: 40, terminals: 6, rate: 3, warmupMs: 2_000, outageMs: 2_000, gapMs: 2_000, maxPayments: 2_000 },
-  long: { faults: LONG_FAULTS, bands: 120, terminals: 10, rate: 4, warmupMs: 10_000, outageMs: 4_000, gapMs: 8_000, maxPayments: 20_000 },
+  short: { faults: SHORT_FAULTS, bands: 40, terminals: 6, probeBands: 8, rate: 3, warmupMs: 2_000, outageMs: 2_000, gapMs: 2_000, maxPayments: 2_000 },
+  long: { faults: LONG_FAULTS, bands: 120, terminals: 10, probeBands: 12, rate: 4, warmupMs: 10_000, outageMs: 4_000, gapMs: 8_000, maxPayments: 20_000 },
 };
 
 const progress = (line: string) => process.stderr.write(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -103,7 +103,7 @@ async function main(): Promise<number> {
       credentials: (identity) => certCredentials(certs, identity),
       merchants: [...DEMO_MERCHANTS.keys()].slice(0, 4),
       bands: v.bands,
-      probeBands: 3 * v.faults.length + 2,
+      probeBands: v.probeBands,
       terminals: v.terminals,
       ratePerSecond: v.rate,
       maxPayments: v.maxPayments,
