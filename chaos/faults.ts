@@ -144,7 +144,8 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
 function recordPayment(result: FaultResult, probe: ProbeResult): void {
   const first = probe.seen[0];
   if (first) result.answeredMs = Math.max(0, first.at - result.endedAt);
-  for (const s of probe.seen.filter((x) => x.status !== 'APPROVED')) result.notes.push(`probe payment ${s.paymentId} was ${s.status} at +${s.at - result.endedAt} ms`);
+  const refused = probe.seen.filter((x) => x.status !== 'APPROVED');
+  if (refused.length) result.notes.push(`${refused.length} probe payment(s) not approved first: ${refused.map((s) => `${s.paymentId} ${s.status} (${s.reasons || 'no reason'}) at +${s.at - result.endedAt} ms`).join('; ')}`);
   if (probe.approvedAt !== undefined) result.paymentMs = Math.max(0, probe.approvedAt - result.endedAt);
   else result.paymentError = probe.error;
 }

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Metadata, status as Status, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
-import { GatewayServiceClient, MerchantAdminServiceClient, PaymentStatus, type AuthorizeRequest, type AuthorizeResponse, type CaptureRequest, type CaptureResponse } from '../gen/wristpay/gateway/v1/gateway';
+import { DeclineReason, GatewayServiceClient, MerchantAdminServiceClient, PaymentStatus, type AuthorizeRequest, type AuthorizeResponse, type CaptureRequest, type CaptureResponse } from '../gen/wristpay/gateway/v1/gateway';
 import type { Band } from '../sim/band';
 import { meshClients, type MeshAddresses } from '../sim/clients';
 import { merchantIdentity, terminalNonce } from '../sim/terminal';
@@ -130,7 +130,7 @@ export interface Load {
 
 export interface ProbeResult {
   /** Each probe payment's answer, in order (a stepped-up one is followed by another band's). */
-  seen: Array<{ at: number; status: string; paymentId: string }>;
+  seen: Array<{ at: number; status: string; paymentId: string; reasons: string }>;
   /** When the first APPROVED answer came. */
   approvedAt?: number;
   error?: string;
@@ -175,7 +175,7 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
   for (const m of options.merchants) terminals.set(m, new GatewayServiceClient(options.addresses.gateway, options.credentials(merchantIdentity(m)), TERMINAL_CHANNEL));
 
   /** One probe payment: one key, one tap, retried every 100 ms (1.5 s deadline) until it is answered or `until`. */
-  const probeOnce = async (b: PayingBand, until: number): Promise<{ answeredAt?: number; status?: string; paymentId?: string; error?: string }> => {
+  const probeOnce = async (b: PayingBand, until: number): Promise<{ answeredAt?: number; status?: string; paymentId?: string; reasons?: string; error?: string }> => {
     const terminal = terminals.get(b.merchantId)!;
     const amountMinor = 500n;
     const tap = b.band.tap({ amountMinor, currency: 'EUR', merchantId: b.merchantId, terminalNonce: terminalNonce() });
@@ -190,7 +190,9 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
       if (r.value) {
         const status = PaymentStatus[r.value.status].replace('PAYMENT_STATUS_', '');
         outcomes.push({ ...base, paymentId: r.value.paymentId, status, declineReason: r.value.declineReason });
-        return { answeredAt: Date.now(), status, paymentId: r.value.paymentId };
+        // Why it was not approved (risk's reasons, the decline reason): for the report, never a secret.
+        const reasons = [...r.value.riskReasons, ...(r.value.declineReason ? [DeclineReason[r.value.declineReason]] : [])].join(' ');
+        return { answeredAt: Date.now(), status, paymentId: r.value.paymentId, reasons };
       }
       const code = r.error!.code;
       if (!RETRYABLE.has(code) || Date.now() > until) {
@@ -331,7 +333,7 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
         b.paidAt.push(Date.now());
         const one = await probeOnce(b, started + giveUpMs).finally(() => (b.busy = false));
         if (one.error) return { seen, error: one.error };
-        seen.push({ at: one.answeredAt!, status: one.status!, paymentId: one.paymentId! });
+        seen.push({ at: one.answeredAt!, status: one.status!, paymentId: one.paymentId!, reasons: one.reasons ?? '' });
         if (one.status === 'APPROVED') return { seen, approvedAt: one.answeredAt };
         await sleep(150);
       }
