@@ -45,8 +45,10 @@ export interface Engines {
   natsNode(): Engine;
   /** The fault "kill the Redis primary": the only server here, the Sentinel-elected primary in a cluster. */
   redisPrimary(): Engine;
-  /** Stops everything (SIGKILL where needed); the data folder stays for a post-mortem unless `remove`. */
+  /** Stops everything (SIGKILL where needed); the data folder stays for a post-mortem. */
   stop(): Promise<void>;
+  /** The same, synchronously, for a process 'exit' handler (the harness crashed or was interrupted). */
+  killNow(): void;
 }
 
 export interface EnginePorts {
@@ -119,6 +121,10 @@ class OwnedProcess {
     return this.tail.slice(-5).join(' | ') || 'no output';
   }
 
+  killNow(): void {
+    if (this.alive) this.child!.kill('SIGKILL');
+  }
+
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child;
     if (!child || !this.alive) return;
@@ -137,11 +143,12 @@ class OwnedProcess {
  * keeps live band sessions across a restart (without it every band would need unlocking again
  * after the fault, and every payment would be stepped up).
  */
-function redisEngine(port: number, dir: string): Engine {
+function redisEngine(port: number, dir: string): Engine & { killNow(): void } {
   const data = join(dir, 'redis');
   mkdirSync(data, { recursive: true });
   const proc = new OwnedProcess('redis-server', process.env.CHAOS_REDIS_BIN ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', data]);
-  const engine: Engine = {
+  const engine = {
+    killNow: () => proc.killNow(),
     url: `redis://127.0.0.1:${port}`,
     ready: () => tcpOpen(port),
     async crash() {
@@ -156,11 +163,12 @@ function redisEngine(port: number, dir: string): Engine {
 }
 
 /** nats-server with JetStream and its own store folder on `port`. */
-function natsEngine(port: number, dir: string): Engine {
+function natsEngine(port: number, dir: string): Engine & { killNow(): void } {
   const store = join(dir, 'nats');
   mkdirSync(store, { recursive: true });
   const proc = new OwnedProcess('nats-server', process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store]);
   return {
+    killNow: () => proc.killNow(),
     url: `nats://127.0.0.1:${port}`,
     ready: () => tcpOpen(port),
     async crash() {
@@ -178,7 +186,7 @@ function natsEngine(port: number, dir: string): Engine {
  * immediate stop is the crash it is in production) run by pg_ctl. Its socket goes to the data
  * folder, never /var/run/postgresql.
  */
-function postgresEngine(port: number, dir: string): Engines['postgres'] {
+function postgresEngine(port: number, dir: string): Engines['postgres'] & { killNow(): void } {
   const bin = postgresBin();
   const data = join(dir, 'pg');
   const log = join(dir, 'pg', 'server.log');
@@ -229,6 +237,9 @@ function postgresEngine(port: number, dir: string): Engines['postgres'] {
     adminUrl,
     databaseUrl: (name) => `postgres://postgres@127.0.0.1:${port}/${name}`,
     ready,
+    killNow() {
+      if (existsSync(join(data, 'postmaster.pid'))) run(join(bin, 'pg_ctl'), ['-D', data, 'stop', '-m', 'immediate']);
+    },
     async checkpoint() {
       const c = new Client({ connectionString: adminUrl });
       await c.connect();
@@ -276,6 +287,11 @@ export async function startSingleEngines(dir: string, ports: EnginePorts): Promi
     nats,
     natsNode: () => nats,
     redisPrimary: () => redis,
+    killNow() {
+      redis.killNow();
+      nats.killNow();
+      postgres.killNow();
+    },
     async stop() {
       await redis.crash().catch(() => undefined);
       await nats.crash().catch(() => undefined);

@@ -67,7 +67,7 @@ export interface FaultResult {
   codes: Record<string, number>;
   /** Payments answered in the window, by status (a degraded dependency may step payments up instead of failing them). */
   answers: Record<string, number>;
-  /** Services whose process exited during this fault (other than the one the fault killed). */
+  /** Processes that exited during this fault besides the one the fault ended (another service, or the restarted one again). */
   unexpectedExits: string[];
   notes: string[];
 }
@@ -133,8 +133,12 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
       if (o.kind !== 'authorize' || !o.status || o.endedAt < startedAt || o.endedAt > windowEnd || o.idempotencyKey === undefined) continue;
       result.answers[o.status] = (result.answers[o.status] ?? 0) + 1;
     }
+    // Any exit but the one the fault caused: another service, or the restarted one exiting again (a crash loop).
+    let causedExit = false;
     for (const e of supervisor.events.slice(exitsBefore)) {
-      if (e.what === 'exited' && e.service !== fault.service) result.unexpectedExits.push(`${e.service} (${e.detail})`);
+      if (e.what !== 'exited') continue;
+      if (e.service === fault.service && !causedExit) causedExit = true;
+      else result.unexpectedExits.push(`${e.service} (${e.detail})`);
     }
     results.push(result);
   }

@@ -55,13 +55,16 @@ async function main(): Promise<number> {
   // A crash or Ctrl-C of the harness must not leave its servers running.
   const emergency = () => {
     supervisor?.killAll();
-    void engines?.stop();
+    engines?.killNow();
   };
-  process.once('SIGINT', () => {
-    emergency();
-    process.exit(130);
-  });
-  process.once('exit', () => supervisor?.killAll());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      progress(`${signal}: stopping the services and engines; work folder kept: ${work}`);
+      emergency();
+      process.exit(130);
+    });
+  }
+  process.once('exit', emergency);
   let ok = false;
   try {
     engines = await startSingleEngines(join(work, 'engines'), { postgres: base + 1, redis: base + 2, nats: base + 3 });
@@ -173,6 +176,7 @@ async function main(): Promise<number> {
   } finally {
     await supervisor?.stop(5_000);
     await engines?.stop();
+    process.off('exit', emergency);
     if (ok && !flag('keep')) rmSync(work, { recursive: true, force: true });
     else progress(`work folder kept for a post-mortem: ${work} (service logs in logs/, engines in engines/)`);
   }
