@@ -213,7 +213,7 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
    * never one that paid in the last 7 s (ten in a minute is a card-testing burst and declined).
    * Mixed outcomes are fine: every answer, approved or not, must leave the stores consistent.
    */
-  const pickBand = (pool: PayingBand[] = bands): PayingBand | undefined => {
+  const pickBand = (pool: PayingBand[] = bands, calmOnly = false): PayingBand | undefined => {
     const now = Date.now();
     let calm: PayingBand | undefined;
     let busiest: PayingBand | undefined;
@@ -226,7 +226,7 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
         if (!calm || last < (calm.paidAt[calm.paidAt.length - 1] ?? 0)) calm = b;
       } else if (!busiest || last < busiest.paidAt[busiest.paidAt.length - 1]!) busiest = b;
     }
-    return calm ?? busiest;
+    return calm ?? (calmOnly ? undefined : busiest);
   };
 
   const payOnce = async (b: PayingBand) => {
@@ -324,7 +324,8 @@ export async function prepareLoad(options: LoadOptions): Promise<Load> {
       // reconnecting and risk steps payments up meanwhile. The probe bands take turns within the
       // velocity rules (pickBand), so a run of step-ups does not use them up.
       while (Date.now() < started + giveUpMs) {
-        const b = pickBand(probes);
+        // Only a band risk's velocity rules leave alone: its own pool first, then the load's.
+        const b = pickBand(probes, true) ?? pickBand(bands, true);
         if (!b) {
           await sleep(100);
           continue;
