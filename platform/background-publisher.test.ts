@@ -1,5 +1,5 @@
 import { eventually } from '../test/support/eventually';
-import { requireServers, TEST_NATS_URL, uniqueName } from '../test/support/servers';
+import { requireServers, TEST_NATS_URL, uniqueName, TEST_STREAM_LIMITS } from '../test/support/servers';
 import { testLogger } from '../test/support/services';
 import { tcpProxy, type TcpProxy } from '../test/support/tcp-proxy';
 import { BackgroundPublisher } from './background-publisher';
@@ -17,8 +17,8 @@ describe('BackgroundPublisher against real NATS behind a cut connection', () => 
   beforeAll(async () => {
     await requireServers('NATS');
     proxy = await tcpProxy(TEST_NATS_URL);
-    bus = await EventBus.connect({ url: `nats://127.0.0.1:${proxy.port}`, prefix, source: 'test', log: testLogger('test') });
-    reader = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'reader', log: testLogger('test') });
+    bus = await EventBus.connect({ url: `nats://127.0.0.1:${proxy.port}`, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
+    reader = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'reader', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
   });
   afterAll(async () => {
     await bus?.close();

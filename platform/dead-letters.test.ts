@@ -1,5 +1,5 @@
 import { AckPolicy, DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
-import { requireServers, TEST_NATS_URL, uniqueName } from '../test/support/servers';
+import { requireServers, TEST_NATS_URL, TEST_STREAM_LIMITS, uniqueName } from '../test/support/servers';
 import { eventually } from '../test/support/eventually';
 import { testLogger } from '../test/support/services';
 import { DeviceChanged } from '../gen/wristpay/events/v1/events';
@@ -31,7 +31,7 @@ describe('stream limits and dead letters against real NATS', () => {
     }
   });
   const open = async (prefix: string, limits: Parameters<typeof EventBus.connect>[0]['limits'] = {}) => {
-    const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits });
+    const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: { ...TEST_STREAM_LIMITS, ...limits } });
     buses.push(bus);
     return bus;
   };

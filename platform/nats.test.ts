@@ -1,5 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { requireServers, TEST_NATS_URL, uniqueName } from '../test/support/servers';
+import { requireServers, TEST_NATS_URL, uniqueName, TEST_STREAM_LIMITS } from '../test/support/servers';
 import { testLogger } from '../test/support/services';
 import { newEvent } from './events';
 import { EventBus, subjectMatches } from './nats';
@@ -24,7 +24,7 @@ describe('EventBus.history against real NATS', () => {
   let bus: EventBus;
   beforeAll(async () => {
     await requireServers('NATS');
-    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
   });
   afterAll(() => bus?.close());
 

@@ -50,6 +50,9 @@ const headerGetter: TextMapGetter<MsgHdrs | undefined> = {
   keys: (h) => (h ? h.keys() : []),
 };
 
+/** JetStream's API error code for "stream name already in use with a different configuration". */
+const STREAM_NAME_IN_USE = 10058;
+
 /** The NATS settings every service reads (platform/config.ts natsEnv). */
 export interface NatsConfig {
   NATS_URL: string;
@@ -148,8 +151,9 @@ export class EventBus {
           await jsm.streams.add(config);
           continue;
         } catch (addErr) {
-          // Another replica created it between our info and add: that is fine.
-          if (!(addErr instanceof JetStreamApiError)) throw addErr;
+          // Another replica created it between our info and add (10058, name in use): that is
+          // fine. Anything else (e.g. insufficient storage to reserve max_bytes) is the error.
+          if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
           existing = (await jsm.streams.info(config.name)).config;
         }
       }

@@ -19,7 +19,7 @@ import { confirmStepUp, onboardBand, pay } from '../../sim/wallet';
 import { run as traceTool } from '../../scripts/trace/main';
 import { eventually } from '../support/eventually';
 import { watchEvents } from '../support/events';
-import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
+import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_MAX_BYTES, uniqueName } from '../support/servers';
 import { expectStatus, testClient } from '../support/services';
 
 const SPAN_KIND_SERVER = 1;
@@ -70,7 +70,7 @@ describe('one payment end to end', () => {
     events = await watchEvents(prefix);
     mesh = await startMesh({
       ports,
-      env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'info' },
+      env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, NATS_STREAM_MAX_BYTES: String(TEST_STREAM_MAX_BYTES), LOG_LEVEL: 'info' },
       perService,
       credentials: certCredentials(certs, 'demo'),
       onLine: (service, line) => logs.push(`${service} ${line}`),

@@ -13,7 +13,7 @@ import { onboardMerchant } from '../../sim/merchant-onboarding';
 import { DEMO_MERCHANTS } from '../../sim/terminal';
 import { onboardBand, pay } from '../../sim/wallet';
 import { eventually } from '../support/eventually';
-import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../support/servers';
+import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_MAX_BYTES, uniqueName } from '../support/servers';
 
 const MERCHANT = DEMO_MERCHANTS.get('m-coffee-lab')!;
 const AUTHORIZE = 'rpc_service="wristpay.gateway.v1.GatewayService",rpc_method="Authorize"';
@@ -62,7 +62,7 @@ describe('metrics scraped by a real Prometheus', () => {
     const [started, prom] = await Promise.all([
       startMesh({
         ports,
-        env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' },
+        env: { GRPC_TLS: 'mtls', REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, NATS_URL: TEST_NATS_URL, NATS_SUBJECT_PREFIX: prefix, NATS_STREAM_MAX_BYTES: String(TEST_STREAM_MAX_BYTES), LOG_LEVEL: 'warn' },
         perService,
         credentials: certCredentials(certs, 'demo'),
         onLine: (service, line) => logs.push(`${service} ${line}`),

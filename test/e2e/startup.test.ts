@@ -4,7 +4,7 @@ import { DEPENDENCY_RETRY } from '../../platform/service';
 import { freePort, healthStatus, serviceCommand, SERVICES, spawnService, waitServing } from '../../scripts/mesh';
 import { eventually } from '../support/eventually';
 import { meshPki } from '../support/mesh-pki';
-import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../support/servers';
+import { freshDatabase, requireServers, TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_MAX_BYTES } from '../support/servers';
 import { uniqueName } from '../support/services';
 import { tcpProxy } from '../support/tcp-proxy';
 
@@ -66,6 +66,7 @@ describe('a service process whose Redis is down at start', () => {
         ...meshPki().env('device-registry'),
         DATABASE_URL: db.url,
         NATS_URL: TEST_NATS_URL,
+        NATS_STREAM_MAX_BYTES: String(TEST_STREAM_MAX_BYTES),
         NATS_SUBJECT_PREFIX: uniqueName(),
         REDIS_URL: `redis://127.0.0.1:${proxy.port}`,
         HEALTH_PORT: String(healthPort),

@@ -7,6 +7,16 @@ export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://po
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
+/**
+ * The size cap of every stream a test creates. JetStream reserves a stream's max_bytes of the
+ * server's storage when it creates it; a test run creates hundreds of prefixed streams (they go
+ * at the run's end), and at production's 1 GiB each the machine's server ran out of storage to
+ * reserve half way through the run (stream creation refused, services waiting for NATS).
+ */
+export const TEST_STREAM_MAX_BYTES = 16 * 1024 * 1024;
+/** TEST_STREAM_MAX_BYTES as EventBus.connect takes it. */
+export const TEST_STREAM_LIMITS = { maxBytes: TEST_STREAM_MAX_BYTES };
+
 const HOW_TO_START: Record<string, string> = {
   PostgreSQL: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start',
   Redis: 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no',

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../../platform/log';
 import { PORT_ENV } from '../../scripts/mesh';
 import { meshPki } from './mesh-pki';
 import { policyOf } from './policies';
-import { TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from './servers';
+import { TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_MAX_BYTES, uniqueName } from './servers';
 
 /** A logger for tests: silent unless TEST_LOG=1, so a failing test's output stays readable. */
 export function testLogger(service: string): Logger {
@@ -29,6 +29,7 @@ export function testEnv(prefix: string, extra: Record<string, string | undefined
     REDIS_KEY_PREFIX: prefix,
     NATS_URL: TEST_NATS_URL,
     NATS_SUBJECT_PREFIX: prefix,
+    NATS_STREAM_MAX_BYTES: String(TEST_STREAM_MAX_BYTES),
     ...(service ? meshPki().env(service) : { GRPC_TLS: 'off' }),
     SHUTDOWN_GRACE_MS: '2000',
     ...extra,

@@ -8,7 +8,7 @@ import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
 import { testPki } from '../../../test/support/pki';
-import { freshDatabase, requireServers, TEST_NATS_URL, uniqueName } from '../../../test/support/servers';
+import { freshDatabase, requireServers, TEST_NATS_URL, uniqueName, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { expectStatus, testClient, testLogger } from '../../../test/support/services';
 import { alertFor } from '../src/domain/alert';
 import { AlertStore } from '../src/store';
@@ -58,7 +58,7 @@ describe('alerts (real PostgreSQL and NATS JetStream, mTLS)', () => {
     pki = testPki(['alerts', 'wallet', 'gateway']);
     database = await freshDatabase();
     events = await watchEvents(prefix);
-    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'gateway', log: testLogger('gateway') });
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'gateway', log: testLogger('gateway'), limits: TEST_STREAM_LIMITS });
     a = await startReplica(prefix, database.url, pki, { ALERTS_POLL_MS: '60000' });
     b = await startReplica(prefix, database.url, pki, { ALERTS_POLL_MS: '60000' });
   });
@@ -337,7 +337,7 @@ describe('alerts across a restart (own prefix and database, one replica at a tim
     pki = testPki(['alerts', 'wallet']);
     database = await freshDatabase();
     events = await watchEvents(prefix);
-    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'settlement', log: testLogger('settlement') });
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'settlement', log: testLogger('settlement'), limits: TEST_STREAM_LIMITS });
     db = await openDb({ databaseUrl: database.url, poolSize: 2 });
   });
 

@@ -7,7 +7,7 @@ import { newEvent } from '../../../platform/events';
 import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { registerBand } from '../../../sim/wallet';
-import { requireServers, TEST_NATS_URL } from '../../../test/support/servers';
+import { requireServers, TEST_NATS_URL, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { testLogger, uniqueName } from '../../../test/support/services';
 import { DeviceStore } from '../src/store';
 import { TOKEN_PROVISIONED_CONSUMER, tokenProvisionedHandler } from '../src/token-provisioned';
@@ -24,7 +24,7 @@ describe('device-registry counts token.provisioned (real PostgreSQL and NATS Jet
   beforeAll(async () => {
     await requireServers('PostgreSQL', 'NATS');
     registry = await startTestRegistry(prefix);
-    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'tokenization', log: testLogger('tokenization') });
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'tokenization', log: testLogger('tokenization'), limits: TEST_STREAM_LIMITS });
     db = await openDb({ databaseUrl: registry.database.url, poolSize: 2 });
   });
 

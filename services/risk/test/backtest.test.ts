@@ -8,7 +8,7 @@ import { Channel } from '../../../gen/wristpay/common/v1/common';
 import { Decision, Label, RiskServiceClient, type ScoreRequest } from '../../../gen/wristpay/risk/v1/risk';
 import { newEvent } from '../../../platform/events';
 import { EventBus } from '../../../platform/nats';
-import { requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName } from '../../../test/support/servers';
+import { requireServers, TEST_NATS_URL, TEST_REDIS_URL, uniqueName, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { testClient, testEnv, testLogger } from '../../../test/support/services';
 import { startRisk } from '../src/app';
 import { backtest, backtestStream, report, streamReport } from '../tools/backtest';
@@ -108,7 +108,7 @@ describe('backtest on what production scored (risk.scored on JetStream, labels f
     // Consumers off: a dispute outcome then reaches the backtest only as an event on the PAYMENT stream.
     service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false' })), testLogger('risk'), { clock: () => clock.now });
     client = testClient(RiskServiceClient, service.port);
-    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+    bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
     redis = new Redis(TEST_REDIS_URL);
     // The candidate: the shipped rules plus a hard stop on 200.00 and more.
     const dir = mkdtempSync(join(tmpdir(), 'wp-bt-'));

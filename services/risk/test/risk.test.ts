@@ -12,7 +12,7 @@ import { encodeEvent, newEvent } from '../../../platform/events';
 import { createLogger } from '../../../platform/log';
 import { EventBus } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
-import { requireServers, TEST_NATS_URL, TEST_REDIS_URL } from '../../../test/support/servers';
+import { requireServers, TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { tcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy';
 import { expectStatus, testClient, testEnv, testLogger, uniqueName } from '../../../test/support/services';
 import { startRisk } from '../src/app';
@@ -340,7 +340,7 @@ describe('risk against real Redis and NATS', () => {
   describe('signals from other services on NATS', () => {
     let bus: EventBus;
     beforeAll(async () => {
-      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
     });
     afterAll(async () => {
       await bus?.close();
@@ -404,7 +404,7 @@ describe('risk against real Redis and NATS', () => {
     let bclient: ReturnType<typeof testClient<RiskServiceClient>>;
 
     beforeAll(async () => {
-      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
       dir = mkdtempSync(join(tmpdir(), 'risk-nolimits-'));
       const shipped = readFileSync(join(__dirname, '..', 'rules', 'default.yaml'), 'utf8');
       const start = shipped.indexOf('\n  - id: BAND_FROZEN');
@@ -566,7 +566,7 @@ describe('risk against real Redis and NATS', () => {
   describe('dispute outcomes from settlement become labels', () => {
     let bus: EventBus;
     beforeAll(async () => {
-      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test') });
+      bus = await EventBus.connect({ url: TEST_NATS_URL, prefix, source: 'test', log: testLogger('test'), limits: TEST_STREAM_LIMITS });
     });
     afterAll(async () => {
       await bus?.close();

@@ -3,7 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { DisputeOutcome, HoldOutcome, HoldStatus, VoidReason } from '../../../gen/wristpay/settlement/v1/settlement';
 import { decodeEvent, newEvent } from '../../../platform/events';
 import { EventBus } from '../../../platform/nats';
-import { TEST_NATS_URL } from '../../../test/support/servers';
+import { TEST_NATS_URL, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { expectStatus, testLogger } from '../../../test/support/services';
 import { disputeResolvedEventId } from '../src/domain/event-ids';
 import { Ledger } from '../src/ledger';
@@ -466,7 +466,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       const lostBand = randomUUID();
       const otherBand = randomUUID();
       expect((await h.client.placeHold(h.holdRequest(buyer, 100, { deviceId: lostBand }))).outcome).toBe(HoldOutcome.HOLD_OUTCOME_PLACED);
-      const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix: h.prefix, source: 'device-registry', log: testLogger('device-registry') });
+      const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix: h.prefix, source: 'device-registry', log: testLogger('device-registry'), limits: TEST_STREAM_LIMITS });
       try {
         const lost = newEvent('device.lost', 'device-registry', { $case: 'device', value: { deviceId: lostBand, accountId: buyer, status: 'LOST', previousStatus: 'ACTIVE', reason: '' } });
         const published = Date.now();
@@ -499,7 +499,7 @@ describe('settlement against real PostgreSQL and NATS', () => {
       const { rows } = await h.ledgerDb.query<{ event: Uint8Array }>('SELECT event FROM outbox ORDER BY seq DESC LIMIT 1');
       const event = decodeEvent(rows[0]!.event);
       expect(event.payload?.$case === 'ledger' && event.payload.value.transferId).toBe(transfer.transferId);
-      const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix: h.prefix, source: 'settlement', log: testLogger('settlement') });
+      const bus = await EventBus.connect({ url: TEST_NATS_URL, prefix: h.prefix, source: 'settlement', log: testLogger('settlement'), limits: TEST_STREAM_LIMITS });
       try {
         expect((await bus.publish(event)).seq).toBeGreaterThan(0);
       } finally {
