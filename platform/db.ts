@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pool, types } from 'pg';
+import { Pool, types, type PoolClient } from 'pg';
 import type { Logger } from './log';
 import { repoPath } from './paths';
 import { dependency, StartupError } from './service';
@@ -75,58 +75,47 @@ function openPostgres(url: string, max: number, name: string): Db {
     const r = await pool.query(sql, params);
     return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
   };
+  const on = (client: PoolClient): Queryable => ({
+    query: async <R>(sql: string, params?: unknown[]) => {
+      const r = await client.query(sql, params);
+      return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
+    },
+  });
+  // pg-pool listens for errors only on idle clients: a connection that breaks while checked out
+  // (PostgreSQL stopped or restarted) emits 'error' with no listener, which would crash the
+  // process. Here it fails the pending query instead (the query rejects with the connection
+  // error, UNAVAILABLE at the edge), and the client goes back destroyed (release(err)), so the
+  // pool opens a fresh one.
+  const withClient = async <T>(fn: (client: PoolClient, broken: () => Error | undefined) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      return await fn(client, () => broken);
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  };
   return {
     kind: 'postgres',
     query,
-    async tx(fn) {
-      const client = await pool.connect();
-      // pg-pool listens for errors only on idle clients: a connection that breaks while checked
-      // out (PostgreSQL stopped or restarted) emits 'error' with no listener, which would crash
-      // the process. Here it fails this transaction's pending query instead (the query rejects
-      // with the connection error, UNAVAILABLE at the edge), and the client is discarded.
-      let broken: Error | undefined;
-      const onError = (err: Error) => {
-        broken = err;
-      };
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN');
-        const result = await fn({
-          query: async <R>(sql: string, params?: unknown[]) => {
-            const r = await client.query(sql, params);
-            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-          },
-        });
-        await client.query('COMMIT');
-        return result;
-      } catch (err) {
-        if (!broken) await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.off('error', onError);
-        // A broken client goes back destroyed (release(err)), so the pool opens a fresh one.
-        client.release(broken);
-      }
-    },
-    async session(fn) {
-      const client = await pool.connect();
-      let broken: Error | undefined;
-      const onError = (err: Error) => {
-        broken = err;
-      };
-      client.on('error', onError);
-      try {
-        return await fn({
-          query: async <R>(sql: string, params?: unknown[]) => {
-            const r = await client.query(sql, params);
-            return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
-          },
-        });
-      } finally {
-        client.off('error', onError);
-        client.release(broken);
-      }
-    },
+    tx: (fn) =>
+      withClient(async (client, broken) => {
+        try {
+          await client.query('BEGIN');
+          const result = await fn(on(client));
+          await client.query('COMMIT');
+          return result;
+        } catch (err) {
+          if (!broken()) await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      }),
+    session: (fn) => withClient((client) => fn(on(client))),
     close: () => {
       unobserve();
       return pool.end();
