@@ -40,7 +40,7 @@ import { decodeEvent, encodeEvent, STREAM_AREAS, type StreamArea } from './event
 import type { Logger } from './log';
 import { dependency } from './service';
 import { ATTR } from './telemetry/attributes';
-import { METRIC, observeGauges, recordRedelivery } from './telemetry/metrics';
+import { METRIC, observeGauges, recordParked, recordRedelivery } from './telemetry/metrics';
 
 const tracer = trace.getTracer('wristpay.nats');
 
@@ -293,6 +293,7 @@ export class EventBus {
     }
     // No reason text: nats-server 2.9 does not recognise `+TERM <reason>` and leaves the message pending.
     msg.term();
+    recordParked(info.consumer, info.stream);
     this.log.error({ ...info, deadLetterStream: this.streamName(DEAD_LETTER_AREA) }, 'event parked on the dead-letter stream');
     return true;
   }
@@ -304,6 +305,7 @@ export class EventBus {
     if (!stored) return; // expired or deleted meanwhile: nothing left to park
     const info = { stream, consumer, subject: stored.subject, seq, deliveries, error: 'unacknowledged' };
     await this.js.publish(this.deadLetterSubject(stream, consumer), stored.data, { msgID: deadLetterMsgId(info), headers: deadLetterHeaders(stored.header, info) });
+    recordParked(consumer, stream);
     this.log.error({ ...info, deadLetterStream: this.streamName(DEAD_LETTER_AREA) }, 'event parked on the dead-letter stream');
   }
 

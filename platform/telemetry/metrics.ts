@@ -20,6 +20,7 @@ export const METRIC = {
   consumerPending: 'wristpay.consumer.pending',
   consumerAckPending: 'wristpay.consumer.ack_pending',
   consumerRedeliveries: 'wristpay.consumer.redeliveries',
+  eventsParked: 'wristpay.events.parked',
   dbConnections: 'db.client.connection.count',
   dbPendingRequests: 'db.client.connection.pending_requests',
   dbConnectionsMax: 'db.client.connection.max',
@@ -104,6 +105,14 @@ export function recordLostBandCutoff(step: string, occurredAt: Date | undefined)
 export function recordRedelivery(consumer: string, stream: string): void {
   redeliveries ??= meter().createCounter(METRIC.consumerRedeliveries, { description: 'JetStream messages delivered again (a handler failed or an ack was lost)' });
   redeliveries.add(1, { consumer, stream });
+}
+
+let parked: ReturnType<ReturnType<typeof meter>['createCounter']> | undefined;
+
+/** An event parked on the dead-letter stream after its last delivery failed (`consumer` the durable name, `stream` its stream). */
+export function recordParked(consumer: string, stream: string): void {
+  parked ??= meter().createCounter(METRIC.eventsParked, { description: 'Events parked on the dead-letter stream after their last delivery failed' });
+  parked.add(1, { consumer, stream });
 }
 
 /** An error event from a Redis client (a lost connection, a refused command). */
