@@ -20,7 +20,7 @@ import { PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
 import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, startBenchMesh } from './harness';
-import { arg, formatResult, run } from './load';
+import { arg, formatResult, processCpuSeconds, run } from './load';
 
 function metricsMode(): Array<'off' | 'on'> {
   const i = process.argv.indexOf('--metrics');
@@ -69,11 +69,15 @@ async function once(metrics: 'off' | 'on'): Promise<void> {
     });
     await run(warm, concurrency, (i) => benchPayment(mesh, wallet[bands + i]!, i));
     const outcomes = new Map<string, number>();
+    // CPU of each service process over the timed payments only: less swayed by a busy machine
+    // than the rate, so it is what shows the cost of metrics (or of anything else) per payment.
+    const cpuBefore = mesh.processes.map((p) => processCpuSeconds(p.pid));
     const authorized = await run(bands, concurrency, async (i) => {
       const { response } = await benchPayment(mesh, wallet[i]!, i);
       const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
       outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     });
+    const cpuMs = mesh.processes.map((p, k) => ({ name: p.name, ms: ((processCpuSeconds(p.pid) - cpuBefore[k]!) * 1000) / bands }));
     const scraped = scraping.stop();
     console.log(
       `${bands} bands, ${concurrency} in flight, ${warm} merchants (after one untimed payment each); 6 services as processes with mTLS; PostgreSQL, Redis, NATS on this machine (${cpus().length} cores, load average ${loadavg()[0]!.toFixed(2)}); metrics ${metrics}${metrics === 'on' ? ` (${scraped.scrapes} scrapes, ${Math.round(scraped.bytes / Math.max(1, scraped.scrapes) / 1024)} KiB each)` : ''}`,
@@ -81,6 +85,7 @@ async function once(metrics: 'off' | 'on'): Promise<void> {
     console.log(formatResult('onboard (register, pair, unlock, token, top-up)', onboarded));
     console.log(formatResult('gateway.Authorize end to end', authorized));
     console.log(`outcomes: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+    console.log(`service CPU per payment: ${cpuMs.map((c) => `${c.name} ${c.ms.toFixed(2)} ms`).join(', ')}; six services ${cpuMs.reduce((t, c) => t + c.ms, 0).toFixed(2)} ms`);
   } finally {
     scraping.stop();
     await mesh.stop();
