@@ -22,6 +22,13 @@ export interface ClusterPorts {
   redisBase: number;
 }
 
+/**
+ * Each node of the helper's cluster may store 512 MB, and holds a replica of all six streams
+ * (five areas and the dead letters): the 1 GiB default cap cannot be reserved ("insufficient
+ * storage"), 64 MiB each can, and is far more than a run writes.
+ */
+const STREAM_MAX_BYTES = 64 * 1024 * 1024;
+
 /** The stream the gateway's payment decisions go to (EventBus.streamName('payment') under the harness's prefix). */
 const paymentStream = (prefix: string) => `${prefix.toUpperCase()}_PAYMENT`;
 
@@ -130,7 +137,7 @@ export async function startClusterEngines(dir: string, ports: ClusterPorts, subj
   const redisPrimary = redisPrimaryEngine(redis);
   return {
     topology: `clustered (1 PostgreSQL, Redis primary + replica with ${redis.sentinels.split(',').length} Sentinels, ${nats.nodes}-node NATS with R${nats.nodes} streams)`,
-    serviceEnv: { ...redis.env, ...nats.env },
+    serviceEnv: { ...redis.env, ...nats.env, NATS_STREAM_MAX_BYTES: String(STREAM_MAX_BYTES) },
     describe: `PostgreSQL :${ports.postgres}, Redis data :${redis.dataPorts.join(',')} Sentinels ${redis.sentinels}, NATS ${nats.urls.map((u) => u.replace('nats://127.0.0.1', '')).join(',')}`,
     postgres,
     redis: redisPrimary,

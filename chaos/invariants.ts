@@ -22,6 +22,8 @@ export interface InvariantInputs {
   databases: { gateway: string; settlement: string; alerts: string; all: Record<string, string> };
   natsUrl: string;
   subjectPrefix: string;
+  /** The services' NATS_STREAM_MAX_BYTES when it is not the default: reading the streams must not resize them. */
+  streamMaxBytes?: number;
   outcomes: RequestOutcome[];
 }
 
@@ -75,8 +77,8 @@ interface HoldRow {
 }
 
 /** The payment events on the stream: payment id → how many decision events of each type. */
-async function decisionEvents(natsUrl: string, prefix: string): Promise<Map<string, Record<string, number>>> {
-  const bus = await EventBus.connect({ url: natsUrl, prefix, source: 'chaos', log: createLogger('chaos', 'silent') });
+async function decisionEvents(natsUrl: string, prefix: string, maxBytes: number | undefined): Promise<Map<string, Record<string, number>>> {
+  const bus = await EventBus.connect({ url: natsUrl, prefix, source: 'chaos', log: createLogger('chaos', 'silent'), ...(maxBytes ? { limits: { maxBytes } } : {}) });
   const seen = new Map<string, Record<string, number>>();
   try {
     for (const type of ['payment.authorized', 'payment.challenged', 'payment.declined']) {
@@ -167,7 +169,7 @@ export async function checkInvariants(input: InvariantInputs, ledger: () => Prom
   // Decided payments: at least one decision event on the stream, and exactly one alert per decision kind on the account's feed.
   {
     const v: string[] = [];
-    const events = await decisionEvents(input.natsUrl, input.subjectPrefix);
+    const events = await decisionEvents(input.natsUrl, input.subjectPrefix, input.streamMaxBytes);
     const alerts = await withDb(input.databases.alerts, (c) =>
       c.query<{ payment_id: string; kind: string; n: string }>(`SELECT payment_id, kind, count(*)::text AS n FROM alerts WHERE kind IN ('AUTHORIZED', 'CHALLENGED', 'DECLINED') AND payment_id <> '' GROUP BY 1, 2`).then((r) => r.rows),
     );

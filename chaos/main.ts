@@ -146,7 +146,7 @@ async function main(): Promise<number> {
     await new Promise((r) => setTimeout(r, 2_000));
     progress('load stopped; checking invariants');
     const invariants = await checkInvariants(
-      { databases: { gateway: databases.gateway!, settlement: databases.settlement!, alerts: databases.alerts!, all: databases }, natsUrl: engines.nats.url, subjectPrefix: prefix, outcomes: load.outcomes },
+      { databases: { gateway: databases.gateway!, settlement: databases.settlement!, alerts: databases.alerts!, all: databases }, natsUrl: engines.nats.url, subjectPrefix: prefix, streamMaxBytes: Number(engines.serviceEnv.NATS_STREAM_MAX_BYTES) || undefined, outcomes: load.outcomes },
       async () => {
         const db = await openDb({ databaseUrl: databases.settlement, poolSize: 1 });
         try {
