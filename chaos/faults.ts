@@ -165,6 +165,10 @@ async function runFailover(engine: Engine, result: FaultResult, supervisor: Supe
     sleep(options.outageMs),
   ]);
   result.notes.push(failover);
+  // The probe pays only with bands the velocity rules leave alone, and a long run of step-ups can
+  // leave none for seconds: the load's payments say when approvals resumed from the other side.
+  const approvedAfter = load.outcomes.filter((o) => o.kind === 'authorize' && o.status === 'APPROVED' && o.startedAt >= result.endedAt).map((o) => o.endedAt);
+  result.notes.push(approvedAfter.length ? `first payment started after the kill and approved (load or probe): +${Math.min(...approvedAfter) - result.endedAt} ms` : 'no payment started after the kill was approved during the outage');
   result.servingMs = Math.max(...serving) - result.endedAt;
   result.paymentTargetMs = TARGETS.paymentsAfterRedisOrNats;
   recordPayment(result, payment);

@@ -3,8 +3,10 @@
  * read directly), what JetStream holds and what the terminals were told. Each check gives PASS
  * or FAIL with the offending ids, so a violation can be followed to the payment.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Client } from 'pg';
-import { EventBus } from '../platform/nats';
+import { EventBus, natsServers } from '../platform/nats';
 import { createLogger } from '../platform/log';
 import type { RequestOutcome } from './load';
 
@@ -58,6 +60,28 @@ export async function pendingOutboxes(databases: Record<string, string>): Promis
     });
   }
   return pending;
+}
+
+/**
+ * Messages the durable consumers of the harness's streams (`prefix`) have not yet had delivered
+ * or acknowledged, summed: the alert consumer catching up. Undefined when JetStream cannot say
+ * right now (a consumer or stream without a leader just after a node's loss).
+ */
+export async function pendingDeliveries(natsUrl: string, prefix: string): Promise<number | undefined> {
+  const nc = await connect({ servers: natsServers(natsUrl), name: 'chaos-settle', timeout: 2_000 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+    let pending = 0;
+    for await (const stream of jsm.streams.list()) {
+      if (!stream.config.name.startsWith(`${prefix.toUpperCase()}_`)) continue;
+      for await (const c of jsm.consumers.list(stream.config.name)) pending += c.num_pending + c.num_ack_pending;
+    }
+    return pending;
+  } catch {
+    return undefined;
+  } finally {
+    await nc.close();
+  }
 }
 
 interface PaymentRow {

@@ -22,7 +22,7 @@ import { DEMO_MERCHANTS } from '../sim/terminal';
 import { startClusterEngines } from './cluster-engines';
 import { startSingleEngines, type Engines } from './engines';
 import { LONG_FAULTS, runFaults, SHORT_FAULTS } from './faults';
-import { checkInvariants, pendingOutboxes } from './invariants';
+import { checkInvariants, pendingDeliveries, pendingOutboxes } from './invariants';
 import { prepareLoad } from './load';
 import { recoveryMisses, renderReport, writeJson, type ChaosReport } from './report';
 import { Supervisor } from './supervisor';
@@ -136,13 +136,16 @@ async function main(): Promise<number> {
     clearInterval(ticker);
     load.close();
 
-    // Let the mesh settle: outboxes published and the alert consumer caught up, before judging.
-    const settleUntil = Date.now() + 30_000;
+    // Let the mesh settle: outboxes published and the consumers (alerts) caught up, before judging;
+    // how long that took is printed (after a NATS node's loss a consumer may take a while to resume).
+    const settleStart = Date.now();
+    let pending = { outboxes: -1, deliveries: undefined as number | undefined };
     for (;;) {
-      const pending = Object.values(await pendingOutboxes(databases)).reduce((a, b) => a + b, 0);
-      if (pending === 0 || Date.now() > settleUntil) break;
+      pending = { outboxes: Object.values(await pendingOutboxes(databases)).reduce((a, b) => a + b, 0), deliveries: await pendingDeliveries(engines.nats.url, prefix) };
+      if ((pending.outboxes === 0 && pending.deliveries === 0) || Date.now() > settleStart + 30_000) break;
       await new Promise((r) => setTimeout(r, 250));
     }
+    progress(`settled for ${Date.now() - settleStart} ms: ${pending.outboxes} outbox rows unpublished, ${pending.deliveries ?? 'unknown'} messages not yet delivered/acked to consumers`);
     await new Promise((r) => setTimeout(r, 2_000));
     progress('load stopped; checking invariants');
     const invariants = await checkInvariants(
