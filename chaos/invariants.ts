@@ -63,18 +63,19 @@ export async function pendingOutboxes(databases: Record<string, string>): Promis
 }
 
 /**
- * Messages the durable consumers of the harness's streams (`prefix`) have not yet had delivered
- * or acknowledged, summed: the alert consumer catching up. Undefined when JetStream cannot say
- * right now (a consumer or stream without a leader just after a node's loss).
+ * Messages the durable consumer `durable` (on each of the harness's streams, `prefix`) has not
+ * yet had delivered or acknowledged, summed: the alert consumer catching up before the alerts
+ * are checked. Undefined when JetStream cannot say right now (a consumer or stream without a
+ * leader just after a node's loss).
  */
-export async function pendingDeliveries(natsUrl: string, prefix: string): Promise<number | undefined> {
+export async function pendingDeliveries(natsUrl: string, prefix: string, durable: string): Promise<number | undefined> {
   const nc = await connect({ servers: natsServers(natsUrl), name: 'chaos-settle', timeout: 2_000 });
   try {
     const jsm = await jetstreamManager(nc, { timeout: 2_000 });
     let pending = 0;
     for await (const stream of jsm.streams.list()) {
       if (!stream.config.name.startsWith(`${prefix.toUpperCase()}_`)) continue;
-      for await (const c of jsm.consumers.list(stream.config.name)) pending += c.num_pending + c.num_ack_pending;
+      for await (const c of jsm.consumers.list(stream.config.name)) if (c.name === durable) pending += c.num_pending + c.num_ack_pending;
     }
     return pending;
   } catch {
