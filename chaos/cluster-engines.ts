@@ -36,7 +36,7 @@ interface StreamJsz {
   account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }>;
 }
 
-/** The node (index) node `from`'s monitoring port names as leader of `stream`, if it knows one. */
+/** The node (index) the node behind `monitorPort` names as leader of `stream`, if it knows one. */
 async function streamLeader(monitorPort: number, stream: string): Promise<number | undefined> {
   const res = await fetch(`http://127.0.0.1:${monitorPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(1_000) });
   const jsz = (await res.json()) as StreamJsz;
