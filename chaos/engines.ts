@@ -22,6 +22,12 @@ export interface Engine {
   crash(): Promise<void>;
   /** Starts it again on the same port and data; resolves once it accepts clients. */
   start(): Promise<void>;
+  /**
+   * Set on one node of a replicated engine (a cluster): losing it is a failover, not an outage,
+   * so the faults measure recovery from the kill, and this resolves once the survivors have
+   * taken over (a new primary or leader), with a line saying what happened for the report.
+   */
+  failover?(): Promise<string>;
 }
 
 /** What the harness runs on. A clustered implementation adds nodes; the faults name what they kill. */
@@ -41,6 +47,10 @@ export interface Engines {
   redis: Engine;
   /** The NATS the services connect to (a cluster gives them a comma-separated URL list). */
   nats: Engine;
+  /** What every service is told about Redis and NATS (REDIS_URL or REDIS_SENTINELS…, NATS_URL, NATS_STREAM_REPLICAS). */
+  readonly serviceEnv: Record<string, string>;
+  /** Where each engine listens, for the progress line. */
+  readonly describe: string;
   /** The fault "kill a NATS node": the only node here, one of three in a cluster. */
   natsNode(): Engine;
   /** The fault "kill the Redis primary": the only server here, the Sentinel-elected primary in a cluster. */
@@ -186,7 +196,7 @@ function natsEngine(port: number, dir: string): Engine & { killNow(): void } {
  * immediate stop is the crash it is in production) run by pg_ctl. Its socket goes to the data
  * folder, never /var/run/postgresql.
  */
-function postgresEngine(port: number, dir: string): Engines['postgres'] & { killNow(): void } {
+export function postgresEngine(port: number, dir: string): Engines['postgres'] & { killNow(): void } {
   const bin = postgresBin();
   const data = join(dir, 'pg');
   const log = join(dir, 'pg', 'server.log');
@@ -282,6 +292,8 @@ export async function startSingleEngines(dir: string, ports: EnginePorts): Promi
   const started: Engine[] = [];
   const engines: Engines = {
     topology: 'single (1 PostgreSQL, 1 Redis, 1 NATS)',
+    serviceEnv: { REDIS_URL: redis.url, NATS_URL: nats.url },
+    describe: `PostgreSQL :${ports.postgres}, Redis :${ports.redis}, NATS :${ports.nats}`,
     postgres,
     redis,
     nats,

@@ -104,17 +104,21 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
       recordPayment(result, payment);
     } else {
       engine = fault.kind === 'kill-redis' ? engines.redisPrimary() : fault.kind === 'kill-nats' ? engines.natsNode() : engines.postgres;
-      await engine.crash();
-      const down = Date.now();
-      await sleep(options.outageMs);
-      const restart = Date.now();
-      await engine.start();
-      result.endedAt = Date.now();
-      result.notes.push(`stopping took ${down - startedAt} ms, starting again ${result.endedAt - restart} ms`);
-      const [serving, payment] = await Promise.all([Promise.all(SERVICES.map((s) => supervisor.waitServing(s, 60_000))), load.probe(60_000)]);
-      result.servingMs = Math.max(...serving) - result.endedAt;
-      result.paymentTargetMs = fault.kind === 'stop-postgres' ? TARGETS.paymentsAfterPostgres : TARGETS.paymentsAfterRedisOrNats;
-      recordPayment(result, payment);
+      if (engine.failover) {
+        await runFailover(engine, result, supervisor, load, options);
+      } else {
+        await engine.crash();
+        const down = Date.now();
+        await sleep(options.outageMs);
+        const restart = Date.now();
+        await engine.start();
+        result.endedAt = Date.now();
+        result.notes.push(`stopping took ${down - startedAt} ms, starting again ${result.endedAt - restart} ms`);
+        const [serving, payment] = await Promise.all([Promise.all(SERVICES.map((s) => supervisor.waitServing(s, 60_000))), load.probe(60_000)]);
+        result.servingMs = Math.max(...serving) - result.endedAt;
+        result.paymentTargetMs = fault.kind === 'stop-postgres' ? TARGETS.paymentsAfterPostgres : TARGETS.paymentsAfterRedisOrNats;
+        recordPayment(result, payment);
+      }
     }
     options.onProgress(
       `  ${fault.name}: back after ${result.endedAt - startedAt} ms${result.notes.length ? ` (${result.notes.join('; ')})` : ''}; SERVING +${result.servingMs} ms; a payment answered +${result.answeredMs ?? '—'} ms, approved +${result.paymentMs ?? result.paymentError ?? '—'} ms`,
@@ -143,6 +147,38 @@ export async function runFaults(faults: Fault[], engines: Engines, supervisor: S
     results.push(result);
   }
   return results;
+}
+
+/**
+ * One node of a replicated engine killed -9: the others keep the service, so the fault "ends"
+ * at the kill and SERVING and payment recovery are measured from it (through the failover).
+ * The node stays down for the outage, then rejoins (a replica, for Redis); a second probe and
+ * SERVING check show the mesh still fine with it back, measured from its rejoining.
+ */
+async function runFailover(engine: Engine, result: FaultResult, supervisor: Supervisor, load: Load, options: FaultOptions): Promise<void> {
+  await engine.crash();
+  result.endedAt = Date.now();
+  const [failover, serving, payment] = await Promise.all([
+    engine.failover!().catch((err: Error) => `failover not seen: ${err.message}`),
+    Promise.all(SERVICES.map((s) => supervisor.waitServing(s, 60_000))),
+    load.probe(60_000),
+    sleep(options.outageMs),
+  ]);
+  result.notes.push(failover);
+  // The probe pays only with bands the velocity rules leave alone, and a long run of step-ups can
+  // leave none for seconds: the load's payments say when approvals resumed from the other side.
+  const approvedAfter = load.outcomes.filter((o) => o.kind === 'authorize' && o.status === 'APPROVED' && o.startedAt >= result.endedAt).map((o) => o.endedAt);
+  result.notes.push(approvedAfter.length ? `first payment started after the kill and approved (load or probe): +${Math.min(...approvedAfter) - result.endedAt} ms` : 'no payment started after the kill was approved during the outage');
+  result.servingMs = Math.max(...serving) - result.endedAt;
+  result.paymentTargetMs = TARGETS.paymentsAfterRedisOrNats;
+  recordPayment(result, payment);
+  const restart = Date.now();
+  await engine.start();
+  const rejoined = Date.now();
+  const [servingAfter, after] = await Promise.all([Promise.all(SERVICES.map((s) => supervisor.waitServing(s, 60_000))), load.probe(60_000)]);
+  result.notes.push(
+    `killed node restarted ${restart - result.endedAt} ms after the kill and back in the cluster in ${rejoined - restart} ms; then SERVING +${Math.max(...servingAfter) - rejoined} ms, a payment approved +${after.approvedAt !== undefined ? `${after.approvedAt - rejoined} ms` : `— (${after.error})`}`,
+  );
 }
 
 function recordPayment(result: FaultResult, probe: ProbeResult): void {

@@ -3,8 +3,10 @@
  * read directly), what JetStream holds and what the terminals were told. Each check gives PASS
  * or FAIL with the offending ids, so a violation can be followed to the payment.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Client } from 'pg';
-import { EventBus } from '../platform/nats';
+import { EventBus, natsServers } from '../platform/nats';
 import { createLogger } from '../platform/log';
 import type { RequestOutcome } from './load';
 
@@ -22,6 +24,8 @@ export interface InvariantInputs {
   databases: { gateway: string; settlement: string; alerts: string; all: Record<string, string> };
   natsUrl: string;
   subjectPrefix: string;
+  /** The services' NATS_STREAM_MAX_BYTES when it is not the default: reading the streams must not resize them. */
+  streamMaxBytes?: number;
   outcomes: RequestOutcome[];
 }
 
@@ -58,6 +62,29 @@ export async function pendingOutboxes(databases: Record<string, string>): Promis
   return pending;
 }
 
+/**
+ * Messages the durable consumer `durable` (on each of the harness's streams, `prefix`) has not
+ * yet had delivered or acknowledged, summed: the alert consumer catching up before the alerts
+ * are checked. Undefined when JetStream cannot say right now (a consumer or stream without a
+ * leader just after a node's loss).
+ */
+export async function pendingDeliveries(natsUrl: string, prefix: string, durable: string): Promise<number | undefined> {
+  const nc = await connect({ servers: natsServers(natsUrl), name: 'chaos-settle', timeout: 2_000 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+    let pending = 0;
+    for await (const stream of jsm.streams.list()) {
+      if (!stream.config.name.startsWith(`${prefix.toUpperCase()}_`)) continue;
+      for await (const c of jsm.consumers.list(stream.config.name)) if (c.name === durable) pending += c.num_pending + c.num_ack_pending;
+    }
+    return pending;
+  } catch {
+    return undefined;
+  } finally {
+    await nc.close();
+  }
+}
+
 interface PaymentRow {
   payment_id: string;
   merchant_id: string;
@@ -75,8 +102,8 @@ interface HoldRow {
 }
 
 /** The payment events on the stream: payment id → how many decision events of each type. */
-async function decisionEvents(natsUrl: string, prefix: string): Promise<Map<string, Record<string, number>>> {
-  const bus = await EventBus.connect({ url: natsUrl, prefix, source: 'chaos', log: createLogger('chaos', 'silent') });
+async function decisionEvents(natsUrl: string, prefix: string, maxBytes: number | undefined): Promise<Map<string, Record<string, number>>> {
+  const bus = await EventBus.connect({ url: natsUrl, prefix, source: 'chaos', log: createLogger('chaos', 'silent'), ...(maxBytes ? { limits: { maxBytes } } : {}) });
   const seen = new Map<string, Record<string, number>>();
   try {
     for (const type of ['payment.authorized', 'payment.challenged', 'payment.declined']) {
@@ -167,7 +194,7 @@ export async function checkInvariants(input: InvariantInputs, ledger: () => Prom
   // Decided payments: at least one decision event on the stream, and exactly one alert per decision kind on the account's feed.
   {
     const v: string[] = [];
-    const events = await decisionEvents(input.natsUrl, input.subjectPrefix);
+    const events = await decisionEvents(input.natsUrl, input.subjectPrefix, input.streamMaxBytes);
     const alerts = await withDb(input.databases.alerts, (c) =>
       c.query<{ payment_id: string; kind: string; n: string }>(`SELECT payment_id, kind, count(*)::text AS n FROM alerts WHERE kind IN ('AUTHORIZED', 'CHALLENGED', 'DECLINED') AND payment_id <> '' GROUP BY 1, 2`).then((r) => r.rows),
     );

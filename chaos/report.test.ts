@@ -39,7 +39,7 @@ describe('renderReport', () => {
       startedAt: '2026-12-03T00:00:00.000Z',
       seconds: 60,
       load: { payments: 10, approved: 8, declined: 0, challenged: 2, captures: 3, attempts: 12, failedAttempts: 2 },
-      faults: [fault({ servingMs: 1_200, servingTargetMs: 3_000, answeredMs: 1_500, paymentMs: 1_500 })],
+      faults: [fault({ servingMs: 1_200, servingTargetMs: 3_000, answeredMs: 1_500, paymentMs: 1_500, notes: ['n0 (CHAOS_PAYMENT leader) killed'] })],
       invariants: [
         { name: 'ledger sound (settlement invariants)', ok: true, detail: '3 holds', violations: [] },
         { name: 'no hold without an approved answer', ok: false, detail: '3 holds', violations: ['hold h-1 (PENDING) for payment p-1: the terminal was told nothing (UNAVAILABLE)'] },
@@ -51,6 +51,7 @@ describe('renderReport', () => {
     const text = renderReport(report);
     expect(text).toContain('1200 ms PASS (≤ 3000)');
     expect(text).toContain('2/10 (20.0%) UNAVAILABLE 2');
+    expect(text).toContain('  kill -9 gateway: n0 (CHAOS_PAYMENT leader) killed');
     expect(text).toContain('✗ no hold without an approved answer:\n  - hold h-1 (PENDING) for payment p-1: the terminal was told nothing (UNAVAILABLE)');
     expect(text.trim().endsWith('chaos: FAILED')).toBe(true);
   });

@@ -34,6 +34,9 @@ export function recoveryMisses(faults: FaultResult[]): string[] {
   return misses;
 }
 
+/** A note longer than this (a list of every refused probe payment) is cut in the table output. */
+const NOTE_CHARS = 200;
+
 export function renderReport(report: ChaosReport): string {
   const faults = new Table({ head: ['fault', 'down for', 'SERVING again', 'first answer', 'payment approved again', 'failed attempts (error rate)', 'answers in the window', 'other exits'], style: { head: [], border: [] } });
   for (const f of report.faults) {
@@ -55,6 +58,8 @@ export function renderReport(report: ChaosReport): string {
     `chaos (${report.variant}, ${report.topology}): ${report.seconds.toFixed(0)} s; ${l.payments} payments (${l.approved} approved, ${l.challenged} challenged, ${l.declined} declined), ${l.captures} captures; ${l.attempts} attempts, ${l.failedAttempts} failed and retried`,
     '',
     faults.toString(),
+    // What the table cannot hold: how long an engine took to stop and start, which node a clustered fault killed and who took over.
+    ...report.faults.filter((f) => f.notes.length).flatMap((f) => f.notes.map((n) => `  ${f.name}: ${n.length > NOTE_CHARS ? `${n.slice(0, NOTE_CHARS)}… (in full in the JSON)` : n}`)),
     '',
     invariants.toString(),
   ];
