@@ -230,7 +230,11 @@ export class EventBus {
     }
     const wanted = options.types.map((t) => this.subject(t));
     const consumer = await this.js.consumers.get(stream, options.durable);
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 64 });
+    // A pull lives 5 s (heartbeat every 2.5 s) rather than the client's 30 s: when the NATS node
+    // holding the pull dies, the client notices missed heartbeats and pulls again from another,
+    // so a node loss delays events by seconds. With 30 s the alerts consumer stored nothing for
+    // 30-45 s after a node was killed (chaos --cluster). A renewed pull every 5 s costs nothing.
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 64, expires: 5_000 });
     const park = (msg: JsMsg, error: string) => this.parkDeadLetter(msg, { stream, consumer: options.durable, subject: msg.subject, seq: msg.seq, deliveries: msg.info.deliveryCount, error });
     // The backstop: a message whose last delivery was never answered (the handler hung past
     // ack_wait, the process died) is not redelivered; JetStream only says so in an advisory.
