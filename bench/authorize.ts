@@ -7,7 +7,7 @@
  * identity `merchant.<id>`); one untimed payment per merchant first opens every terminal's
  * connection.
  *
- *   node dist/bench/authorize.js [--bands 400] [--concurrency 16] [--metrics off|on|both] [--rounds 1]
+ *   node dist/bench/authorize.js [--bands 400] [--concurrency 16] [--metrics off|on|both] [--rounds 1] [--scrape-ms 5000]
  *
  * --metrics on: every service serves METRICS_PORT and the bench scrapes each /metrics every 5 s
  * (as Prometheus would, three times as often as the prod PodMonitor); off (the default): no
@@ -61,7 +61,9 @@ async function once(metrics: 'off' | 'on'): Promise<void> {
   const concurrency = arg('concurrency', 16);
   const warm = BENCH_MERCHANTS.length;
   const mesh = await startBenchMesh({ merchants: BENCH_MERCHANTS, metrics: metrics === 'on' });
-  const scraping = scraper(Object.values(mesh.metricsPorts), 5_000);
+  // --scrape-ms 0: metrics recorded but never read, to tell the cost per payment from the cost per scrape.
+  const scrapeMs = arg('scrape-ms', 5_000);
+  const scraping = scrapeMs > 0 ? scraper(Object.values(mesh.metricsPorts), scrapeMs) : scraper([], 60_000);
   try {
     const wallet: Band[] = [];
     const onboarded = await run(bands + warm, concurrency, async () => {
