@@ -1,5 +1,6 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/nats-core';
 import { DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import type { NatsConfig } from './nats';
 
 /**
  * Limits every stream gets, and how failing messages are retried and parked. Set from
@@ -31,14 +32,7 @@ export const DEFAULT_LIMITS: StreamLimits = {
 };
 
 /** The limits named by a service's NATS settings (platform/config.ts natsEnv). */
-export function limitsFromConfig(config: {
-  NATS_STREAM_MAX_AGE_HOURS: number;
-  NATS_STREAM_MAX_BYTES: number;
-  NATS_DLQ_MAX_AGE_HOURS: number;
-  NATS_MAX_DELIVER: number;
-  NATS_RETRY_BACKOFF_MS: number[];
-  NATS_ACK_WAIT_SECONDS: number;
-}): StreamLimits {
+export function limitsFromConfig(config: Omit<NatsConfig, 'NATS_URL' | 'NATS_SUBJECT_PREFIX' | 'NATS_STREAM_REPLICAS'>): StreamLimits {
   return {
     maxAgeMs: config.NATS_STREAM_MAX_AGE_HOURS * 3_600_000,
     maxBytes: config.NATS_STREAM_MAX_BYTES,
