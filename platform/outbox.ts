@@ -11,11 +11,16 @@ import { METRIC, observeGauges } from './telemetry/metrics';
  * consumers' spans join the trace of the request that caused the event.
  */
 export async function enqueueEvent(q: Queryable, event: Event): Promise<void> {
-  await q.query('INSERT INTO outbox (event_id, event, trace_context) VALUES ($1, $2, $3)', [
-    event.eventId,
-    Buffer.from(encodeEvent(event)),
-    JSON.stringify(captureTraceContext()),
-  ]);
+  await q.query('INSERT INTO outbox (event_id, event, trace_context) VALUES ($1, $2, $3)', outboxValues(event));
+}
+
+/**
+ * The values of `event`'s outbox row (event_id, event, trace_context), for a statement that
+ * writes the row itself: a data-modifying CTE or a function that commits the state change and
+ * its event in one round trip instead of a transaction of several.
+ */
+export function outboxValues(event: Event): [string, Buffer, string] {
+  return [event.eventId, Buffer.from(encodeEvent(event)), JSON.stringify(captureTraceContext())];
 }
 
 /**
