@@ -12,7 +12,7 @@ export interface LoadResult {
   seconds: number;
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 /** CPU seconds (user + system) a process has used so far: fields 14 and 15 of /proc/<pid>/stat. */
 export function processCpuSeconds(pid: number): number {

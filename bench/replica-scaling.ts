@@ -21,7 +21,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
@@ -36,32 +36,17 @@ import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
 import { arg, formatResult, listArg, processCpuSeconds, run, type LoadResult } from './load';
+import { machineJiffies, pidsByComm } from './machine';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
 const CORES = cpus().length;
 
 
-/** All cores' busy and total jiffies since boot (first line of /proc/stat; idle and iowait count as not busy). */
-function machineJiffies(): { busy: number; total: number } {
-  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number) as number[];
-  const total = user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!;
-  return { busy: total - idle! - iowait!, total };
-}
-
 /** The one nats-server process on this machine, if there is exactly one (its CPU is reported beside Redis's). */
 function natsServerPid(): number | undefined {
-  const pids = readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'nats-server';
-      } catch {
-        return false;
-      }
-    });
-  return pids.length === 1 ? Number(pids[0]) : undefined;
+  const pids = pidsByComm('nats-server');
+  return pids.length === 1 ? pids[0] : undefined;
 }
 
 async function redisInfo(redis: Redis): Promise<Map<string, string>> {
