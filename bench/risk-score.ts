@@ -25,12 +25,12 @@ export interface ScoreLevel {
 }
 
 /**
- * risk in this process (mTLS, a throwaway prefix), warmed up with 500 calls, then at each of
- * `levels` in flight: `calls` Score calls over `accounts` accounts, and as many Redis GETs from a
- * client of the same process. Removes the prefix's keys and streams afterwards.
+ * risk in this process (mTLS, a throwaway prefix), warmed up with 500 calls, then for each of
+ * `levels`: `calls` Score calls over `accounts` accounts at `concurrency` in flight, and as many
+ * Redis GETs from a client of the same process. Removes the prefix's keys and streams afterwards.
  */
-export async function measureScore(options: { calls: number; levels: number[]; accounts: number }): Promise<ScoreLevel[]> {
-  const { calls, levels, accounts } = options;
+export async function measureScore(options: { levels: Array<{ calls: number; concurrency: number }>; accounts: number }): Promise<ScoreLevel[]> {
+  const { levels, accounts } = options;
   const prefix = benchPrefix();
   const config = readConfig({ ...process.env, ...meshPki().env('risk'), RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
   const service = await startRisk(config, createLogger('risk', 'warn'));
@@ -52,10 +52,10 @@ export async function measureScore(options: { calls: number; levels: number[]; a
     occurredAt: new Date(),
   });
   try {
-    await run(500, Math.max(...levels), (i) => client.score(request(i))); // warm-up: connections, script cache, JIT
+    await run(500, Math.max(...levels.map((l) => l.concurrency)), (i) => client.score(request(i))); // warm-up: connections, script cache, JIT
     await redis.set(`${prefix}:bench`, 'x');
     const out: ScoreLevel[] = [];
-    for (const concurrency of levels) {
+    for (const { calls, concurrency } of levels) {
       const score = await run(calls, concurrency, (i) => client.score(request(i)));
       const redisGet = await run(calls, concurrency, () => redis.get(`${prefix}:bench`));
       out.push({ concurrency, score, redisGet });
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const calls = arg('calls', 20_000);
   const concurrency = arg('concurrency', 32);
   const accounts = arg('accounts', 2_000);
-  const [{ score, redisGet }] = (await measureScore({ calls, levels: [concurrency], accounts })) as [ScoreLevel];
+  const [{ score, redisGet }] = (await measureScore({ levels: [{ calls, concurrency }], accounts })) as [ScoreLevel];
   const line = (name: string, r: LoadResult) =>
     `${name.padEnd(36)} ${Math.round(r.perSecond).toString().padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
   process.stdout.write(

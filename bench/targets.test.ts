@@ -31,6 +31,7 @@ function result(): SuiteResult {
     rssMiB: { gateway: 120, risk: 100 },
     path,
     floorSum: floorSum(path.perPayment, floors),
+    timings: { floors: 10 },
   };
   return { ...base, ratios: ratios(base) };
 }

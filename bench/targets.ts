@@ -59,6 +59,8 @@ export interface SuiteResult {
   };
   floorSum: FloorSum;
   ratios: Ratio[];
+  /** Seconds each part of the run took. */
+  timings: Record<string, number>;
 }
 
 export interface FloorSum {
