@@ -20,7 +20,7 @@ import { PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
 import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, startBenchMesh, type BenchMesh } from './harness';
-import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+import { arg, counting, formatResult, processCpuSeconds, run, type LoadResult } from './load';
 
 /** `count` fresh bands onboarded on the mesh (register, pair, unlock, token, top-up), `concurrency` at a time. */
 export async function onboardBands(mesh: Pick<BenchMesh, 'clients'>, count: number, concurrency: number): Promise<{ bands: Band[]; result: LoadResult }> {
@@ -34,16 +34,26 @@ export async function onboardBands(mesh: Pick<BenchMesh, 'clients'>, count: numb
 /**
  * Each of `bands` pays once through gateway.Authorize, `concurrency` at a time (payment i to
  * merchant i mod 50, benchPayment): the outcomes by status (`APPROVED`), and each payment's trace id.
+ * A call that fails throws, unless `countErrors`: then it is an outcome too (`error: DEADLINE_EXCEEDED`),
+ * so one late call on a busy machine does not void a long run (its caller decides what it means).
  */
-export async function payEach(mesh: Pick<BenchMesh, 'terminal'>, bands: Band[], concurrency: number): Promise<{ result: LoadResult; outcomes: Map<string, number>; traceIds: string[] }> {
+export async function payEach(
+  mesh: Pick<BenchMesh, 'terminal'>,
+  bands: Band[],
+  concurrency: number,
+  options: { countErrors?: boolean } = {},
+): Promise<{ result: LoadResult; outcomes: Map<string, number>; traceIds: string[] }> {
   const outcomes = new Map<string, number>();
   const traceIds: string[] = [];
-  const result = await run(bands.length, concurrency, async (i) => {
+  const one = async (i: number) => {
     const { response, traceId } = await benchPayment(mesh, bands[i]!, i);
     const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
     outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
     traceIds.push(traceId);
-  });
+  };
+  const errors = new Map<string, number>();
+  const result = await run(bands.length, concurrency, options.countErrors ? counting(one, errors) : one);
+  for (const [what, n] of errors) outcomes.set(`error: ${what}`, n);
   return { result, outcomes, traceIds };
 }
 

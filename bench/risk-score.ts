@@ -16,7 +16,7 @@ import { readConfig } from '../services/risk/src/config';
 import { benchPrefix, removePrefix, runBench } from './harness';
 import { meshPki } from '../test/support/mesh-pki';
 import { testClient } from '../test/support/services';
-import { arg, run, type LoadResult } from './load';
+import { arg, counting, run, type LoadResult } from './load';
 
 export interface ScoreLevel {
   concurrency: number;
@@ -29,7 +29,7 @@ export interface ScoreLevel {
  * `levels`: `calls` Score calls over `accounts` accounts at `concurrency` in flight, and as many
  * Redis GETs from a client of the same process. Removes the prefix's keys and streams afterwards.
  */
-export async function measureScore(options: { levels: Array<{ calls: number; concurrency: number }>; accounts: number }): Promise<ScoreLevel[]> {
+export async function measureScore(options: { levels: Array<{ calls: number; concurrency: number }>; accounts: number; errors?: Map<string, number> }): Promise<ScoreLevel[]> {
   const { levels, accounts } = options;
   const prefix = benchPrefix();
   const config = readConfig({ ...process.env, ...meshPki().env('risk'), RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
@@ -56,7 +56,9 @@ export async function measureScore(options: { levels: Array<{ calls: number; con
     await redis.set(`${prefix}:bench`, 'x');
     const out: ScoreLevel[] = [];
     for (const { calls, concurrency } of levels) {
-      const score = await run(calls, concurrency, (i) => client.score(request(i)));
+      const one = (i: number) => client.score(request(i));
+      // With `errors`, a failed call is counted there rather than ending the measurement.
+      const score = await run(calls, concurrency, options.errors ? counting(one, options.errors) : one);
       const redisGet = await run(calls, concurrency, () => redis.get(`${prefix}:bench`));
       out.push({ concurrency, score, redisGet });
     }

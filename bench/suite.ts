@@ -22,7 +22,7 @@ import { onboardBands, payEach } from './authorize';
 import { countRun } from './count-run';
 import { measureFloors, summarize, FLOORS, type Summary } from './floors';
 import { BENCH_MERCHANTS, runBench, startBenchMesh } from './harness';
-import { run } from './load';
+import { counting, run } from './load';
 import { rssMiB } from './machine';
 import { cpuPerPayment, cpuSnapshot } from './mesh-cpu';
 import { LOST_MERCHANTS, measureReportLost } from './registry-lost';
@@ -33,6 +33,8 @@ import { compare, floorSum, formatTarget, formatValue, quantiles, ratios, type S
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
 const WIDE = 64;
+/** PlaceHold's "wide": its 16 connections' worth (see measure). */
+const HOLD_WIDE = 16;
 
 /** How much of each part a run measures: the default (≤ 6 min on this machine) and --quick (≤ 90 s, to check the suite works). */
 const SIZES = {
@@ -68,7 +70,8 @@ async function part<T>(name: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw new Error(`${name}: ${(err as Error).message}`);
+    const done = Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`);
+    throw new Error(`${name} (after ${((Date.now() - t0) / 1000).toFixed(0)} s${done.length ? `; before it: ${done.join(', ')}` : ''}): ${(err as Error).message}`);
   } finally {
     timings[name] = (Date.now() - t0) / 1000;
   }
@@ -77,18 +80,25 @@ async function part<T>(name: string, fn: () => Promise<T>): Promise<T> {
 async function measure(sizes: Sizes, step: (what: string) => void): Promise<Omit<SuiteResult, 'version' | 'ratios' | 'floorSum' | 'startedAt' | 'finishedAt' | 'command' | 'quick' | 'machine'>> {
   const floors = await part('floors', () => measureFloors({ callsOne: sizes.floorOne, callsWide: sizes.floorWide, wide: WIDE, redisUrl: REDIS_URL, natsUrl: NATS_URL, onFloor: (name) => step(`floor ${name} done`) }));
 
-  const [scoreOne, scoreWide] = await part('risk.Score', () => measureScore({ levels: [{ calls: sizes.scoreOne, concurrency: 1 }, { calls: sizes.scoreWide, concurrency: WIDE }], accounts: sizes.accounts }));
+  const scoreErrors = new Map<string, number>();
+  const [scoreOne, scoreWide] = await part('risk.Score', () =>
+    measureScore({ levels: [{ calls: sizes.scoreOne, concurrency: 1 }, { calls: sizes.scoreWide, concurrency: WIDE }], accounts: sizes.accounts, errors: scoreErrors }),
+  );
   step('risk.Score done');
 
-  // PlaceHold on 16 connections, as the INSERT+COMMIT floor at 64 in flight.
+  // PlaceHold on 16 connections at 16 in flight (as bench/settlement-hold.ts), beside the INSERT+COMMIT
+  // floor on 16 connections: more in flight would only queue for a connection, past the client's 5 s deadline on a busy machine.
   const placeHold = await part('settlement.PlaceHold', async (): Promise<SuiteResult['placeHold']> => {
     const hold = await startHoldBench({ poolSize: 16, wallets: sizes.wallets });
     try {
-      await run(Math.max(50, sizes.holdOne), WIDE, (i) => hold.placeHold(hold.holdRequest(hold.wallet(i), i))); // warm-up
+      const errors = new Map<string, number>();
+      const placeOne = counting((i: number) => hold.placeHold(hold.holdRequest(hold.wallet(i), i)), errors);
+      await run(Math.max(50, sizes.holdOne), HOLD_WIDE, placeOne); // warm-up
       hold.outcomes.clear();
-      const one = await run(sizes.holdOne, 1, (i) => hold.placeHold(hold.holdRequest(hold.wallet(i), i)));
-      const wide = await run(sizes.holdWide, WIDE, (i) => hold.placeHold(hold.holdRequest(hold.wallet(i), i)));
-      return { one: summarize(one), wide: summarize(wide), outcomes: Object.fromEntries(hold.outcomes) };
+      errors.clear();
+      const one = await run(sizes.holdOne, 1, placeOne);
+      const wide = await run(sizes.holdWide, HOLD_WIDE, placeOne);
+      return { one: summarize(one), wide: summarize(wide), outcomes: { ...Object.fromEntries(hold.outcomes), ...Object.fromEntries([...errors].map(([k, v]) => [`error: ${k}`, v])) } };
     } finally {
       await hold.stop();
     }
@@ -104,14 +114,15 @@ async function measure(sizes: Sizes, step: (what: string) => void): Promise<Omit
     try {
       const warm = BENCH_MERCHANTS.length;
       const first = await onboardBands(mesh, warm + sizes.authorizeOne, 8);
-      await payEach(mesh, first.bands.slice(sizes.authorizeOne), WIDE); // each terminal's connection, the JIT
-      const one = await payEach(mesh, first.bands.slice(0, sizes.authorizeOne), 1);
+      // Each terminal's connection (a TLS handshake each: 8 at a time, not all 50 at once), the JIT.
+      await payEach(mesh, first.bands.slice(sizes.authorizeOne), 8);
+      const one = await payEach(mesh, first.bands.slice(0, sizes.authorizeOne), 1, { countErrors: true });
       step('Authorize @1 done; onboarding');
       // Fresh bands for the wide run, onboarded just before it: a band's session lapses 300 s after its unlock.
       const { bands } = await onboardBands(mesh, sizes.authorizeWide, 8);
       step(`Authorize @${WIDE}`);
       const before = await cpuSnapshot(mesh);
-      const wide = await payEach(mesh, bands, WIDE);
+      const wide = await payEach(mesh, bands, WIDE, { countErrors: true });
       const after = await cpuSnapshot(mesh);
       for (const p of mesh.processes) rss[p.name] = rssMiB(p.pid);
       const outcomes: Record<string, number> = {};
@@ -139,8 +150,9 @@ async function measure(sizes: Sizes, step: (what: string) => void): Promise<Omit
     floors: floorResults,
     synchronousCommit,
     wide: WIDE,
+    holdWide: HOLD_WIDE,
     authorize,
-    score: { one: summarize(scoreOne!.score), wide: summarize(scoreWide!.score) },
+    score: { one: summarize(scoreOne!.score), wide: summarize(scoreWide!.score), errors: Object.fromEntries(scoreErrors) },
     placeHold,
     reportLost,
     cpu,
@@ -168,10 +180,10 @@ function printResult(r: SuiteResult): void {
   for (const f of FLOORS) row(names[f], r.floors[f].one, r.floors[f].wide);
   row('gateway.Authorize (full approved path)', r.authorize.one, r.authorize.wide);
   row('risk.Score (client in the same process)', r.score.one, r.score.wide);
-  row('settlement.PlaceHold (16 conns, same process)', r.placeHold.one, r.placeHold.wide);
+  row(`settlement.PlaceHold (16 conns, same process; @${r.holdWide ?? 16})`, r.placeHold.one, r.placeHold.wide);
   measured.push(['ReportLost → first decline', ms(r.reportLost.cutOff.p50), ms(r.reportLost.cutOff.p99), '', '']);
   console.log(measured.toString());
-  console.log(`outcomes: Authorize ${Object.entries(r.authorize.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}; PlaceHold ${Object.entries(r.placeHold.outcomes).map(([k, v]) => `${k.replace('HOLD_OUTCOME_', '')} ${v}`).join(', ')}; ReportLost: ${r.reportLost.cutOff.n} bands, not declined after the call answered: ${r.reportLost.notDeclinedAfter}`);
+  console.log(`outcomes: Score errors ${Object.entries(r.score.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; Authorize ${Object.entries(r.authorize.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}; PlaceHold ${Object.entries(r.placeHold.outcomes).map(([k, v]) => `${k.replace('HOLD_OUTCOME_', '')} ${v}`).join(', ')}; ReportLost: ${r.reportLost.cutOff.n} bands, not declined after the call answered: ${r.reportLost.notDeclinedAfter}`);
 
   const p = r.path.perPayment;
   const path = new Table({ head: ['per payment, answer path', 'count', 'floor p50 (ms)', 'floor (ms)'] });
@@ -247,7 +259,12 @@ async function main(): Promise<void> {
   printResult(result);
   console.log(`parts took ${Object.entries(result.timings).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}; written to ${file}`);
   if (old && compareWith) printComparison(old, result, compareWith);
-  if (Object.keys(result.authorize.outcomes).some((k) => k !== 'APPROVED') || result.reportLost.notDeclinedAfter > 0) {
+  const unexpected = [
+    ...Object.keys(result.authorize.outcomes).filter((k) => k !== 'APPROVED'),
+    ...Object.keys(result.placeHold.outcomes).filter((k) => k !== 'HOLD_OUTCOME_PLACED'),
+    ...Object.keys(result.score.errors),
+  ];
+  if (unexpected.length || result.reportLost.notDeclinedAfter > 0) {
     console.log('not every payment took the path measured (see the outcomes): the figures are not comparable');
     process.exitCode = 1;
   }
