@@ -162,13 +162,16 @@ async function measure(sizes: Sizes, step: (what: string) => void): Promise<Omit
   };
 }
 
+/** Tables without colours when stdout is not a terminal (a file, a pipe, the README). */
+const table = (head: string[]) => new Table({ head, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
+
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
 const rate = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '—');
 
 function printResult(r: SuiteResult): void {
   const w = r.wide;
   console.log(`npm run bench${r.quick ? ' --quick' : ''}: ${r.startedAt} → ${r.finishedAt}, ${r.machine.cores} cores, load average ${r.machine.loadAverageStart.toFixed(2)} → ${r.machine.loadAverageEnd.toFixed(2)}; PostgreSQL synchronous_commit=${r.synchronousCommit}`);
-  const measured = new Table({ head: ['measured', 'p50 @1 (ms)', 'p99 @1 (ms)', `rate @${w} (/s)`, `p50 @${w} (ms)`] });
+  const measured = table(['measured', 'p50 @1 (ms)', 'p99 @1 (ms)', `rate @${w} (/s)`, `p50 @${w} (ms)`]);
   const names: Record<(typeof FLOORS)[number], string> = {
     echo: 'floor: gRPC unary echo, mTLS',
     insertCommit: 'floor: PostgreSQL INSERT + COMMIT (16 conns)',
@@ -186,7 +189,7 @@ function printResult(r: SuiteResult): void {
   console.log(`outcomes: Score errors ${Object.entries(r.score.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; Authorize ${Object.entries(r.authorize.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')}; PlaceHold ${Object.entries(r.placeHold.outcomes).map(([k, v]) => `${k.replace('HOLD_OUTCOME_', '')} ${v}`).join(', ')}; ReportLost: ${r.reportLost.cutOff.n} bands, not declined after the call answered: ${r.reportLost.notDeclinedAfter}`);
 
   const p = r.path.perPayment;
-  const path = new Table({ head: ['per payment, answer path', 'count', 'floor p50 (ms)', 'floor (ms)'] });
+  const path = table(['per payment, answer path', 'count', 'floor p50 (ms)', 'floor (ms)']);
   path.push(
     ['gRPC hops (terminal → gateway included)', p.hops.toFixed(2), ms(r.floors.echo.one.p50), ms(r.floorSum.parts.hops)],
     ['PostgreSQL commits (COMMIT, autocommit writes)', p.commits.toFixed(2), ms(r.floors.insertCommit.one.p50), ms(r.floorSum.parts.commits)],
@@ -198,22 +201,22 @@ function printResult(r: SuiteResult): void {
   console.log(path.toString());
   console.log(
     `counted from the traces of ${r.path.payments} payments at 1 in flight (${r.path.missing} not found), ${p.spans.toFixed(1)} spans per payment; ` +
-      `server-side, all work per payment (after the answer too): ${r.path.server.transactions.toFixed(2)} PostgreSQL writing transactions, ${r.path.server.redisCommands.toFixed(1)} Redis commands, ${r.path.server.events.toFixed(2)} JetStream messages`,
+      `server-side, all work per payment (after the answer too): ${ms(r.path.server.transactions)} PostgreSQL writing transactions, ${ms(r.path.server.redisCommands)} Redis commands (both on servers shared with other work: — when it swamped ours), ${ms(r.path.server.events)} JetStream messages`,
   );
 
-  const cpu = new Table({ head: [`CPU ms per payment @${w} (${r.cpu.payments} payments)`, 'ms', 'RSS after (MiB)'] });
+  const cpu = table([`CPU ms per payment @${w} (${r.cpu.payments} payments)`, 'ms', 'RSS after (MiB)']);
   for (const [name, v] of Object.entries(r.cpu.perProcessMs)) cpu.push([name, ms(v), r.rssMiB[name] === undefined ? '' : r.rssMiB[name]!.toFixed(0)]);
   cpu.push(['whole mesh (the sum above)', ms(r.cpu.sumMs), ''], ['bench client (this process)', ms(r.cpu.clientMs), ''], ['machine (/proc/stat: all of the above, neighbours too)', ms(r.cpu.machineMs), '']);
   console.log(cpu.toString());
 
-  const targets = new Table({ head: ['ratio', 'measured', 'target (issue 16)', 'met'] });
+  const targets = table(['ratio', 'measured', 'target (issue 16)', 'met']);
   for (const x of r.ratios) targets.push([x.label, formatValue(x.value, x.unit), formatTarget(x), x.met === undefined ? (x.target ? 'not measured' : '') : x.met ? 'met' : 'missed']);
   console.log(targets.toString());
 }
 
 function printComparison(before: SuiteResult, after: SuiteResult, beforeName: string): void {
   console.log(`compared with ${beforeName} (${before.startedAt}, load average ${before.machine.loadAverageStart.toFixed(2)} → ${before.machine.loadAverageEnd.toFixed(2)}${before.quick ? ', --quick' : ''}):`);
-  const t = new Table({ head: ['figure', 'before', 'now', 'change'] });
+  const t = table(['figure', 'before', 'now', 'change']);
   const show = (v: number | null | undefined) => (v === undefined || v === null || !Number.isFinite(v) ? '—' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(3));
   for (const c of compare(before, after)) t.push([c.figure, show(c.before), show(c.after), c.change === undefined ? '' : `${c.change >= 0 ? '+' : ''}${(100 * c.change).toFixed(1)}%`]);
   console.log(t.toString());
