@@ -163,7 +163,8 @@ async function measure(sizes: Sizes, step: (what: string) => void): Promise<Omit
 }
 
 /** Tables without colours when stdout is not a terminal (a file, a pipe, the README). */
-const table = (head: string[]) => new Table({ head, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
+const table = (head: string[]) =>
+  new Table({ head, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' }, ...(process.stdout.isTTY ? {} : { style: { head: [], border: [] } }) });
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '—');
 const rate = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '—');
