@@ -24,6 +24,15 @@ export function outboxValues(event: Event): [string, Buffer, string] {
 }
 
 /**
+ * The body of a data-modifying CTE that writes the outbox row whose `outboxValues` are bound at
+ * $first, $first+1, $first+2 once for each row `source` (an earlier CTE) returns: the event
+ * commits only with the change that returned a row, in the same statement.
+ */
+export function outboxInsertFrom(source: string, first: number): string {
+  return `INSERT INTO outbox (event_id, event, trace_context) SELECT $${first}::uuid, $${first + 1}::bytea, $${first + 2}::jsonb FROM ${source}`;
+}
+
+/**
  * Moves committed outbox rows to JetStream in order. Publishing happens before the row is
  * marked, so a crash in between republishes the same message id, which JetStream drops as a
  * duplicate: each event arrives once. `kick()` after a commit keeps latency low; the poll
