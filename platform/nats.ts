@@ -84,6 +84,9 @@ export function captureTraceContext(ctx: Context = otelContext.active()): TraceC
 }
 
 /** JetStream access for one service: subject prefixing, streams, publish and durable consumers. */
+/** The durable consumeEach runs `type` on for the consumer named `durable`: `<durable>-<type with dots as dashes>`. */
+export const perTypeDurable = (durable: string, type: string): string => `${durable}-${type.replace(/\./g, '-')}`;
+
 export class EventBus {
   private constructor(
     readonly nc: NatsConnection,
@@ -306,7 +309,7 @@ export class EventBus {
     const running: Array<{ stop: () => Promise<void> }> = [];
     try {
       for (const type of options.types) {
-        running.push(await this.consume({ area: options.area, durable: `${options.durable}-${type.replace(/\./g, '-')}`, types: [type], handler: options.handler, startSeq }));
+        running.push(await this.consume({ area: options.area, durable: perTypeDurable(options.durable, type), types: [type], handler: options.handler, startSeq }));
       }
       if (previous) {
         // Another replica may have deleted it first.
