@@ -105,7 +105,10 @@ export class EventBus {
    * tells it about).
    */
   static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number; limits?: Partial<StreamLimits> }): Promise<EventBus> {
-    const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1 });
+    // noAsyncTraces: no Error (with its stack) built in advance for every request, JetStream's
+    // publish included, just to point at the caller should it time out: a cost per event for a
+    // stack the error's subject and our logs already locate.
+    const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1, noAsyncTraces: true });
     const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1, { ...DEFAULT_LIMITS, ...options.limits });
     try {
       await bus.ensureStreams();
