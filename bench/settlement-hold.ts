@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status as grpcStatus } from '@grpc/grpc-js';
 import { Pool } from 'pg';
 import type { Money } from '../gen/wristpay/common/v1/common';
 import { HoldOutcome, SettlementServiceClient, type PlaceHoldRequest } from '../gen/wristpay/settlement/v1/settlement';
@@ -90,7 +90,17 @@ export async function startHoldBench(options: { poolSize: number; wallets: numbe
   };
   try {
     const wallet = (i: number) => `${prefix}-w${i % wallets}`;
-    const topUp = (accountId: string, minor: number) => client.topUp({ idempotencyKey: randomUUID(), accountId, amount: eur(minor), sourceReference: `bench-${randomUUID()}` });
+    // One idempotency key per top-up, so a call that ran out of its deadline on a busy machine is retried as the same top-up.
+    const topUp = async (accountId: string, minor: number) => {
+      const request = { idempotencyKey: randomUUID(), accountId, amount: eur(minor), sourceReference: `bench-${randomUUID()}` };
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await client.topUp(request);
+        } catch (err) {
+          if (attempt >= 3 || (err as { code?: number }).code !== grpcStatus.DEADLINE_EXCEEDED) throw err;
+        }
+      }
+    };
     await run(wallets, poolSize, (i) => topUp(wallet(i), 100_000_000));
     const outcomes = new Map<string, number>();
     return {
