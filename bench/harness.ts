@@ -13,6 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { GatewayServiceClient, MerchantAdminServiceClient } from '../gen/wristpay/gateway/v1/gateway';
+import { DEAD_LETTER_AREA } from '../platform/dead-letters';
 import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { repoRoot } from '../platform/paths';
@@ -62,11 +63,15 @@ async function removeRedisKeys(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Deletes the JetStream streams the services created under `prefix` (missing ones are fine). */
+/**
+ * Deletes the JetStream streams the services created under `prefix`, the dead-letter stream
+ * included (missing ones are fine). Each stream reserves its max_bytes of the server's JetStream
+ * storage: one left behind per run soon leaves none, and then no service starts.
+ */
 export async function removeStreams(natsUrl: string, prefix: string): Promise<void> {
   const nc = await connect({ servers: natsUrl });
   const jsm = await jetstreamManager(nc);
-  for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
+  for (const area of [...STREAM_AREAS, DEAD_LETTER_AREA]) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
   await nc.close();
 }
 
@@ -204,7 +209,16 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   const onLine = (service: ServiceName, line: string) => {
     if (errorLine(line)) process.stderr.write(`[${options.label ? `${options.label} ` : ''}${service}] ${line}\n`);
   };
-  const mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
+  let mesh: Awaited<ReturnType<typeof startMesh>>;
+  try {
+    mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
+  } catch (err) {
+    // startMesh has stopped what it started; what this function made is this function's to remove.
+    for (const db of databases) await db.drop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+    await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL).catch(() => undefined);
+    throw err;
+  }
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
   const extraGateways: ServiceProcess[] = [];
   const extraRisks: ServiceProcess[] = [];
