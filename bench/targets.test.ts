@@ -86,7 +86,8 @@ describe('ratios and targets', () => {
     expect(formatValue(0.1234, '%')).toBe('12.3%');
     expect(formatValue(4.2, 'x')).toBe('4.20×');
     expect(formatValue(9.876, 'ms')).toBe('9.88 ms');
-    expect(formatValue(150.4, 'MiB')).toBe('150 MiB');
+    expect(formatValue(150.04, 'MiB')).toBe('150.0 MiB'); // a bound just crossed shows as crossed only with the decimal
+    expect(formatValue(150.4, 'MiB')).toBe('150.4 MiB');
     expect(formatValue(NaN, 'ms')).toBe('not measured');
     expect(formatTarget({ label: '', value: 1, unit: '%', target: { op: '>=', bound: 0.1 } })).toBe('≥ 10.0%');
   });

@@ -126,7 +126,7 @@ export function formatValue(value: number, unit: Ratio['unit']): string {
   if (!Number.isFinite(value)) return 'not measured';
   if (unit === '%') return `${(100 * value).toFixed(1)}%`;
   if (unit === 'x') return `${value.toFixed(2)}×`;
-  return `${value.toFixed(unit === 'MiB' ? 0 : 2)} ${unit}`;
+  return `${value.toFixed(unit === 'MiB' ? 1 : 2)} ${unit}`;
 }
 
 export const formatTarget = (r: Ratio): string => (r.target ? `${r.target.op === '>=' ? '≥' : '≤'} ${formatValue(r.target.bound, r.unit)}` : '');
