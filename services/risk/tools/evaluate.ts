@@ -131,7 +131,7 @@ export function modelYaml(model: LogisticModel, header: string): string {
     version: model.version,
     bias: round(model.bias),
     max_points: model.maxPoints,
-    terms: model.terms.map((t) => ({ feature: t.feature, weight: round(t.weight), ...(t.transform !== 'identity' ? { transform: t.transform } : {}), ...(t.clip ? { clip: t.clip } : {}) })),
+    terms: model.terms.map((t) => ({ feature: t.feature, weight: round(t.weight), ...(t.transform !== 'identity' ? { transform: t.transform } : {}), ...(t.clip ? { clip: t.clip } : {}), ...(t.ref !== undefined ? { ref: round(t.ref) } : {}) })),
   };
   return header + dump(doc, { flowLevel: 2 });
 }
