@@ -263,13 +263,30 @@ export async function checkSchema(db: Db, dir: string, service: string): Promise
   }
 }
 
-// Parameterised query() takes one statement; migrations hold several. Migrations use no
-// dollar-quoted bodies, so splitting on semicolons at line ends is enough.
-function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter(Boolean);
+// Parameterised query() takes one statement; migrations hold several, split at a semicolon that
+// ends a line. A dollar-quoted body (a PL/pgSQL function's `$$ ... $$`, `$fn$ ... $fn$`) is one
+// piece whatever semicolons it holds. Whole-line `--` comments are dropped first, so a comment
+// can mention `$$` or end in a semicolon without splitting anything.
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  let rest = sql.replace(/^\s*--.*$/gm, '');
+  for (;;) {
+    const open = /\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
+    const [first, ...others] = (open ? rest.slice(0, open.index) : rest).split(/;\s*$/m);
+    current += first;
+    for (const part of others) {
+      statements.push(current);
+      current = part;
+    }
+    if (!open) break;
+    const close = rest.indexOf(open[0], open.index + open[0].length);
+    if (close < 0) throw new Error(`unterminated dollar-quoted string ${open[0]} in a migration`);
+    current += rest.slice(open.index, close + open[0].length);
+    rest = rest.slice(close + open[0].length);
+  }
+  statements.push(current);
+  return statements.map((s) => s.trim()).filter(Boolean);
 }
 
 /** The database settings a PostgreSQL-owning service reads (platform/config.ts databaseEnv). */
