@@ -25,8 +25,14 @@ export interface Queryable {
  */
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
-  /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. */
-  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction: commit when it resolves, roll back when it throws. With
+   * `first`, that statement opens the transaction and its result is handed to `fn`: on
+   * PostgreSQL it travels with BEGIN in one round trip (simple query protocol, so it takes no
+   * parameters: literals only, escaped with pg's escapeLiteral, and nothing secret, since the
+   * statement's text is what a trace shows).
+   */
+  tx<T>(fn: (q: Queryable, first?: QueryResult<Record<string, unknown>>) => Promise<T>, options?: { first?: string }): Promise<T>;
   /**
    * Runs `fn` on one connection held for its duration, outside any transaction: for statements
    * that may not run in one (CREATE INDEX CONCURRENTLY) under a session-level lock.
@@ -103,11 +109,18 @@ function openPostgres(url: string, max: number, name: string): Db {
   return {
     kind: 'postgres',
     query,
-    tx: (fn) =>
+    tx: (fn, options) =>
       withClient(async (client, broken) => {
         try {
-          await client.query('BEGIN');
-          const result = await fn(on(client));
+          let first: QueryResult<Record<string, unknown>> | undefined;
+          if (options?.first) {
+            // Two statements in one simple query: pg answers with one result per statement.
+            const [, opened] = (await client.query(`BEGIN; ${options.first}`)) as unknown as [unknown, { rows: Record<string, unknown>[]; rowCount: number | null }];
+            first = { rows: opened.rows, rowCount: opened.rowCount ?? 0 };
+          } else {
+            await client.query('BEGIN');
+          }
+          const result = await fn(on(client), first);
           await client.query('COMMIT');
           return result;
         } catch (err) {
@@ -136,8 +149,12 @@ async function openPglite(dataDir: string): Promise<Db> {
   return {
     kind: 'pglite',
     query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)),
-    tx: (fn) =>
-      pg.transaction((tx) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) })),
+    // In process: no round trip to save, `first` is just the transaction's first statement.
+    tx: (fn, options) =>
+      pg.transaction(async (tx) => {
+        const q: Queryable = { query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) };
+        return fn(q, options?.first ? await q.query(options.first) : undefined);
+      }),
     // PGlite is one connection: its own query() already runs outside a transaction block.
     session: (fn) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)) }),
     close: () => pg.close(),
