@@ -197,8 +197,11 @@ BEGIN
       -- A concurrent PlaceHold for the same payment committed first.
       RAISE EXCEPTION 'payment % already has a hold', p_payment_id USING ERRCODE = 'WP001';
     END IF;
-    -- In the same UPDATE as nothing else: the CHECK on available money sees the final row.
+    -- The row locked in step 6; the CHECK on available money sees the final row.
     UPDATE accounts a SET held = a.held + p_amount, updated_at = now() WHERE a.account = p_wallet AND a.currency = p_currency;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'wallet % % has no row to reserve % on', p_wallet, p_currency, p_amount;
+    END IF;
     IF p_voucher_id IS NOT NULL THEN
       UPDATE vouchers v SET uses = v.uses + 1 WHERE v.voucher_id = p_voucher_id AND v.uses < v.max_uses;
       IF NOT FOUND THEN
