@@ -99,7 +99,8 @@ export class Ledger {
    * the wallet has. A missing wallet has nothing in it. A refusal is an outcome: nothing is held
    * and no voucher is used. A voucher is priced here first (the hold is for amount − discount; its
    * use counted only when PLACED). On `q` outside a transaction (the server) that is one round
-   * trip, two with a voucher; the store tests call it inside one, without a key.
+   * trip, two with a voucher; the store tests call it inside one, without a key (there a
+   * voucher used up between its quote and its lock fails the transaction instead of pricing again).
    */
   async placeHold(q: Queryable, request: PlaceHoldInput, idempotency?: HoldIdempotency): Promise<PlacedHold> {
     for (let attempt = 1; ; attempt++) {
