@@ -6,6 +6,9 @@ import { migrate } from './db';
 import { once } from './idempotency';
 import { repoPath } from './paths';
 
+// The PGlite run starts a child process and a WASM database: on a busy machine, well over 30 s.
+jest.setTimeout(120_000);
+
 const EXPECTED = {
   first: '42 EUR',
   retry: '42 EUR',
