@@ -145,13 +145,6 @@ function errorLine(line: string): boolean {
 }
 
 /**
-<<<<<<< HEAD
- * The services as separate processes with mTLS (certificates from scripts/dev-certs.sh), a
- * fresh PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
- * throwaway prefix for Redis keys and NATS subjects. With `gatewayReplicas` > 1, more gateway
- * processes with the same configuration (so the same database), and the gateway client spreads
- * calls over all of them (round robin over an `ipv4:` address list).
-=======
  * The services as separate processes with mTLS (certificates from the tree's scripts/dev-certs.sh, plus
  * `backoffice` and `merchant.<id>` for each of `merchants`, issued by the same CA), a fresh
  * PostgreSQL database for each service that owns one, throwaway tokenization keys, and one
@@ -160,7 +153,6 @@ function errorLine(line: string): boolean {
  * (`terminal(id)`), since a merchant may only pay as itself. With `gatewayReplicas` > 1, more
  * gateway processes with the same configuration, and the gateway clients spread calls over all
  * of them (round robin over an `ipv4:` address list).
->>>>>>> wt-bench
  */
 export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchMesh> {
   const root = options.root ?? repoRoot();

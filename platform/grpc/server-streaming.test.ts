@@ -245,8 +245,9 @@ describe('GrpcServer server streaming (real server on port 0)', () => {
     );
     running.push(s);
     const err = await (async () => {
-      // 1 s, not less: on a loaded machine a shorter deadline can pass before the handler is even called.
-      for await (const _ of s.client.count(Buffer.alloc(0), { deadlineMs: 1_000 })) void _;
+      // 3 s: on a loaded machine (load 11 seen) a 1 s deadline passed before the call reached the
+      // server, which then answers DEADLINE_EXCEEDED without ever calling the handler.
+      for await (const _ of s.client.count(Buffer.alloc(0), { deadlineMs: 3_000 })) void _;
     })().catch((e: { code: number }) => e);
     expect(err).toMatchObject({ code: status.DEADLINE_EXCEEDED });
     await until(() => seen.aborted !== undefined);

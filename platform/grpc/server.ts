@@ -18,6 +18,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { DomainError, DownstreamRefusal, PermissionDenied, REASON_KEY, reasonOf, Unavailable } from '../errors';
 import { serverCredentials, type TlsConfig } from './credentials';
 import { meshDescriptor } from './descriptor';
+import { rememberPeerCertificates } from './peer-certificate';
 import { guardRequest, strictDeserializer } from './request-guard';
 import type { Logger } from '../log';
 import { isRedisUnavailable } from '../redis';
@@ -262,6 +263,7 @@ export class GrpcServer {
   }
 
   constructor(private readonly options: GrpcServerOptions) {
+    rememberPeerCertificates();
     const names = options.services.map((s) => serviceName(s.definition));
     this.health = new HealthImplementation(Object.fromEntries(['', LIVENESS_SERVICE, ...names].map((n) => [n, 'NOT_SERVING' as const])));
     this.health.addToServer(this.server);

@@ -7,6 +7,10 @@
  * WRISTPAY_TRACE_FILE (default .data/traces/<service>.jsonl).
  * Metrics: a Prometheus /metrics endpoint on METRICS_PORT (metrics-reader.ts); none at all when
  * it is unset or 0, so nothing is recorded that nobody reads.
+ * Statement spans: one span per PostgreSQL statement and Redis command only with
+ * WRISTPAY_TRACE_STATEMENTS=1. They were two thirds of a payment's spans (BEGIN and COMMIT
+ * included) and a tenth of each service's CPU, while an analyst reads the hops, the consumers
+ * and the attributes on them; turn them on to look inside one slow store call.
  */
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
@@ -36,6 +40,8 @@ const metricsPort = (() => {
   }
 })();
 
+const traceStatements = process.env.WRISTPAY_TRACE_STATEMENTS === '1';
+
 const sdk = new NodeSDK({
   resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: service }),
   spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 200 })],
@@ -47,8 +53,7 @@ const sdk = new NodeSDK({
   instrumentations: [
     // Health checks and reflection are noise in a payment trace.
     new GrpcInstrumentation({ ignoreGrpcMethods: [/^Check$/, /^Watch$/, /ServerReflectionInfo/] }),
-    new IORedisInstrumentation({ requireParentSpan: true }),
-    new PgInstrumentation({ requireParentSpan: true }),
+    ...(traceStatements ? [new IORedisInstrumentation({ requireParentSpan: true }), new PgInstrumentation({ requireParentSpan: true })] : []),
     // Event-loop delay and heap; it only records when a meter provider is installed.
     ...(metricsPort ? [new RuntimeNodeInstrumentation({ monitoringPrecision: 50 })] : []),
   ],
