@@ -6,13 +6,14 @@
  * the telemetry preload, spans to a file, as the image runs it), against fresh PostgreSQL
  * databases, a throwaway Redis key prefix and NATS prefix; provisions `--tokens` bands, then every
  * call is a fresh tap (next ATC, real cryptogram) from a simulated band, so every verification is
- * a real OK. Beside the rate: tokenization's CPU per call (/proc/<pid>/stat over the timed run)
- * and its PostgreSQL statements per VerifyPayment, counted from the pg spans of the timed run's
- * traces (each statement is one round trip: the pg driver sends one at a time per connection),
- * split into the verification's own and the outbox relay's. Drops the databases, keys and
- * streams afterwards.
+ * a real OK. Beside the rate: tokenization's CPU per call (/proc/<pid>/stat over the timed run,
+ * statement spans off as in production) and its PostgreSQL statements per VerifyPayment, counted
+ * from the pg spans of `--count-calls` more calls to a second tokenization process that records
+ * them (WRISTPAY_TRACE_STATEMENTS=1); each statement is one round trip (the pg driver sends one
+ * at a time per connection), split into the verification's own and the outbox relay's. Drops the
+ * databases, keys and streams afterwards.
  *
- *   node dist/bench/tokenization-verify.js [--calls 10000] [--concurrency 16] [--tokens 1000]
+ *   node dist/bench/tokenization-verify.js [--calls 10000] [--concurrency 16] [--tokens 1000] [--count-calls 1000]
  *
  * `--tokens` should be well above `--concurrency`: two taps of one band in flight at once may
  * commit out of ATC order, and the later-committing lower ATC is then (rightly) a REPLAY.
@@ -47,34 +48,38 @@ async function main(): Promise<void> {
   const calls = arg('calls', 10_000);
   const concurrency = arg('concurrency', 16);
   const tokens = arg('tokens', 1_000);
+  const countCalls = arg('count-calls', 1_000);
   const prefix = benchPrefix();
   const [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
   // mTLS as in production: every method refuses a caller without an identity it lists.
   const common = { ...process.env, REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, LOG_LEVEL: 'warn' };
   const registryConfig = readRegistryConfig({ ...common, ...meshPki().env('device-registry'), DATABASE_URL: registryDb.url, DEVICE_REGISTRY_PORT: '0' });
   const registry = await startDeviceRegistry(registryConfig, createLogger('device-registry', 'warn'));
-  // Tokenization as its own process, so its CPU is its own and its pg spans are recorded.
+  // Tokenization as its own process, so its CPU is its own. The timed run is as production runs
+  // it (no statement spans: platform/telemetry/register.ts); a second process on the same vault
+  // then records them (WRISTPAY_TRACE_STATEMENTS=1) for a short run that counts the statements.
   const work = mkdtempSync(join(tmpdir(), 'wp-bench-token-'));
   const traceFile = join(work, 'tokenization.jsonl');
-  const service = await startService(
-    'tokenization',
-    await freePort(),
-    {
-      ...common,
-      ...meshPki().env('tokenization'),
-      DATABASE_URL: vaultDb.url,
-      DEVICE_REGISTRY_ADDR: `localhost:${registry.port}`,
-      // Throwaway keys: nothing provisioned here outlives the run.
-      TOKEN_MASTER_KEY: randomBytes(32).toString('base64'),
-      VAULT_KEKS: `1:${randomBytes(32).toString('base64')}`,
-      VAULT_ACTIVE_KEY_VERSION: '1',
-      WRISTPAY_TRACE_FILE: traceFile,
-    },
-    { credentials: meshPki().client('gateway'), onLine: (line, stream) => stream === 'stderr' && process.stderr.write(`[tokenization] ${line}\n`) },
-  );
+  const serviceEnv = {
+    ...common,
+    ...meshPki().env('tokenization'),
+    DATABASE_URL: vaultDb.url,
+    DEVICE_REGISTRY_ADDR: `localhost:${registry.port}`,
+    // Throwaway keys: nothing provisioned here outlives the run.
+    TOKEN_MASTER_KEY: randomBytes(32).toString('base64'),
+    VAULT_KEKS: `1:${randomBytes(32).toString('base64')}`,
+    VAULT_ACTIVE_KEY_VERSION: '1',
+    WRISTPAY_TRACE_FILE: traceFile,
+  };
+  const startVault = async (traceStatements: boolean) =>
+    startService('tokenization', await freePort(), { ...serviceEnv, WRISTPAY_TRACE_STATEMENTS: traceStatements ? '1' : '0' }, {
+      credentials: meshPki().client('gateway'),
+      onLine: (line, stream) => (stream === 'stderr' || process.env.BENCH_VERBOSE) && process.stderr.write(`[tokenization] ${line}\n`),
+    });
+  let service = await startVault(false);
   // Each method called as an identity its policy admits (wallet provisions, the gateway verifies).
   const registryClient = testClient(DeviceRegistryServiceClient, registry.port);
-  const client = testClient(TokenizationServiceClient, service.port);
+  let client = testClient(TokenizationServiceClient, service.port);
   const pool = new Pool({ connectionString: vaultDb.url, max: SERVICE_POOL_SIZE });
   // An idle client is terminated when its database is dropped at the end; that is not a failure.
   pool.on('error', () => undefined);
@@ -103,13 +108,20 @@ async function main(): Promise<void> {
     };
     await run(500, concurrency, verify); // warm-up: connections, JIT, plan cache
     results.clear();
-    // Spans are exported in batches: let the warm-up's reach the file before marking where the timed run starts.
-    await new Promise((r) => setTimeout(r, 6_000));
-    const spansBefore = readSpans(traceFile).length;
     const cpuBefore = processCpuSeconds(service.pid);
     const verified = await run(calls, concurrency, (i) => verify(i + 500));
     const serviceCpuMs = ((processCpuSeconds(service.pid) - cpuBefore) * 1000) / calls;
     const verifiedResults = new Map(results);
+
+    // Statements per call, counted: a fresh process recording statement spans, on the same vault and bands.
+    client.close();
+    await service.stop();
+    service = await startVault(true);
+    client = testClient(TokenizationServiceClient, service.port);
+    const spansBefore = readSpans(traceFile).length;
+    await run(countCalls, concurrency, (i) => verify(calls + 500 + i));
+    await service.stop(); // SIGTERM drains and exports the last spans
+    const statementsLine = countStatements(readSpans(traceFile).slice(spansBefore));
 
     // The floor: the replay guard alone (one conditional UPDATE, autocommitted) on its own table in the vault's database.
     await pool.query('CREATE TABLE bench_atc (token_id uuid PRIMARY KEY, atc_high bigint NOT NULL)');
@@ -121,9 +133,6 @@ async function main(): Promise<void> {
     const updated = await run(calls, concurrency, update);
     const roundTrip = await run(calls, concurrency, () => pool.query('SELECT 1'));
 
-    // The timed run's spans, once the service has flushed them (SIGTERM drains and exports).
-    await service.stop();
-    const statementsLine = countStatements(readSpans(traceFile).slice(spansBefore));
     const ratio = (r: LoadResult) => `${((100 * verified.perSecond) / r.perSecond).toFixed(0)}%`;
     process.stdout.write(
       [
@@ -183,7 +192,7 @@ function countStatements(spans: SpanRecord[]): string {
   for (const traceId of verifyTraces) histogram.set(perTrace.get(traceId) ?? 0, (histogram.get(perTrace.get(traceId) ?? 0) ?? 0) + 1);
   const byCount = [...histogram].sort((a, b) => b[1] - a[1]).map(([k, m]) => `${k} statements: ${m} calls`);
   return [
-    `PostgreSQL statements per VerifyPayment (pg spans of ${verifyTraces.size} traced calls): ${((pg.length - relay) / n).toFixed(2)} by the verification, ${(relay / n).toFixed(2)} by the outbox relay in its trace`,
+    `PostgreSQL statements per VerifyPayment (pg spans of ${verifyTraces.size} calls, a separate run with statement spans on): ${((pg.length - relay) / n).toFixed(2)} by the verification, ${(relay / n).toFixed(2)} by the outbox relay in its trace`,
     `  per call: ${byCount.join(', ')}`,
     ...shares.map((line) => `  ${line}`),
   ].join('\n');
