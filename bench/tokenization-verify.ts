@@ -13,7 +13,7 @@
  * at a time per connection), split into the verification's own and the outbox relay's. Drops the
  * databases, keys and streams afterwards.
  *
- *   node dist/bench/tokenization-verify.js [--calls 10000] [--concurrency 16] [--tokens 1000] [--count-calls 1000]
+ *   node dist/bench/tokenization-verify.js [--calls 10000] [--concurrency 16] [--tokens 1000] [--count-calls 1000] [--root <built tree>]
  *
  * `--tokens` should be well above `--concurrency`: two taps of one band in flight at once may
  * commit out of ATC order, and the later-committing lower ATC is then (rightly) a REPLAY.
@@ -39,7 +39,7 @@ import { freshDatabase } from '../test/support/servers';
 import { benchPrefix, removePrefix, runBench } from './harness';
 import { meshPki } from '../test/support/mesh-pki';
 import { testClient } from '../test/support/services';
-import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+import { arg, formatResult, processCpuSeconds, run, stringArg, type LoadResult } from './load';
 
 /** The tokenization service's PostgreSQL pool (platform/db default); the baseline gets the same. */
 const SERVICE_POOL_SIZE = 10;
@@ -49,6 +49,8 @@ async function main(): Promise<void> {
   const concurrency = arg('concurrency', 16);
   const tokens = arg('tokens', 1_000);
   const countCalls = arg('count-calls', 1_000);
+  // Another built tree's tokenization (an export of an earlier commit, built) to compare before/after.
+  const root = stringArg('root', '');
   const prefix = benchPrefix();
   const [registryDb, vaultDb] = await Promise.all([freshDatabase(), freshDatabase()]);
   // mTLS as in production: every method refuses a caller without an identity it lists.
@@ -74,6 +76,7 @@ async function main(): Promise<void> {
   const startVault = async (traceStatements: boolean) =>
     startService('tokenization', await freePort(), { ...serviceEnv, WRISTPAY_TRACE_STATEMENTS: traceStatements ? '1' : '0' }, {
       credentials: meshPki().client('gateway'),
+      ...(root ? { root } : {}),
       onLine: (line, stream) => (stream === 'stderr' || process.env.BENCH_VERBOSE) && process.stderr.write(`[tokenization] ${line}\n`),
     });
   let service = await startVault(false);
@@ -136,7 +139,7 @@ async function main(): Promise<void> {
     const ratio = (r: LoadResult) => `${((100 * verified.perSecond) / r.perSecond).toFixed(0)}%`;
     process.stdout.write(
       [
-        `${calls} calls, ${concurrency} in flight, ${tokens} tokens (provisioned in ${provisionSeconds.toFixed(1)} s), ${SERVICE_POOL_SIZE} PostgreSQL connections each, device-registry and the load client in this process, tokenization in its own`,
+        `${calls} calls, ${concurrency} in flight, ${tokens} tokens (provisioned in ${provisionSeconds.toFixed(1)} s), ${SERVICE_POOL_SIZE} PostgreSQL connections each, device-registry and the load client in this process, tokenization in its own${root ? ` (built tree ${root})` : ''}`,
         formatResult('VerifyPayment over gRPC (fresh ATC each)', verified),
         formatResult('UPDATE ... SET atc_high, autocommit', updated),
         formatResult('SELECT 1 round trip (pg Pool)', roundTrip),
