@@ -207,6 +207,8 @@ export class EventBus {
     types: string[];
     handler: (event: Event, msg: JsMsg) => Promise<void>;
     deliverNew?: boolean;
+    /** A new durable starts at this stream sequence (consumeEach's take-over); an existing one keeps its place. */
+    startSeq?: number;
   }): Promise<{ stop: () => Promise<void> }> {
     const jsm = await jetstreamManager(this.nc);
     const stream = this.streamName(options.area);
@@ -216,7 +218,9 @@ export class EventBus {
     const config = {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All,
+      ...(options.startSeq !== undefined
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.startSeq }
+        : { deliver_policy: options.deliverNew ? DeliverPolicy.New : DeliverPolicy.All }),
       filter_subject: this.subject(single ? options.types[0]! : `${options.area}.>`),
       ack_wait: this.limits.ackWaitMs * 1_000_000,
       max_deliver: this.limits.maxDeliver,
@@ -279,6 +283,41 @@ export class EventBus {
         await backstop;
       },
     };
+  }
+
+  /**
+   * Runs `handler` for each of `types` (exact types, no wildcards) on a durable of its own,
+   * `<durable>-<type with dots as dashes>`, filtered on that one subject. One durable for several
+   * types has to take the whole area on nats-server 2.9 (no `filter_subjects`), so it was
+   * delivered, and acked, every event of the area: for the gateway's two rare hold types, two
+   * unwanted deliveries per payment. A combined durable `durable` left from before is taken over:
+   * the new ones start after its acknowledged floor (nothing is skipped; what it had delivered
+   * unacknowledged comes again, which handlers tolerate) and it is deleted.
+   */
+  async consumeEach(options: { area: StreamArea; durable: string; types: string[]; handler: (event: Event, msg: JsMsg) => Promise<void> }): Promise<{ stop: () => Promise<void> }> {
+    if (options.types.some((t) => /[*>]/.test(t))) throw new Error(`consumeEach takes exact types, not ${options.types.join(', ')}`);
+    const jsm = await jetstreamManager(this.nc);
+    const stream = this.streamName(options.area);
+    const previous = await jsm.consumers.info(stream, options.durable).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
+      throw err;
+    });
+    const startSeq = previous ? previous.ack_floor.stream_seq + 1 : undefined;
+    const running: Array<{ stop: () => Promise<void> }> = [];
+    try {
+      for (const type of options.types) {
+        running.push(await this.consume({ area: options.area, durable: `${options.durable}-${type.replace(/\./g, '-')}`, types: [type], handler: options.handler, startSeq }));
+      }
+      if (previous) {
+        // Another replica may have deleted it first.
+        await jsm.consumers.delete(stream, options.durable).catch(() => undefined);
+        this.log.info({ stream, consumer: options.durable, startSeq }, 'combined consumer replaced by one per type');
+      }
+    } catch (err) {
+      for (const c of running) await c.stop();
+      throw err;
+    }
+    return { stop: async () => void (await Promise.all(running.map((c) => c.stop()))) };
   }
 
   /**

@@ -24,6 +24,15 @@ export function outboxValues(event: Event): [string, Buffer, string] {
 }
 
 /**
+ * The body of a data-modifying CTE that writes the outbox row whose `outboxValues` are bound at
+ * $first, $first+1, $first+2 once for each row `source` (an earlier CTE) returns: the event
+ * commits only with the change that returned a row, in the same statement.
+ */
+export function outboxInsertFrom(source: string, first: number): string {
+  return `INSERT INTO outbox (event_id, event, trace_context) SELECT $${first}::uuid, $${first + 1}::bytea, $${first + 2}::jsonb FROM ${source}`;
+}
+
+/**
  * Moves committed outbox rows to JetStream in order. Publishing happens before the row is
  * marked, so a crash in between republishes the same message id, which JetStream drops as a
  * duplicate: each event arrives once. `kick()` after a commit keeps latency low; the poll
@@ -112,17 +121,18 @@ export class OutboxRelay {
       'SELECT seq, event, trace_context FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1',
       [this.batch],
     );
-    // Publish in order, then mark what went out in one statement (one commit per batch, not per
-    // row). A crash in between republishes those rows; their message ids make that harmless.
-    const published: string[] = [];
-    try {
-      for (const row of rows) {
-        await this.bus.publish(decodeEvent(row.event), row.trace_context);
-        published.push(String(row.seq));
-      }
-    } finally {
-      if (published.length) await this.db.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [published]);
-    }
+    // Published back to back on the one connection (JetStream stores them in the order sent)
+    // and acknowledged together: one round trip per batch rather than one per event. Then what
+    // went out is marked in one statement (one commit per batch). Only the acknowledged prefix
+    // is marked: after a failure the rest is published again next pass (what was stored is
+    // dropped as a duplicate by its message id). So during a NATS fault an event may be stored
+    // after one that was committed later; consumers do not depend on that order (each handler
+    // checks the state it moves from, and redelivery reorders anyway).
+    const acks = await Promise.allSettled(rows.map((row) => this.bus.publish(decodeEvent(row.event), row.trace_context)));
+    const failed = acks.findIndex((a) => a.status === 'rejected');
+    const published = (failed === -1 ? rows : rows.slice(0, failed)).map((row) => String(row.seq));
+    if (published.length) await this.db.query('UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])', [published]);
+    if (failed !== -1) throw (acks[failed] as PromiseRejectedResult).reason;
     return rows.length;
   }
 

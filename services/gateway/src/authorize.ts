@@ -198,7 +198,7 @@ export class PaymentFlow {
    */
   async decide(row: PaymentRow, change: PaymentChange): Promise<PaymentRow> {
     const { store, relay, watchers, downstream, log } = this.deps;
-    const decided = await store.transition(row.payment_id, change, { from: ['RECEIVED'], attempt: row.attempt }, decisionEvent);
+    const decided = await store.transitionSeen(row, change, { from: ['RECEIVED'], attempt: row.attempt }, decisionEvent);
     if (decided) {
       recordPayment(decided.status, decided.decline_reason);
       relay.kick();

@@ -11,7 +11,8 @@ import type { PaymentWatchers } from './watchers';
  * APPROVED: redelivery, or a hold the gateway's Void already reflected, changes nothing.
  */
 export function consumeHoldEnds(bus: EventBus, store: PaymentStore, watchers: PaymentWatchers, log: Logger): Promise<{ stop: () => Promise<void> }> {
-  return bus.consume({
+  // A durable per type (gateway-hold-ends-payment-hold-expired, ...-voided): see consumeEach.
+  return bus.consumeEach({
     area: 'payment',
     durable: 'gateway-hold-ends',
     types: ['payment.hold.expired', 'payment.hold.voided'],

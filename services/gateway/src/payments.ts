@@ -1,7 +1,7 @@
 import type { Event } from '../../../gen/wristpay/events/v1/events';
 import { DeclineReason, type AuthorizeResponse, type Payment, type PaymentChallenge } from '../../../gen/wristpay/gateway/v1/gateway';
 import type { Db, Queryable } from '../../../platform/db';
-import { enqueueEvent } from '../../../platform/outbox';
+import { outboxInsertFrom, outboxValues } from '../../../platform/outbox';
 import { authorizationStatus, statesBefore, toStatus, type PaymentState } from './domain/payment-state';
 
 /** One row of `payments` (migrations/001_payments.sql). */
@@ -35,6 +35,8 @@ export interface PaymentRow {
   attempt: number;
   created_at: Date;
   updated_at: Date;
+  /** The row's version (its xmin): changes with every write of the row. */
+  row_version: string;
 }
 
 /** What a new payment is recorded with before anything downstream is called. */
@@ -137,7 +139,8 @@ export function toAuthorizeResponse(row: PaymentRow): AuthorizeResponse {
   };
 }
 
-const COLUMNS = '*';
+// xmin, the transaction that wrote this version of the row, is its version: what transitionSeen pins.
+const COLUMNS = '*, xmin::text AS row_version';
 
 /**
  * The gateway's payments in PostgreSQL. Every transition is one conditional UPDATE (the states
@@ -191,11 +194,41 @@ export class PaymentStore {
     return rows[0];
   }
 
+  /** Applies `change` if the guard holds (one conditional UPDATE); the row after, or undefined when it did not hold. */
+  async transition(paymentId: string, change: PaymentChange, guard: TransitionGuard = {}): Promise<PaymentRow | undefined> {
+    const update = this.update(paymentId, change, guard);
+    const { rows } = await this.db.query<PaymentRow>(`${update.sql} RETURNING ${COLUMNS}`, update.params);
+    return rows[0];
+  }
+
   /**
-   * Applies `change` if the guard holds, with `event(row after)` in the same transaction; the row
-   * after, or undefined when the guard did not hold (nothing written).
+   * Applies `change` to the payment as the caller `seen` it, with the event it leads to
+   * (`event` of the row after), in ONE statement: the UPDATE and the outbox row are one
+   * data-modifying CTE, committed together without a BEGIN/COMMIT round trip each. The event is
+   * built before the statement from `seen` plus `change`, so the UPDATE also requires the row to
+   * be exactly as seen (its row_version): a row changed meanwhile is not moved (undefined,
+   * nothing written), as when the guard does not hold.
    */
-  async transition(paymentId: string, change: PaymentChange, guard: TransitionGuard = {}, event?: (row: PaymentRow) => Event | undefined): Promise<PaymentRow | undefined> {
+  async transitionSeen(seen: PaymentRow, change: PaymentChange, guard: TransitionGuard, event: (row: PaymentRow) => Event | undefined): Promise<PaymentRow | undefined> {
+    const { confirmed_at: confirmed, ...columns } = change;
+    const e = event({ ...seen, ...columns, ...(confirmed ? { confirmed_at: new Date() } : {}) });
+    const update = this.update(seen.payment_id, change, guard);
+    update.params.push(seen.row_version);
+    const unchanged = `${update.sql} AND xmin = $${update.params.length}::xid`;
+    if (!e) {
+      const { rows } = await this.db.query<PaymentRow>(`${unchanged} RETURNING ${COLUMNS}`, update.params);
+      return rows[0];
+    }
+    const params = [...update.params, ...outboxValues(e)];
+    const { rows } = await this.db.query<PaymentRow>(
+      `WITH moved AS (${unchanged} RETURNING ${COLUMNS}), sent AS (${outboxInsertFrom('moved', update.params.length + 1)}) SELECT * FROM moved`,
+      params,
+    );
+    return rows[0];
+  }
+
+  /** The conditional UPDATE for `change` under `guard` (no RETURNING); values are bound, never spliced. */
+  private update(paymentId: string, change: PaymentChange, guard: TransitionGuard): { sql: string; params: unknown[] } {
     const from = guard.from ?? (change.status ? statesBefore(change.status) : undefined);
     const sets: string[] = ['updated_at = now()'];
     const params: unknown[] = [paymentId];
@@ -217,15 +250,7 @@ export class PaymentStore {
       where.push(`attempt = $${params.length}`);
     }
     if (guard.challengeLive) where.push('challenge_expires_at > now()');
-    const sql = `UPDATE payments SET ${sets.join(', ')} WHERE ${where.join(' AND ')} RETURNING ${COLUMNS}`;
-    return this.db.tx(async (q) => {
-      const { rows } = await q.query<PaymentRow>(sql, params);
-      const row = rows[0];
-      if (!row) return undefined;
-      const e = event?.(row);
-      if (e) await enqueueEvent(q, e);
-      return row;
-    });
+    return { sql: `UPDATE payments SET ${sets.join(', ')} WHERE ${where.join(' AND ')}`, params };
   }
 
   /** Deletes a RECEIVED payment this attempt still owns (refused before anything downstream was spent). */
@@ -245,7 +270,7 @@ export class PaymentStore {
   /** RECEIVED payments untouched for `olderThanSeconds` whose replica no longer beats. */
   async orphaned(olderThanSeconds: number, staleMs: number, limit: number): Promise<PaymentRow[]> {
     const { rows } = await this.db.query<PaymentRow>(
-      `SELECT p.* FROM payments p LEFT JOIN gateway_instances i ON i.instance_id = p.owner AND i.beat_at > now() - make_interval(secs => $2::double precision / 1000)
+      `SELECT p.*, p.xmin::text AS row_version FROM payments p LEFT JOIN gateway_instances i ON i.instance_id = p.owner AND i.beat_at > now() - make_interval(secs => $2::double precision / 1000)
         WHERE p.status = 'RECEIVED' AND p.updated_at < now() - make_interval(secs => $1) AND i.instance_id IS NULL
         ORDER BY p.updated_at LIMIT $3`,
       [olderThanSeconds, staleMs, limit],

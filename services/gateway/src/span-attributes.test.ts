@@ -32,6 +32,7 @@ const row = (over: Partial<PaymentRow>): PaymentRow => ({
   attempt: 1,
   created_at: new Date(0),
   updated_at: new Date(0),
+  row_version: '1',
   ...over,
 });
 

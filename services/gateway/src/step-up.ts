@@ -55,10 +55,12 @@ const hashOf = (bytes: Uint8Array): Buffer => createHash('sha256').update(bytes)
 export class StepUp {
   constructor(private readonly deps: StepUpDeps) {}
 
-  /** Declines a challenged payment whose challenge has expired (sweeper, or a late answer). */
-  async expire(paymentId: string): Promise<PaymentRow | undefined> {
+  /** Declines a challenged payment whose challenge has expired (sweeper, or a late answer); `seen`, the row if the caller just read it. */
+  async expire(paymentId: string, seen?: PaymentRow): Promise<PaymentRow | undefined> {
     const { store, relay, watchers, log } = this.deps;
-    const row = await store.transition(paymentId, EXPIRED_CHANGE, { from: ['CHALLENGED'] }, decisionEvent);
+    const now = seen ?? (await store.get(paymentId));
+    if (now?.status !== 'CHALLENGED') return undefined;
+    const row = await store.transitionSeen(now, EXPIRED_CHANGE, { from: ['CHALLENGED'] }, decisionEvent);
     if (row) {
       annotate({ ...paymentAttributes(row), [ATTR.challengeOutcome]: 'expired' });
       recordPayment(row.status, row.decline_reason);
@@ -99,7 +101,7 @@ export class StepUp {
     const now = (await this.deps.store.get(paymentId))!;
     if (now.resolved_key === key) return now;
     if (now.status === 'CHALLENGED') {
-      await this.expire(paymentId);
+      await this.expire(paymentId, now);
       throw new ChallengeExpired();
     }
     if (now.decline_reason === declineReasonName(DeclineReason.DECLINE_REASON_CHALLENGE_EXPIRED)) throw new ChallengeExpired();
@@ -128,7 +130,7 @@ export class StepUp {
     if (signed.deviceStatus !== DeviceStatus.DEVICE_STATUS_ACTIVE) {
       // Signed by the right band, but the band may no longer pay (reported lost meanwhile).
       const change: PaymentChange = { ...resolved, status: 'DECLINED', decline_reason: declineReasonName(DeclineReason.DECLINE_REASON_DEVICE_INACTIVE), message: 'the band is no longer active' };
-      const declined = await store.transition(row.payment_id, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
+      const declined = await store.transitionSeen(row, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
       if (!declined) return this.lost(row.payment_id, req.idempotencyKey);
       recordPayment(declined.status, declined.decline_reason);
       this.changed(row.payment_id);
@@ -136,7 +138,7 @@ export class StepUp {
     }
     // Back to RECEIVED, owned by this replica as a new attempt: from here on it runs (and
     // resumes after a crash) like any payment, from the hold.
-    const resuming = await store.transition(row.payment_id, { ...resolved, status: 'RECEIVED', confirmed_at: 'now', owner: instance.id, attempt: row.attempt + 1 }, { from: ['CHALLENGED'], challengeLive: true });
+    const resuming = await store.transitionSeen(row, { ...resolved, status: 'RECEIVED', confirmed_at: 'now', owner: instance.id, attempt: row.attempt + 1 }, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
     if (!resuming) return this.lost(row.payment_id, req.idempotencyKey);
     log.info({ paymentId: row.payment_id }, 'step-up confirmed on the band');
     return flow.track(resuming, flow.afterConfirmation(resuming));
@@ -154,7 +156,7 @@ export class StepUp {
       resolved_key: req.idempotencyKey,
       resolved_hash: hash,
     };
-    const declined = await store.transition(row.payment_id, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
+    const declined = await store.transitionSeen(row, change, { from: ['CHALLENGED'], challengeLive: true }, decisionEvent);
     if (!declined) return this.lost(row.payment_id, req.idempotencyKey);
     recordPayment(declined.status, declined.decline_reason);
     this.changed(row.payment_id);
