@@ -84,6 +84,9 @@ export function captureTraceContext(ctx: Context = otelContext.active()): TraceC
 }
 
 /** JetStream access for one service: subject prefixing, streams, publish and durable consumers. */
+/** The durable consumeEach runs `type` on for the consumer named `durable`: `<durable>-<type with dots as dashes>`. */
+export const perTypeDurable = (durable: string, type: string): string => `${durable}-${type.replace(/\./g, '-')}`;
+
 export class EventBus {
   private constructor(
     readonly nc: NatsConnection,
@@ -102,7 +105,10 @@ export class EventBus {
    * tells it about).
    */
   static async connect(options: { url: string; prefix: string; source: string; log: Logger; replicas?: number; limits?: Partial<StreamLimits> }): Promise<EventBus> {
-    const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1 });
+    // noAsyncTraces: no Error (with its stack) built in advance for every request, JetStream's
+    // publish included, just to point at the caller should it time out: a cost per event for a
+    // stack the error's subject and our logs already locate.
+    const nc = await connect({ servers: natsServers(options.url), name: options.source, maxReconnectAttempts: -1, noAsyncTraces: true });
     const bus = new EventBus(nc, jetstream(nc), options.prefix, options.source, options.log, options.replicas ?? 1, { ...DEFAULT_LIMITS, ...options.limits });
     try {
       await bus.ensureStreams();
@@ -306,7 +312,7 @@ export class EventBus {
     const running: Array<{ stop: () => Promise<void> }> = [];
     try {
       for (const type of options.types) {
-        running.push(await this.consume({ area: options.area, durable: `${options.durable}-${type.replace(/\./g, '-')}`, types: [type], handler: options.handler, startSeq }));
+        running.push(await this.consume({ area: options.area, durable: perTypeDurable(options.durable, type), types: [type], handler: options.handler, startSeq }));
       }
       if (previous) {
         // Another replica may have deleted it first.

@@ -12,14 +12,16 @@
  * included) and a tenth of each service's CPU, while an analyst reads the hops, the consumers
  * and the attributes on them; turn them on to look inside one slow store call.
  */
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { metrics } from '@opentelemetry/api';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { RuntimeNodeInstrumentation } from '@opentelemetry/instrumentation-runtime-node';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { repoPath } from '../paths';
 import { FileSpanExporter } from './file-exporter';
@@ -27,9 +29,6 @@ import { metricsPortFrom, metricReaders, METRIC_VIEWS } from './metrics-reader';
 import { TELEMETRY_KEY } from './shutdown';
 
 const service = process.env.OTEL_SERVICE_NAME ?? 'wristpay';
-const exporter = process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-  ? new OTLPTraceExporter()
-  : new FileSpanExporter(process.env.WRISTPAY_TRACE_FILE ?? repoPath('.data', 'traces', `${service}.jsonl`));
 const metricsPort = (() => {
   try {
     return metricsPortFrom(process.env);
@@ -39,24 +38,38 @@ const metricsPort = (() => {
     process.exit(78);
   }
 })();
-
 const traceStatements = process.env.WRISTPAY_TRACE_STATEMENTS === '1';
 
-const sdk = new NodeSDK({
-  resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: service }),
-  spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 200 })],
-  // Always an explicit list: without one NodeSDK falls back to OTEL_METRICS_EXPORTER, whose
-  // default is an OTLP exporter pushing to a collector that is not there (every call then
-  // recorded histograms that went nowhere).
-  metricReaders: metricReaders(metricsPort),
-  views: METRIC_VIEWS,
+/**
+ * The OTLP exporter is loaded only when a collector is configured: loading every exporter it
+ * might use is what made NodeSDK (@opentelemetry/sdk-node) cost 31 MiB of RSS per process. The
+ * parts here are the ones NodeSDK composes (sdk-trace-node, sdk-metrics, instrumentation), set
+ * up the same way: W3C trace context and baggage, AsyncLocalStorage context, OTEL_* env.
+ */
+function spanExporter(): SpanExporter {
+  if (!process.env.OTEL_EXPORTER_OTLP_ENDPOINT) return new FileSpanExporter(process.env.WRISTPAY_TRACE_FILE ?? repoPath('.data', 'traces', `${service}.jsonl`));
+  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-grpc') as typeof import('@opentelemetry/exporter-trace-otlp-grpc');
+  return new OTLPTraceExporter();
+}
+
+// OTEL_RESOURCE_ATTRIBUTES (service.namespace in the cluster) under the service's name.
+const resource = detectResources({ detectors: [envDetector] }).merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: service }));
+const tracerProvider = new NodeTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(spanExporter(), { scheduledDelayMillis: 200 })] });
+tracerProvider.register();
+// Only with a port: no meter provider at all otherwise, so the API's no-op meters record nothing nobody reads.
+const meterProvider = metricsPort ? new MeterProvider({ resource, readers: metricReaders(metricsPort), views: METRIC_VIEWS }) : undefined;
+if (meterProvider) metrics.setGlobalMeterProvider(meterProvider);
+registerInstrumentations({
+  tracerProvider,
+  meterProvider,
   instrumentations: [
     // Health checks and reflection are noise in a payment trace.
     new GrpcInstrumentation({ ignoreGrpcMethods: [/^Check$/, /^Watch$/, /ServerReflectionInfo/] }),
     ...(traceStatements ? [new IORedisInstrumentation({ requireParentSpan: true }), new PgInstrumentation({ requireParentSpan: true })] : []),
     // Event-loop delay and heap; it only records when a meter provider is installed.
-    ...(metricsPort ? [new RuntimeNodeInstrumentation({ monitoringPrecision: 50 })] : []),
+    ...(meterProvider ? [new RuntimeNodeInstrumentation({ monitoringPrecision: 50 })] : []),
   ],
 });
-sdk.start();
-(globalThis as Record<symbol, unknown>)[TELEMETRY_KEY] = sdk;
+(globalThis as Record<symbol, unknown>)[TELEMETRY_KEY] = {
+  shutdown: async () => void (await Promise.all([tracerProvider.shutdown(), meterProvider?.shutdown()])),
+};

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '../../../platform/db';
+import type { Db } from '../../../platform/db';
 import type { RetentionRule } from '../../../platform/retention';
 import type { AlertDraft, AlertKindName } from './domain/alert';
 
@@ -48,41 +48,47 @@ export class AlertStore {
    * reader never sees n+1 before n. A redelivered event (its key in processed_events, or its
    * alert still stored after that key was pruned) stores nothing and takes no number.
    */
-  record(consumer: string, draft: AlertDraft): Promise<RecordOutcome> {
-    return this.db.tx(async (q) => {
-      // Two deliveries of one event at once: the second waits here for the first to commit, then conflicts.
-      const fresh = await q.query('INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [consumer, draft.eventId]);
-      if (fresh.rowCount === 0) return { stored: false, reason: 'duplicate' } as const;
-      const kept = await q.query('SELECT 1 FROM alerts WHERE event_id = $1', [draft.eventId]);
-      if (kept.rowCount > 0) return { stored: false, reason: 'duplicate' } as const;
-      const sequence = await nextSequence(q, draft.accountId);
-      await q.query(
-        `INSERT INTO alerts (account_id, sequence, event_id, kind, device_id, payment_id, occurred_at, wrist_merchant_name, wrist_amount_minor, wrist_currency,
-                             wrist_outcome, phone_title, phone_body, merchant_id, decline_reason, step_up_challenge_id, step_up_nonce, step_up_expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-        [
-          draft.accountId,
-          sequence,
-          draft.eventId,
-          draft.kind,
-          draft.deviceId,
-          draft.paymentId,
-          draft.occurredAt,
-          draft.wrist.merchantName,
-          draft.wrist.amount?.amountMinor ?? null,
-          draft.wrist.amount?.currency ?? null,
-          draft.wrist.outcome,
-          draft.phone.title,
-          draft.phone.body,
-          draft.phone.merchantId,
-          draft.phone.declineReason,
-          draft.stepUp?.challengeId ?? null,
-          draft.stepUp?.nonce ?? null,
-          draft.stepUp?.expiresAt ?? null,
-        ],
-      );
-      return { stored: true, sequence } as const;
-    });
+  async record(consumer: string, draft: AlertDraft): Promise<RecordOutcome> {
+    // One statement, so one round trip and one commit per event (it was BEGIN, four statements
+    // and COMMIT): the processed-event key, the feed's next sequence and the alert are CTEs that
+    // each run only if the one before returned a row. A second delivery of the event at the same
+    // time waits on the key's unique index for the first to commit, then conflicts; an event whose
+    // alert is kept while its key was pruned (retention) bumps no sequence.
+    const { rows } = await this.db.query<{ sequence: bigint }>(
+      `WITH fresh AS (
+         INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING event_id
+       ), feed AS (
+         INSERT INTO alert_feeds (account_id, last_sequence)
+         SELECT $3, 1 FROM fresh WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE event_id = $2)
+         ON CONFLICT (account_id) DO UPDATE SET last_sequence = alert_feeds.last_sequence + 1, updated_at = now()
+         RETURNING last_sequence
+       )
+       INSERT INTO alerts (account_id, sequence, event_id, kind, device_id, payment_id, occurred_at, wrist_merchant_name, wrist_amount_minor, wrist_currency,
+                           wrist_outcome, phone_title, phone_body, merchant_id, decline_reason, step_up_challenge_id, step_up_nonce, step_up_expires_at)
+       SELECT $3, last_sequence, $2, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM feed
+       RETURNING sequence`,
+      [
+        consumer,
+        draft.eventId,
+        draft.accountId,
+        draft.kind,
+        draft.deviceId,
+        draft.paymentId,
+        draft.occurredAt,
+        draft.wrist.merchantName,
+        draft.wrist.amount?.amountMinor ?? null,
+        draft.wrist.amount?.currency ?? null,
+        draft.wrist.outcome,
+        draft.phone.title,
+        draft.phone.body,
+        draft.phone.merchantId,
+        draft.phone.declineReason,
+        draft.stepUp?.challengeId ?? null,
+        draft.stepUp?.nonce ?? null,
+        draft.stepUp?.expiresAt ?? null,
+      ],
+    );
+    return rows[0] ? { stored: true, sequence: BigInt(rows[0].sequence) } : { stored: false, reason: 'duplicate' };
   }
 
   /** Up to `limit` of the account's alerts after `afterSequence`, oldest first. */
@@ -92,13 +98,3 @@ export class AlertStore {
   }
 }
 
-/** Bumps (or starts) the account's feed and returns the sequence for the alert being stored. */
-async function nextSequence(q: Queryable, accountId: string): Promise<bigint> {
-  const { rows } = await q.query<{ last_sequence: bigint }>(
-    `INSERT INTO alert_feeds (account_id, last_sequence) VALUES ($1, 1)
-     ON CONFLICT (account_id) DO UPDATE SET last_sequence = alert_feeds.last_sequence + 1, updated_at = now()
-     RETURNING last_sequence`,
-    [accountId],
-  );
-  return BigInt(rows[0]!.last_sequence);
-}

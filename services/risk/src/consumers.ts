@@ -168,8 +168,11 @@ export async function startConsumers(bus: EventBus, deps: ConsumerDeps, log: Log
   };
   const running = [
     await bus.consume({ area: 'device', durable: CONSUMERS.device, types: ['device.>'], handler }),
-    await bus.consume({ area: 'token', durable: CONSUMERS.token, types: ['token.>'], handler }),
-    await bus.consume({ area: 'payment', durable: CONSUMERS.payment, types: ['payment.>'], handler }),
+    // A durable per type it reads (consumeEach): the token and payment areas carry an event or two
+    // per payment that applyEvent ignores (token.payment.verified, payment.hold.placed), which a
+    // durable on the whole area was delivered and acked every time.
+    await bus.consumeEach({ area: 'token', durable: CONSUMERS.token, types: [...Object.keys(TOKEN_STATUS), 'token.payment.refused'], handler }),
+    await bus.consumeEach({ area: 'payment', durable: CONSUMERS.payment, types: ['payment.declined', 'payment.authorized'], handler }),
     await bus.consume({ area: 'payment', durable: CONSUMERS.disputes, types: [DISPUTE_RESOLVED], handler: disputes }),
     // Its own durable on one filter subject (nats-server 2.9 has no filter_subjects): a new
     // deployment reads every limits change on the stream from the start, not only new ones.

@@ -10,7 +10,7 @@ import { Decision, Label, RiskServiceClient, type ScoreRequest } from '../../../
 import { ConfigError } from '../../../platform/config';
 import { encodeEvent, newEvent } from '../../../platform/events';
 import { createLogger } from '../../../platform/log';
-import { EventBus } from '../../../platform/nats';
+import { EventBus, perTypeDurable } from '../../../platform/nats';
 import { watchEvents } from '../../../test/support/events';
 import { requireServers, TEST_NATS_URL, TEST_REDIS_URL, TEST_STREAM_LIMITS } from '../../../test/support/servers';
 import { tcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy';
@@ -516,7 +516,7 @@ describe('risk against real Redis and NATS', () => {
       await bus.publish(b);
       // A second event for an already counted payment (a gateway retry under a new event id) adds nothing.
       const copy = await bus.publish({ ...a, eventId: randomUUID() });
-      await handledUpTo(CONSUMERS.payment, copy.seq);
+      await handledUpTo(perTypeDurable(CONSUMERS.payment, 'payment.authorized'), copy.seq);
       await until(() => redis.hget(limitsKey(who.deviceId), 'version'), (v) => v === '1', 'the daily limit to be applied');
       const near = payment({ ...who, amount: eur(1_000) });
       const res = await client.score(near);
