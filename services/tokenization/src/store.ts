@@ -36,7 +36,8 @@ const TOKEN_NUMBER_ATTEMPTS = 8;
 
 /**
  * PostgreSQL access for the vault. Every state change writes its event to the outbox in the
- * same transaction (a verification's in the same statement, verification-write.ts); the funding source goes in and comes out only through the envelope.
+ * same transaction (a verification in the same statement, verification-write.ts); the funding
+ * source goes in and comes out only through the envelope.
  */
 export class TokenStore {
   constructor(
