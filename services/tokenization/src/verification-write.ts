@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { Verification, VerifyResult } from '../../../gen/wristpay/tokenization/v1/tokenization';
 import type { Queryable } from '../../../platform/db';
 import { IdempotencyKeyReused } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
-import type { Codec } from '../../../platform/idempotency';
+import { requestHash, type Codec } from '../../../platform/idempotency';
 import { outboxValues } from '../../../platform/outbox';
 import { requireIdempotencyKey } from '../../../platform/validate';
 import { channelValue, type ChannelName, type VerifyOutcome } from './domain/verification';
@@ -29,18 +28,12 @@ export interface IdempotencyRecord {
 }
 
 /**
- * The request hash `once` stores: SHA-256 of the encoded request. platform/idempotency.ts does
- * not export its hashing (and is being reworked elsewhere), so it is restated here, and
- * test/verification-write.test.ts proves the two agree: a row `once` wrote answers this write's
- * retry, and the other way round. Once platform exports it, use that instead.
+ * The idempotency record of `request` under `scope` and `key` (a payment id, never empty), with
+ * `once`'s own request hash, so a record either of them wrote answers the other's retry
+ * (test/verification-write.test.ts proves it both ways).
  */
-export function requestHash<T>(codec: Codec<T>, value: T): Buffer {
-  return createHash('sha256').update(codec.encode(value).finish()).digest();
-}
-
-/** The idempotency record of `request` under `scope` and `key` (a payment id, never empty). */
 export function idempotencyRecord<T>(scope: string, key: string, request: { codec: Codec<T>; value: T }): IdempotencyRecord {
-  return { scope, key: requireIdempotencyKey(key), requestHash: requestHash(request.codec, request.value) };
+  return { scope, key: requireIdempotencyKey(key), requestHash: requestHash(request) };
 }
 
 /** What a verification reports about the payment it checked (never the credential itself). */
