@@ -19,8 +19,43 @@ import { cpus, loadavg } from 'node:os';
 import { PaymentStatus } from '../gen/wristpay/gateway/v1/gateway';
 import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
-import { BENCH_MERCHANTS, benchPayment, startBenchMesh } from './harness';
-import { arg, formatResult, processCpuSeconds, run } from './load';
+import { BENCH_MERCHANTS, benchPayment, startBenchMesh, type BenchMesh } from './harness';
+import { arg, counting, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+
+/** `count` fresh bands onboarded on the mesh (register, pair, unlock, token, top-up), `concurrency` at a time. */
+export async function onboardBands(mesh: Pick<BenchMesh, 'clients'>, count: number, concurrency: number): Promise<{ bands: Band[]; result: LoadResult }> {
+  const bands: Band[] = [];
+  const result = await run(count, concurrency, async () => {
+    bands.push(await onboardBand(mesh.clients, `acct-${randomUUID()}`, 100_000n));
+  });
+  return { bands, result };
+}
+
+/**
+ * Each of `bands` pays once through gateway.Authorize, `concurrency` at a time (payment i to
+ * merchant i mod 50, benchPayment): the outcomes by status (`APPROVED`), and each payment's trace id.
+ * A call that fails throws, unless `countErrors`: then it is an outcome too (`error: DEADLINE_EXCEEDED`),
+ * so one late call on a busy machine does not void a long run (its caller decides what it means).
+ */
+export async function payEach(
+  mesh: Pick<BenchMesh, 'terminal'>,
+  bands: Band[],
+  concurrency: number,
+  options: { countErrors?: boolean } = {},
+): Promise<{ result: LoadResult; outcomes: Map<string, number>; traceIds: string[] }> {
+  const outcomes = new Map<string, number>();
+  const traceIds: string[] = [];
+  const one = async (i: number) => {
+    const { response, traceId } = await benchPayment(mesh, bands[i]!, i);
+    const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
+    outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
+    traceIds.push(traceId);
+  };
+  const errors = new Map<string, number>();
+  const result = await run(bands.length, concurrency, options.countErrors ? counting(one, errors) : one);
+  for (const [what, n] of errors) outcomes.set(`error: ${what}`, n);
+  return { result, outcomes, traceIds };
+}
 
 function metricsMode(): Array<'off' | 'on'> {
   const i = process.argv.indexOf('--metrics');
@@ -65,20 +100,12 @@ async function once(metrics: 'off' | 'on'): Promise<void> {
   const scrapeMs = arg('scrape-ms', 5_000);
   const scraping = scrapeMs > 0 ? scraper(Object.values(mesh.metricsPorts), scrapeMs) : scraper([], 60_000);
   try {
-    const wallet: Band[] = [];
-    const onboarded = await run(bands + warm, concurrency, async () => {
-      wallet.push(await onboardBand(mesh.clients, `acct-${randomUUID()}`, 100_000n));
-    });
-    await run(warm, concurrency, (i) => benchPayment(mesh, wallet[bands + i]!, i));
-    const outcomes = new Map<string, number>();
+    const { bands: wallet, result: onboarded } = await onboardBands(mesh, bands + warm, concurrency);
+    await payEach(mesh, wallet.slice(bands), concurrency);
     // CPU of each service process over the timed payments only: less swayed by a busy machine
     // than the rate, so it is what shows the cost of metrics (or of anything else) per payment.
     const cpuBefore = mesh.processes.map((p) => processCpuSeconds(p.pid));
-    const authorized = await run(bands, concurrency, async (i) => {
-      const { response } = await benchPayment(mesh, wallet[i]!, i);
-      const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
-      outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
-    });
+    const { result: authorized, outcomes } = await payEach(mesh, wallet.slice(0, bands), concurrency);
     const cpuMs = mesh.processes.map((p, k) => ({ name: p.name, ms: ((processCpuSeconds(p.pid) - cpuBefore[k]!) * 1000) / bands }));
     const scraped = scraping.stop();
     console.log(
@@ -94,7 +121,9 @@ async function once(metrics: 'off' | 'on'): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

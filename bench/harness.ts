@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -13,6 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import Redis from 'ioredis';
 import { Client } from 'pg';
 import { GatewayServiceClient, MerchantAdminServiceClient } from '../gen/wristpay/gateway/v1/gateway';
+import { DEAD_LETTER_AREA } from '../platform/dead-letters';
 import { STREAM_AREAS } from '../platform/events';
 import { createClient } from '../platform/grpc/client';
 import { repoRoot } from '../platform/paths';
@@ -62,11 +63,15 @@ async function removeRedisKeys(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Deletes the JetStream streams the services created under `prefix` (missing ones are fine). */
+/**
+ * Deletes the JetStream streams the services created under `prefix`, the dead-letter stream
+ * included (missing ones are fine). Each stream reserves its max_bytes of the server's JetStream
+ * storage: one left behind per run soon leaves none, and then no service starts.
+ */
 export async function removeStreams(natsUrl: string, prefix: string): Promise<void> {
   const nc = await connect({ servers: natsUrl });
   const jsm = await jetstreamManager(nc);
-  for (const area of STREAM_AREAS) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
+  for (const area of [...STREAM_AREAS, DEAD_LETTER_AREA]) await jsm.streams.delete(`${prefix.toUpperCase()}_${area.toUpperCase()}`).catch(() => undefined);
   await nc.close();
 }
 
@@ -107,10 +112,16 @@ export interface BenchMesh {
   clients: MeshClients;
   /** The terminal of one of the merchants startBenchMesh onboarded: the gateway as `merchant.<id>`, the rest as `clients` (stop() closes them). */
   terminal(merchantId: string): MeshClients;
-  /** Every service process, extra gateway replicas included, as `gateway#2` (for CPU accounting). */
+  /** Every service process, extra gateway and risk replicas included, as `gateway#2` (for CPU accounting). */
   processes: { name: string; pid: number }[];
+  /** The PostgreSQL databases the services own (their names on ADMIN_URL's server: for pg_stat_database). */
+  databaseNames: string[];
+  /** The Redis key prefix and NATS subject prefix of this mesh (its streams are `<PREFIX>_<AREA>`). */
+  prefix: string;
   /** The JSON-lines trace file a service writes its spans to (platform/telemetry/file-exporter.ts); the first gateway's for `gateway`. */
   traceFile(service: ServiceName): string;
+  /** Every service process's trace file, replicas' included (those written so far). */
+  traceFiles(): string[];
   /** Each service's METRICS_PORT when started with `metrics`; empty otherwise. */
   metricsPorts: Partial<Record<ServiceName, number>>;
   /** Closes the clients, stops the services, drops the databases, removes the prefix's Redis keys and NATS streams and the work folder. */
@@ -119,6 +130,15 @@ export interface BenchMesh {
 
 export interface BenchMeshOptions {
   gatewayReplicas?: number;
+  /**
+   * Risk processes. The gateway's RISK_ADDR takes one host:port (platform/config.ts grpcAddress
+   * admits no `ipv4:` list), so a gateway cannot spread over risk replicas itself: gateway
+   * replica r calls risk replica r mod riskReplicas instead. With as many gateways as risks and
+   * the client spreading payments evenly over the gateways, each risk gets an equal share.
+   */
+  riskReplicas?: number;
+  /** More environment for every service process (e.g. WRISTPAY_TRACE_STATEMENTS=1). */
+  env?: Record<string, string>;
   /** Merchant ids to onboard, each with its own terminal. */
   merchants?: readonly string[];
   /** A built tree to run instead of this one (scripts/mesh.ts `root`): its dist/ and its scripts/dev-certs.sh. */
@@ -152,7 +172,8 @@ function errorLine(line: string): boolean {
  * MerchantAdminService as `backoffice` (settling in EUR), and each gets its own gateway client
  * (`terminal(id)`), since a merchant may only pay as itself. With `gatewayReplicas` > 1, more
  * gateway processes with the same configuration, and the gateway clients spread calls over all
- * of them (round robin over an `ipv4:` address list).
+ * of them (round robin over an `ipv4:` address list). With `riskReplicas` > 1, more risk
+ * processes, each the downstream of every riskReplicas-th gateway (see BenchMeshOptions).
  */
 export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchMesh> {
   const root = options.root ?? repoRoot();
@@ -161,6 +182,7 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   const certs = join(work, 'certs');
   const merchants = options.merchants ?? [];
   const databases: Array<{ drop(): Promise<void> }> = [];
+  const databaseNames: string[] = [];
   execFileSync('bash', [join(root, 'scripts', 'dev-certs.sh'), certs], { stdio: 'pipe' });
   for (const name of ['backoffice', ...merchants.map(merchantIdentity)]) issueCertificate(certs, name);
   const ports = {} as Record<ServiceName, number>;
@@ -174,24 +196,36 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
       perService[s]!.METRICS_PORT = String(metricsPorts[s]);
     }
     if (DATABASES[s] && !(s === 'gateway' && options.statelessGateway)) {
-      const db = await benchDatabase(`${tag}_${s.replace('-', '_')}`);
+      const name = `${tag}_${s.replace('-', '_')}`;
+      const db = await benchDatabase(name);
       databases.push(db);
+      databaseNames.push(name);
       perService[s]!.DATABASE_URL = db.url;
     }
   }
   perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
   const creds = clientCredentials(certs, 'wallet');
-  const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn' };
+  const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn', ...options.env };
   const onLine = (service: ServiceName, line: string) => {
     if (errorLine(line)) process.stderr.write(`[${options.label ? `${options.label} ` : ''}${service}] ${line}\n`);
   };
-  const mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
+  let mesh: Awaited<ReturnType<typeof startMesh>>;
+  try {
+    mesh = await startMesh({ root, ports, env, perService, credentials: creds, onLine });
+  } catch (err) {
+    // startMesh has stopped what it started; what this function made is this function's to remove.
+    for (const db of databases) await db.drop().catch(() => undefined);
+    rmSync(work, { recursive: true, force: true });
+    await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL).catch(() => undefined);
+    throw err;
+  }
   const at = (s: ServiceName) => `localhost:${ports[s]}`;
   const extraGateways: ServiceProcess[] = [];
+  const extraRisks: ServiceProcess[] = [];
   const closers: Array<{ close(): void }> = [];
   // If this process ends without stop() (a crash, a closed stdout), its services must not outlive it.
   const killServices = () => {
-    for (const pid of [...Object.values(mesh.pids), ...extraGateways.map((g) => g.pid)]) {
+    for (const pid of [...Object.values(mesh.pids), ...extraGateways.map((g) => g.pid), ...extraRisks.map((r) => r.pid)]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -203,15 +237,22 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   const stop = async () => {
     process.removeListener('exit', killServices);
     for (const c of closers) c.close();
-    await Promise.all(extraGateways.map((g) => g.stop()));
+    await Promise.all([...extraGateways, ...extraRisks].map((p) => p.stop()));
     await mesh.stop();
     for (const db of databases) await db.drop();
     rmSync(work, { recursive: true, force: true });
     await removePrefix(tag, MESH_REDIS_URL, MESH_NATS_URL);
   };
   try {
+    const addressEnv = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)]));
+    for (let r = 2; r <= (options.riskReplicas ?? 1); r++) {
+      const riskEnv = { ...addressEnv, ...env, ...perService.risk, WRISTPAY_TRACE_FILE: join(work, `risk-${r}.jsonl`) };
+      extraRisks.push(await startService('risk', await freePort(), riskEnv, { credentials: creds, root, onLine: (line) => onLine('risk', line) }));
+    }
+    const riskAddresses = [at('risk'), ...extraRisks.map((p) => `localhost:${p.port}`)];
     for (let r = 2; r <= (options.gatewayReplicas ?? 1); r++) {
-      const gatewayEnv = { ...Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)])), ...env, ...perService.gateway, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
+      const riskAddr = riskAddresses[(r - 1) % riskAddresses.length]!;
+      const gatewayEnv = { ...addressEnv, ...env, ...perService.gateway, [ADDR_ENV.risk]: riskAddr, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
       extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds, root, onLine: (line) => onLine('gateway', line) }));
     }
     const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');
@@ -238,11 +279,15 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
         return t;
       },
       traceFile: (service) => join(work, `${service}.jsonl`),
+      traceFiles: () => readdirSync(work).filter((f) => f.endsWith('.jsonl')).map((f) => join(work, f)),
       metricsPorts,
       processes: [
-        ...SERVICES.map((s) => ({ name: s === 'gateway' && extraGateways.length ? 'gateway#1' : s, pid: mesh.pids[s] })),
+        ...SERVICES.map((s) => ({ name: (s === 'gateway' && extraGateways.length) || (s === 'risk' && extraRisks.length) ? `${s}#1` : s, pid: mesh.pids[s] })),
         ...extraGateways.map((g, i) => ({ name: `gateway#${i + 2}`, pid: g.pid })),
+        ...extraRisks.map((p, i) => ({ name: `risk#${i + 2}`, pid: p.pid })),
       ],
+      databaseNames,
+      prefix: tag,
       stop,
     };
   } catch (err) {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 
 /** A closed-loop load runner shared by the benchmarks: `concurrency` workers, `calls` in all. */
 export interface LoadResult {
@@ -12,7 +13,7 @@ export interface LoadResult {
   seconds: number;
 }
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 /** CPU seconds (user + system) a process has used so far: fields 14 and 15 of /proc/<pid>/stat. */
 export function processCpuSeconds(pid: number): number {
@@ -71,3 +72,20 @@ export const pooled = (runs: LoadResult[]): LoadResult =>
 
 export const formatResult = (label: string, r: LoadResult): string =>
   `${label.padEnd(40)} ${r.perSecond.toFixed(0).padStart(6)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
+
+/**
+ * `one`, with a failure counted in `errors` by its gRPC status name (or message) instead of
+ * thrown: for long runs on a busy machine, where one late call must not void the rest.
+ */
+export function counting<T>(one: (i: number) => Promise<T>, errors: Map<string, number>): (i: number) => Promise<T | undefined> {
+  return async (i) => {
+    try {
+      return await one(i);
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      const what = code === undefined ? (err as Error).message : (GrpcStatus[code] ?? String(code));
+      errors.set(what, (errors.get(what) ?? 0) + 1);
+      return undefined;
+    }
+  };
+}

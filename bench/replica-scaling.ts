@@ -7,7 +7,10 @@
  * --service risk (default): risk.Score on N risk replicas sharing one Redis key prefix, as replicas
  * in the cluster share one Redis; nothing else runs. --service gateway: the whole mesh
  * (bench/harness.ts) with N gateway replicas and one of every downstream service; bands are
- * onboarded first, then each pays once through gateway.Authorize.
+ * onboarded first, then each pays once through gateway.Authorize. --service mesh: the same with N
+ * gateway AND N risk replicas (gateway replica r calls risk replica r: the gateway's RISK_ADDR takes
+ * one address, see bench/harness.ts riskReplicas), and each process's CPU per payment, PostgreSQL's
+ * included (bench/mesh-cpu.ts), for the model in bench/README.md.
  *
  * Beside throughput and latency it reports where the CPU went during each timed run: each process
  * of ours and the client (/proc/<pid>/stat, process.cpuUsage), Redis (INFO cpu), nats-server, and
@@ -18,10 +21,11 @@
  *
  *   node dist/bench/replica-scaling.js [--service risk] [--replicas 1,2,3] [--rounds 2] [--calls 20000] [--concurrency 64] [--accounts 2000]
  *   node dist/bench/replica-scaling.js --service gateway [--replicas 1,2] [--rounds 2] [--bands 600] [--concurrency 32]
+ *   node dist/bench/replica-scaling.js --service mesh [--replicas 1,2] [--rounds 2] [--bands 600] [--concurrency 32]
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
@@ -36,32 +40,18 @@ import type { Band } from '../sim/band';
 import { onboardBand } from '../sim/wallet';
 import { BENCH_MERCHANTS, benchPayment, benchPrefix, removePrefix, runBench, startBenchMesh } from './harness';
 import { arg, formatResult, listArg, processCpuSeconds, run, type LoadResult } from './load';
+import { machineJiffies, pidsByComm } from './machine';
+import { cpuPerPayment, cpuSnapshot, type CpuSnapshot } from './mesh-cpu';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const NATS_URL = 'nats://127.0.0.1:4222';
 const CORES = cpus().length;
 
 
-/** All cores' busy and total jiffies since boot (first line of /proc/stat; idle and iowait count as not busy). */
-function machineJiffies(): { busy: number; total: number } {
-  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = values.map(Number) as number[];
-  const total = user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!;
-  return { busy: total - idle! - iowait!, total };
-}
-
 /** The one nats-server process on this machine, if there is exactly one (its CPU is reported beside Redis's). */
 function natsServerPid(): number | undefined {
-  const pids = readdirSync('/proc')
-    .filter((d) => /^\d+$/.test(d))
-    .filter((d) => {
-      try {
-        return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'nats-server';
-      } catch {
-        return false;
-      }
-    });
-  return pids.length === 1 ? Number(pids[0]) : undefined;
+  const pids = pidsByComm('nats-server');
+  return pids.length === 1 ? pids[0] : undefined;
 }
 
 async function redisInfo(redis: Redis): Promise<Map<string, string>> {
@@ -111,7 +101,10 @@ interface Measured {
   idle: { redisCommandsPerSecond: number; redisCores: number; machineCores: number };
 }
 
-/** Waits 2 s with nothing in flight (to see what else loads the machine), then times `calls` and the CPU everyone used meanwhile. */
+/**
+ * Waits 2 s with nothing in flight (to see what else loads the machine), then times `calls` and the
+ * CPU everyone used meanwhile; `around` runs just before and just after the timed calls.
+ */
 async function measured(
   processes: Proc[],
   redis: Redis,
@@ -119,10 +112,12 @@ async function measured(
   calls: number,
   concurrency: number,
   one: (i: number) => Promise<unknown>,
+  around?: { before(): Promise<void>; after(): Promise<void> },
 ): Promise<Measured> {
   const quiet = await snapshot(processes, redis, natsPid);
   await new Promise((r) => setTimeout(r, 2_000));
   const load = loadavg()[0]!;
+  await around?.before();
   const before = await snapshot(processes, redis, natsPid);
   const instantaneous: number[] = [];
   const sampler = setInterval(() => {
@@ -132,6 +127,7 @@ async function measured(
   const result = await run(calls, concurrency, one);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const after = await snapshot(processes, redis, natsPid);
+  await around?.after();
   clearInterval(sampler);
   const busy = (a: number, b: number) => (b - a) / seconds;
   const cores = (a: Snapshot['machine'], b: Snapshot['machine']) => ((b.busy - a.busy) / (b.total - a.total)) * CORES;
@@ -157,8 +153,11 @@ async function measured(
 interface Stage extends Measured {
   round: number;
   replicas: number;
-  /** Names of `processes`; the first `replicas` are the scaled service's replicas. */
+  /** Names of `processes`; the first `scaled` are the scaled services' replicas. */
   names: string[];
+  scaled: number;
+  /** CPU ms per payment of each process, PostgreSQL, nats-server and redis-server included (--service mesh). */
+  perPaymentMs?: Record<string, number>;
   outcomes: Map<string, number>;
   /** Answers that were the degraded fallback (risk: feature store late or down). */
   degraded: number | undefined;
@@ -170,14 +169,14 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const perCallMs = (cores: number, s: Stage) => (cores / s.result.perSecond) * 1_000;
 
 function print(s: Stage, method: string, concurrency: number): void {
-  const replicaCores = s.processes.slice(0, s.replicas);
-  const fixed = s.processes.slice(s.replicas);
+  const replicaCores = s.processes.slice(0, s.scaled);
+  const fixed = s.processes.slice(s.scaled);
   const known = sum(s.processes) + s.client + s.redis + (s.nats ?? 0);
   const label = `${method}, ${s.replicas} replica${s.replicas > 1 ? 's' : ''}, ${concurrency} in flight`;
   console.log(`${formatResult(label, s.result)}   (load average ${f2(s.load)})`);
   console.log(
     `  CPU (cores busy): replicas ${replicaCores.map(f2).join(' + ')} = ${f2(sum(replicaCores))}` +
-      `${fixed.length ? ` | ${s.names.slice(s.replicas).map((n, i) => `${n} ${f2(fixed[i]!)}`).join(', ')}` : ''}` +
+      `${fixed.length ? ` | ${s.names.slice(s.scaled).map((n, i) => `${n} ${f2(fixed[i]!)}`).join(', ')}` : ''}` +
       ` | client ${f2(s.client)} | Redis ${f2(s.redis)}${s.nats === undefined ? '' : ` | nats-server ${f2(s.nats)}`}` +
       ` | machine ${f2(s.machine)} of ${CORES} (other processes${fixed.length ? ', PostgreSQL among them,' : ''} ${f2(Math.max(0, s.machine - known))})`,
   );
@@ -189,6 +188,10 @@ function print(s: Stage, method: string, concurrency: number): void {
   console.log(
     `  idle 2 s just before (nothing of ours in flight): Redis ${Math.round(s.idle.redisCommandsPerSecond)} commands/s, ${f2(s.idle.redisCores)} cores; machine ${f2(s.idle.machineCores)} of ${CORES} cores busy`,
   );
+  if (s.perPaymentMs) {
+    const ms = Object.entries(s.perPaymentMs);
+    console.log(`  CPU ms per payment: ${ms.map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ')}; all ${sum(ms.map(([, v]) => v)).toFixed(2)}`);
+  }
   console.log(`  outcomes: ${[...s.outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}${s.degraded === undefined ? '' : `; degraded (REDIS_UNAVAILABLE) ${s.degraded}`}`);
 }
 
@@ -198,6 +201,19 @@ function summary(stages: Stage[], rounds: number): void {
     if (!one) continue;
     const others = stages.filter((s) => s.round === round && s.replicas > 1);
     console.log(`scaling, round ${round} (1 replica = ${Math.round(one.result.perSecond)}/s): ${others.map((s) => `${s.replicas} replicas ${(s.result.perSecond / one.result.perSecond).toFixed(2)}×`).join(', ')}`);
+  }
+  // Per service (replicas summed) from the per-process CPU per payment: what one core would carry of each, by replica count.
+  for (const count of [...new Set(stages.filter((s) => s.perPaymentMs).map((s) => s.replicas))]) {
+    const byService = new Map<string, number[]>();
+    for (const s of stages.filter((x) => x.replicas === count && x.perPaymentMs)) {
+      const total = new Map<string, number>();
+      for (const [name, ms] of Object.entries(s.perPaymentMs!)) total.set(name.split('#')[0]!, (total.get(name.split('#')[0]!) ?? 0) + ms);
+      for (const [name, ms] of total) byService.set(name, [...(byService.get(name) ?? []), ms]);
+    }
+    console.log(
+      `CPU ms per payment by service (replicas summed; median of ${count} replica stages) → payments/s one core would carry: ` +
+        [...byService].map(([name, xs]) => `${name} ${median(xs).toFixed(2)} ms → ${Math.round(1_000 / median(xs))}/s`).join(', '),
+    );
   }
   // From the measured CPU per call: what one core would carry for each part alone. An extrapolation, printed as one.
   const ones = stages.filter((s) => s.replicas === 1);
@@ -257,7 +273,7 @@ async function riskStage(ctx: Context, round: number, count: number, stage: numb
         outcomes.set(name, (outcomes.get(name) ?? 0) + 1);
         if (res.reasons.some((r) => r.code === 'REDIS_UNAVAILABLE')) degraded++;
       });
-      return { ...m, round, replicas: count, names: procs.map((p) => p.name), outcomes, degraded };
+      return { ...m, round, replicas: count, names: procs.map((p) => p.name), scaled: count, outcomes, degraded };
     } finally {
       client.close();
     }
@@ -266,11 +282,11 @@ async function riskStage(ctx: Context, round: number, count: number, stage: numb
   }
 }
 
-/** gateway.Authorize on the mesh with `count` gateway replicas; each of `bands` fresh bands pays once. */
-async function gatewayStage(ctx: Context, round: number, count: number): Promise<Stage> {
+/** gateway.Authorize on the mesh with `count` gateway replicas (and as many risk replicas with `withRisk`); each of `bands` fresh bands pays once. */
+async function gatewayStage(ctx: Context, round: number, count: number, withRisk = false): Promise<Stage> {
   const { redis, natsPid, concurrency, bands } = ctx;
   const warmBands = BENCH_MERCHANTS.length;
-  const mesh = await startBenchMesh({ gatewayReplicas: count, merchants: BENCH_MERCHANTS });
+  const mesh = await startBenchMesh({ gatewayReplicas: count, riskReplicas: withRisk ? count : 1, merchants: BENCH_MERCHANTS });
   try {
     const wallet: Band[] = [];
     // Onboarding is not what is measured; at 32 in flight on two busy cores ProvisionToken's call to the registry can time out.
@@ -280,14 +296,30 @@ async function gatewayStage(ctx: Context, round: number, count: number): Promise
     // Warm-up: each merchant's terminal connects (TLS) to every gateway replica, and the JIT on the payment path.
     await run(warmBands, concurrency, (i) => benchPayment(mesh, wallet[bands + i]!, i));
     const outcomes = new Map<string, number>();
-    const gateways = mesh.processes.filter((p) => p.name.startsWith('gateway'));
-    const procs = [...gateways, ...mesh.processes.filter((p) => !p.name.startsWith('gateway'))];
-    const m = await measured(procs, redis, natsPid, bands, concurrency, async (i) => {
-      const { response } = await benchPayment(mesh, wallet[i]!, i);
-      const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
-      outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
-    });
-    return { ...m, round, replicas: count, names: procs.map((p) => p.name), outcomes, degraded: undefined };
+    const isScaled = (p: Proc) => p.name.startsWith('gateway') || (withRisk && p.name.startsWith('risk'));
+    const procs = [...mesh.processes.filter(isScaled), ...mesh.processes.filter((p) => !isScaled(p))];
+    let cpuBefore: CpuSnapshot | undefined;
+    let perPaymentMs: Record<string, number> | undefined;
+    const around = withRisk
+      ? {
+          before: async () => void (cpuBefore = await cpuSnapshot(mesh)),
+          after: async () => void (perPaymentMs = cpuPerPayment(cpuBefore!, await cpuSnapshot(mesh), bands).perProcessMs),
+        }
+      : undefined;
+    const m = await measured(
+      procs,
+      redis,
+      natsPid,
+      bands,
+      concurrency,
+      async (i) => {
+        const { response } = await benchPayment(mesh, wallet[i]!, i);
+        const status = PaymentStatus[response.status].replace('PAYMENT_STATUS_', '');
+        outcomes.set(status, (outcomes.get(status) ?? 0) + 1);
+      },
+      around,
+    );
+    return { ...m, round, replicas: count, names: procs.map((p) => p.name), scaled: procs.filter(isScaled).length, perPaymentMs, outcomes, degraded: undefined };
   } finally {
     await mesh.stop();
   }
@@ -308,7 +340,7 @@ interface Context {
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--service');
   const service = i >= 0 ? process.argv[i + 1] : 'risk';
-  if (service !== 'risk' && service !== 'gateway') throw new Error(`--service must be risk or gateway, not ${service}`);
+  if (service !== 'risk' && service !== 'gateway' && service !== 'mesh') throw new Error(`--service must be risk, gateway or mesh, not ${service}`);
   const replicaCounts = listArg('replicas', service === 'risk' ? [1, 2, 3] : [1, 2]);
   const rounds = arg('rounds', 2);
   const concurrency = arg('concurrency', service === 'risk' ? 64 : 32);
@@ -333,7 +365,7 @@ async function main(): Promise<void> {
     );
   } else {
     console.log(
-      `${ctx.bands} bands per stage (each pays once) after 50 warm-up payments, ${concurrency} in flight; gateway replicas plus one of each other service as processes with mTLS, ` +
+      `${ctx.bands} bands per stage (each pays once) after 50 warm-up payments, ${concurrency} in flight; ${service === 'mesh' ? 'gateway and risk replicas (gateway r → risk r)' : 'gateway replicas'} plus one of each other service as processes with mTLS, ` +
         `one load client process (round_robin over the gateways); PostgreSQL, Redis and NATS on this machine (${CORES} cores)`,
     );
   }
@@ -341,9 +373,9 @@ async function main(): Promise<void> {
   try {
     for (let round = 1; round <= rounds; round++) {
       for (const count of replicaCounts) {
-        const s = service === 'risk' ? await riskStage(ctx, round, count, stages.length + 1) : await gatewayStage(ctx, round, count);
+        const s = service === 'risk' ? await riskStage(ctx, round, count, stages.length + 1) : await gatewayStage(ctx, round, count, service === 'mesh');
         stages.push(s);
-        print(s, service === 'risk' ? 'risk.Score' : 'gateway.Authorize', concurrency);
+        print(s, service === 'risk' ? 'risk.Score' : service === 'mesh' ? 'Authorize, gateway+risk' : 'gateway.Authorize', concurrency);
       }
     }
     summary(stages, rounds);

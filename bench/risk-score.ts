@@ -16,12 +16,21 @@ import { readConfig } from '../services/risk/src/config';
 import { benchPrefix, removePrefix, runBench } from './harness';
 import { meshPki } from '../test/support/mesh-pki';
 import { testClient } from '../test/support/services';
-import { arg, run } from './load';
+import { arg, counting, run, type LoadResult } from './load';
 
-async function main(): Promise<void> {
-  const calls = arg('calls', 20_000);
-  const concurrency = arg('concurrency', 32);
-  const accounts = arg('accounts', 2_000);
+export interface ScoreLevel {
+  concurrency: number;
+  score: LoadResult;
+  redisGet: LoadResult;
+}
+
+/**
+ * risk in this process (mTLS, a throwaway prefix), warmed up with 500 calls, then for each of
+ * `levels`: `calls` Score calls over `accounts` accounts at `concurrency` in flight, and as many
+ * Redis GETs from a client of the same process. Removes the prefix's keys and streams afterwards.
+ */
+export async function measureScore(options: { levels: Array<{ calls: number; concurrency: number }>; accounts: number; errors?: Map<string, number> }): Promise<ScoreLevel[]> {
+  const { levels, accounts } = options;
   const prefix = benchPrefix();
   const config = readConfig({ ...process.env, ...meshPki().env('risk'), RISK_PORT: '0', REDIS_KEY_PREFIX: prefix, NATS_SUBJECT_PREFIX: prefix, RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', LOG_LEVEL: 'warn' });
   const service = await startRisk(config, createLogger('risk', 'warn'));
@@ -43,24 +52,38 @@ async function main(): Promise<void> {
     occurredAt: new Date(),
   });
   try {
-    await run(500, concurrency, (i) => client.score(request(i))); // warm-up: connections, script cache, JIT
-    const score = await run(calls, concurrency, (i) => client.score(request(i)));
+    await run(500, Math.max(...levels.map((l) => l.concurrency)), (i) => client.score(request(i))); // warm-up: connections, script cache, JIT
     await redis.set(`${prefix}:bench`, 'x');
-    const redisTrip = await run(calls, concurrency, () => redis.get(`${prefix}:bench`));
-    const line = (name: string, r: typeof score) =>
-      `${name.padEnd(36)} ${Math.round(r.perSecond).toString().padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
-    process.stdout.write(
-      [
-        `${calls} calls, ${concurrency} in flight, ${accounts} accounts/bands, client and server in one process`,
-        line('risk.Score over gRPC (3 Lua scripts, then settle)', score),
-        line('Redis GET, pipelined (same client)', redisTrip),
-      ].join('\n') + '\n',
-    );
+    const out: ScoreLevel[] = [];
+    for (const { calls, concurrency } of levels) {
+      const one = (i: number) => client.score(request(i));
+      // With `errors`, a failed call is counted there rather than ending the measurement.
+      const score = await run(calls, concurrency, options.errors ? counting(one, options.errors) : one);
+      const redisGet = await run(calls, concurrency, () => redis.get(`${prefix}:bench`));
+      out.push({ concurrency, score, redisGet });
+    }
+    return out;
   } finally {
     client.close();
     await service.stop();
     await removePrefix(prefix, redis, config.NATS_URL);
   }
+}
+
+async function main(): Promise<void> {
+  const calls = arg('calls', 20_000);
+  const concurrency = arg('concurrency', 32);
+  const accounts = arg('accounts', 2_000);
+  const [{ score, redisGet }] = (await measureScore({ levels: [{ calls, concurrency }], accounts })) as [ScoreLevel];
+  const line = (name: string, r: LoadResult) =>
+    `${name.padEnd(36)} ${Math.round(r.perSecond).toString().padStart(7)}/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   max ${r.max.toFixed(1).padStart(6)} ms`;
+  process.stdout.write(
+    [
+      `${calls} calls, ${concurrency} in flight, ${accounts} accounts/bands, client and server in one process`,
+      line('risk.Score over gRPC (3 Lua scripts, then settle)', score),
+      line('Redis GET, pipelined (same client)', redisGet),
+    ].join('\n') + '\n',
+  );
 }
 
 if (require.main === module) runBench(main);
