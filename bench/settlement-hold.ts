@@ -23,10 +23,10 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status as grpcStatus } from '@grpc/grpc-js';
-import { Pool } from 'pg';
+import { Client, Pool } from 'pg';
 import type { Money } from '../gen/wristpay/common/v1/common';
 import { HoldOutcome, SettlementServiceClient, type PlaceHoldRequest } from '../gen/wristpay/settlement/v1/settlement';
 import { openDb } from '../platform/db';
@@ -41,7 +41,36 @@ import { freshDatabase } from '../test/support/servers';
 import { benchPrefix, removeStreams, runBench } from './harness';
 import { meshPki } from '../test/support/mesh-pki';
 import { testClient } from '../test/support/services';
-import { arg, formatResult, run, type LoadResult } from './load';
+import { arg, formatResult, processCpuSeconds, run, type LoadResult } from './load';
+
+/**
+ * Counts the statements this process sends to PostgreSQL (each pg Client.query is one round
+ * trip: BEGIN and COMMIT included), so a stage can say how many one PlaceHold costs. Counts the
+ * service's pool (the RPCs and its outbox relay) and nothing else during the timed stages.
+ */
+function countStatements(): { count(): number } {
+  let n = 0;
+  const original = Client.prototype.query;
+  Client.prototype.query = function (this: Client, ...args: unknown[]) {
+    n++;
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof Client.prototype.query;
+  return { count: () => n };
+}
+
+/** CPU seconds of the PostgreSQL backends serving `database` now, by pid (read from /proc: same machine). */
+async function backendCpu(pool: Pool, database: string): Promise<Map<number, number>> {
+  const { rows } = await pool.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  const cpu = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      cpu.set(pid, processCpuSeconds(pid));
+    } catch {
+      // The backend ended between the query and the read.
+    }
+  }
+  return cpu;
+}
 
 const eur = (minor: number) => ({ amountMinor: BigInt(minor), currency: 'EUR' });
 
@@ -142,6 +171,8 @@ async function main(): Promise<void> {
   const bench = await startHoldBench({ poolSize: concurrency, wallets });
   const { prefix, baseEnv, wallet, topUp, holdRequest, placeHold, outcomes } = bench;
   const pool = new Pool({ connectionString: bench.databaseUrl, max: concurrency });
+  const databaseName = new URL(bench.databaseUrl).pathname.slice(1);
+  const statements = countStatements();
   try {
     const hot = `${prefix}-hot`;
     await topUp(hot, 100_000_000);
@@ -184,9 +215,22 @@ async function main(): Promise<void> {
     await run(500, concurrency, (i) => placeHold(limitedRequest(i + 7))); // and the limits' statements
     outcomes.clear();
     const byLabel = new Map<string, Map<string, number>>();
+    // Per call: this process's CPU (the gRPC client and the service: they share it), the CPU of
+    // the database's backends (a backend that ended mid-stage is not counted), and the statements
+    // the service sent (the hold's transaction and the relay's share).
+    const costs = new Map<string, { processMs: number; postgresMs: number; statements: number }>();
     const stage = async (label: string, n: number, request: (i: number) => PlaceHoldRequest, offset = 0) => {
       outcomes.clear();
+      const pgBefore = await backendCpu(pool, databaseName);
+      const cpuBefore = processCpuSeconds(process.pid);
+      const sentBefore = statements.count();
       const result = await run(n, concurrency, (i) => placeHold(request(i + offset)));
+      const sent = statements.count() - sentBefore;
+      const cpu = processCpuSeconds(process.pid) - cpuBefore;
+      const pgAfter = await backendCpu(pool, databaseName);
+      let pgCpu = 0;
+      for (const [pid, seconds] of pgAfter) pgCpu += seconds - (pgBefore.get(pid) ?? 0);
+      costs.set(label, { processMs: (cpu * 1000) / n, postgresMs: (pgCpu * 1000) / n, statements: sent / n });
       byLabel.set(label, new Map(outcomes));
       return { label, result, n };
     };
@@ -233,9 +277,13 @@ async function main(): Promise<void> {
     const settings = (await pool.query<{ sc: string; fsync: string }>("SELECT current_setting('synchronous_commit') AS sc, current_setting('fsync') AS fsync")).rows[0]!;
     process.stdout.write(
       [
+        `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`,
         `${concurrency} in flight, ${concurrency} PostgreSQL connections each, client and server in one process (synchronous_commit=${settings.sc}, fsync=${settings.fsync})`,
         ...results.map((s) => formatResult(s.label.padEnd(width), s.result)),
         formatResult('PlaceHold over gRPC, one hot wallet'.padEnd(width), hotRun),
+        ...[...costs].map(
+          ([label, c]) => `${label.padEnd(width)} per call: process CPU ${c.processMs.toFixed(2)} ms (client + service), PostgreSQL backends ${c.postgresMs.toFixed(2)} ms, ${c.statements.toFixed(2)} statements`,
+        ),
         formatResult('INSERT + COMMIT, one row (pg Pool)'.padEnd(width), insert),
         `outcomes: ${[...byLabel].map(([label, m]) => `${label.replace(/^PlaceHold( over gRPC)?, /, '')}: ${show(m)}`).join('; ')}`,
         `ratio: PlaceHold runs at ${ratio(spread)} (${wallets} wallets) and ${ratio(hotRun)} (one wallet) of a single-row INSERT-and-COMMIT's rate`,

@@ -25,8 +25,14 @@ export interface Queryable {
  */
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';
-  /** Runs `fn` in one transaction: commit when it resolves, roll back when it throws. */
-  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction: commit when it resolves, roll back when it throws. With
+   * `first`, that statement opens the transaction and its result is handed to `fn`: on
+   * PostgreSQL it travels with BEGIN in one round trip (simple query protocol, so it takes no
+   * parameters: literals only, escaped with pg's escapeLiteral, and nothing secret, since the
+   * statement's text is what a trace shows).
+   */
+  tx<T>(fn: (q: Queryable, first?: QueryResult<Record<string, unknown>>) => Promise<T>, options?: { first?: string }): Promise<T>;
   /**
    * Runs `fn` on one connection held for its duration, outside any transaction: for statements
    * that may not run in one (CREATE INDEX CONCURRENTLY) under a session-level lock.
@@ -103,11 +109,18 @@ function openPostgres(url: string, max: number, name: string): Db {
   return {
     kind: 'postgres',
     query,
-    tx: (fn) =>
+    tx: (fn, options) =>
       withClient(async (client, broken) => {
         try {
-          await client.query('BEGIN');
-          const result = await fn(on(client));
+          let first: QueryResult<Record<string, unknown>> | undefined;
+          if (options?.first) {
+            // Two statements in one simple query: pg answers with one result per statement.
+            const [, opened] = (await client.query(`BEGIN; ${options.first}`)) as unknown as [unknown, { rows: Record<string, unknown>[]; rowCount: number | null }];
+            first = { rows: opened.rows, rowCount: opened.rowCount ?? 0 };
+          } else {
+            await client.query('BEGIN');
+          }
+          const result = await fn(on(client), first);
           await client.query('COMMIT');
           return result;
         } catch (err) {
@@ -136,8 +149,12 @@ async function openPglite(dataDir: string): Promise<Db> {
   return {
     kind: 'pglite',
     query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)),
-    tx: (fn) =>
-      pg.transaction((tx) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) })),
+    // In process: no round trip to save, `first` is just the transaction's first statement.
+    tx: (fn, options) =>
+      pg.transaction(async (tx) => {
+        const q: Queryable = { query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await tx.query(sql, params)) };
+        return fn(q, options?.first ? await q.query(options.first) : undefined);
+      }),
     // PGlite is one connection: its own query() already runs outside a transaction block.
     session: (fn) => fn({ query: async <R>(sql: string, params?: unknown[]) => normalise<R>(await pg.query(sql, params)) }),
     close: () => pg.close(),
@@ -263,13 +280,30 @@ export async function checkSchema(db: Db, dir: string, service: string): Promise
   }
 }
 
-// Parameterised query() takes one statement; migrations hold several. Migrations use no
-// dollar-quoted bodies, so splitting on semicolons at line ends is enough.
-function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
-    .filter(Boolean);
+// Parameterised query() takes one statement; migrations hold several, split at a semicolon that
+// ends a line. A dollar-quoted body (a PL/pgSQL function's `$$ ... $$`, `$fn$ ... $fn$`) is one
+// piece whatever semicolons it holds. Whole-line `--` comments are dropped first, so a comment
+// can mention `$$` or end in a semicolon without splitting anything.
+export function splitStatements(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  let rest = sql.replace(/^\s*--.*$/gm, '');
+  for (;;) {
+    const open = /\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(rest);
+    const [first, ...others] = (open ? rest.slice(0, open.index) : rest).split(/;\s*$/m);
+    current += first;
+    for (const part of others) {
+      statements.push(current);
+      current = part;
+    }
+    if (!open) break;
+    const close = rest.indexOf(open[0], open.index + open[0].length);
+    if (close < 0) throw new Error(`unterminated dollar-quoted string ${open[0]} in a migration`);
+    current += rest.slice(open.index, close + open[0].length);
+    rest = rest.slice(close + open[0].length);
+  }
+  statements.push(current);
+  return statements.map((s) => s.trim()).filter(Boolean);
 }
 
 /** The database settings a PostgreSQL-owning service reads (platform/config.ts databaseEnv). */

@@ -223,17 +223,14 @@ export function deviceRegistryService(deps: RegistryDeps) {
 
     async getSession(req) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
-      // The device row and the live session are read at once (one wait, not two in a row); the
-      // session counts only for a band that may pay.
-      const [device, session] = await Promise.all([
-        devices.get(db, deviceId),
-        sessions.get(deviceId).catch((err: unknown) => {
-          if (!(err instanceof Unavailable)) throw err;
-          log.warn({ deviceId }, 'session store down: answering not live');
-          return undefined;
-        }),
-      ]);
-      const live: LiveSession | undefined = canPay(device.status) ? session : undefined;
+      const device = await devices.get(db, deviceId);
+      let live: LiveSession | undefined;
+      try {
+        live = canPay(device.status) ? await sessions.get(deviceId) : undefined;
+      } catch (err) {
+        if (!(err instanceof Unavailable)) throw err;
+        log.warn({ deviceId }, 'session store down: answering not live');
+      }
       trace.getActiveSpan()?.setAttributes({ [ATTR.deviceId]: deviceId, [ATTR.sessionLive]: Boolean(live) });
       return { session: toSession(deviceId, live), deviceStatus: statusOf(device.status), deviceCreatedAt: device.created_at, accountId: device.account_id };
     },

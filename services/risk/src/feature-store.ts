@@ -1,8 +1,8 @@
 import type Redis from 'ioredis';
 import { taggedKey } from '../../../platform/redis';
 import type { DecisionName } from './domain/decision';
-import type { History, HistoryExtra, ScoreInput, WindowStats } from './domain/features';
-import { SMALL_MINOR, WINDOWS_MS } from './domain/features';
+import type { History, HistoryExtra, MerchantBaseline, ScoreInput, WindowStats } from './domain/features';
+import { MERCHANT_BASELINE_TAU_MS, SMALL_MINOR, WINDOWS_MS } from './domain/features';
 import { utcDay, type BandLimits } from './domain/band-limits';
 
 /*
@@ -40,6 +40,8 @@ import { utcDay, type BandLimits } from './domain/band-limits';
  *   <p>:risk-merchant:{merchant}:accounts     ZSET  account → last payment ms, RISK_MERCHANT_MEMORY_DAYS
  *   <p>:risk-merchant:{merchant}:new          ZSET  payment id → ms of payments by an account new to the merchant, 24 h
  *   <p>:risk-merchant:{merchant}:stopped      ZSET  payment id → ms of its payments risk challenged or declined, 24 h
+ *   <p>:risk-merchant:{merchant}:base         HASH  t, f, np, nn, sl: the merchant's own decayed baseline (RECORD_MERCHANT)
+ *   <p>:risk-account:{account}:small-new      ZSET  payment id → ms of small payments at merchants new to the account, 7 d
  *
  * Baselines (amount statistics, usual area) learn only from APPROVED payments, after the
  * decision ({@link FeatureStore.settle}), and a FRAUD label takes the payment's contribution back
@@ -137,7 +139,7 @@ return {snap, 0}
 `;
 
 // KEYS: seen marker, payments, merchants, profile, places, declines, small payments, bands,
-//       pairings, area.
+//       pairings, area, small payments at new merchants.
 // ARGV: now, payment id, amount, currency, marker ttl ms, max events, merchant ('' = none),
 //       has location ('1'/'0'), lat, lon, merchant memory ms, profile ttl ms, small ('1'/'0'),
 //       band id, band paired at ms.
@@ -183,6 +185,10 @@ local declines = redis.call('ZCOUNT', KEYS[6], '(' .. (now - ${WINDOWS_MS['1h']}
 local small = nil
 if ARGV[13] == '1' then small = ARGV[2] end
 local sm = mark(KEYS[7], now, small, ${WINDOWS_MS['7d']}, maxEvents, {${WINDOWS_MS['24h']}, ${WINDOWS_MS['7d']}})
+-- Small payments at merchants this account never paid before (probes spread over days).
+local smallNew = nil
+if ARGV[13] == '1' and first == 1 then smallNew = ARGV[2] end
+local sn = mark(KEYS[11], now, smallNew, ${WINDOWS_MS['7d']}, maxEvents, {${WINDOWS_MS['24h']}, ${WINDOWS_MS['7d']}})
 
 -- Bands: another band of the account that paid after this band was paired.
 local band = ARGV[14]
@@ -204,13 +210,18 @@ local ar = redis.call('HMGET', KEYS[10], 't', 'w', 'sla', 'slo', 'sr2')
 local area = {}
 if ar[1] then area = {tonumber(ar[1]), tonumber(ar[2]), tonumber(ar[3]), tonumber(ar[4]), tonumber(ar[5])} end
 
-local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, m24 = merchants24h, m7 = merchants7d, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines, sm = sm, b7 = bands7d, bp7 = bandsPaired7d, oba = otherAfter, ar = area})
+local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, m24 = merchants24h, m7 = merchants7d, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines, sm = sm, sn = sn, b7 = bands7d, bp7 = bandsPaired7d, oba = otherAfter, ar = area})
 redis.call('SET', KEYS[1], encoded, 'PX', ARGV[5])
 return {encoded, 0}
 `;
 
-// KEYS: seen marker, payments, accounts, new-account payments, stopped.
-// ARGV: now, payment id, account id, marker ttl ms, max events, merchant memory ms.
+// KEYS: seen marker, payments, accounts, new-account payments, stopped, baseline.
+// ARGV: now, payment id, account id, marker ttl ms, max events, merchant memory ms, amount,
+//       baseline tau ms.
+// The baseline (HASH t, f, np, nn, sl) is the merchant's own normal: decayed counts of its
+// payments and of payments by accounts new to it, and the decayed sum of ln(amount), time
+// constant tau; f is when it was first seen. The snapshot carries it as it was BEFORE this
+// payment (decayed to now), so a burst is measured against what came before it.
 const RECORD_MERCHANT = `${WINDOW_FN}
 local prior = redis.call('GET', KEYS[1])
 if prior then return {prior, 1} end
@@ -228,7 +239,26 @@ redis.call('PEXPIRE', KEYS[3], memory)
 local accounts1h = redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf')
 local nw = mark(KEYS[4], now, isNew, ${WINDOWS_MS['24h']}, maxEvents, {${WINDOWS_MS['1h']}, ${WINDOWS_MS['24h']}})
 local stopped = mark(KEYS[5], now, nil, ${WINDOWS_MS['24h']}, maxEvents, {${WINDOWS_MS['24h']}})
-local encoded = cjson.encode({c = c, a1 = accounts1h, nw = nw, st = stopped[1]})
+local tau = tonumber(ARGV[8])
+local b = redis.call('HMGET', KEYS[6], 't', 'f', 'np', 'nn', 'sl')
+local t0 = tonumber(b[1]) or now
+local firstSeen = tonumber(b[2]) or now
+local np, nn, sl = tonumber(b[3]) or 0, tonumber(b[4]) or 0, tonumber(b[5]) or 0
+-- Decay to now; a late payment (before the last update) joins with its weight decayed instead.
+local wi = 1
+if now > t0 then
+  local f = math.exp(-(now - t0) / tau)
+  np, nn, sl, t0 = np * f, nn * f, sl * f, now
+else
+  wi = math.exp(-(t0 - now) / tau)
+end
+local base = {np, nn, sl, math.min(firstSeen, now)}
+np = np + wi
+if isNew then nn = nn + wi end
+sl = sl + wi * math.log(math.max(1, tonumber(ARGV[7])))
+redis.call('HSET', KEYS[6], 't', t0, 'f', math.min(firstSeen, now), 'np', string.format('%.17g', np), 'nn', string.format('%.17g', nn), 'sl', string.format('%.17g', sl))
+redis.call('PEXPIRE', KEYS[6], memory)
+local encoded = cjson.encode({c = c, a1 = accounts1h, nw = nw, st = stopped[1], bs = base})
 redis.call('SET', KEYS[1], encoded, 'PX', ARGV[4])
 return {encoded, 0}
 `;
@@ -371,6 +401,8 @@ interface MerchantSnap {
   a1: number;
   nw: [number, number];
   st: number;
+  /** Baseline before this payment: decayed payments, new-account payments, sum of ln(amount); first seen ms. */
+  bs?: [number, number, number, number];
 }
 
 function bandLimits(lm: DeviceSnap['lm']): BandLimits | undefined {
@@ -393,6 +425,8 @@ interface AccountSnap {
   m24?: number;
   m7?: number;
   sm?: [number, number];
+  /** Small payments at merchants new to the account, 24 h and 7 d. */
+  sn?: [number, number];
   b7?: number;
   bp7?: number;
   oba?: 0 | 1;
@@ -418,6 +452,13 @@ function places(rows: AccountSnap['pl']): History['places'] {
   return out;
 }
 
+/** The merchant's baseline before this payment, with its age; undefined in snapshots from before it existed. */
+function merchantBaseline(bs: MerchantSnap['bs'], now: number): MerchantBaseline | undefined {
+  if (!Array.isArray(bs) || bs.length < 4) return undefined;
+  const [payments, newAccounts, sumLnAmount, firstSeen] = bs;
+  return { payments, newAccounts, sumLnAmount, ageMs: Math.max(0, now - firstSeen), tauMs: MERCHANT_BASELINE_TAU_MS };
+}
+
 const stats = (w: Triple): WindowStats => ({ count1m: w[0], count1h: w[1], count24h: w[2], sum1m: w[3], sum1h: w[4], sum24h: w[5] });
 
 export interface FeatureStoreLimits {
@@ -438,8 +479,8 @@ type ScriptResult = [string, number];
 
 interface RiskRedis extends Redis {
   riskRecordDevice2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
-  riskRecordAccount2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
-  riskRecordMerchant(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordAccount3(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordMerchant2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
   riskSettleAccount(...keysAndArgv: Array<string | number>): Promise<number>;
   riskUnlearnAccount(...keysAndArgv: Array<string | number>): Promise<number>;
   riskMarkStopped(...keysAndArgv: Array<string | number>): Promise<number>;
@@ -459,8 +500,8 @@ export class FeatureStore {
     // changed scripts, so a connection shared with an older definition cannot run the wrong one.
     if (!('riskRecordDevice2' in redis)) {
       redis.defineCommand('riskRecordDevice2', { numberOfKeys: 9, lua: RECORD_DEVICE });
-      redis.defineCommand('riskRecordAccount2', { numberOfKeys: 10, lua: RECORD_ACCOUNT });
-      redis.defineCommand('riskRecordMerchant', { numberOfKeys: 5, lua: RECORD_MERCHANT });
+      redis.defineCommand('riskRecordAccount3', { numberOfKeys: 11, lua: RECORD_ACCOUNT });
+      redis.defineCommand('riskRecordMerchant2', { numberOfKeys: 6, lua: RECORD_MERCHANT });
       redis.defineCommand('riskSettleAccount', { numberOfKeys: 4, lua: SETTLE_ACCOUNT });
       redis.defineCommand('riskUnlearnAccount', { numberOfKeys: 3, lua: UNLEARN_ACCOUNT });
       redis.defineCommand('riskMarkStopped', { numberOfKeys: 1, lua: MARK_STOPPED });
@@ -504,7 +545,7 @@ export class FeatureStore {
         input.tokenId,
         small,
       ),
-      this.redis.riskRecordAccount2(
+      this.redis.riskRecordAccount3(
         this.accountKey(input.accountId, 'seen', input.paymentId),
         this.accountKey(input.accountId, 'payments'),
         this.accountKey(input.accountId, 'merchants'),
@@ -515,6 +556,7 @@ export class FeatureStore {
         this.accountKey(input.accountId, 'bands'),
         this.accountKey(input.accountId, 'pairings'),
         this.accountKey(input.accountId, 'area'),
+        this.accountKey(input.accountId, 'small-new'),
         now,
         input.paymentId,
         amount,
@@ -532,18 +574,21 @@ export class FeatureStore {
         pairedAt,
       ),
       input.merchantId
-        ? this.redis.riskRecordMerchant(
+        ? this.redis.riskRecordMerchant2(
             this.merchantKey(input.merchantId, 'seen', input.paymentId),
             this.merchantKey(input.merchantId, 'payments'),
             this.merchantKey(input.merchantId, 'accounts'),
             this.merchantKey(input.merchantId, 'new'),
             this.merchantKey(input.merchantId, 'stopped'),
+            this.merchantKey(input.merchantId, 'base'),
             now,
             input.paymentId,
             input.accountId,
             limits.dedupeMs,
             limits.maxEvents,
             limits.merchantMemoryMs,
+            amount,
+            MERCHANT_BASELINE_TAU_MS,
           )
         : undefined,
     ]);
@@ -573,6 +618,8 @@ export class FeatureStore {
           deviceSmall7d: d.sm?.[1] ?? 0,
           accountSmall24h: a.sm?.[0] ?? 0,
           accountSmall7d: a.sm?.[1] ?? 0,
+          accountSmallNew24h: a.sn?.[0] ?? 0,
+          accountSmallNew7d: a.sn?.[1] ?? 0,
           merchants24h: a.m24 ?? 0,
           merchants7d: a.m7 ?? 0,
           token1h: d.tk?.[0] ?? 0,
@@ -581,7 +628,7 @@ export class FeatureStore {
           bandsPaired7d: a.bp7 ?? 0,
           otherBandAfterPairing: a.oba === 1,
           area: area(a.ar, a.at, this.tauMs),
-          merchant: m ? { count1h: m.c[0], count24h: m.c[1], accounts1h: m.a1, newAccounts1h: m.nw[0], newAccounts24h: m.nw[1], stopped24h: m.st } : undefined,
+          merchant: m ? { count1h: m.c[0], count24h: m.c[1], accounts1h: m.a1, newAccounts1h: m.nw[0], newAccounts24h: m.nw[1], stopped24h: m.st, baseline: merchantBaseline(m.bs, a.at) } : undefined,
         },
       },
     };

@@ -52,7 +52,9 @@ describe('event time: live service and backtest agree', () => {
     expect(late).toBeGreaterThan(0);
     const prefix = uniqueName();
     const clock = { now: 0 };
-    const service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false' })), testLogger('risk'), { clock: () => clock.now });
+    // The full path is under test, not the fallback: on the loaded shared machine a feature script
+    // can take over the default 100 ms, and a degraded live decision would differ from the replay.
+    const service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_CONSUMERS: 'false', RISK_REDIS_TIMEOUT_MS: '5000' })), testLogger('risk'), { clock: () => clock.now });
     const client = testClient(RiskServiceClient, service.port);
     const live = new Map<string, string>();
     try {

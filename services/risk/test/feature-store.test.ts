@@ -88,6 +88,60 @@ describe('feature store: baselines, merchants, bands', () => {
     expect(back.merchant_new_accounts_24h).toBe(6);
   });
 
+  it("measures a merchant against its own baseline: a busy shop's usual hour is ordinary, a quiet shop's surge is not", async () => {
+    // A busy shop: 40 payments an hour (20 by accounts new to it) for two days, pipelined per hour.
+    let busy;
+    for (let h = 0; h < 48; h++) {
+      const hour = [];
+      for (let k = 0; k < 40; k++) hour.push(score(pay({ accountId: k % 2 ? `reg-${k}` : `new-${h}-${k}`, deviceId: `b-${h}-${k}`, merchantId: 'busy', amountMinor: 2_000 }), T0 + h * HOUR + k * MIN));
+      busy = (await Promise.all(hour)).pop();
+    }
+    // The next hour, an ordinary one for it.
+    for (let k = 0; k < 39; k++) await score(pay({ accountId: k % 2 ? `reg-${k}` : `new-48-${k}`, deviceId: `b-48-${k}`, merchantId: 'busy', amountMinor: 2_000 }), T0 + 48 * HOUR + k * MIN);
+    busy = await score(pay({ accountId: 'new-48-x', deviceId: 'b-48-x', merchantId: 'busy', amountMinor: 2_000 }), T0 + 48 * HOUR + 39 * MIN);
+    expect(busy.merchant_new_accounts_1h).toBeGreaterThanOrEqual(20);
+    expect(busy.merchant_new_accounts_1h_ratio).toBeGreaterThan(0.5);
+    expect(busy.merchant_new_accounts_1h_ratio).toBeLessThan(1.5);
+    expect(busy.merchant_new_accounts_24h_ratio).toBeLessThan(1.5);
+    expect(busy.merchant_count_1h_ratio).toBeLessThan(1.5);
+    expect(busy.merchant_amount_ratio).toBeCloseTo(1, 3);
+    // 48 h 39 min, rounded to a tenth of an hour.
+    expect(busy.merchant_age_h).toBeCloseTo(48.7, 5);
+    // A quiet shop (one regular twice a day for a week: decayed weight ≥ MERCHANT_TICKET_MIN), then
+    // ten new accounts within the hour.
+    for (let i = 0; i < 14; i++) await score(pay({ accountId: 'regular', merchantId: 'quiet', amountMinor: 1_000 }), T0 + i * 12 * HOUR);
+    let surge;
+    const surges = [];
+    for (let k = 0; k < 10; k++) surges.push((surge = await score(pay({ accountId: `s-${k}`, deviceId: `sb-${k}`, merchantId: 'quiet', amountMinor: 5_000 }), T0 + 7 * DAY + k * 3 * MIN)));
+    expect(surge!.merchant_new_accounts_1h).toBe(10);
+    expect(surge!.merchant_new_accounts_1h_ratio).toBeGreaterThan(3);
+    // Its typical ticket is the regular's 10.00 until the surge itself starts to weigh in.
+    expect(surges[0]!.merchant_amount_ratio).toBeCloseTo(5, 3);
+    expect(surges[0]!.merchant_new_accounts_1h_ratio).toBeLessThan(0.5);
+    // A rescored payment gets its first snapshot and does not count into the baseline twice.
+    const again = await score(pay({ paymentId: 'busy-again', accountId: 'z', merchantId: 'fresh', amountMinor: 700 }), T0);
+    const twice = await score(pay({ paymentId: 'busy-again', accountId: 'z', merchantId: 'fresh', amountMinor: 700 }), T0);
+    expect(twice).toEqual(again);
+    const next = await score(pay({ accountId: 'y', merchantId: 'fresh' }), T0 + HOUR);
+    expect(next.merchant_count_24h).toBe(2);
+  }, 30_000);
+
+  it('counts small payments at merchants new to the account, not at its usual ones', async () => {
+    await score(pay({ merchantId: 'canteen', amountMinor: 300 }), T0);
+    let f;
+    // The same canteen every two hours: small, but not new.
+    for (let i = 1; i <= 4; i++) f = await score(pay({ merchantId: 'canteen', amountMinor: 300 }), T0 + i * 2 * HOUR);
+    expect(f!.account_small_new_24h).toBe(1);
+    // Probes at a new shop each: counted, and a big payment at a new shop is not.
+    for (let i = 0; i < 4; i++) f = await score(pay({ merchantId: `probe-${i}`, amountMinor: 120 }), T0 + 10 * HOUR + i * 3 * HOUR);
+    expect(f!.account_small_new_24h).toBe(5);
+    const big = await score(pay({ merchantId: 'tv-shop', amountMinor: 90_000 }), T0 + 23 * HOUR);
+    expect(big.account_small_new_24h).toBe(5);
+    const week = await score(pay({ merchantId: 'probe-late', amountMinor: 100 }), T0 + 3 * DAY);
+    expect(week.account_small_new_24h).toBe(1);
+    expect(week.account_small_new_7d).toBe(6);
+  });
+
   it('counts small payments over a day and a week, and per token', async () => {
     let f;
     for (let i = 0; i < 9; i++) f = await score(pay({ amountMinor: 150, tokenId: 'tok-a' }), T0 + i * 2 * HOUR);

@@ -66,7 +66,10 @@ describe('risk against real Redis and NATS', () => {
   beforeAll(async () => {
     await requireServers('Redis', 'NATS');
     events = await watchEvents(prefix);
-    service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false' })), testLogger('risk'), { clock: () => clock.now });
+    // Degraded mode has its own service below (Redis unreachable); this one tests the full path, so
+    // a feature script slower than the default 100 ms on the loaded shared machine must not
+    // degrade it (window-edge counts would then be the fallback's).
+    service = await startRisk(readConfig(testEnv(prefix, { RISK_PORT: '0', RISK_RULES_WATCH: 'false', RISK_REDIS_TIMEOUT_MS: '5000' })), testLogger('risk'), { clock: () => clock.now });
     client = testClient(RiskServiceClient, service.port);
     redis = new Redis(TEST_REDIS_URL);
   });

@@ -9,6 +9,9 @@
  *   account_takeover   a band newly paired to the account by someone else, big amounts, new merchants
  *   many_merchants     one band emptied shop by shop: many merchants within half an hour
  *
+ * and many more families of fraud and of legitimate look-alikes (FRAUD_FAMILIES, LEGIT_FAMILIES
+ * below, each described where it is generated), split into TUNE and HELD-OUT for tools/evaluate.ts.
+ *
  * Deterministic for a seed. Usage (after `npm run build`):
  *   node dist/services/risk/tools/traffic.js --payments 100000 --seed 7 --out .data/risk/traffic.jsonl
  */
@@ -21,13 +24,23 @@ import { haversineKm } from '../src/domain/features';
  * Families of fraud and of legitimate look-alikes. The evaluation (tools/evaluate.ts) tunes and
  * trains on TUNE families and reports on HELD_OUT ones, which nothing was fitted or tuned against.
  */
+/*
+ * The families that were HELD-OUT before (stolen_band_drift, compromised_terminal,
+ * ato_usual_merchants, card_testing_trickle; replacement_band, big_shopping_day, shared_two_bands)
+ * had their per-family misses read and written up (README: risk), so they are TUNE now. The
+ * HELD-OUT families below were written before any engine change that followed (their commit comes
+ * first on the branch) and are reported once, after the engine is fixed.
+ */
 export const FRAUD_FAMILIES = {
-  tune: ['stolen_band', 'card_testing', 'impossible_travel', 'account_takeover', 'many_merchants', 'stolen_band_ramp', 'merchant_collusion', 'ato_delayed_pairing', 'slow_card_testing'],
-  heldOut: ['stolen_band_drift', 'compromised_terminal', 'ato_usual_merchants', 'card_testing_trickle'],
+  tune: [
+    'stolen_band', 'card_testing', 'impossible_travel', 'account_takeover', 'many_merchants', 'stolen_band_ramp', 'merchant_collusion', 'ato_delayed_pairing', 'slow_card_testing',
+    'stolen_band_drift', 'compromised_terminal', 'ato_usual_merchants', 'card_testing_trickle',
+  ],
+  heldOut: ['thief_owner_hours', 'sim_swap_takeover', 'split_sale', 'mule_ring', 'location_spoof'],
 } as const;
 export const LEGIT_FAMILIES = {
-  tune: ['normal', 'bar_crawl', 'traveller_arrival', 'commuter_operator_switch'],
-  heldOut: ['replacement_band', 'big_shopping_day', 'shared_two_bands'],
+  tune: ['normal', 'bar_crawl', 'traveller_arrival', 'commuter_operator_switch', 'replacement_band', 'big_shopping_day', 'shared_two_bands'],
+  heldOut: ['festival_popup', 'child_band', 'night_shift'],
 } as const;
 export type FraudPattern = (typeof FRAUD_FAMILIES)['tune' | 'heldOut'][number];
 export type LegitPattern = (typeof LEGIT_FAMILIES)['tune' | 'heldOut'][number];
@@ -132,6 +145,8 @@ interface Account {
   scale: number;
   perDay: number;
   favourites: string[];
+  /** When the account is away from home (a trip, with the flights and a margin), if it travels. */
+  away?: [number, number];
 }
 
 export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
@@ -143,6 +158,8 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   const accounts = Math.max(10, Math.round(options.payments / (days * 3.15)));
   const out: TrafficRecord[] = [];
   const byHome: Account[][] = CITIES.map(() => []);
+  // Legitimate payments that never happened after all: the owner lost the band or the wallet.
+  const dropped = new Set<TrafficRecord>();
   let seq = 0;
   const pid = () => `pay-${options.seed}-${(seq++).toString(36)}`;
   const merchant = (city: number, n: number) => `m-${CITIES[city]![0]}-${n}`;
@@ -206,6 +223,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
     const newBandAt = r.chance(0.05) ? start + r.int(1, days - 2) * DAY + r.int(9, 18) * HOUR : undefined;
     // Known from the start so every payment, whenever generated, uses the band of its time.
     if (newBandAt) a.bands.push({ id: `band-${options.seed}-${i}-1`, registeredAt: newBandAt });
+    if (trip) a.away = [trip.leave - 6 * HOUR, trip.leave + trip.stay + flightMs(trip.to, a.home) + 6 * HOUR];
 
     let t = start + r.exp(DAY / a.perDay);
     while (t < end) {
@@ -356,13 +374,57 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
         }
         break;
       }
+      case 'thief_owner_hours': {
+        // The band taken while its session was live and kept live, used only at the hours the owner
+        // usually pays, in the owner's city (half the time at the owner's own merchants), a little
+        // above the owner's amounts, one to three payments a day for days. The owner, without the
+        // band, stops paying and has not reported it yet.
+        const theft = anchor.occurred_at_ms + r.int(10, 120) * MIN;
+        const hours = legit.filter((p) => p.occurred_at_ms <= theft).map((p) => p.occurred_at_ms % DAY);
+        for (const p of legit) if (p.occurred_at_ms > theft) dropped.add(p);
+        const firstDay = Math.floor(theft / DAY) * DAY;
+        for (let d = 0, n = r.int(2, 5); d < n; d++) {
+          for (let k = r.int(1, 3); k > 0; k--) {
+            const at = firstDay + d * DAY + r.pick(hours) + r.int(-20, 20) * MIN;
+            if (at <= theft) continue;
+            out.push(fraud(at, { city: a.home, merchant_id: r.chance(0.5) ? r.pick(a.favourites) : merchant(a.home, r.int(0, 399)), session_live: true, channel: 'TAP', amount_minor: Math.round(a.scale * (1.2 + 0.3 * d + r.next() * 1.5)), device_age_seconds: deviceAge(at) }));
+          }
+        }
+        break;
+      }
+      case 'sim_swap_takeover': {
+        // The owner's phone number ported to the attacker's SIM: the wallet moves to the attacker's
+        // phone and a band is paired to it there (the owner's pairing is gone, so the owner stops
+        // paying, as after a replaced band). The attacker spends hours later, mostly at new shops.
+        const device = `band-${options.seed}-${i}-s`;
+        const paired = anchor.occurred_at_ms + r.int(10, 300) * MIN;
+        for (const p of legit) if (p.occurred_at_ms > paired) dropped.add(p);
+        let at = paired + r.int(2, 40) * HOUR;
+        for (let k = r.int(3, 7); k > 0; k--, at += r.int(10, 90) * MIN) {
+          out.push(fraud(at, { city: a.home, device_id: device, token_id: `tok-${device}`, session_live: true, channel: 'TAP', merchant_id: r.chance(0.3) ? r.pick(a.favourites) : merchant(a.home, r.int(0, 499)), amount_minor: Math.round(a.scale * (2 + r.next() * 6)), device_age_seconds: Math.floor((at - paired) / 1000) }));
+        }
+        break;
+      }
+      case 'location_spoof': {
+        // A cloned token relayed to terminals in another city, with the location the terminal
+        // reports spoofed to the owner's home city (or withheld, as a QR payment), so travel and
+        // distance look like home; the owner keeps paying at home meanwhile.
+        const far = (a.home + r.int(1, CITIES.length - 1)) % CITIES.length;
+        const live = r.chance(0.6);
+        let at = anchor.occurred_at_ms + r.int(30, 600) * MIN;
+        for (let k = r.int(3, 8); k > 0; k--, at += r.int(5, 60) * MIN) {
+          const spoofed = r.chance(0.7) ? place(a.home) : undefined;
+          out.push(fraud(at, { city: far, merchant_id: merchant(far, r.int(0, 399)), lat: spoofed?.lat ?? null, lon: spoofed?.lon ?? null, channel: spoofed ? 'TAP' : 'QR', session_live: live, amount_minor: Math.round(a.scale * (1.5 + r.next() * 2.5)), device_age_seconds: deviceAge(at) }));
+        }
+        break;
+      }
       default:
         break;
     }
   }
 
   // Many accounts of one city paying one merchant in a short time.
-  for (const family of (options.fraud ?? []).filter((f) => CROSS_ACCOUNT.includes(f))) {
+  for (const family of (options.fraud ?? []).filter((f) => f === 'merchant_collusion' || f === 'compromised_terminal')) {
     const episodes = Math.max(1, Math.round((accounts * fraudShare) / Math.max(1, (options.fraud ?? []).length)));
     for (let e = 0; e < episodes; e++) {
       const city = r.int(0, CITIES.length - 1);
@@ -388,6 +450,67 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       }
     }
   }
+  // A merchant splitting each sale into several small payments within minutes, customer after
+  // customer, over a day or more (the customers pay once; the rest is the merchant's).
+  if ((options.fraud ?? []).includes('split_sale')) {
+    const episodes = Math.max(1, Math.round((accounts * fraudShare) / 2 / Math.max(1, (options.fraud ?? []).length)));
+    // Cities with enough customers for a merchant to split sales for (a small population has few).
+    const cities = CITIES.map((_, c) => c).filter((c) => byHome[c]!.filter((v) => !v.away).length >= 5);
+    for (let e = 0; e < episodes && cities.length; e++) {
+      const city = r.pick(cities);
+      const victims = byHome[city]!.filter((v) => !v.away);
+      const shop = merchant(city, r.int(0, 399));
+      const spot = place(city);
+      const t0 = start + r.int(1, days - 3) * DAY;
+      for (let c = Math.min(victims.length, r.int(8, 20)); c > 0; c--) {
+        const v = r.pick(victims);
+        let at = daytime(t0 + r.next() * r.int(1, 3) * DAY, city);
+        const parts = r.int(3, 8);
+        const sale = v.scale * (3 + r.next() * 5);
+        for (let k = 0; k < parts; k++, at += r.int(20, 90) * 1000) {
+          out.push({ ...pay(v, Math.round(at), { city, merchant_id: shop, lat: spot.lat + r.normal() * 0.0005, lon: spot.lon + r.normal() * 0.0005, channel: 'TAP', session_live: true, amount_minor: Math.max(50, Math.round((sale / parts) * (0.9 + r.next() * 0.2))) }), label: 'FRAUD', pattern: 'split_sale', episode: `ep-${options.seed}-split-${e}`, recent_cryptogram_failures: 0 });
+        }
+      }
+    }
+  }
+  // A ring of money mules: accounts opened days ago, bands paired to them, each paying a little at
+  // many of the ring's shops over one to three days (cashing out stolen credentials).
+  if ((options.fraud ?? []).includes('mule_ring')) {
+    const rings = Math.max(1, Math.round((accounts * fraudShare) / 10 / Math.max(1, (options.fraud ?? []).length)));
+    for (let e = 0; e < rings; e++) {
+      const city = r.int(0, CITIES.length - 1);
+      const shops = Array.from({ length: r.int(8, 20) }, () => merchant(city, r.int(0, 399)));
+      const t0 = start + r.int(1, days - 4) * DAY;
+      for (let k = r.int(6, 15); k > 0; k--) {
+        const opened = t0 - r.int(1, 10) * DAY;
+        const mule: Account = { id: `acct-${options.seed}-mule-${e}-${k}`, device: { id: `band-${options.seed}-mule-${e}-${k}`, registeredAt: opened + r.int(10, 600) * MIN }, bands: [], home: city, scale: r.lognormal(2_000, 0.4), perDay: 0, favourites: shops };
+        mule.bands.push(mule.device);
+        const span = r.int(1, 3) * DAY;
+        for (let n = r.int(6, 14); n > 0; n--) {
+          const at = daytime(t0 + r.next() * span, city);
+          out.push({ ...pay(mule, Math.round(at), { city, merchant_id: r.pick(shops), channel: 'TAP', session_live: true, amount_minor: r.int(800, 4000) }), label: 'FRAUD', pattern: 'mule_ring', episode: `ep-${options.seed}-mule-${e}`, recent_cryptogram_failures: 0 });
+        }
+      }
+    }
+  }
+  // A festival: a pop-up merchant (a few stalls) outside a city, where most of the city's accounts
+  // pay within an afternoon and evening, none of them ever having paid there before.
+  if ((options.legit ?? []).includes('festival_popup')) {
+    for (let e = 0, n = Math.max(2, Math.round(accounts / 250)); e < n; e++) {
+      const city = r.int(0, CITIES.length - 1);
+      const site = offset(CITIES[city]!, r.next() * 2 * Math.PI, 8 + r.next() * 17);
+      const stalls = Array.from({ length: r.int(1, 4) }, (_, k) => `m-fest-${options.seed}-${e}-${k}`);
+      const t0 = start + r.int(1, days - 1) * DAY + (13 - CITIES[city]![2] / 15) * HOUR;
+      const span = r.int(6, 10) * HOUR;
+      for (const v of byHome[city]!) {
+        if (!r.chance(0.8) || (v.away && t0 + span >= v.away[0] && t0 < v.away[1])) continue;
+        for (let k = r.int(2, 6); k > 0; k--) {
+          out.push({ ...pay(v, Math.round(t0 + r.next() * span), { city, merchant_id: r.pick(stalls), lat: site.lat + r.normal() * 0.002, lon: site.lon + r.normal() * 0.002, channel: 'TAP', session_live: true, amount_minor: Math.round(v.scale * (0.4 + r.next() * 1.1)) }), pattern: 'festival_popup' });
+        }
+      }
+    }
+  }
+  if (dropped.size) out.splice(0, out.length, ...out.filter((x) => !dropped.has(x)));
   for (const x of out) x.token_id ??= `tok-${x.device_id}`;
   // Replayed in the order risk would receive them: an offline payment when it was uploaded.
   return out.sort((x, y) => (x.arrived_at_ms ?? x.occurred_at_ms) - (y.arrived_at_ms ?? y.occurred_at_ms));
@@ -439,6 +562,42 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
         }
       }
     }
+    if (looks.has('child_band') && r.chance(0.04)) {
+      // A child's band on the family wallet (paired recently or long ago): school canteen and
+      // shop near the school on weekdays, small amounts; now and then the parent pays with it.
+      const child = { id: `band-${options.seed}-${i}-c`, registeredAt: r.chance(0.5) ? start + r.int(0, days - 3) * DAY + r.int(8, 20) * HOUR : start - r.int(30, 400) * DAY };
+      const school = offset(CITIES[city]!, r.next() * 2 * Math.PI, 1.5 + r.next() * 4.5);
+      const shops = Array.from({ length: r.int(2, 3) }, (_, k) => `m-${CITIES[city]![0]}-school-${options.seed}-${i}-${k}`);
+      for (let d = 0; d < days; d++) {
+        if (d % 7 >= 5) continue;
+        for (let k = r.int(1, 2); k > 0; k--) {
+          const at = Math.round(start + d * DAY + (7.5 - CITIES[city]![2] / 15) * HOUR + r.int(0, 510) * MIN);
+          if (at < child.registeredAt || away(at)) continue;
+          more.push({ ...pay(a, at, { city, device_id: child.id, device_age_seconds: Math.floor((at - child.registeredAt) / 1000), merchant_id: r.pick(shops), lat: school.lat + r.normal() * 0.001, lon: school.lon + r.normal() * 0.001, channel: 'TAP', session_live: true, amount_minor: r.int(150, 700) }), pattern: 'child_band' });
+        }
+      }
+      for (const p of legit) {
+        p.pattern = 'child_band';
+        if (p.occurred_at_ms >= child.registeredAt && r.chance(0.1)) {
+          p.device_id = child.id;
+          p.device_age_seconds = Math.floor((p.occurred_at_ms - child.registeredAt) / 1000);
+        }
+      }
+    }
+    if (looks.has('night_shift') && r.chance(0.03)) {
+      // Works nights 5-20 km from home: canteen, vending, petrol station between 22:00 and 05:30.
+      const work = offset(CITIES[city]!, r.next() * 2 * Math.PI, 5 + r.next() * 15);
+      const shops = Array.from({ length: r.int(2, 4) }, (_, k) => `m-${CITIES[city]![0]}-night-${options.seed}-${i}-${k}`);
+      for (let d = 0; d < days; d++) {
+        if (!r.chance(0.7)) continue;
+        for (let k = r.int(1, 3); k > 0; k--) {
+          const at = Math.round(start + d * DAY + (22 - CITIES[city]![2] / 15) * HOUR + r.int(0, 450) * MIN);
+          if (away(at)) continue;
+          more.push({ ...pay(a, at, { city, merchant_id: r.chance(0.85) ? r.pick(shops) : merchant(city, r.int(0, 399)), lat: work.lat + r.normal() * 0.003, lon: work.lon + r.normal() * 0.003, channel: 'TAP', session_live: true, amount_minor: Math.round(a.scale * (0.3 + r.next() * 0.9)) }), pattern: 'night_shift' });
+        }
+      }
+      for (const p of legit) p.pattern = 'night_shift';
+    }
     // Offline QR payments uploaded a while after they happened.
     for (const p of legit) if (p.channel === 'QR' && r.chance(0.3)) p.arrived_at_ms = p.occurred_at_ms + r.int(1, 180) * MIN;
     return more;
@@ -446,7 +605,7 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
 }
 
 /** Families that involve many accounts at once (generated after the per-account loop). */
-const CROSS_ACCOUNT: readonly Pattern[] = ['merchant_collusion', 'compromised_terminal'];
+const CROSS_ACCOUNT: readonly Pattern[] = ['merchant_collusion', 'compromised_terminal', 'split_sale', 'mule_ring'];
 
 /** The point `km` away from `from` on `bearing` (radians), flat-earth: tens of km at most. */
 function offset(from: [string, number, number], bearing: number, km: number): { lat: number; lon: number } {

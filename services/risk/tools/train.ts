@@ -55,7 +55,10 @@ export function fit(base: LogisticModel, rows: Array<{ y: 0 | 1; features: Featu
   // Back from standardised inputs to the raw (clipped, transformed) feature scale.
   const raw = w.map((wj, j) => wj / sd[j]!);
   const bias = b - raw.reduce((s, wj, j) => s + wj * mean[j]!, 0);
-  return { ...base, bias, terms: base.terms.map((t, j) => ({ ...t, weight: raw[j]! })) };
+  // Each term's legitimate mean, so a reason names what moved a payment away from an ordinary one.
+  const legit = xs.filter((_, i) => rows[i]!.y === 0);
+  const ref = Array.from({ length: k }, (_, j) => (legit.length ? legit.reduce((s, x) => s + x[j]!, 0) / legit.length : 0));
+  return { ...base, bias, terms: base.terms.map((t, j) => ({ ...t, weight: raw[j]!, ref: ref[j]! })) };
 }
 
 function arg(name: string, fallback?: string): string {
@@ -81,7 +84,7 @@ function main(): void {
     version: arg('version', 'logit-trained'),
     bias: round(model.bias),
     max_points: Number(arg('max-points', String(base.maxPoints))),
-    terms: model.terms.map((t) => ({ feature: t.feature, weight: round(t.weight), ...(t.transform !== 'identity' ? { transform: t.transform } : {}), ...(t.clip ? { clip: t.clip } : {}) })),
+    terms: model.terms.map((t) => ({ feature: t.feature, weight: round(t.weight), ...(t.transform !== 'identity' ? { transform: t.transform } : {}), ...(t.clip ? { clip: t.clip } : {}), ...(t.ref !== undefined ? { ref: round(t.ref) } : {}) })),
   };
   const header = `# Fitted by services/risk/tools/train.ts on ${rows.length} labelled payments (${rows.filter((r) => r.y === 1).length} fraud).\n`;
   writeFileSync(arg('out', 'candidate-model.yaml'), header + dump(doc, { flowLevel: 2 }));

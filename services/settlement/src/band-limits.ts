@@ -3,7 +3,7 @@ import type { Queryable } from '../../../platform/db';
 import { NotFound } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
 import { enqueueEvent } from '../../../platform/outbox';
-import { NO_LIMITS, needsSpentToday, refusalBeforeSpend, refusalForDay, remainingToday, requireExpectedVersion, type LimitRefusal, type LimitSettings } from './domain/limits';
+import { NO_LIMITS, remainingToday, requireExpectedVersion, type LimitSettings } from './domain/limits';
 import { toMoney, type Amount } from './domain/money';
 import { big } from './store';
 
@@ -60,37 +60,15 @@ function toRow(r: Raw): BandLimitsRow {
   };
 }
 
-// Midnight UTC of the database clock's today. now() is the transaction's start, the same clock
-// that stamps holds.created_at. No upper bound: a hold stamped by a transaction that started
-// after this one (across midnight) counts too, which can only refuse, never overspend.
-const TODAY_UTC = "created_at >= (date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')";
-
-// Pending holds reserve their amount; captured ones spent what was captured; voided and expired
-// ones spent nothing, so they give the allowance back.
-const SPENT = "coalesce(sum(CASE status WHEN 'PENDING' THEN amount_minor WHEN 'CAPTURED' THEN captured_minor ELSE 0 END), 0)";
-
 /**
- * A band's spending limits: PlaceHold's check and the SetBandLimits / GetBandLimits store code.
- * Lock order (see LedgerStore): idempotency key, voucher row, then the band_limits row, then
- * wallet rows. Concurrent PlaceHolds on one band with limits queue on its row, so each sees the
- * holds committed before it when it sums today's spending: together they never pass the daily
- * limit, and a change to the limits waits for (and is seen by) every hold after it.
+ * A band's spending limits: the SetBandLimits / GetBandLimits store code. PlaceHold's check is in
+ * place_hold (migrations/006_place_hold.sql). Lock order (see LedgerStore): idempotency key,
+ * voucher row, then the band_limits row, then wallet rows. Concurrent PlaceHolds on one band with
+ * limits queue on its row, so each sees the holds committed before it when it sums today's
+ * spending: together they never pass the daily limit, and a change to the limits waits for (and
+ * is seen by) every hold after it.
  */
 export class BandLimits {
-  /**
-   * The limits' verdict on one payment, run inside PlaceHold's transaction before the wallet is
-   * locked: undefined lets it through to the balance check. A band without limits takes no lock.
-   * `amount` is what would be held (after any voucher discount). Limits are on the band, whoever
-   * the account: `accountId` is not used to skip them.
-   */
-  async check(q: Queryable, input: { deviceId: string; accountId: string; amount: Amount }): Promise<LimitRefusal | undefined> {
-    const row = await this.row(q, input.deviceId, true);
-    if (!row) return undefined;
-    const early = refusalBeforeSpend(row, input.amount);
-    if (early || !needsSpentToday(row)) return early;
-    return refusalForDay(row, input.amount, await this.spentToday(q, input.deviceId, row.currency!));
-  }
-
   /** GetBandLimits: a band never given limits answers version 0; one owned by another account is NOT_FOUND. */
   async get(q: Queryable, deviceId: string, accountId: string): Promise<BandLimitsView> {
     const row = await this.row(q, deviceId, false);
@@ -145,13 +123,9 @@ export class BandLimits {
    * that account's holds.
    */
   async spentToday(q: Queryable, deviceId: string, currency: string, accountId?: string): Promise<bigint> {
-    const params: unknown[] = [deviceId, currency];
-    if (accountId !== undefined) params.push(accountId);
-    const { rows } = await q.query<Raw>(
-      `SELECT ${SPENT}::text AS spent FROM holds WHERE device_id = $1 AND currency = $2 AND ${TODAY_UTC}${accountId !== undefined ? ' AND account_id = $3' : ''}`,
-      params,
-    );
-    return BigInt(rows[0]!.spent as string);
+    // The same function place_hold enforces the daily limit with (migrations/006_place_hold.sql).
+    const { rows } = await q.query<{ spent: string }>('SELECT band_spent_today($1, $2, $3)::text AS spent', [deviceId, currency, accountId ?? null]);
+    return BigInt(rows[0]!.spent);
   }
 
   private async row(q: Queryable, deviceId: string, forUpdate: boolean): Promise<BandLimitsRow | undefined> {
@@ -190,7 +164,7 @@ export class BandLimits {
       spentToday = { minor: await this.spentToday(q, deviceId, settings.currency), currency: settings.currency };
     } else {
       const { rows } = await q.query<{ currency: string }>(
-        `SELECT currency FROM holds WHERE device_id = $1 AND account_id = $2 AND ${TODAY_UTC} ORDER BY created_at DESC LIMIT 1`,
+        `SELECT currency FROM holds WHERE device_id = $1 AND account_id = $2 AND created_at >= utc_today_start() ORDER BY created_at DESC LIMIT 1`,
         [deviceId, accountId],
       );
       const currency = rows[0]?.currency;

@@ -1,23 +1,40 @@
+import { randomUUID } from 'node:crypto';
 import type { DisputeResolved, LedgerMoved } from '../../../gen/wristpay/events/v1/events';
+import { HoldOutcome as HoldOutcomeCode, PlaceHoldResponse } from '../../../gen/wristpay/settlement/v1/settlement';
 import type { Queryable } from '../../../platform/db';
-import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
+import { DomainError, FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
 import { newEvent } from '../../../platform/events';
+import { storedAnswer } from '../../../platform/idempotency';
 import { enqueueEvent } from '../../../platform/outbox';
 import { BandLimits } from './band-limits';
 import { disputeResolvedEventId } from './domain/event-ids';
 import { escrowOf, FUNDING, payableOf, PAYOUTS, VOUCHERS, vouchersOf, walletOf } from './domain/accounts';
 import { assertDisputable, assertVoidable, planCapture, planDisputeRefund, planRefund, planRelease, type EscrowChange } from './domain/hold';
-import type { LimitRefusal } from './domain/limits';
 import { toMoney, type Amount } from './domain/money';
 import { payoutReport } from './domain/payout-report';
 import { compareAccounts, move } from './domain/postings';
+import { PLACE_HOLD_SCOPE, runPlaceHold, VoucherChanged, type HoldIdempotency, type HoldOutcome } from './place-hold';
 import { holdMoney, LedgerStore, type DisputeRow, type HoldRow, type PayoutRow, type TransferView } from './store';
 import { Vouchers } from './vouchers';
 
 const SOURCE = 'settlement';
 const DISPUTE_RESOLVED = 'payment.dispute.resolved';
 
-export type HoldOutcome = 'PLACED' | 'INSUFFICIENT_FUNDS' | 'ACCOUNT_FROZEN' | LimitRefusal;
+export type { HoldOutcome } from './place-hold';
+
+/** What PlaceHold came to: the answer as stored with the key, and the hold when this call placed it. */
+export interface PlacedHold {
+  outcome: HoldOutcome;
+  hold?: HoldRow;
+  response: PlaceHoldResponse;
+  /** The key's first answer came back; nothing was done. */
+  replayed: boolean;
+}
+
+/** Quotes of one voucher PlaceHold tries before giving up on a voucher others keep redeeming. */
+const VOUCHER_ATTEMPTS = 3;
+
+const outcomeOf = (response: PlaceHoldResponse): HoldOutcome => HoldOutcomeCode[response.outcome].replace('HOLD_OUTCOME_', '') as HoldOutcome;
 
 export interface PlaceHoldInput {
   paymentId: string;
@@ -74,33 +91,68 @@ export class Ledger {
   }
 
   /**
-   * Reserves money on the buyer's wallet. A voucher first: with one, the hold is for the net
-   * (amount − discount) and the voucher's use is counted only when the hold is PLACED. A band
-   * reported lost pays nothing; then the band's own limits (frozen, per payment, per day:
-   * BandLimits.check, which locks the band's limits row) on the net; then the wallet row is
-   * locked, so concurrent holds on one wallet queue and each sees the reservations committed
-   * before it: together they never reserve more than the wallet has. A missing wallet has
-   * nothing in it. A refusal is an outcome: nothing is held and no voucher is used.
+   * Reserves money on the buyer's wallet, in one statement (place_hold,
+   * migrations/006_place_hold.sql, which holds the rules): the idempotency key when given, then
+   * the voucher, a band reported lost, the band's own limits (frozen, per payment, per day, its
+   * row locked) on the net, then the wallet row locked, so concurrent holds on one wallet queue
+   * and each sees the reservations committed before it: together they never reserve more than
+   * the wallet has. A missing wallet has nothing in it. A refusal is an outcome: nothing is held
+   * and no voucher is used. A voucher is priced here first (the hold is for amount − discount; its
+   * use counted only when PLACED). On `q` outside a transaction (the server) that is one round
+   * trip, two with a voucher; the store tests call it inside one, without a key (there a
+   * voucher used up between its quote and its lock fails the transaction instead of pricing again).
    */
-  async placeHold(q: Queryable, request: PlaceHoldInput): Promise<{ outcome: HoldOutcome; hold?: HoldRow }> {
-    // The voucher first (lock order: voucher → band limits → wallet); from here on input.amount is the net.
-    const input = await this.vouchers.price(q, request);
-    if (await this.store.isFrozen(q, input.deviceId)) return { outcome: 'ACCOUNT_FROZEN' };
-    const existing = await this.store.holdByPayment(q, input.paymentId);
-    if (existing) throw new AlreadyExists(`payment ${input.paymentId} already has hold ${existing.holdId}`);
-    const refused = await this.limits.check(q, { deviceId: input.deviceId, accountId: input.accountId, amount: input.amount });
-    if (refused) return { outcome: refused };
-    const { currency, minor } = input.amount;
-    const wallet = await this.store.account(q, walletOf(input.accountId), currency, true);
-    const available = wallet ? wallet.posted - wallet.held : 0n;
-    if (minor > available) return { outcome: 'INSUFFICIENT_FUNDS' };
-    const hold = await this.store.insertHold(q, { ...input, currency, amount: minor });
-    // A concurrent PlaceHold for the same payment committed first.
-    if (!hold) throw new AlreadyExists(`payment ${input.paymentId} already has a hold`);
-    await this.store.changeHeld(q, wallet!.account, currency, minor);
-    if (hold.voucherId) await this.vouchers.redeem(q, hold);
-    await this.emit(q, 'payment.hold.placed', holdEvent(hold, hold.amount, '', true));
-    return { outcome: 'PLACED', hold };
+  async placeHold(q: Queryable, request: PlaceHoldInput, idempotency?: HoldIdempotency): Promise<PlacedHold> {
+    for (let attempt = 1; ; attempt++) {
+      let input: PlaceHoldInput & { voucher?: { voucherId: string; discount: bigint } };
+      try {
+        input = await this.vouchers.price(q, request);
+      } catch (err) {
+        // A voucher refused now may be the one the key's first call used up: that call's answer stands.
+        const first = idempotency && err instanceof DomainError ? await storedAnswer(q, PLACE_HOLD_SCOPE, idempotency.key, idempotency.hash, PlaceHoldResponse) : undefined;
+        if (first) return { outcome: outcomeOf(first), response: first, replayed: true };
+        throw err;
+      }
+      const discount = input.voucher?.discount ?? 0n;
+      const prospective: HoldRow = {
+        holdId: randomUUID(),
+        paymentId: input.paymentId,
+        accountId: input.accountId,
+        merchantId: input.merchantId,
+        deviceId: input.deviceId,
+        currency: input.amount.currency,
+        amount: input.amount.minor,
+        gross: input.amount.minor + discount,
+        discount,
+        voucherId: input.voucher?.voucherId ?? null,
+        merchantName: input.merchantName ?? '',
+        status: 'PENDING',
+        // The database's, filled in from its answer.
+        createdAt: new Date(0),
+        expiresAt: new Date(0),
+        endedAt: null,
+        captured: 0n,
+        escrow: 0n,
+        released: 0n,
+        refunded: 0n,
+        escrowStatus: null,
+        escrowUntil: null,
+        lapsed: false,
+        escrowDue: false,
+      };
+      const event = newEvent('payment.hold.placed', SOURCE, { $case: 'ledger', value: holdEvent(prospective, prospective.amount, '', true) });
+      try {
+        const result = await runPlaceHold(q, { hold: prospective, wallet: walletOf(input.accountId), ttlSeconds: input.ttlSeconds, event, idempotency });
+        if (result.replayed) return { outcome: outcomeOf(result.response), response: result.response, replayed: true };
+        if (result.outcome !== 'PLACED') return { outcome: result.outcome, response: result.response, replayed: false };
+        return { outcome: 'PLACED', hold: { ...prospective, createdAt: result.createdAt!, expiresAt: result.expiresAt! }, response: result.response, replayed: false };
+      } catch (err) {
+        // Used up or expired since its quote: price it again, which refuses it with the reason.
+        if (err instanceof VoucherChanged && attempt < VOUCHER_ATTEMPTS) continue;
+        if (err instanceof VoucherChanged) throw new FailedPrecondition('the voucher changed while the hold was being placed; try again');
+        throw err;
+      }
+    }
   }
 
   /**

@@ -6,13 +6,11 @@ import {
   ConfirmDeliveryResponse,
   DisputeOutcome,
   HoldOutcome,
-  HoldStatus,
   IssueVoucherRequest,
   IssueVoucherResponse,
   OpenDisputeRequest,
   OpenDisputeResponse,
   PlaceHoldRequest,
-  PlaceHoldResponse,
   RefundRequest,
   RefundResponse,
   ResolveDisputeRequest,
@@ -28,7 +26,6 @@ import {
   VoidRequest,
   VoidResponse,
   type BandLimits,
-  type Hold,
   type SettlementServiceServer,
   type Transfer,
   type Voucher,
@@ -36,7 +33,7 @@ import {
 import type { Db } from '../../../platform/db';
 import { InvalidArgument } from '../../../platform/errors';
 import { register, type Handlers } from '../../../platform/grpc/server';
-import { once } from '../../../platform/idempotency';
+import { once, requestHash } from '../../../platform/idempotency';
 import type { Logger } from '../../../platform/log';
 import type { OutboxRelay } from '../../../platform/outbox';
 import { ATTR } from '../../../platform/telemetry/attributes';
@@ -46,9 +43,10 @@ import { requireId, resolveBalanceAccount } from './domain/accounts';
 import { requireReason, requireSettings, requireVersionField } from './domain/limits';
 import { requireCurrency, requirePositive, toMoney, type Amount } from './domain/money';
 import type { Ledger, VoidReasonName } from './ledger';
-import type { HoldRow, TransferView } from './store';
+import type { TransferView } from './store';
+import { toHold } from './hold-wire';
 import type { VoucherRow } from './vouchers';
-import { requireMerchantName, requireText, requireUuid, requireVoucherCode } from '../../../platform/validate';
+import { requireIdempotencyKey, requireMerchantName, requireText, requireUuid, requireVoucherCode } from '../../../platform/validate';
 import { settlementPolicy } from './policy';
 import { requireMaxUses, requirePercent, type VoucherDiscount } from './domain/voucher';
 
@@ -77,24 +75,6 @@ export function toTransfer(t: TransferView): Transfer {
     reference: t.reference,
     createdAt: t.createdAt,
     postings: t.postings.map((p) => ({ account: p.account, amountMinor: p.amount, currency: p.currency })),
-  };
-}
-
-export function toHold(h: HoldRow): Hold {
-  return {
-    holdId: h.holdId,
-    paymentId: h.paymentId,
-    accountId: h.accountId,
-    merchantId: h.merchantId,
-    amount: toMoney(h.amount, h.currency),
-    status: HoldStatus[`HOLD_STATUS_${h.status}`],
-    expiresAt: h.expiresAt,
-    captured: toMoney(h.captured, h.currency),
-    gross: toMoney(h.gross, h.currency),
-    discount: toMoney(h.discount, h.currency),
-    voucherId: h.voucherId ?? '',
-    merchantName: h.merchantName,
-    deviceId: h.deviceId,
   };
 }
 
@@ -189,10 +169,11 @@ export function settlementService(deps: SettlementDeps) {
         merchantName: requireMerchantName(req.merchantName),
       };
       annotate(input);
-      const res = await once(db, 'PlaceHold', req.idempotencyKey, { codec: PlaceHoldRequest, value: req }, PlaceHoldResponse, async (q) => {
-        const placed = await ledger.placeHold(q, input);
-        return { outcome: HoldOutcome[`HOLD_OUTCOME_${placed.outcome}`], hold: placed.hold ? toHold(placed.hold) : undefined };
-      });
+      // Not `once`: place_hold writes the key, the hold, the outbox row and the answer in one
+      // statement (one round trip; two with a voucher), with `once`'s rules (src/place-hold.ts).
+      const idempotencyKey = requireIdempotencyKey(req.idempotencyKey);
+      const placed = await ledger.placeHold(db, input, { key: idempotencyKey, hash: requestHash({ codec: PlaceHoldRequest, value: req }) });
+      const res = placed.response;
       relay.kick();
       if (res.hold) annotate({ holdId: res.hold.holdId });
       log.info({ paymentId: input.paymentId, outcome: HoldOutcome[res.outcome], holdId: res.hold?.holdId }, 'hold decided');
@@ -342,7 +323,7 @@ export function settlementService(deps: SettlementDeps) {
       const code = requireVoucherCode(req.code);
       const amount = requirePositive(req.amount, 'amount');
       const paymentId = req.paymentId === '' ? undefined : requireId(req.paymentId, 'payment_id');
-      const q = await ledger.vouchers.quote(db, merchantId, code, amount, false, paymentId);
+      const q = await ledger.vouchers.quote(db, merchantId, code, amount, paymentId);
       return { voucher: toVoucher(q.voucher), discount: toMoney(q.discount, amount.currency), toPay: toMoney(q.toPay, amount.currency) };
     },
   };

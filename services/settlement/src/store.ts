@@ -235,31 +235,6 @@ export class LedgerStore {
     };
   }
 
-  async insertHold(
-    q: Queryable,
-    h: {
-      paymentId: string;
-      accountId: string;
-      merchantId: string;
-      deviceId: string;
-      currency: string;
-      amount: bigint;
-      ttlSeconds: number;
-      /** The voucher redeemed with this hold and what it took off; `amount` is then the net. */
-      voucher?: { voucherId: string; discount: bigint };
-      merchantName?: string;
-    },
-  ): Promise<HoldRow | undefined> {
-    const discount = h.voucher?.discount ?? 0n;
-    const { rows } = await q.query<Raw>(
-      `INSERT INTO holds (hold_id, payment_id, account_id, merchant_id, device_id, currency, amount_minor, status, expires_at, gross_minor, discount_minor, voucher_id, merchant_name)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', now() + make_interval(secs => $8), $9, $10, $11, $12)
-       ON CONFLICT (payment_id) DO NOTHING RETURNING ${HOLD_COLUMNS}`,
-      [randomUUID(), h.paymentId, h.accountId, h.merchantId, h.deviceId, h.currency, h.amount, h.ttlSeconds, h.amount + discount, discount, h.voucher?.voucherId ?? null, h.merchantName ?? ''],
-    );
-    return rows[0] ? toHold(rows[0]) : undefined;
-  }
-
   /** A hold, optionally locked; with `skipLocked` a hold another transaction is working on reads as absent. */
   async hold(q: Queryable, holdId: string, lock: 'none' | 'update' | 'skipLocked' = 'none'): Promise<HoldRow | undefined> {
     const suffix = lock === 'update' ? ' FOR UPDATE' : lock === 'skipLocked' ? ' FOR UPDATE SKIP LOCKED' : '';
@@ -326,11 +301,6 @@ export class LedgerStore {
       [disputeId, outcome, transferId],
     );
     if (rowCount !== 1) throw new Error(`dispute ${disputeId} was not open`);
-  }
-
-  async isFrozen(q: Queryable, deviceId: string): Promise<boolean> {
-    const { rowCount } = await q.query('SELECT 1 FROM frozen_devices WHERE device_id = $1', [deviceId]);
-    return rowCount > 0;
   }
 
   /** Records a consumed event; false when it was seen before (a redelivery). */

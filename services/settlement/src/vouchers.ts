@@ -62,9 +62,10 @@ function toVoucher(r: Raw): VoucherRow {
 const GENERATE_ATTEMPTS = 5;
 
 /**
- * Merchant vouchers: issue, look up, quote, and the redemption that PlaceHold makes in its own
- * transaction (see migrations/004_vouchers.sql for the rules). Every method runs in the caller's
- * transaction; time is the database's clock, as for holds.
+ * Merchant vouchers: issue, look up, quote, price a hold, give a use back (see
+ * migrations/004_vouchers.sql for the rules; the redemption itself is in place_hold,
+ * migrations/006_place_hold.sql). Every method runs in the caller's transaction; time is the
+ * database's clock, as for holds.
  */
 export class Vouchers {
   async issue(q: Queryable, input: IssueVoucherInput): Promise<VoucherRow> {
@@ -89,10 +90,10 @@ export class Vouchers {
 
   /**
    * The voucher `code` names (any case), if `merchantId` issued it: NOT_FOUND when no voucher has
-   * the code, PERMISSION_DENIED when another merchant issued it. `lock` takes its row lock.
+   * the code, PERMISSION_DENIED when another merchant issued it.
    */
-  async get(q: Queryable, merchantId: string, code: string, lock = false): Promise<{ voucher: VoucherRow; now: Date }> {
-    const { rows } = await q.query<Raw>(`SELECT *, now() AS db_now FROM vouchers WHERE upper(code) = upper($1)${lock ? ' FOR UPDATE' : ''}`, [code]);
+  async get(q: Queryable, merchantId: string, code: string): Promise<{ voucher: VoucherRow; now: Date }> {
+    const { rows } = await q.query<Raw>('SELECT *, now() AS db_now FROM vouchers WHERE upper(code) = upper($1)', [code]);
     const row = rows[0];
     if (!row) throw new NotFound('no voucher has this code');
     const voucher = toVoucher(row);
@@ -105,8 +106,8 @@ export class Vouchers {
    * standing redemption of this voucher by that payment (its hold was placed by an earlier
    * attempt) is quoted as it was redeemed, even if that took the last use or it has expired since.
    */
-  async quote(q: Queryable, merchantId: string, code: string, amount: Amount, lock = false, paymentId?: string): Promise<Quote> {
-    const { voucher, now } = await this.get(q, merchantId, code, lock);
+  async quote(q: Queryable, merchantId: string, code: string, amount: Amount, paymentId?: string): Promise<Quote> {
+    const { voucher, now } = await this.get(q, merchantId, code);
     if (paymentId) {
       const { rows } = await q.query<Raw>(
         'SELECT gross_minor, discount_minor FROM voucher_redemptions WHERE payment_id = $1 AND voucher_id = $2 AND released_at IS NULL',
@@ -121,29 +122,17 @@ export class Vouchers {
   }
 
   /**
-   * PlaceHold's first step: with a voucher code, locks the voucher (lock order: voucher → band
-   * limits → wallet), checks it as QuoteVoucher does (a refusal is a DomainError: the hold's
-   * transaction rolls back, nothing is redeemed) and returns the request with `amount` net of
-   * the discount and the voucher to redeem. Without one, the request unchanged.
+   * PlaceHold's first step: with a voucher code, checks it as QuoteVoucher does (a refusal is a
+   * DomainError: nothing is placed or redeemed) and returns the request with `amount` net of the
+   * discount and the voucher to redeem; without one, the request unchanged. A read without a
+   * lock: place_hold (migrations/006_place_hold.sql) locks the voucher in the lock order and
+   * refuses (VoucherChanged) if it was used up or expired since; the terms the discount comes from
+   * are never updated, so the price stands.
    */
   async price<T extends VoucherHoldRequest>(q: Queryable, request: T): Promise<T & { voucher?: { voucherId: string; discount: bigint } }> {
     if (!request.voucherCode) return request;
-    const { voucher, discount, toPay } = await this.quote(q, request.merchantId, request.voucherCode, request.amount, true);
+    const { voucher, discount, toPay } = await this.quote(q, request.merchantId, request.voucherCode, request.amount);
     return { ...request, amount: { minor: toPay, currency: request.amount.currency }, voucher: { voucherId: voucher.voucherId, discount } };
-  }
-
-  /** Counts a PLACED hold's use of its voucher (row locked by `price` in this transaction). */
-  async redeem(q: Queryable, hold: HoldRow): Promise<void> {
-    const { rowCount } = await q.query('UPDATE vouchers SET uses = uses + 1 WHERE voucher_id = $1 AND uses < max_uses', [hold.voucherId]);
-    if (rowCount !== 1) throw new Error(`voucher ${hold.voucherId} could not count a use for hold ${hold.holdId}`);
-    await q.query('INSERT INTO voucher_redemptions (voucher_id, payment_id, hold_id, gross_minor, discount_minor, currency) VALUES ($1, $2, $3, $4, $5, $6)', [
-      hold.voucherId,
-      hold.paymentId,
-      hold.holdId,
-      hold.gross,
-      hold.discount,
-      hold.currency,
-    ]);
   }
 
   /** A voided or expired voucher hold gives its use back, once. Call with the hold locked, before touching accounts. */

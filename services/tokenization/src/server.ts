@@ -20,7 +20,7 @@ import {
   type Token,
   type TokenizationServiceServer,
 } from '../../../gen/wristpay/tokenization/v1/tokenization';
-import type { Db, Queryable } from '../../../platform/db';
+import type { Db } from '../../../platform/db';
 import { FailedPrecondition, InvalidArgument, NotFound } from '../../../platform/errors';
 import { register, type CallContext, type Handlers } from '../../../platform/grpc/server';
 import { once, type Codec } from '../../../platform/idempotency';
@@ -43,9 +43,9 @@ import {
   parseOfflineCode,
   parsePayment,
   parseTokenNumber,
-  type VerifyOutcome,
 } from './domain/verification';
-import { assertKeksHeld, type TokenRow, type TokenStore, type VerificationRecord } from './store';
+import { assertKeksHeld, type TokenRow, type TokenStore } from './store';
+import { idempotencyRecord } from './verification-write';
 import { requireId, requireIdempotencyKey, requireUuid } from '../../../platform/validate';
 import { tokenizationPolicy } from './policy';
 
@@ -69,7 +69,6 @@ function optionalText(value: string, field: string, max = 200): string {
 }
 
 const statusOf = (state: TokenState): TokenStatus => TokenStatus[`TOKEN_STATUS_${state}`];
-const resultOf = (outcome: VerifyOutcome): VerifyResult => VerifyResult[`VERIFY_RESULT_${outcome}`];
 const outcomeOf = (result: VerifyResult): string => (VerifyResult[result] ?? String(result)).replace('VERIFY_RESULT_', '');
 
 /** A payment id when one is sent (a UUID, lower-cased); '' when the caller sent none. */
@@ -87,16 +86,6 @@ export function toToken(row: TokenRow): Token {
     fundingLast4: row.funding_last4,
     tokenLast4: row.token_number.slice(-4),
     createdAt: row.created_at,
-  };
-}
-
-function toVerification(record: VerificationRecord): Verification {
-  return {
-    result: resultOf(record.outcome),
-    tokenId: record.token?.token_id ?? '',
-    deviceId: record.token?.device_id ?? '',
-    accountId: record.token?.account_id ?? '',
-    recentFailures: record.recentFailures,
   };
 }
 
@@ -167,30 +156,6 @@ export function tokenizationService(deps: TokenizationDeps) {
     return result;
   }
 
-  /**
-   * Runs one verification in one transaction. With a payment id it runs through `once`, on the
-   * transaction that inserts the id's idempotency row, so the ATC (or code), the failure row,
-   * the event and the stored answer commit together or not at all: a retry of the same payment
-   * gets the first Verification back (an OK stays OK rather than turning into REPLAY, a refusal
-   * stays that refusal) and writes nothing; the same id with other fields is refused
-   * (IdempotencyKeyReused). Without one, every call is a new verification, as before.
-   * `repeated` is true when the answer is the stored one.
-   */
-  async function verifyOnce<Req>(
-    scope: string,
-    paymentId: string,
-    request: { codec: Codec<Req>; value: Req },
-    run: (q: Queryable) => Promise<VerificationRecord>,
-  ): Promise<{ verification: Verification; repeated: boolean }> {
-    if (!paymentId) return { verification: toVerification(await db.tx(run)), repeated: false };
-    let ran = false;
-    const verification = await once(db, scope, paymentId, request, Verification, async (q) => {
-      ran = true;
-      return toVerification(await run(q));
-    });
-    return { verification, repeated: !ran };
-  }
-
   const handlers: Handlers<TokenizationServiceServer> = {
     async provisionToken(req, ctx) {
       const deviceId = requireUuid(req.deviceId, 'device_id');
@@ -228,14 +193,13 @@ export function tokenizationService(deps: TokenizationDeps) {
       const input = parsePayment(req);
       const paymentId = optionalPaymentId(req.paymentId);
       // The idempotency row keeps only a SHA-256 of the encoded request (cryptogram included).
-      const { verification, repeated } = await verifyOnce('VerifyPayment', paymentId, { codec: VerifyPaymentRequest, value: { ...req, paymentId } }, (q) =>
-        tokens.verifyTap(q, input, (token) =>
-          withTokenKey(token.token_id, (key) =>
-            verifyCryptogram(
-              key,
-              { tokenNumber: input.tokenNumber, atc: input.atc, amountMinor: input.amountMinor, currency: input.currency, merchantId: input.merchantId, terminalNonce: input.terminalNonce },
-              input.cryptogram,
-            ),
+      const idempotency = paymentId ? idempotencyRecord('VerifyPayment', paymentId, { codec: VerifyPaymentRequest, value: { ...req, paymentId } }) : undefined;
+      const { verification, repeated } = await tokens.verifyTap(input, idempotency, (token) =>
+        withTokenKey(token.token_id, (key) =>
+          verifyCryptogram(
+            key,
+            { tokenNumber: input.tokenNumber, atc: input.atc, amountMinor: input.amountMinor, currency: input.currency, merchantId: input.merchantId, terminalNonce: input.terminalNonce },
+            input.cryptogram,
           ),
         ),
       );
@@ -276,10 +240,9 @@ export function tokenizationService(deps: TokenizationDeps) {
       const merchantId = parseMerchant(req.merchantId);
       const paymentId = optionalPaymentId(req.paymentId);
       const t = now();
-      const { verification, repeated } = await verifyOnce('VerifyOfflineCode', paymentId, { codec: VerifyOfflineCodeRequest, value: { ...req, paymentId } }, (q) =>
-        tokens.verifyCode(q, { tokenNumber, ...amount, merchantId, atc: 0n, channel: 'BAND_QR' }, (token) =>
-          withTokenKey(token.token_id, (key) => matchOfflineCode(key, code, t, step)),
-        ),
+      const idempotency = paymentId ? idempotencyRecord('VerifyOfflineCode', paymentId, { codec: VerifyOfflineCodeRequest, value: { ...req, paymentId } }) : undefined;
+      const { verification, repeated } = await tokens.verifyCode({ tokenNumber, ...amount, merchantId, atc: 0n, channel: 'BAND_QR' }, idempotency, (token) =>
+        withTokenKey(token.token_id, (key) => matchOfflineCode(key, code, t, step)),
       );
       if (!repeated) relay.kick();
       annotateVerification(verification, paymentId, merchantId, amount.amountMinor, amount.currency);

@@ -6,7 +6,8 @@ import { enqueueEvent } from '../../../platform/outbox';
 import { open, rewrap, seal, type Keyring } from './domain/envelope';
 import { fundingLast4, newTokenNumber, type Funding } from './domain/funding';
 import { tokenTransition, type TokenAction, type TokenState } from './domain/lifecycle';
-import { channelValue, precheck, type ChannelName, type VerifyOutcome } from './domain/verification';
+import { precheck, type ChannelName } from './domain/verification';
+import { writeVerification, type Decision, type IdempotencyRecord, type PaymentFacts, type WriteResult } from './verification-write';
 
 export interface TokenRow {
   token_id: string;
@@ -27,29 +28,16 @@ export interface TokenRow {
   updated_at: Date;
 }
 
-/** What a verification reports about the payment it checked (never the credential itself). */
-export interface PaymentFacts {
-  amountMinor: bigint;
-  currency: string;
-  merchantId: string;
-  atc: bigint;
-  channel: ChannelName;
-}
-
-export interface VerificationRecord {
-  outcome: VerifyOutcome;
-  token: Pick<TokenRow, 'token_id' | 'device_id' | 'account_id'> | undefined;
-  recentFailures: number;
-}
+/** The token fields a verification reads. */
+export type VerifyingToken = Pick<TokenRow, 'token_id' | 'device_id' | 'account_id' | 'status' | 'channels'>;
 
 const SOURCE = 'tokenization';
-/** Failures older than this no longer count as "recent" and are pruned. */
-const FAILURE_WINDOW = "interval '1 hour'";
 const TOKEN_NUMBER_ATTEMPTS = 8;
 
 /**
  * PostgreSQL access for the vault. Every state change writes its event to the outbox in the
- * same transaction; the funding source goes in and comes out only through the envelope.
+ * same transaction (a verification in the same statement, verification-write.ts); the funding
+ * source goes in and comes out only through the envelope.
  */
 export class TokenStore {
   constructor(
@@ -153,36 +141,25 @@ export class TokenStore {
   }
 
   /**
-   * Checks a tap: status, channel, the cryptogram (via `cryptogramValid`, only once everything
-   * else passed), then moves the ATC high-water mark with one conditional UPDATE. Two racing
-   * taps with the same ATC cannot both win: the second sees `atc_high < $atc` false.
-   * Runs on `q`, which must be an open transaction (see `verify`).
+   * Checks a tap in two round trips: reads the token, checks status and channel, then the
+   * cryptogram (via `cryptogramValid`, only once everything else passed), then sends one
+   * statement that moves the ATC high-water mark with a conditional UPDATE (two racing taps
+   * with one ATC cannot both win: the second sees `atc_high < $atc` false; a token suspended or
+   * deleted since the read is not moved) and writes the rest (verification-write.ts).
    */
-  async verifyTap(q: Queryable, input: { tokenNumber: string } & PaymentFacts, cryptogramValid: (token: TokenRow) => boolean): Promise<VerificationRecord> {
-    return this.verify(q, input, false, async (token) => {
-      if (!cryptogramValid(token)) return 'CRYPTOGRAM_MISMATCH';
-      const moved = await q.query("UPDATE tokens SET atc_high = $2 WHERE token_id = $1 AND atc_high < $2 AND status = 'ACTIVE'", [token.token_id, input.atc]);
-      if (moved.rowCount === 1) return 'OK';
-      // Not moved: either the ATC is not above the mark, or the token stopped being ACTIVE since we read it.
-      const now = await this.get(q, token.token_id);
-      return now.status === 'SUSPENDED' ? 'TOKEN_SUSPENDED' : now.status === 'DELETED' ? 'TOKEN_DELETED' : 'REPLAY';
-    });
+  async verifyTap(input: { tokenNumber: string } & PaymentFacts, idempotency: IdempotencyRecord | undefined, cryptogramValid: (token: VerifyingToken) => boolean): Promise<WriteResult> {
+    return this.verify(input, idempotency, (token) => (cryptogramValid(token) ? { guard: 'atc', atc: input.atc } : { refused: 'CRYPTOGRAM_MISMATCH' }));
   }
 
   /**
-   * Checks an offline code: status, channel, the code (via `matchStep`, ±1 step), then spends
-   * that (token, step) pair; a pair already spent is CODE_REUSED. Runs on `q`, an open
-   * transaction (see `verify`).
+   * Checks an offline code: status, channel, the code (via `matchStep`, ±1 step), then one
+   * statement spends that (token, step) pair under a share lock on the token row (a pair
+   * already spent is CODE_REUSED; a token suspended or deleted since the read is refused).
    */
-  async verifyCode(q: Queryable, input: { tokenNumber: string } & PaymentFacts, matchStep: (token: TokenRow) => bigint | undefined): Promise<VerificationRecord> {
-    return this.verify(q, input, true, async (token) => {
+  async verifyCode(input: { tokenNumber: string } & PaymentFacts, idempotency: IdempotencyRecord | undefined, matchStep: (token: VerifyingToken) => bigint | undefined): Promise<WriteResult> {
+    return this.verify(input, idempotency, (token) => {
       const step = matchStep(token);
-      if (step === undefined) return 'CODE_INVALID';
-      const spent = await q.query('INSERT INTO offline_codes_used (token_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING', [token.token_id, step]);
-      if (spent.rowCount === 0) return 'CODE_REUSED';
-      // Steps more than a few behind can never match again; keep the table small.
-      await q.query('DELETE FROM offline_codes_used WHERE token_id = $1 AND step < $2', [token.token_id, step - 4n]);
-      return 'OK';
+      return step === undefined ? { refused: 'CODE_INVALID' } : { guard: 'code', step };
     });
   }
 
@@ -193,50 +170,17 @@ export class TokenStore {
   }
 
   /**
-   * One verification on the caller's transaction `q`: the checks, the replay guard, the failure
-   * counter and the event commit together, and with whatever else the caller writes in it (the
-   * idempotency row of a payment id), so a crash keeps all of them or none. `q` must be a
-   * transaction (`db.tx`), never the pool: `lockShared` and the replay guard rely on it.
-   * `lockShared` holds the token row against a concurrent status change for paths whose guard
-   * is not a conditional UPDATE of that row.
+   * One verification: the token read (the credential check needs it in this process, where the
+   * token key lives), the checks in their fixed order (precheck, then `decide`), and the write
+   * (verification-write.ts), which commits the guard, the failure counter, the event and the
+   * payment id's answer together, or none of them.
    */
-  private async verify(
-    q: Queryable,
-    input: { tokenNumber: string } & PaymentFacts,
-    lockShared: boolean,
-    accept: (token: TokenRow) => Promise<VerifyOutcome>,
-  ): Promise<VerificationRecord> {
-    const { rows } = await q.query<TokenRow>(`SELECT * FROM tokens WHERE token_number = $1${lockShared ? ' FOR SHARE' : ''}`, [input.tokenNumber]);
+  private async verify(input: { tokenNumber: string } & PaymentFacts, idempotency: IdempotencyRecord | undefined, decide: (token: VerifyingToken) => Decision): Promise<WriteResult> {
+    const { rows } = await this.db.query<VerifyingToken>('SELECT token_id, device_id, account_id, status, channels FROM tokens WHERE token_number = $1', [input.tokenNumber]);
     const token = rows[0];
-    const outcome = precheck(token, input.channel) ?? (await accept(token!));
-    let recentFailures = 0;
-    if (token) {
-      if (outcome !== 'OK') {
-        await q.query('INSERT INTO verification_failures (token_id, result) VALUES ($1, $2)', [token.token_id, outcome]);
-        await q.query(`DELETE FROM verification_failures WHERE token_id = $1 AND failed_at < now() - ${FAILURE_WINDOW}`, [token.token_id]);
-      }
-      const counted = await q.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM verification_failures WHERE token_id = $1 AND failed_at >= now() - ${FAILURE_WINDOW}`,
-        [token.token_id],
-      );
-      recentFailures = counted.rows[0]!.n;
-    }
-    await enqueueEvent(
-      q,
-      newEvent(outcome === 'OK' ? 'token.payment.verified' : 'token.payment.refused', SOURCE, {
-        $case: 'verification',
-        value: {
-          tokenId: token?.token_id ?? '',
-          deviceId: token?.device_id ?? '',
-          result: outcome,
-          amount: { amountMinor: input.amountMinor, currency: input.currency },
-          merchantId: input.merchantId,
-          atc: input.atc,
-          channel: channelValue(input.channel),
-        },
-      }),
-    );
-    return { outcome, token: token && { token_id: token.token_id, device_id: token.device_id, account_id: token.account_id }, recentFailures };
+    const refused = precheck(token, input.channel);
+    const decision: Decision = refused ? { refused } : decide(token!);
+    return writeVerification(this.db, token && { token_id: token.token_id, device_id: token.device_id, account_id: token.account_id }, input, decision, idempotency);
   }
 
   /** Record counts per KEK version, to check that every version in use is held before rotating. */

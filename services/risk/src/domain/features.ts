@@ -92,6 +92,19 @@ export const FEATURE_NAMES = [
   'merchant_count_24h',
   'merchant_stopped_24h',
   'merchant_stopped_rate_24h',
+  // The merchant against its OWN baseline (decayed over MERCHANT_BASELINE_TAU_MS), so a busy shop
+  // is not unusual for being busy: this hour's payments, this hour's and this day's payments by
+  // accounts new to it ÷ (what its earlier hours/days averaged + MERCHANT_RATIO_PRIOR); the amount ÷ its typical ticket (geometric mean; 1 until it
+  // has MERCHANT_TICKET_MIN payments); hours since it was first seen (capped at a year).
+  'merchant_count_1h_ratio',
+  'merchant_new_accounts_1h_ratio',
+  'merchant_new_accounts_24h_ratio',
+  'merchant_amount_ratio',
+  'merchant_age_h',
+  // Small payments (≤ SMALL_MINOR) at merchants new to this account, in 24 h and 7 d (this one
+  // included): probes spread over days, each at another shop.
+  'account_small_new_24h',
+  'account_small_new_7d',
   // The amount against this account's 24 h spend baseline: (approved-only mean) × payments in 24 h.
   'account_sum_24h_ratio',
   // 1 when the feature store was unreachable and history features are neutral placeholders.
@@ -190,7 +203,38 @@ export interface HistoryExtra {
   otherBandAfterPairing: boolean;
   /** Decayed centre (degrees), weight and mean squared distance (km²) of approved located payments. */
   area: { weight: number; lat: number; lon: number; r2: number } | undefined;
-  merchant: { count1h: number; accounts1h: number; newAccounts1h: number; newAccounts24h: number; count24h: number; stopped24h: number } | undefined;
+  merchant: { count1h: number; accounts1h: number; newAccounts1h: number; newAccounts24h: number; count24h: number; stopped24h: number; baseline?: MerchantBaseline | undefined } | undefined;
+  accountSmallNew24h?: number;
+  accountSmallNew7d?: number;
+}
+
+/** A merchant's decayed history before this payment (time constant tauMs) and how long it has been seen. */
+export interface MerchantBaseline {
+  payments: number;
+  newAccounts: number;
+  sumLnAmount: number;
+  ageMs: number;
+  tauMs: number;
+}
+
+/** The merchant baseline's time constant: about a week of its hours weigh in. */
+export const MERCHANT_BASELINE_TAU_MS = 7 * 86_400_000;
+/** Added to a merchant's expected hourly count, so a quiet shop needs several payments to look unusual. */
+export const MERCHANT_RATIO_PRIOR = 3;
+/** Payments a merchant needs before its typical ticket means anything. */
+export const MERCHANT_TICKET_MIN = 5;
+
+/**
+ * A window's count (this hour, this day) against what the merchant's earlier windows of that
+ * length averaged. The baseline includes the window's earlier payments (weight ≈ 1, τ ≫ window),
+ * so they are taken out and the average is over the time before the window: a decayed sum over
+ * an age a estimates rate × τ × (1 − e^(−a/τ)).
+ */
+export function merchantWindowRatio(inWindow: number, decayedBefore: number, b: MerchantBaseline, windowMs: number, selfCounted: 0 | 1 = 1): number {
+  const earlier = Math.max(0, decayedBefore - (inWindow - selfCounted));
+  const span = b.ageMs > windowMs ? (b.tauMs / windowMs) * (1 - Math.exp(-(b.ageMs - windowMs) / b.tauMs)) : 0;
+  const expected = span > 0 ? earlier / span : 0;
+  return inWindow / (expected + MERCHANT_RATIO_PRIOR);
 }
 
 export const EMPTY_EXTRA: HistoryExtra = {
@@ -357,6 +401,27 @@ function extraFeatures(input: ScoreInput, history: History) {
     // merchant does not make it look like a fraud shop (and stop the next customer in turn).
     merchant_stopped_rate_24h: m ? round(m.stopped24h / (m.count24h + MERCHANT_RATE_PRIOR), 4) : 0,
     account_sum_24h_ratio: baseline24h > 0 ? round(history.account.sum24h / baseline24h) : 0,
+    ...merchantRelative(input, m, history.merchantFirst),
+    account_small_new_24h: x.accountSmallNew24h ?? 0,
+    account_small_new_7d: x.accountSmallNew7d ?? 0,
+  };
+}
+
+function merchantRelative(input: ScoreInput, m: HistoryExtra['merchant'], accountNewHere: boolean) {
+  const b = m?.baseline;
+  if (!m || !b) return { merchant_count_1h_ratio: 0, merchant_new_accounts_1h_ratio: 0, merchant_new_accounts_24h_ratio: 0, merchant_amount_ratio: 1, merchant_age_h: 0 };
+  const hour = WINDOWS_MS['1h'];
+  const day = WINDOWS_MS['24h'];
+  const self = accountNewHere ? 1 : 0;
+  const typical = b.payments >= MERCHANT_TICKET_MIN ? Math.exp(b.sumLnAmount / b.payments) : 0;
+  return {
+    merchant_count_1h_ratio: round(merchantWindowRatio(m.count1h, b.payments, b, hour)),
+    // The account's and the merchant's memories of who paid where last equally long, so "new to
+    // the merchant" is the account's merchant_first.
+    merchant_new_accounts_1h_ratio: round(merchantWindowRatio(m.newAccounts1h, b.newAccounts, b, hour, self)),
+    merchant_new_accounts_24h_ratio: round(merchantWindowRatio(m.newAccounts24h, b.newAccounts, b, day, self)),
+    merchant_amount_ratio: typical > 0 ? round(input.amountMinor / typical) : 1,
+    merchant_age_h: round(Math.min(b.ageMs / WINDOWS_MS['1h'], 8760), 1),
   };
 }
 

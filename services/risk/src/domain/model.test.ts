@@ -16,6 +16,19 @@ describe('logistic model', () => {
     expect(r.contributions[0]!.feature).toBe('device_count_1m');
   });
 
+  it("names in contributions what moved the payment away from an ordinary one (ref), not the term's raw size", () => {
+    // history n is large for every established account; without a ref it would lead every reason.
+    const terms = [{ feature: 'amount_history_n', weight: 0.3, transform: 'log1p', clip: [0, 10_000] }, { feature: 'cryptogram_failures', weight: 1, clip: [0, 3] }];
+    const f = deriveFeatures(input({ cryptogramFailures: 1 }), history({ amountN: 500, amountMean: 1_000 }));
+    expect(evaluateModel(model({ terms }), f).contributions[0]!.feature).toBe('amount_history_n');
+    const withRef = model({ terms: [{ ...terms[0], ref: Math.log1p(500) }, { ...terms[1], ref: 0 }] });
+    const r = evaluateModel(withRef, f);
+    expect(r.contributions[0]!.feature).toBe('cryptogram_failures');
+    expect(r.contributions[1]!.logit).toBeCloseTo(0, 12);
+    // The probability does not depend on ref.
+    expect(r.probability).toBeCloseTo(evaluateModel(model({ terms }), f).probability, 12);
+  });
+
   it('clips before transforming', () => {
     const f = deriveFeatures(input({ cryptogramFailures: 50 }), history());
     expect(evaluateModel(model(), f).probability).toBeCloseTo(1 / (1 + Math.exp(-(-2 + 3 + 2 * Math.log1p(1)))), 12);

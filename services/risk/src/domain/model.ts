@@ -12,6 +12,12 @@ export interface ModelTerm {
   transform: 'identity' | 'log1p';
   /** Feature value is clipped into [min, max] before the transform. */
   clip: [number, number] | undefined;
+  /**
+   * The transformed value of an ordinary (legitimate) payment, e.g. the training set's legitimate
+   * mean. Only for explanations: a term's contribution to a reason is weight × (t(x) − ref), what
+   * this payment moved the log-odds away from an ordinary one. 0 when not given.
+   */
+  ref?: number | undefined;
 }
 
 export interface LogisticModel {
@@ -34,6 +40,7 @@ export const modelSchema = z
           feature: featureName,
           weight: z.number().finite(),
           transform: z.enum(['identity', 'log1p']).default('identity'),
+          ref: z.number().finite().optional(),
           clip: z
             .tuple([z.number().finite(), z.number().finite()])
             .refine(([lo, hi]) => lo <= hi, { message: 'must be [min, max] with min <= max' })
@@ -53,13 +60,13 @@ export const modelSchema = z
     version: m.version,
     bias: m.bias,
     maxPoints: m.max_points,
-    terms: m.terms.map((t) => ({ feature: t.feature, weight: t.weight, transform: t.transform, clip: t.clip as [number, number] | undefined })),
+    terms: m.terms.map((t) => ({ feature: t.feature, weight: t.weight, transform: t.transform, clip: t.clip as [number, number] | undefined, ...(t.ref !== undefined ? { ref: t.ref } : {}) })),
   }));
 
 export interface ModelResult {
   probability: number;
   points: number;
-  /** Terms by how much they pushed the log-odds up, largest first (for the reason text). */
+  /** Terms by how much they pushed the log-odds up from an ordinary payment (weight × (t(x) − ref)), largest first (for the reason text). */
   contributions: Array<{ feature: FeatureName; logit: number }>;
 }
 
@@ -72,9 +79,8 @@ export function evaluateModel(model: LogisticModel, features: Features): ModelRe
     let x = features[term.feature];
     if (term.clip) x = Math.min(term.clip[1], Math.max(term.clip[0], x));
     if (term.transform === 'log1p') x = Math.log1p(x);
-    const logit = term.weight * x;
-    z += logit;
-    contributions.push({ feature: term.feature, logit });
+    z += term.weight * x;
+    contributions.push({ feature: term.feature, logit: term.weight * (x - (term.ref ?? 0)) });
   }
   const probability = sigmoid(z);
   contributions.sort((a, b) => b.logit - a.logit);

@@ -10,35 +10,12 @@ export interface LimitSettings {
   frozen: boolean;
 }
 
-/** Why PlaceHold refuses a payment because of the band's limits (each is a HoldOutcome). */
+/** Why PlaceHold refuses a payment because of the band's limits (each is a HoldOutcome; the rules are in place_hold, migrations/006_place_hold.sql). */
 export type LimitRefusal = 'BAND_FROZEN' | 'OVER_PAYMENT_LIMIT' | 'OVER_DAILY_LIMIT';
 
 export const NO_LIMITS: LimitSettings = { currency: null, perPayment: null, perDay: null, frozen: false };
 
 export const REASON_MAX = 200;
-
-/**
- * The checks that need nothing but the settings, in the order PlaceHold applies them: a frozen
- * band pays nothing; then the per-payment limit. While any limit is set, a payment in another
- * currency is refused as over the per-payment limit: limits in EUR say nothing about what a
- * payment in JPY may be, and letting it through would be a way around them.
- */
-export function refusalBeforeSpend(limits: LimitSettings, amount: Amount): LimitRefusal | undefined {
-  if (limits.frozen) return 'BAND_FROZEN';
-  if (limits.currency === null) return undefined;
-  if (amount.currency !== limits.currency) return 'OVER_PAYMENT_LIMIT';
-  if (limits.perPayment !== null && amount.minor > limits.perPayment) return 'OVER_PAYMENT_LIMIT';
-  return undefined;
-}
-
-/** Whether the daily limit needs today's spending to decide (so the sum is only computed then). */
-export const needsSpentToday = (limits: LimitSettings): boolean => limits.perDay !== null;
-
-/** The daily limit: what the band spent today plus this payment may reach the limit exactly, not pass it. */
-export function refusalForDay(limits: LimitSettings, amount: Amount, spentToday: bigint): LimitRefusal | undefined {
-  if (limits.perDay !== null && spentToday + amount.minor > limits.perDay) return 'OVER_DAILY_LIMIT';
-  return undefined;
-}
 
 /** What the band may still spend today; null without a daily limit; never below zero (a lowered limit can leave it overspent). */
 export function remainingToday(limits: LimitSettings, spentToday: bigint): bigint | null {
