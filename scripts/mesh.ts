@@ -76,12 +76,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * V8 heap sizes every service runs with, here and in k8s (test/k8s checks the Deployments).
+ * Without them V8 sizes the heap from the machine's memory, not the pod's: on a 24 GiB host it let
+ * the old generation grow to ~65 MiB of mostly garbage under load (the live heap is ~30 MiB) and
+ * kept 32 MiB of young generation, so a service sat at 160-200 MiB RSS after a burst. A 256 MiB old
+ * generation (half the pod's 512Mi limit) makes V8 collect sooner; an 8 MiB semi-space halves the
+ * young generation. Measured in bench/README.md ("RSS").
+ */
+export const NODE_HEAP_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=8'] as const;
+
 /** The compiled entry point and the telemetry preload under `root` (a built tree), as the image runs them. */
 export function serviceCommand(service: ServiceName, root = repoRoot()): string[] {
   const main = join(root, 'dist', 'services', service, 'src', 'main.js');
   const telemetry = join(root, 'dist', 'platform', 'telemetry', 'register.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: run \`npm run build\` first`);
-  return ['--require', telemetry, main];
+  return [...NODE_HEAP_FLAGS, '--require', telemetry, main];
 }
 
 /** One service running as its own process. */

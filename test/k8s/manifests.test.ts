@@ -23,7 +23,8 @@ import { PROMETHEUS_RULE_FILE, renderPrometheusRule, ruleGroups } from '../../sc
 import { DEMO_MERCHANTS, merchantIdentity } from '../../sim/terminal';
 import { LIVENESS_SERVICE } from '../../platform/grpc/server';
 import { operatorWorkloads } from './cnpg';
-import { redisSettings, redisUse } from './redis';
+import { quantityBytes, redisSettings, redisUse } from './redis';
+import { NODE_HEAP_FLAGS } from '../../scripts/mesh';
 import { OVERLAYS, REPO_ROOT, Rendered, describeObject, renderOverlay, schemaProblems, type Overlay } from './render';
 import { SERVICES, SERVICE_NAMES, clusterRequiredKeys, configIssues, isSecretKey, redisFormProblem, requiredKeys, schemaKeys, type ServiceSpec } from './services';
 import { asString, asStringList, nestedCalls, parseTopLevelCalls, type Call, type Value } from './starlark';
@@ -328,11 +329,16 @@ describe.each(OVERLAYS)('k8s/overlays/%s services', (overlay) => {
       const w = deployment(rendered(overlay), name);
       const c = serverContainer(w);
       const argv = [...(c.command ?? []), ...(c.args ?? [])];
-      const expected = ['node', ...(overlay === 'dev' ? ['--watch'] : []), '--require', TELEMETRY_PRELOAD, `dist/services/${name}/src/main.js`];
+      const expected = ['node', ...(overlay === 'dev' ? ['--watch'] : []), ...NODE_HEAP_FLAGS, '--require', TELEMETRY_PRELOAD, `dist/services/${name}/src/main.js`];
       const problems: string[] = [];
       if (JSON.stringify(argv) !== JSON.stringify(expected)) {
         problems.push(`${name}: runs ${JSON.stringify(argv)}, want ${JSON.stringify(expected)}`);
       }
+      // V8's old generation must fit the container with room for the young generation, code and
+      // native memory (TLS, HTTP/2): at most half of the memory limit.
+      const oldSpaceMiB = Number(/^--max-old-space-size=(\d+)$/.exec(argv.find((a) => a.startsWith('--max-old-space-size=')) ?? '')?.[1]);
+      const limitMiB = quantityBytes(c.resources?.limits?.memory) / 1024 ** 2;
+      if (!(oldSpaceMiB > 0 && oldSpaceMiB <= limitMiB / 2)) problems.push(`${name}: --max-old-space-size=${oldSpaceMiB} MiB does not fit half of its ${limitMiB} MiB memory limit`);
       const image = c.image ?? '';
       if (overlay === 'dev' && image !== 'wristpay:dev') problems.push(`${name}: image ${image}, want wristpay:dev (the image the Tiltfile builds)`);
       if (overlay === 'prod' && (!/(^|\/)wristpay[:@]/.test(image) || /:(dev|latest)$/.test(image))) {
