@@ -130,12 +130,7 @@ export interface BenchMesh {
 
 export interface BenchMeshOptions {
   gatewayReplicas?: number;
-  /**
-   * Risk processes. The gateway's RISK_ADDR takes one host:port (platform/config.ts grpcAddress
-   * admits no `ipv4:` list), so a gateway cannot spread over risk replicas itself: gateway
-   * replica r calls risk replica r mod riskReplicas instead. With as many gateways as risks and
-   * the client spreading payments evenly over the gateways, each risk gets an equal share.
-   */
+  /** Risk processes: every gateway spreads its Score calls over all of them (RISK_ADDR an `ipv4:` list, round robin). */
   riskReplicas?: number;
   /** More environment for every service process (e.g. WRISTPAY_TRACE_STATEMENTS=1). */
   env?: Record<string, string>;
@@ -173,7 +168,7 @@ function errorLine(line: string): boolean {
  * (`terminal(id)`), since a merchant may only pay as itself. With `gatewayReplicas` > 1, more
  * gateway processes with the same configuration, and the gateway clients spread calls over all
  * of them (round robin over an `ipv4:` address list). With `riskReplicas` > 1, more risk
- * processes, each the downstream of every riskReplicas-th gateway (see BenchMeshOptions).
+ * processes, and every gateway spreads its calls over all of them the same way.
  */
 export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<BenchMesh> {
   const root = options.root ?? repoRoot();
@@ -204,6 +199,13 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
     }
   }
   perService.tokenization = { ...perService.tokenization, TOKEN_MASTER_KEY: randomBytes(32).toString('base64'), VAULT_KEKS: `1:${randomBytes(32).toString('base64')}` };
+  // Extra risk replicas' ports are known before the mesh starts, so every gateway gets them all;
+  // the channel connects to each as it comes up (it starts after the mesh, below).
+  const extraRiskPorts: number[] = [];
+  for (let r = 2; r <= (options.riskReplicas ?? 1); r++) extraRiskPorts.push(await freePort());
+  if (extraRiskPorts.length) {
+    perService.gateway!.RISK_ADDR = `ipv4:${[ports.risk, ...extraRiskPorts].map((p) => `127.0.0.1:${p}`).join(',')}`;
+  }
   const creds = clientCredentials(certs, 'wallet');
   const env = { GRPC_TLS: 'mtls', REDIS_KEY_PREFIX: tag, NATS_SUBJECT_PREFIX: tag, LOG_LEVEL: 'warn', ...options.env };
   const onLine = (service: ServiceName, line: string) => {
@@ -245,14 +247,12 @@ export async function startBenchMesh(options: BenchMeshOptions = {}): Promise<Be
   };
   try {
     const addressEnv = Object.fromEntries(SERVICES.map((s) => [ADDR_ENV[s], at(s)]));
-    for (let r = 2; r <= (options.riskReplicas ?? 1); r++) {
-      const riskEnv = { ...addressEnv, ...env, ...perService.risk, WRISTPAY_TRACE_FILE: join(work, `risk-${r}.jsonl`) };
-      extraRisks.push(await startService('risk', await freePort(), riskEnv, { credentials: creds, root, onLine: (line) => onLine('risk', line) }));
+    for (const [i, port] of extraRiskPorts.entries()) {
+      const riskEnv = { ...addressEnv, ...env, ...perService.risk, WRISTPAY_TRACE_FILE: join(work, `risk-${i + 2}.jsonl`) };
+      extraRisks.push(await startService('risk', port, riskEnv, { credentials: creds, root, onLine: (line) => onLine('risk', line) }));
     }
-    const riskAddresses = [at('risk'), ...extraRisks.map((p) => `localhost:${p.port}`)];
     for (let r = 2; r <= (options.gatewayReplicas ?? 1); r++) {
-      const riskAddr = riskAddresses[(r - 1) % riskAddresses.length]!;
-      const gatewayEnv = { ...addressEnv, ...env, ...perService.gateway, [ADDR_ENV.risk]: riskAddr, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
+      const gatewayEnv = { ...addressEnv, ...env, ...perService.gateway, WRISTPAY_TRACE_FILE: join(work, `gateway-${r}.jsonl`) };
       extraGateways.push(await startService('gateway', await freePort(), gatewayEnv, { credentials: creds, root, onLine: (line) => onLine('gateway', line) }));
     }
     const gateway = extraGateways.length ? `ipv4:${[ports.gateway, ...extraGateways.map((g) => g.port)].map((p) => `127.0.0.1:${p}`).join(',')}` : at('gateway');

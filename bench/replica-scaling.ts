@@ -8,8 +8,8 @@
  * in the cluster share one Redis; nothing else runs. --service gateway: the whole mesh
  * (bench/harness.ts) with N gateway replicas and one of every downstream service; bands are
  * onboarded first, then each pays once through gateway.Authorize. --service mesh: the same with N
- * gateway AND N risk replicas (gateway replica r calls risk replica r: the gateway's RISK_ADDR takes
- * one address, see bench/harness.ts riskReplicas), and each process's CPU per payment, PostgreSQL's
+ * gateway AND N risk replicas (every gateway spreads its Score calls over every risk: RISK_ADDR an
+ * `ipv4:` list, round robin), and each process's CPU per payment, PostgreSQL's
  * included (bench/mesh-cpu.ts), for the model in bench/README.md.
  *
  * Beside throughput and latency it reports where the CPU went during each timed run: each process

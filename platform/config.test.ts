@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { readConfig as readRegistryConfig } from '../services/device-registry/src/config';
 import { readConfig as readRiskConfig } from '../services/risk/src/config';
-import { checkRedisEnv, ConfigError, loadConfig, natsEnv, redisEnv, retentionEnv } from './config';
+import { readConfig as readGatewayConfig } from '../services/gateway/src/config';
+import { checkRedisEnv, ConfigError, grpcAddress, loadConfig, natsEnv, redisEnv, retentionEnv } from './config';
 import { natsServers } from './nats';
 import { redisTarget, redisVariable } from './redis';
 
@@ -103,6 +104,21 @@ describe('redisEnv: one node (REDIS_URL) or Sentinel (REDIS_SENTINELS + REDIS_MA
     expect(() => readRegistryConfig({ REDIS_SENTINELS: '127.0.0.1:26379' })).toThrow(/^invalid configuration: REDIS_MASTER_NAME: /);
     expect(() => readRiskConfig({ REDIS_SENTINELS: '127.0.0.1:26379', REDIS_MASTER_NAME: 'm', REDIS_URL: 'redis://x:1' })).toThrow(/^invalid configuration: REDIS_URL: /);
     expect(readRiskConfig({ REDIS_SENTINELS: '127.0.0.1:26379', REDIS_MASTER_NAME: 'm' }).REDIS_SENTINELS).toEqual([{ host: '127.0.0.1', port: 26379 }]);
+  });
+});
+
+describe('grpcAddress: one target, resolved by name, or a fixed list spread round robin', () => {
+  it.each(['127.0.0.1:50053', 'risk:50053', 'risk.wristpay.svc.cluster.local:50053', 'dns:risk:50053', 'dns:///risk:50053', '[::1]:50053', 'ipv4:127.0.0.1:5001,127.0.0.1:5002'])('accepts %s', (target) => {
+    expect(grpcAddress.safeParse(target).success).toBe(true);
+  });
+
+  it.each(['risk', 'risk:', 'http://risk:50053', 'ipv4:risk:5001', 'ipv4:127.0.0.1:5001,', 'ipv4:127.0.0.1:5001,,127.0.0.1:5002', 'a:1,b:2', 'risk:50053 '])('refuses %j', (target) => {
+    expect(grpcAddress.safeParse(target).success).toBe(false);
+  });
+
+  it('the gateway takes a replica list for RISK_ADDR and refuses a bad one naming the variable', () => {
+    expect(readGatewayConfig({ RISK_ADDR: 'ipv4:127.0.0.1:5001,127.0.0.1:5002', GRPC_TLS: 'off' } as NodeJS.ProcessEnv).RISK_ADDR).toBe('ipv4:127.0.0.1:5001,127.0.0.1:5002');
+    expect(() => readGatewayConfig({ RISK_ADDR: 'risk:5001,risk2:5002', GRPC_TLS: 'off' } as NodeJS.ProcessEnv)).toThrow(/^invalid configuration: RISK_ADDR: must be host:port/);
   });
 });
 

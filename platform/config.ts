@@ -43,8 +43,20 @@ export function urlList(...schemes: string[]) {
   });
 }
 
-/** A host:port address another service listens on. */
-export const grpcAddress = z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'must be host:port');
+/**
+ * Where another service listens, as a gRPC target: `host:port` or `dns:[//authority/]host:port`
+ * (every address the name resolves to, e.g. a headless Service's pods), or a fixed list
+ * `ipv4:10.0.0.1:50053,10.0.0.2:50053`. Clients spread calls round robin over the addresses
+ * (platform/grpc/client.ts).
+ */
+export const grpcAddress = z.string().refine(
+  (target) => {
+    const validPort = (hostPort: string, pattern: RegExp) => Number(pattern.exec(hostPort)?.[2] ?? NaN) <= 65535;
+    if (target.startsWith('ipv4:')) return target.slice('ipv4:'.length).split(',').every((a) => validPort(a, IPV4_PORT));
+    return validPort(target.replace(/^dns:(\/\/[A-Za-z0-9.:-]*\/)?/, ''), HOST_PORT);
+  },
+  { message: 'must be host:port, dns:host:port, or ipv4:a.b.c.d:port[,a.b.c.d:port...]' },
+);
 
 /**
  * Comma-separated caller identities (mTLS certificate CNs), e.g. "wallet" or
@@ -97,6 +109,7 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 /** `host:port`, a host name, IPv4 address or bracketed IPv6 address with a port. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+const IPV4_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/;
 
 /**
  * Where Redis is. Either one node, `REDIS_URL` (redis:// or rediss://, the password in the URL),
