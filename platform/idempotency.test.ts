@@ -2,8 +2,9 @@ import { Client } from 'pg';
 import { Money } from '../gen/wristpay/common/v1/common';
 import { inChildProcess, onFreshPostgres } from '../test/support/both-databases';
 import { runIdempotencyScenario } from '../test/support/idempotency-scenario';
-import { migrate } from './db';
-import { once } from './idempotency';
+import { migrate, type Db } from './db';
+import { IdempotencyKeyReused } from './errors';
+import { once, requestHash, storedAnswer } from './idempotency';
 import { repoPath } from './paths';
 
 // The PGlite run starts a child process and a WASM database: on a busy machine, well over 30 s.
@@ -63,6 +64,56 @@ describe('once() round trips on PostgreSQL', () => {
       } finally {
         Client.prototype.query = original;
       }
+    });
+  });
+});
+
+describe('storedAnswer (migrations/004_idempotency_answer.sql) on PostgreSQL', () => {
+  const money = (minor: bigint) => ({ amountMinor: minor, currency: 'EUR' });
+  const hashOf = (minor: bigint) => requestHash({ codec: Money, value: money(minor) });
+
+  /** A first call under (Pay, key) in flight on another connection: its key row written, not committed, until `end`. */
+  function firstCallInFlight(db: Db, key: string, answer: bigint) {
+    let end!: (commit: boolean) => void;
+    const ended = new Promise<boolean>((r) => (end = r));
+    let written!: () => void;
+    const rowWritten = new Promise<void>((r) => (written = r));
+    const done = db
+      .tx(async (q) => {
+        await q.query('INSERT INTO idempotency_keys (scope, key, request_hash, response) VALUES ($1, $2, $3, $4)', ['Pay', key, hashOf(1n), Money.encode(money(answer)).finish()]);
+        written();
+        if (!(await ended)) throw new Error('first call failed');
+      })
+      .catch(() => undefined);
+    return { rowWritten, end: async (commit: boolean) => (end(commit), done) };
+  }
+
+  it('waits for a first call in flight and returns its answer once committed; nothing if it failed; writes no row of its own', async () => {
+    await onFreshPostgres(async (db) => {
+      await migrate(db, repoPath('platform', 'migrations'));
+      const rowsFor = async (key: string) => (await db.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [key])).rowCount;
+
+      expect(await storedAnswer(db, 'Pay', 'none', hashOf(1n), Money)).toBeUndefined();
+      expect(await rowsFor('none')).toBe(0);
+
+      const committed = firstCallInFlight(db, 'k-commit', 7n);
+      await committed.rowWritten;
+      let settled = false;
+      const answer = storedAnswer(db, 'Pay', 'k-commit', hashOf(1n), Money).finally(() => (settled = true));
+      // Still waiting while the first call's transaction is open (a plain read would have said "none" at once).
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toBe(false);
+      await committed.end(true);
+      expect(await answer).toEqual(money(7n));
+
+      const failed = firstCallInFlight(db, 'k-fail', 8n);
+      await failed.rowWritten;
+      const none = storedAnswer(db, 'Pay', 'k-fail', hashOf(1n), Money);
+      await failed.end(false);
+      expect(await none).toBeUndefined();
+      expect(await rowsFor('k-fail')).toBe(0);
+
+      await expect(storedAnswer(db, 'Pay', 'k-commit', hashOf(2n), Money)).rejects.toBeInstanceOf(IdempotencyKeyReused);
     });
   });
 });

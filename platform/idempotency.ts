@@ -17,11 +17,12 @@ export function requestHash<Req>(request: { codec: Codec<Req>; value: Req }): Bu
 /**
  * The committed answer to (scope, key), for a call that writes its key row itself (a single
  * statement doing what `once` does, e.g. settlement's place_hold) and refused before reaching it:
- * the refusal must not hide the first call's answer. undefined when the key has none; the same
- * key with another request is IdempotencyKeyReused, as in `once`.
+ * the refusal must not hide the first call's answer. A first call still in flight is waited for
+ * (migrations/004_idempotency_answer.sql), as `once` waits. undefined when the key has none; the
+ * same key with another request is IdempotencyKeyReused, as in `once`.
  */
 export async function storedAnswer<Res>(q: Queryable, scope: string, key: string, hash: Uint8Array, response: Codec<Res>): Promise<Res | undefined> {
-  const { rows } = await q.query<{ request_hash: Uint8Array; response: Uint8Array | null }>('SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND key = $2', [scope, key]);
+  const { rows } = await q.query<{ request_hash: Uint8Array; response: Uint8Array | null }>('SELECT request_hash, response FROM idempotency_answer($1, $2)', [scope, key]);
   const first = rows[0];
   if (!first) return undefined;
   if (!Buffer.from(first.request_hash).equals(hash)) throw new IdempotencyKeyReused();

@@ -277,4 +277,47 @@ describe('PlaceHold in one statement', () => {
     // Another request under that key is still refused as such.
     await expect(ledger.placeHold(db, { ...first, amount: EUR(999n) }, { key: firstKey.key, hash: keyed({ ...first, amount: EUR(999n) }).hash })).rejects.toBeInstanceOf(IdempotencyKeyReused);
   });
+
+  it('a retry whose voucher expired while the first call under its key is still placing the hold gets the first answer, not the expiry', async () => {
+    const ivy = unique('ivy');
+    await topUp(ivy, 10_000n);
+    const expiresAt = new Date(Date.now() + 1_500);
+    const voucher = await db.tx((q) => ledger.vouchers.issue(q, { merchantId: 'm1', code: undefined, discount: { kind: 'amount', amount: EUR(100n) }, expiresAt, maxUses: 5 }));
+    const hold = input(ivy, 1_000n, { voucherCode: voucher.code });
+    const key = keyed(hold);
+    const waitingOn = async (text: string) => {
+      for (;;) {
+        const { rows } = await db.query("SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND wait_event_type = 'Lock'", [`%${text}(%`]);
+        if (rows.length) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    // Hold the wallet's row, so the first call stops there: its key row written, not committed.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const walletLocked = new Promise<void>((r) => (locked = r));
+    const blocker = db.tx(async (q) => {
+      await q.query('SELECT 1 FROM accounts WHERE account = $1 AND currency = $2 FOR UPDATE', [`wallet:${ivy}`, 'EUR']);
+      locked();
+      await gate;
+    });
+    await walletLocked;
+    const first = ledger.placeHold(db, hold, key);
+    await waitingOn('place_hold');
+    await new Promise((r) => setTimeout(r, Math.max(0, expiresAt.getTime() - Date.now()) + 200));
+    // The retry's quote now sees an expired voucher; the first call is still in flight.
+    const retry = ledger.placeHold(db, hold, key);
+    const retrySettled = retry.then(() => 'answered', () => 'refused');
+    await Promise.race([waitingOn('idempotency_answer'), retrySettled]);
+    release();
+    await blocker;
+    const placed = await first;
+    expect(placed.outcome).toBe('PLACED');
+    expect(await retrySettled).toBe('answered');
+    const again = await retry;
+    expect(again.replayed).toBe(true);
+    expect(again.response).toEqual(placed.response);
+    expect((await ledger.balance(db, `wallet:${ivy}`, 'EUR')).held).toBe(900n);
+  });
 });
