@@ -208,8 +208,12 @@ export async function migrate(db: Db, dir: string, log?: Logger): Promise<string
           const version = `${source.scope}/${file}`;
           if ((await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version])).rowCount > 0) continue;
           const sql = readFileSync(join(source.dir, file), 'utf8');
-          if (sql.startsWith(NO_TRANSACTION_MARKER)) await applyOutsideTransaction(q, version, sql);
-          else await applyInTransaction(q, version, sql);
+          try {
+            if (sql.startsWith(NO_TRANSACTION_MARKER)) await applyOutsideTransaction(q, version, sql);
+            else await applyInTransaction(q, version, sql);
+          } catch (err) {
+            throw refusedMigration(err, version);
+          }
           applied.push(version);
           log?.info({ migration: version }, 'migration applied');
         }
@@ -219,6 +223,26 @@ export async function migrate(db: Db, dir: string, log?: Logger): Promise<string
       await q.query(`SELECT pg_advisory_unlock(${LOCK})`);
     }
   });
+}
+
+/**
+ * A migration PostgreSQL refused for what it says (a syntax error, a missing object, a constraint
+ * the data breaks): starting again cannot help, so the start ends naming the file instead of
+ * waiting for PostgreSQL forever (platform/service.ts dependency gives up on a StartupError).
+ */
+export class MigrationRefused extends StartupError {
+  override readonly name: string = 'MigrationRefused';
+}
+
+// SQLSTATE classes a retry may get past: connection (08), transaction rollback (40: serialization,
+// deadlock), insufficient resources (53), object not in prerequisite state (55: lock not
+// available), operator intervention (57: shutdown, cannot connect now), system error (58).
+const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '40', '53', '55', '57', '58']);
+
+function refusedMigration(err: unknown, version: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2))) return err;
+  return new MigrationRefused(`migration ${version} was refused: ${(err as Error).message.split('\n')[0]} (SQLSTATE ${code}); nothing of it was applied`);
 }
 
 /**
@@ -351,6 +375,7 @@ export async function openServiceDb(config: DatabaseConfig, service: string, log
   try {
     db = await open();
   } catch (err) {
+    if (err instanceof MigrationRefused) throw err;
     throw new StartupError(`cannot open the embedded database at PGLITE_DIR: ${(err as Error).message.split('\n')[0]}`);
   }
   if (!migrateOnStart) {

@@ -6,7 +6,7 @@ import { shutdownTelemetry } from './telemetry/shutdown';
 
 /** A local resource (an embedded database's directory) could not be opened: no retry helps. */
 export class StartupError extends Error {
-  override readonly name = 'StartupError';
+  override readonly name: string = 'StartupError';
 }
 
 /** Backoff between attempts to reach a dependency at start (exported for tests). */
@@ -19,6 +19,7 @@ export const DEPENDENCY_RETRY = { firstMs: 200, maxMs: 5_000 };
  * listens NOT_SERVING (listenEarly), so the kubelet's readiness probe keeps traffic away while
  * liveness leaves it running, and it turns SERVING as soon as everything answers. Each failed
  * attempt is logged with the variable to check (never its value, which may hold a password).
+ * A StartupError or ConfigError ends the wait at once: no retry fixes those.
  */
 export async function dependency<T>(log: Logger, what: string, variable: string, connect: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -27,6 +28,8 @@ export async function dependency<T>(log: Logger, what: string, variable: string,
       if (attempt > 1) log.info({ dependency: what, attempts: attempt }, `${what} answered; going on with the start`);
       return connected;
     } catch (err) {
+      // Nothing to wait for: a refused migration, an embedded database that cannot be opened, bad configuration.
+      if (err instanceof StartupError || err instanceof ConfigError) throw err;
       const delayMs = Math.round(Math.min(DEPENDENCY_RETRY.maxMs, DEPENDENCY_RETRY.firstMs * 2 ** (attempt - 1)) * (0.8 + Math.random() * 0.4));
       log.warn({ dependency: what, variable, attempt, retryInMs: delayMs, err: (err as Error).message.split('\n')[0] }, `waiting for ${what} at ${variable}`);
       await sleep(delayMs);

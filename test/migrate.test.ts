@@ -5,7 +5,11 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { expectedMigrations, migrate, openDb, openServiceDb, type Db } from '../platform/db';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expectedMigrations, migrate, MigrationRefused, openDb, openServiceDb, type Db } from '../platform/db';
+import { dependency, StartupError } from '../platform/service';
 import { repoPath } from '../platform/paths';
 import { createLogger } from '../platform/log';
 import { inChildProcess } from './support/both-databases';
@@ -116,6 +120,31 @@ describe('migrations as a pre-deploy Job (real PostgreSQL)', () => {
       expect(await invalidIndexes(db)).toEqual([]);
       expect(await indexDef(db, 'idempotency_keys_created_at')).toBe('CREATE INDEX idempotency_keys_created_at ON public.idempotency_keys USING btree (created_at)');
     } finally {
+      await db.close();
+      await database.drop();
+    }
+  });
+
+  it('a migration PostgreSQL refuses (a syntax error) ends the start naming it, instead of waiting for PostgreSQL; nothing of it is applied', async () => {
+    const database = await freshDatabase();
+    const db = await openDb({ databaseUrl: database.url, poolSize: 2 });
+    const migrations = mkdtempSync(join(tmpdir(), 'wp-migrations-'));
+    try {
+      writeFileSync(join(migrations, '001_fine.sql'), 'CREATE TABLE fine (id int);');
+      writeFileSync(join(migrations, '002_broken.sql'), 'CREATE TABLE broken (id int;\nCREATE TABLE after_broken (id int);');
+      const refused = await migrate(db, migrations).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(MigrationRefused);
+      expect(refused).toBeInstanceOf(StartupError);
+      expect((refused as Error).message).toMatch(/^migration service\/002_broken\.sql was refused: syntax error .*\(SQLSTATE 42601\); nothing of it was applied$/);
+      expect((await versions(db)).filter((v) => v.startsWith('service/'))).toEqual(['service/001_fine.sql']);
+      expect((await db.query("SELECT to_regclass('public.after_broken') AS t")).rows[0]).toEqual({ t: null });
+      // The start's wait gives up on it at once (one attempt), where an unreachable PostgreSQL is retried.
+      let attempts = 0;
+      const log = createLogger('migrate-test', 'silent');
+      await expect(dependency(log, 'PostgreSQL', 'DATABASE_URL', async () => (attempts++, migrate(db, migrations)))).rejects.toBeInstanceOf(MigrationRefused);
+      expect(attempts).toBe(1);
+    } finally {
+      rmSync(migrations, { recursive: true, force: true });
       await db.close();
       await database.drop();
     }
