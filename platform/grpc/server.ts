@@ -392,8 +392,10 @@ export class GrpcServer {
       const cap = Date.now() + maxCallMs;
       const deadlineMs = Math.min(typeof callerDeadline === 'number' ? callerDeadline : callerDeadline.getTime(), cap);
       const abort = new AbortController();
+      let answered = false;
       const timer = setTimeout(() => abort.abort(new DeadlineExceeded(`${method} exceeded its deadline`)), Math.max(0, deadlineMs - Date.now()));
-      call.on('cancelled', () => abort.abort(new DeadlineExceeded('cancelled by the caller')));
+      // grpc-js also reports 'cancelled' when the stream closes after the answer: no error (and its stack) for that.
+      call.on('cancelled', () => answered || abort.abort(new DeadlineExceeded('cancelled by the caller')));
       if (caller) trace.getActiveSpan()?.setAttribute(ATTR.rpcCaller, caller);
       const ctx: CallContext = { method, caller, metadata: call.metadata, deadline: new Date(deadlineMs), signal: abort.signal };
       const work = (async () => {
@@ -415,6 +417,7 @@ export class GrpcServer {
           },
         )
         .finally(() => {
+          answered = true;
           clearTimeout(timer);
           this.inFlight--;
         });
