@@ -55,7 +55,7 @@ RUN mkdir -p /out \
 # service in place.
 FROM build AS dev
 USER 1000:1000
-CMD ["node", "-e", "console.error('wristpay image: choose a service, e.g. node --require ./dist/platform/telemetry/register.js dist/services/gateway/src/main.js'); process.exit(64)"]
+CMD ["node", "-e", "console.error('wristpay image: choose a service, e.g. node --max-old-space-size=256 --max-semi-space-size=8 --require ./dist/platform/telemetry/register.js dist/services/gateway/src/main.js (k8s/README.md)'); process.exit(64)"]
 
 # ---- production dependencies only ---------------------------------------------------------------
 # No install script runs: the runtime dependencies need none (protobufjs' postinstall is only a
@@ -79,4 +79,4 @@ COPY package.json ./
 # verify runAsNonRoot (the Deployments set runAsUser 1000 too).
 USER 1000:1000
 EXPOSE 50050 50051 50052 50053 50054 50055
-CMD ["node", "-e", "console.error('wristpay image: choose a service, e.g. node --require ./dist/platform/telemetry/register.js dist/services/gateway/src/main.js'); process.exit(64)"]
+CMD ["node", "-e", "console.error('wristpay image: choose a service, e.g. node --max-old-space-size=256 --max-semi-space-size=8 --require ./dist/platform/telemetry/register.js dist/services/gateway/src/main.js (k8s/README.md)'); process.exit(64)"]
