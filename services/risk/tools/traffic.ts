@@ -42,7 +42,7 @@ export const FRAUD_FAMILIES = {
   heldOut: ['relay_same_city', 'bust_out', 'new_account_cashout', 'duplicate_charge', 'scam_merchant'],
 } as const;
 export const LEGIT_FAMILIES = {
-  tune: ['normal', 'bar_crawl', 'traveller_arrival', 'commuter_operator_switch', 'replacement_band', 'big_shopping_day', 'shared_two_bands', 'festival_popup', 'child_band', 'night_shift'],
+  tune: ['normal', 'bar_crawl', 'traveller_arrival', 'commuter_operator_switch', 'replacement_band', 'big_shopping_day', 'shared_two_bands', 'festival_popup', 'child_band', 'night_shift', 'new_account'],
   heldOut: ['group_round_payer', 'market_day', 'road_trip', 'moving_house'],
 } as const;
 export type FraudPattern = (typeof FRAUD_FAMILIES)['tune' | 'heldOut'][number];
@@ -154,6 +154,9 @@ interface Account {
 
 export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
   const r = rng(options.seed);
+  // Draws for the accounts opened during the period (new_account), apart so the rest of a seed's
+  // traffic stays what it was without them.
+  const rNew = rng(options.seed ^ 0x5eed);
   const days = options.days ?? 14;
   const start = options.start ?? Date.UTC(2030, 0, 1);
   const end = start + days * DAY;
@@ -224,8 +227,13 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
     const trip = r.chance(0.15) ? { to: (home + r.int(1, CITIES.length - 1)) % CITIES.length, leave: start + r.int(1, days - 5) * DAY + r.int(6, 12) * HOUR, stay: r.int(2, 4) * DAY } : undefined;
     // A new band bought during the period.
     const newBandAt = r.chance(0.05) ? start + r.int(1, days - 2) * DAY + r.int(9, 18) * HOUR : undefined;
+    // An account opened during the period (new_account): its first band paired minutes after
+    // opening, ordinary spending from then on (the first days at shops that are all new to it), and
+    // sometimes a bigger setting-up purchase or two in the first days.
+    const fresh = (options.legit ?? []).includes('new_account') && rNew.chance(0.05) ? start + rNew.int(0, days - 3) * DAY + rNew.int(7, 20) * HOUR : undefined;
+    if (fresh) a.device.registeredAt = fresh + rNew.int(2, 60) * MIN;
     // Known from the start so every payment, whenever generated, uses the band of its time.
-    if (newBandAt) a.bands.push({ id: `band-${options.seed}-${i}-1`, registeredAt: newBandAt });
+    if (newBandAt && !(fresh && newBandAt < fresh)) a.bands.push({ id: `band-${options.seed}-${i}-1`, registeredAt: newBandAt });
     if (trip) a.away = [trip.leave - 6 * HOUR, trip.leave + trip.stay + flightMs(trip.to, a.home) + 6 * HOUR];
 
     let t = start + r.exp(DAY / a.perDay);
@@ -252,6 +260,15 @@ export function generateTraffic(options: TrafficOptions): TrafficRecord[] {
       legit.push(p);
       if (r.chance(0.03)) legit.push(pay(a, p.occurred_at_ms + r.int(10, 50) * 1000, { city, merchant_id: p.merchant_id, lat: p.lat, lon: p.lon, channel: p.channel }));
       t += r.exp(DAY / a.perDay);
+    }
+    if (fresh) {
+      const opened = a.device.registeredAt;
+      legit.splice(0, legit.length, ...legit.filter((p) => p.occurred_at_ms >= opened + 10 * MIN));
+      for (const p of legit) p.pattern = 'new_account';
+      let at = opened + rNew.int(20, 48 * 60) * MIN;
+      for (let k = rNew.chance(0.4) ? rNew.int(1, 2) : 0; k > 0 && at < end; k--, at += rNew.int(60, 24 * 60) * MIN) {
+        legit.push({ ...pay(a, Math.round(daytime(at, a.home)), { city: a.home, merchant_id: merchant(a.home, rNew.int(400, 699)), session_live: true, amount_minor: Math.round(a.scale * (3 + rNew.next() * 7)) }), pattern: 'new_account' });
+      }
     }
     const looks = new Set<LegitPattern>(options.legit ?? []);
     if (looks.size) legit.push(...lookAlikes(a, i, legit, looks, trip, newBandAt));
