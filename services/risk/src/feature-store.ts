@@ -2,7 +2,7 @@ import type Redis from 'ioredis';
 import { taggedKey } from '../../../platform/redis';
 import type { DecisionName } from './domain/decision';
 import type { History, HistoryExtra, MerchantBaseline, ScoreInput, WindowStats } from './domain/features';
-import { MERCHANT_BASELINE_TAU_MS, SMALL_MINOR, WINDOWS_MS } from './domain/features';
+import { MERCHANT_BASELINE_TAU_MS, SMALL_MINOR, WINDOWS_MS, YOUNG_BAND_MS } from './domain/features';
 import { utcDay, type BandLimits } from './domain/band-limits';
 
 /*
@@ -42,6 +42,10 @@ import { utcDay, type BandLimits } from './domain/band-limits';
  *   <p>:risk-merchant:{merchant}:stopped      ZSET  payment id → ms of its payments risk challenged or declined, 24 h
  *   <p>:risk-merchant:{merchant}:base         HASH  t, f, np, nn, sl: the merchant's own decayed baseline (RECORD_MERCHANT)
  *   <p>:risk-account:{account}:small-new      ZSET  payment id → ms of small payments at merchants new to the account, 7 d
+ *   <p>:risk-account:{account}:at:<merchant>  ZSET  "<payment>|<amount>|<currency>" by ms: this account's payments at one merchant, 1 h
+ *   <p>:risk-account:{account}:profile `born`  the earliest of the account's first payment and any of its bands' pairing seen (ms)
+ *   <p>:risk-merchant:{merchant}:base `lt, lw, la, lo, lr2`  the merchant's usual place: decayed sums of its located payments
+ *   <p>:risk-merchant:{merchant}:young        ZSET  account → last ms it paid here with a band younger than YOUNG_BAND_MS, 7 d
  *
  * Baselines (amount statistics, usual area) learn only from APPROVED payments, after the
  * decision ({@link FeatureStore.settle}), and a FRAUD label takes the payment's contribution back
@@ -139,7 +143,7 @@ return {snap, 0}
 `;
 
 // KEYS: seen marker, payments, merchants, profile, places, declines, small payments, bands,
-//       pairings, area, small payments at new merchants.
+//       pairings, area, small payments at new merchants, payments at this merchant.
 // ARGV: now, payment id, amount, currency, marker ttl ms, max events, merchant ('' = none),
 //       has location ('1'/'0'), lat, lon, merchant memory ms, profile ttl ms, small ('1'/'0'),
 //       band id, band paired at ms.
@@ -210,14 +214,44 @@ local ar = redis.call('HMGET', KEYS[10], 't', 'w', 'sla', 'slo', 'sr2')
 local area = {}
 if ar[1] then area = {tonumber(ar[1]), tonumber(ar[2]), tonumber(ar[3]), tonumber(ar[4]), tonumber(ar[5])} end
 
-local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, m24 = merchants24h, m7 = merchants7d, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines, sm = sm, sn = sn, b7 = bands7d, bp7 = bandsPaired7d, oba = otherAfter, ar = area})
+-- The account's age: the earliest of its first payment and any band pairing it has shown
+-- (now - device_age_seconds), so an old account is old from its first payment risk sees.
+local born = tonumber(redis.call('HGET', KEYS[4], 'born')) or now
+born = math.min(born, now, pairedAt)
+redis.call('HSET', KEYS[4], 'born', born)
+redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[12]))
+
+-- Repeated payments by this account at this merchant (a sale split in parts, a charge repeated).
+local am = {0, 0, 0, 0}
+if ARGV[7] ~= '' then
+  record(KEYS[12], now, ARGV[2] .. '|' .. ARGV[3] .. '|' .. currency, maxEvents)
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', now - ${WINDOWS_MS['1h']})
+  redis.call('PEXPIRE', KEYS[12], ${2 * WINDOWS_MS['1h']})
+  local rows = redis.call('ZRANGEBYSCORE', KEYS[12], '(' .. (now - ${WINDOWS_MS['1h']}), '+inf', 'WITHSCORES')
+  for i = 1, #rows, 2 do
+    local ts = tonumber(rows[i + 1])
+    local _, _, amount, cur = string.find(rows[i], '|([^|]*)|([^|]*)$')
+    local a = 0
+    if cur == currency then a = tonumber(amount) or 0 end
+    am[2] = am[2] + 1
+    am[4] = am[4] + a
+    if ts > now - ${10 * WINDOWS_MS['1m']} then am[1] = am[1] + 1; am[3] = am[3] + a end
+  end
+end
+
+local encoded = cjson.encode({at = now, w = windows(KEYS[2], now, currency), m1h = merchants1h, m24 = merchants24h, m7 = merchants7d, first = first, n = n, mean = mean, m2 = m2, pl = places, dc = declines, sm = sm, sn = sn, b7 = bands7d, bp7 = bandsPaired7d, oba = otherAfter, ar = area, bn = born, am = am})
 redis.call('SET', KEYS[1], encoded, 'PX', ARGV[5])
 return {encoded, 0}
 `;
 
 // KEYS: seen marker, payments, accounts, new-account payments, stopped, baseline.
 // ARGV: now, payment id, account id, marker ttl ms, max events, merchant memory ms, amount,
-//       baseline tau ms.
+//       baseline tau ms, has location ('1'/'0'), lat, lon, young ('1' when the paying band is
+//       younger than YOUNG_BAND_MS).
+// KEYS[7]: young accounts (account → last ms of a payment with a young band), 7 d.
+// The merchant's usual place (lt, lw, la, lo, lr2 in the baseline hash) is a decayed centre and
+// mean squared distance of its located payments, same time constant, also snapshotted before the
+// payment: where its terminals usually are, whatever one payment's terminal reports.
 // The baseline (HASH t, f, np, nn, sl) is the merchant's own normal: decayed counts of its
 // payments and of payments by accounts new to it, and the decayed sum of ln(amount), time
 // constant tau; f is when it was first seen. The snapshot carries it as it was BEFORE this
@@ -257,8 +291,39 @@ np = np + wi
 if isNew then nn = nn + wi end
 sl = sl + wi * math.log(math.max(1, tonumber(ARGV[7])))
 redis.call('HSET', KEYS[6], 't', t0, 'f', math.min(firstSeen, now), 'np', string.format('%.17g', np), 'nn', string.format('%.17g', nn), 'sl', string.format('%.17g', sl))
+local loc = {}
+if ARGV[9] == '1' then
+  local g = redis.call('HMGET', KEYS[6], 'lt', 'lw', 'la', 'lo', 'lr2')
+  local lt = tonumber(g[1]) or now
+  local lw, la, lo, lr2 = tonumber(g[2]) or 0, tonumber(g[3]) or 0, tonumber(g[4]) or 0, tonumber(g[5]) or 0
+  local gi = 1
+  if now > lt then
+    local f = math.exp(-(now - lt) / tau)
+    lw, la, lo, lr2, lt = lw * f, la * f, lo * f, lr2 * f, now
+  else
+    gi = math.exp(-(lt - now) / tau)
+  end
+  local lat, lon = tonumber(ARGV[10]), tonumber(ARGV[11])
+  local d2 = 0
+  if lw > 0 then
+    loc = {lw, la / lw, lo / lw, lr2 / lw}
+    local x = math.rad(lon - lo / lw) * math.cos(math.rad((lat + la / lw) / 2))
+    local y = math.rad(lat - la / lw)
+    d2 = (6371.0088 * 6371.0088) * (x * x + y * y)
+  end
+  -- Far outliers (another city) count for little in the radius: capped at 50 km.
+  d2 = math.min(d2, 2500)
+  redis.call('HSET', KEYS[6], 'lt', lt, 'lw', string.format('%.17g', lw + gi), 'la', string.format('%.17g', la + gi * lat), 'lo', string.format('%.17g', lo + gi * lon), 'lr2', string.format('%.17g', lr2 + gi * d2))
+end
 redis.call('PEXPIRE', KEYS[6], memory)
-local encoded = cjson.encode({c = c, a1 = accounts1h, nw = nw, st = stopped[1], bs = base})
+-- Distinct accounts paying with a young band (a wallet or band set up days ago), against distinct accounts.
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - ${WINDOWS_MS['7d']})
+if ARGV[12] == '1' then
+  redis.call('ZADD', KEYS[7], 'GT', now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[7], ${WINDOWS_MS['7d'] + WINDOWS_MS['1h']})
+end
+local young = {redis.call('ZCOUNT', KEYS[7], '(' .. (now - ${WINDOWS_MS['24h']}), '+inf'), redis.call('ZCOUNT', KEYS[7], '(' .. (now - ${WINDOWS_MS['7d']}), '+inf'), redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['24h']}), '+inf'), redis.call('ZCOUNT', KEYS[3], '(' .. (now - ${WINDOWS_MS['7d']}), '+inf')}
+local encoded = cjson.encode({c = c, a1 = accounts1h, nw = nw, st = stopped[1], bs = base, gl = loc, yg = young})
 redis.call('SET', KEYS[1], encoded, 'PX', ARGV[4])
 return {encoded, 0}
 `;
@@ -403,6 +468,10 @@ interface MerchantSnap {
   st: number;
   /** Baseline before this payment: decayed payments, new-account payments, sum of ln(amount); first seen ms. */
   bs?: [number, number, number, number];
+  /** The merchant's usual place before this payment: decayed weight, centre lat/lon, mean squared distance km² (cjson: {} when none). */
+  gl?: number[] | Record<string, never>;
+  /** Distinct accounts paying with a young band in 24 h and 7 d, and distinct accounts in 24 h and 7 d. */
+  yg?: [number, number, number, number];
 }
 
 function bandLimits(lm: DeviceSnap['lm']): BandLimits | undefined {
@@ -432,6 +501,10 @@ interface AccountSnap {
   oba?: 0 | 1;
   /** The area's stored sums: t, w, sla, slo, sr2 (empty: none yet; cjson makes it {}). */
   ar?: number[] | Record<string, never>;
+  /** When the account was first known (ms): its first payment or a band's pairing, the earlier. */
+  bn?: number;
+  /** This account at this merchant: payments in 10 min and 1 h, their same-currency sums (this one included). */
+  am?: [number, number, number, number];
 }
 
 /** The area's decayed weight at `now` and its centre and mean squared radius. */
@@ -459,6 +532,12 @@ function merchantBaseline(bs: MerchantSnap['bs'], now: number): MerchantBaseline
   return { payments, newAccounts, sumLnAmount, ageMs: Math.max(0, now - firstSeen), tauMs: MERCHANT_BASELINE_TAU_MS };
 }
 
+function merchantPlace(gl: MerchantSnap['gl']): { weight: number; lat: number; lon: number; r2: number } | undefined {
+  if (!Array.isArray(gl) || gl.length < 4) return undefined;
+  const [weight, lat, lon, r2] = gl as [number, number, number, number];
+  return weight > 0 ? { weight, lat, lon, r2 } : undefined;
+}
+
 const stats = (w: Triple): WindowStats => ({ count1m: w[0], count1h: w[1], count24h: w[2], sum1m: w[3], sum1h: w[4], sum24h: w[5] });
 
 export interface FeatureStoreLimits {
@@ -479,8 +558,8 @@ type ScriptResult = [string, number];
 
 interface RiskRedis extends Redis {
   riskRecordDevice2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
-  riskRecordAccount3(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
-  riskRecordMerchant2(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordAccount4(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
+  riskRecordMerchant3(...keysAndArgv: Array<string | number>): Promise<ScriptResult>;
   riskSettleAccount(...keysAndArgv: Array<string | number>): Promise<number>;
   riskUnlearnAccount(...keysAndArgv: Array<string | number>): Promise<number>;
   riskMarkStopped(...keysAndArgv: Array<string | number>): Promise<number>;
@@ -498,10 +577,10 @@ export class FeatureStore {
   ) {
     // defineCommand sends EVALSHA and falls back to EVAL once per connection. New names for the
     // changed scripts, so a connection shared with an older definition cannot run the wrong one.
-    if (!('riskRecordDevice2' in redis)) {
+    if (!('riskRecordAccount4' in redis)) {
       redis.defineCommand('riskRecordDevice2', { numberOfKeys: 9, lua: RECORD_DEVICE });
-      redis.defineCommand('riskRecordAccount3', { numberOfKeys: 11, lua: RECORD_ACCOUNT });
-      redis.defineCommand('riskRecordMerchant2', { numberOfKeys: 6, lua: RECORD_MERCHANT });
+      redis.defineCommand('riskRecordAccount4', { numberOfKeys: 12, lua: RECORD_ACCOUNT });
+      redis.defineCommand('riskRecordMerchant3', { numberOfKeys: 7, lua: RECORD_MERCHANT });
       redis.defineCommand('riskSettleAccount', { numberOfKeys: 4, lua: SETTLE_ACCOUNT });
       redis.defineCommand('riskUnlearnAccount', { numberOfKeys: 3, lua: UNLEARN_ACCOUNT });
       redis.defineCommand('riskMarkStopped', { numberOfKeys: 1, lua: MARK_STOPPED });
@@ -545,7 +624,7 @@ export class FeatureStore {
         input.tokenId,
         small,
       ),
-      this.redis.riskRecordAccount3(
+      this.redis.riskRecordAccount4(
         this.accountKey(input.accountId, 'seen', input.paymentId),
         this.accountKey(input.accountId, 'payments'),
         this.accountKey(input.accountId, 'merchants'),
@@ -557,6 +636,7 @@ export class FeatureStore {
         this.accountKey(input.accountId, 'pairings'),
         this.accountKey(input.accountId, 'area'),
         this.accountKey(input.accountId, 'small-new'),
+        this.accountKey(input.accountId, 'at', input.merchantId),
         now,
         input.paymentId,
         amount,
@@ -574,13 +654,14 @@ export class FeatureStore {
         pairedAt,
       ),
       input.merchantId
-        ? this.redis.riskRecordMerchant2(
+        ? this.redis.riskRecordMerchant3(
             this.merchantKey(input.merchantId, 'seen', input.paymentId),
             this.merchantKey(input.merchantId, 'payments'),
             this.merchantKey(input.merchantId, 'accounts'),
             this.merchantKey(input.merchantId, 'new'),
             this.merchantKey(input.merchantId, 'stopped'),
             this.merchantKey(input.merchantId, 'base'),
+            this.merchantKey(input.merchantId, 'young'),
             now,
             input.paymentId,
             input.accountId,
@@ -589,6 +670,10 @@ export class FeatureStore {
             limits.merchantMemoryMs,
             amount,
             MERCHANT_BASELINE_TAU_MS,
+            input.location ? '1' : '0',
+            input.location ? String(input.location.lat) : '',
+            input.location ? String(input.location.lon) : '',
+            input.deviceAgeSeconds * 1000 < YOUNG_BAND_MS ? '1' : '0',
           )
         : undefined,
     ]);
@@ -628,7 +713,9 @@ export class FeatureStore {
           bandsPaired7d: a.bp7 ?? 0,
           otherBandAfterPairing: a.oba === 1,
           area: area(a.ar, a.at, this.tauMs),
-          merchant: m ? { count1h: m.c[0], count24h: m.c[1], accounts1h: m.a1, newAccounts1h: m.nw[0], newAccounts24h: m.nw[1], stopped24h: m.st, baseline: merchantBaseline(m.bs, a.at) } : undefined,
+          merchant: m ? { count1h: m.c[0], count24h: m.c[1], accounts1h: m.a1, newAccounts1h: m.nw[0], newAccounts24h: m.nw[1], stopped24h: m.st, baseline: merchantBaseline(m.bs, a.at), place: merchantPlace(m.gl), young: m.yg ? { young24h: m.yg[0], young7d: m.yg[1], accounts24h: m.yg[2], accounts7d: m.yg[3] } : undefined } : undefined,
+          accountBornAt: a.bn,
+          atMerchant: a.am ? { count10m: a.am[0], count1h: a.am[1], sum10m: a.am[2], sum1h: a.am[3] } : undefined,
         },
       },
     };

@@ -182,4 +182,55 @@ describe('feature store: baselines, merchants, bands', () => {
     expect(onTime.device_count_1m).toBe(1);
     expect(onTime.device_count_24h).toBe(3);
   });
+  it("dates an account from its first payment or its oldest band's pairing, whichever is earlier", async () => {
+    // An old band: the account is as old as the band, from the first payment risk sees.
+    const old = await score(pay({ accountId: 'old', deviceId: 'old-band', deviceAgeSeconds: 30 * DAY / 1000 }), T0);
+    expect(old.account_age_h).toBe(720);
+    // A wallet opened an hour ago with a band paired then; a day later it is a day older.
+    const young = await score(pay({ accountId: 'new', deviceId: 'new-band', deviceAgeSeconds: 3600 }), T0);
+    expect(young.account_age_h).toBe(1);
+    const later = await score(pay({ accountId: 'new', deviceId: 'new-band', deviceAgeSeconds: 3600 + DAY / 1000 }), T0 + DAY);
+    expect(later.account_age_h).toBe(25);
+    // A band paired today on the old account does not make the account young.
+    const paired = await score(pay({ accountId: 'old', deviceId: 'other-band', deviceAgeSeconds: 60 }), T0 + HOUR);
+    expect(paired.account_age_h).toBe(721);
+  });
+
+  it("knows where a merchant's payments usually are and how far this one is from it", async () => {
+    for (let i = 0; i < 6; i++) await score(pay({ accountId: `c${i}`, deviceId: `b${i}`, merchantId: 'cafe', location: { lat: HOME.lat + (i % 2 ? 0.01 : -0.01), lon: HOME.lon } }), T0 + i * MIN);
+    const here = await score(pay({ accountId: 'c9', deviceId: 'b9', merchantId: 'cafe', location: HOME }), T0 + 10 * MIN);
+    expect(here.merchant_place_known).toBe(1);
+    expect(here.merchant_distance_km).toBeLessThan(1);
+    expect(here.merchant_radius_km).toBeCloseTo(1.1, 0);
+    // A terminal reporting Lyon for the same shop: ~390 km away, far beyond its radius.
+    const far = await score(pay({ accountId: 'c8', deviceId: 'b8', merchantId: 'cafe', location: { lat: 45.764, lon: 4.8357 } }), T0 + 11 * MIN);
+    expect(far.merchant_distance_km).toBeGreaterThan(380);
+    expect(far.merchant_distance_ratio).toBeGreaterThan(100);
+    // A merchant with too few located payments has no place yet; no location, no distance.
+    expect((await score(pay({ merchantId: 'new-shop', location: HOME }), T0)).merchant_place_known).toBe(0);
+    expect((await score(pay({ accountId: 'c7', deviceId: 'b7', merchantId: 'cafe', location: undefined }), T0 + 12 * MIN)).merchant_distance_km).toBe(0);
+  });
+
+  it("counts one account's repeated payments at one merchant within 10 minutes and an hour", async () => {
+    const at = (m: number, merchantId = 'shop') => score(pay({ merchantId, amountMinor: 1_000 }), T0 + m * MIN);
+    expect((await at(0)).account_merchant_count_10m).toBe(1);
+    expect((await at(2)).account_merchant_count_10m).toBe(2);
+    expect((await at(3, 'elsewhere')).account_merchant_count_10m).toBe(1);
+    const third = await at(4);
+    expect(third.account_merchant_count_10m).toBe(3);
+    expect(third.account_merchant_count_1h).toBe(3);
+    const later = await at(30);
+    expect(later.account_merchant_count_10m).toBe(1);
+    expect(later.account_merchant_count_1h).toBe(4);
+  });
+
+  it('counts young-band accounts at a merchant and their share of its accounts of the week', async () => {
+    for (let i = 0; i < 3; i++) await score(pay({ accountId: `reg${i}`, deviceId: `rb${i}`, merchantId: 'ring-shop', deviceAgeSeconds: 400 * DAY / 1000 }), T0 + i * HOUR);
+    for (let i = 0; i < 3; i++) await score(pay({ accountId: `mule${i}`, deviceId: `mb${i}`, merchantId: 'ring-shop', deviceAgeSeconds: 3 * DAY / 1000 }), T0 + DAY + i * HOUR);
+    const f = await score(pay({ accountId: 'mule0', deviceId: 'mb0', merchantId: 'ring-shop', deviceAgeSeconds: 3 * DAY / 1000 + 3600 }), T0 + DAY + 4 * HOUR);
+    expect(f.merchant_young_accounts_24h).toBe(3);
+    expect(f.merchant_young_accounts_7d).toBe(3);
+    expect(f.merchant_young_share_7d).toBe(0.5);
+    expect(f.account_age_h).toBe(76);
+  });
 });

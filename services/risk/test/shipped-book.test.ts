@@ -43,6 +43,18 @@ describe('shipped rules and model on busy and surging merchants', () => {
     expect(v.reasons.map((r) => r.code)).not.toContain('MERCHANT_NEW_ACCOUNT_SURGE');
   });
 
+  it('approves a dozen brand-new wallets with brand-new bands paying one new merchant within a minute (the gateway tests, as risk sees them since default-9)', () => {
+    const extra = merchant(12, 12, 0, 0, 60_000)!;
+    extra.merchant!.young = { young24h: 12, young7d: 12, accounts24h: 12, accounts7d: 12 };
+    extra.accountBornAt = Date.UTC(2031, 0, 5, 9) - 60_000;
+    extra.merchants24h = 1;
+    const h = history({ at: Date.UTC(2031, 0, 5, 9), merchantFirst: true, extra });
+    const f = deriveFeatures(input({ amountMinor: 1_500, deviceAgeSeconds: 60 }), h);
+    expect(f.merchant_young_share_7d).toBe(1);
+    expect(f.account_age_h).toBeLessThan(1);
+    expect(decide(f, book.rules, book.model, policy).decision).toBe('APPROVE');
+  });
+
   it('approves a dozen brand-new accounts paying one new merchant within a minute (the gateway tests)', () => {
     const f = deriveFeatures(input({ amountMinor: 1_500 }), history({ merchantFirst: true, extra: merchant(12, 12, 0, 0, 60_000) }));
     expect(f.merchant_new_accounts_1h_ratio).toBeGreaterThan(3);

@@ -107,6 +107,29 @@ export const FEATURE_NAMES = [
   'account_small_new_7d',
   // The amount against this account's 24 h spend baseline: (approved-only mean) × payments in 24 h.
   'account_sum_24h_ratio',
+  // Issue 14, third round. The account's age in hours: since the earliest of its first payment
+  // and any of its bands' pairing that risk has seen (capped at a year).
+  'account_age_h',
+  // The merchant's usual place: a decayed centre and radius of its located payments (any
+  // account's), and how far this payment's reported location is from it (0 when unknown: fewer
+  // than MERCHANT_PLACE_MIN_WEIGHT located payments, or no location). A cloned token at a terminal
+  // that reports another place, or a terminal that moved, is far from where the shop usually is.
+  'merchant_place_known',
+  'merchant_distance_km',
+  'merchant_radius_km',
+  'merchant_distance_ratio',
+  // This account's payments at this merchant in 10 min and 1 h (this one included), and their sum
+  // against the account's usual amount (approved mean; 0 without one): a sale split in parts, a
+  // charge repeated.
+  'account_merchant_count_10m',
+  'account_merchant_count_1h',
+  'account_merchant_sum_10m_ratio',
+  // Accounts paying this merchant with a young band (paired less than YOUNG_BAND_MS ago: a wallet
+  // or band set up days ago), distinct, in 24 h and 7 d, and their share of the merchant's
+  // distinct accounts in 7 d: a ring of new accounts cashing out at a few shops.
+  'merchant_young_accounts_24h',
+  'merchant_young_accounts_7d',
+  'merchant_young_share_7d',
   // 1 when the feature store was unreachable and history features are neutral placeholders.
   'degraded',
 ] as const;
@@ -203,9 +226,12 @@ export interface HistoryExtra {
   otherBandAfterPairing: boolean;
   /** Decayed centre (degrees), weight and mean squared distance (km²) of approved located payments. */
   area: { weight: number; lat: number; lon: number; r2: number } | undefined;
-  merchant: { count1h: number; accounts1h: number; newAccounts1h: number; newAccounts24h: number; count24h: number; stopped24h: number; baseline?: MerchantBaseline | undefined } | undefined;
+  merchant: { count1h: number; accounts1h: number; newAccounts1h: number; newAccounts24h: number; count24h: number; stopped24h: number; baseline?: MerchantBaseline | undefined; place?: { weight: number; lat: number; lon: number; r2: number } | undefined; young?: { young24h: number; young7d: number; accounts24h: number; accounts7d: number } | undefined } | undefined;
   accountSmallNew24h?: number;
   accountSmallNew7d?: number;
+  /** When the account was first known, ms (undefined in older snapshots: age 0 is not claimed, see below). */
+  accountBornAt?: number | undefined;
+  atMerchant?: { count10m: number; count1h: number; sum10m: number; sum1h: number } | undefined;
 }
 
 /** A merchant's decayed history before this payment (time constant tauMs) and how long it has been seen. */
@@ -364,6 +390,15 @@ export function deriveFeatures(input: ScoreInput, history: History): Features {
 /** Payments assumed to have gone through before a merchant's first, for its stopped rate. */
 export const MERCHANT_RATE_PRIOR = 10;
 
+/** A merchant's usual place needs this much decayed weight (located payments) to mean anything. */
+export const MERCHANT_PLACE_MIN_WEIGHT = 2;
+/** Below this radius a merchant's place is treated as this wide (terminal locations are not precise). */
+export const MERCHANT_MIN_RADIUS_KM = 2;
+/** A band younger than this counts as young at a merchant (merchant_young_accounts_*). */
+export const YOUNG_BAND_MS = 14 * 86_400_000;
+/** An account age is capped here (hours): a year. */
+export const ACCOUNT_AGE_CAP_H = 8760;
+
 /** An area needs this much decayed weight (about three approved located payments) to mean anything. */
 export const AREA_MIN_WEIGHT = 2.5;
 
@@ -404,6 +439,31 @@ function extraFeatures(input: ScoreInput, history: History) {
     ...merchantRelative(input, m, history.merchantFirst),
     account_small_new_24h: x.accountSmallNew24h ?? 0,
     account_small_new_7d: x.accountSmallNew7d ?? 0,
+    ...thirdRound(input, history, x),
+  };
+}
+
+function thirdRound(input: ScoreInput, history: History, x: HistoryExtra) {
+  const here = input.location;
+  const place = x.merchant?.place && x.merchant.place.weight >= MERCHANT_PLACE_MIN_WEIGHT && here ? x.merchant.place : undefined;
+  const distance = place && here ? haversineKm(place, here) : 0;
+  const radius = place ? Math.sqrt(Math.max(0, place.r2)) : 0;
+  const at = x.atMerchant;
+  const young = x.merchant?.young;
+  // A snapshot from before the age was kept says nothing about it: counted as a year, not as new.
+  const ageH = x.accountBornAt !== undefined ? Math.max(0, history.at - x.accountBornAt) / WINDOWS_MS['1h'] : ACCOUNT_AGE_CAP_H;
+  return {
+    account_age_h: round(Math.min(ageH, ACCOUNT_AGE_CAP_H), 1),
+    merchant_place_known: place ? 1 : 0,
+    merchant_distance_km: round(distance),
+    merchant_radius_km: round(radius),
+    merchant_distance_ratio: place ? round(distance / Math.max(radius, MERCHANT_MIN_RADIUS_KM)) : 0,
+    account_merchant_count_10m: at?.count10m ?? (input.merchantId ? 1 : 0),
+    account_merchant_count_1h: at?.count1h ?? (input.merchantId ? 1 : 0),
+    account_merchant_sum_10m_ratio: at && history.amountN > 0 && history.amountMean > 0 ? round(at.sum10m / history.amountMean) : 0,
+    merchant_young_accounts_24h: young?.young24h ?? 0,
+    merchant_young_accounts_7d: young?.young7d ?? 0,
+    merchant_young_share_7d: young && young.accounts7d > 0 ? round(young.young7d / young.accounts7d, 4) : 0,
   };
 }
 
