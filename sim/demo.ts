@@ -99,11 +99,8 @@ function cardTestingBurst(band: number, taps: number): Step[] {
     scenario: `card-testing burst, tap ${i + 1}/${taps}`,
     band,
     attempt: { merchantId: 'm-gift-cards', amountMinor: 99n },
-    // Stopped from the second tap (step-up or decline); by the last, declined outright. The first
-    // small tap at a shop new to the wallet may go through: since risk's default-9 a wallet opened
-    // today (as the demo's are) is not stepped up for a new band at a new shop alone, which was
-    // what stopped it before (NEW_DEVICE_NEW_MERCHANT asks for an account a week old now).
-    expect: i === taps - 1 ? ('DECLINED' as const) : i === 0 ? ['APPROVED' as const, 'CHALLENGE_REQUIRED' as const, 'DECLINED' as const] : ['CHALLENGE_REQUIRED' as const, 'DECLINED' as const],
+    // Stopped from the first tap (step-up or decline); by the last, declined outright.
+    expect: i === taps - 1 ? ('DECLINED' as const) : ['CHALLENGE_REQUIRED' as const, 'DECLINED' as const],
     ...(i === taps - 1 ? { reason: DeclineReason.DECLINE_REASON_RISK } : {}),
   }));
 }

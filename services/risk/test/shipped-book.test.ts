@@ -43,7 +43,7 @@ describe('shipped rules and model on busy and surging merchants', () => {
     expect(v.reasons.map((r) => r.code)).not.toContain('MERCHANT_NEW_ACCOUNT_SURGE');
   });
 
-  it('approves a dozen brand-new wallets with brand-new bands paying one new merchant within a minute (the gateway tests, as risk sees them since default-9)', () => {
+  it('approves a dozen brand-new wallets with brand-new bands paying one new merchant within a minute (the gateway tests, with the account-age and young-band features of the third round)', () => {
     const extra = merchant(12, 12, 0, 0, 60_000)!;
     extra.merchant!.young = { young24h: 12, young7d: 12, accounts24h: 12, accounts7d: 12 };
     extra.accountBornAt = Date.UTC(2031, 0, 5, 9) - 60_000;
