@@ -365,7 +365,7 @@ async function main(): Promise<void> {
     );
   } else {
     console.log(
-      `${ctx.bands} bands per stage (each pays once) after 50 warm-up payments, ${concurrency} in flight; ${service === 'mesh' ? 'gateway and risk replicas (gateway r → risk r)' : 'gateway replicas'} plus one of each other service as processes with mTLS, ` +
+      `${ctx.bands} bands per stage (each pays once) after 50 warm-up payments, ${concurrency} in flight; ${service === 'mesh' ? 'gateway and risk replicas (every gateway round robin over every risk)' : 'gateway replicas'} plus one of each other service as processes with mTLS, ` +
         `one load client process (round_robin over the gateways); PostgreSQL, Redis and NATS on this machine (${CORES} cores)`,
     );
   }
