@@ -208,11 +208,12 @@ export async function migrate(db: Db, dir: string, log?: Logger): Promise<string
           const version = `${source.scope}/${file}`;
           if ((await q.query('SELECT 1 FROM schema_migrations WHERE version = $1', [version])).rowCount > 0) continue;
           const sql = readFileSync(join(source.dir, file), 'utf8');
+          const outsideTransaction = sql.startsWith(NO_TRANSACTION_MARKER);
           try {
-            if (sql.startsWith(NO_TRANSACTION_MARKER)) await applyOutsideTransaction(q, version, sql);
+            if (outsideTransaction) await applyOutsideTransaction(q, version, sql);
             else await applyInTransaction(q, version, sql);
           } catch (err) {
-            throw refusedMigration(err, version);
+            throw refusedMigration(err, version, outsideTransaction);
           }
           applied.push(version);
           log?.info({ migration: version }, 'migration applied');
@@ -239,10 +240,11 @@ export class MigrationRefused extends StartupError {
 // available), operator intervention (57: shutdown, cannot connect now), system error (58).
 const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '40', '53', '55', '57', '58']);
 
-function refusedMigration(err: unknown, version: string): unknown {
+function refusedMigration(err: unknown, version: string, outsideTransaction: boolean): unknown {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code) || TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2))) return err;
-  return new MigrationRefused(`migration ${version} was refused: ${(err as Error).message.split('\n')[0]} (SQLSTATE ${code}); nothing of it was applied`);
+  const left = outsideTransaction ? 'the statements before it stay applied (each may run again)' : 'nothing of it was applied';
+  return new MigrationRefused(`migration ${version} was refused: ${(err as Error).message.split('\n')[0]} (SQLSTATE ${code}); ${left}`);
 }
 
 /**
