@@ -43,7 +43,7 @@ async function removeRunKeys(run) {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 2_000 });
   try {
     await redis.connect();
-    const ours = new RegExp(`^[A-Za-z_]*${run}[0-9a-f]{10}:`);
+    const ours = new RegExp(`^[A-Za-z0-9_]*${run}[0-9a-f]{10}:`);
     for await (const keys of redis.scanStream({ match: `*${run}*`, count: 1000 })) {
       const doomed = keys.filter((k) => ours.test(k));
       if (doomed.length) await redis.unlink(...doomed);
